@@ -1,0 +1,28 @@
+// Package store is shoal's replicated state: in-memory indexed objects that
+// change only through transactions committed by raft.
+//
+// The store is the raft state machine (it implements Apply, Snapshot and
+// Restore for orchestrator/raft) and the API everything else on a manager
+// reads and writes through. A caller's duties, in order:
+//
+//  1. Create the store with New, passing the raft node as its Proposer once
+//     the node exists (SetProposer), and hand the store to the raft node as
+//     its state machine.
+//  2. Read with View (local, may lag the leader) or ViewLinearizable (a raft
+//     read-index barrier first, so the read sees every write acknowledged
+//     before it started).
+//  3. Write with Update. The callback reads and stages changes; the staged
+//     actions carry the version of every object they touch and are proposed
+//     through raft as one transaction. Every manager applies it in log order
+//     and the whole transaction fails with ErrVersionConflict if any object
+//     moved on since it was read; Update then re-runs the callback, so the
+//     callback must have no side effects outside the transaction.
+//  4. Follow changes with Watch or ViewAndWatch: one Batch per committed
+//     transaction, in log order, so a reconciler can mark work dirty per
+//     event and reconcile once per batch.
+//
+// Apply is deterministic: object versions are the raft index of the entry
+// that last changed them, and timestamps are chosen by the proposer.
+//
+// The package imports only api.
+package store

@@ -1,0 +1,82 @@
+package store
+
+// This file owns the list of object kinds the store holds and the mapping
+// between an object and the oneof target of a StoreAction. Adding a kind
+// means adding it to kinds, actionTarget and the snapshot (snapshot.go).
+
+import (
+	"fmt"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal/shoal/api"
+)
+
+// Object is anything the store holds.
+type Object interface {
+	proto.Message
+	GetId() string
+	GetMeta() *api.Meta
+}
+
+// Kind names a table of the store.
+type Kind string
+
+// The kinds of object the store holds.
+const (
+	KindNode    Kind = "node"
+	KindCluster Kind = "cluster"
+)
+
+// kinds lists every table, in the order snapshots and restores walk them.
+var kinds = []Kind{KindCluster, KindNode}
+
+// kindOf says which table an object belongs to.
+func kindOf(o Object) (Kind, error) {
+	switch o.(type) {
+	case *api.Node:
+		return KindNode, nil
+	case *api.Cluster:
+		return KindCluster, nil
+	}
+	return "", fmt.Errorf("%w: the store holds no %T", ErrInvalidObject, o)
+}
+
+// actionObject returns the object a StoreAction carries.
+func actionObject(a *api.StoreAction) (Object, error) {
+	switch t := a.GetTarget().(type) {
+	case *api.StoreAction_Node:
+		return t.Node, nil
+	case *api.StoreAction_Cluster:
+		return t.Cluster, nil
+	}
+	return nil, fmt.Errorf("%w: store action without a known target", ErrInvalidObject)
+}
+
+// newAction wraps an object into a StoreAction.
+func newAction(kind api.StoreAction_Kind, o Object, expectedVersion uint64) (*api.StoreAction, error) {
+	a := &api.StoreAction{Kind: kind, ExpectedVersion: expectedVersion}
+	switch t := o.(type) {
+	case *api.Node:
+		a.Target = &api.StoreAction_Node{Node: t}
+	case *api.Cluster:
+		a.Target = &api.StoreAction_Cluster{Cluster: t}
+	default:
+		return nil, fmt.Errorf("%w: the store holds no %T", ErrInvalidObject, o)
+	}
+	return a, nil
+}
+
+// version returns an object's version, zero when it has no meta yet.
+func version(o Object) uint64 {
+	return o.GetMeta().GetVersion()
+}
+
+func clone[T Object](o T) T {
+	return proto.Clone(o).(T)
+}
+
+func sortByID[T Object](objs []T) {
+	sort.Slice(objs, func(i, j int) bool { return objs[i].GetId() < objs[j].GetId() })
+}

@@ -1,0 +1,276 @@
+package store
+
+// This file owns transactions: ReadTx for reads and Tx, which stages
+// creates, updates and deletes on top of the current state and turns them
+// into one StoreTransaction for raft.
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal/shoal/api"
+)
+
+// ReadTx reads the store. Objects it returns are copies the caller owns.
+type ReadTx interface {
+	Node(id string) *api.Node
+	Nodes() []*api.Node
+	Cluster(id string) *api.Cluster
+	Clusters() []*api.Cluster
+}
+
+// Tx reads the store, its own staged changes included, and stages changes.
+type Tx interface {
+	ReadTx
+	// Create stages a new object; its ID must be unused.
+	Create(o Object) error
+	// Update stages a new version of an existing object. The object's
+	// meta.version must be the one it was read at.
+	Update(o Object) error
+	// Delete stages the removal of an existing object, read at the version
+	// o carries.
+	Delete(o Object) error
+}
+
+type readTx struct {
+	s *MemoryStore
+}
+
+func (r *readTx) Node(id string) *api.Node       { return get[*api.Node](r.s, KindNode, id) }
+func (r *readTx) Nodes() []*api.Node             { return list[*api.Node](r.s, KindNode) }
+func (r *readTx) Cluster(id string) *api.Cluster { return get[*api.Cluster](r.s, KindCluster, id) }
+func (r *readTx) Clusters() []*api.Cluster       { return list[*api.Cluster](r.s, KindCluster) }
+
+func get[T Object](s *MemoryStore, k Kind, id string) T {
+	var zero T
+	o, ok := s.tables[k][id]
+	if !ok {
+		return zero
+	}
+	return clone(o.(T))
+}
+
+func list[T Object](s *MemoryStore, k Kind) []T {
+	out := make([]T, 0, len(s.tables[k]))
+	for _, o := range s.tables[k] {
+		out = append(out, clone(o.(T)))
+	}
+	sortByID(out)
+	return out
+}
+
+// staged is one object's pending change inside a transaction.
+type staged struct {
+	action          api.StoreAction_Kind
+	object          Object
+	expectedVersion uint64
+}
+
+type tx struct {
+	readTx
+	now     time.Time
+	changes map[Kind]map[string]*staged
+	order   []stagedKey
+}
+
+type stagedKey struct {
+	kind Kind
+	id   string
+}
+
+func newTx(s *MemoryStore, now time.Time) *tx {
+	return &tx{readTx: readTx{s: s}, now: now, changes: make(map[Kind]map[string]*staged)}
+}
+
+func (t *tx) Node(id string) *api.Node {
+	if o, ok := t.stagedObject(KindNode, id); ok {
+		n, _ := o.(*api.Node)
+		return n
+	}
+	return t.readTx.Node(id)
+}
+
+func (t *tx) Nodes() []*api.Node { return mergeStaged(t, KindNode, t.readTx.Nodes()) }
+
+func (t *tx) Cluster(id string) *api.Cluster {
+	if o, ok := t.stagedObject(KindCluster, id); ok {
+		c, _ := o.(*api.Cluster)
+		return c
+	}
+	return t.readTx.Cluster(id)
+}
+
+func (t *tx) Clusters() []*api.Cluster { return mergeStaged(t, KindCluster, t.readTx.Clusters()) }
+
+// stagedObject returns a copy of the staged state of an object; ok is false
+// when the transaction has not touched it. A staged delete reads as nil.
+func (t *tx) stagedObject(k Kind, id string) (Object, bool) {
+	c, ok := t.changes[k][id]
+	if !ok {
+		return nil, false
+	}
+	if c.action == api.StoreAction_KIND_DELETE {
+		return nil, true
+	}
+	return clone(c.object), true
+}
+
+func mergeStaged[T Object](t *tx, k Kind, base []T) []T {
+	if len(t.changes[k]) == 0 {
+		return base
+	}
+	out := base[:0]
+	seen := make(map[string]bool)
+	for _, o := range base {
+		seen[o.GetId()] = true
+		if s, ok := t.stagedObject(k, o.GetId()); ok {
+			if s != nil {
+				out = append(out, s.(T))
+			}
+			continue
+		}
+		out = append(out, o)
+	}
+	for id := range t.changes[k] {
+		if seen[id] {
+			continue
+		}
+		if s, _ := t.stagedObject(k, id); s != nil {
+			out = append(out, s.(T))
+		}
+	}
+	sortByID(out)
+	return out
+}
+
+func (t *tx) Create(o Object) error {
+	k, err := t.validate(o)
+	if err != nil {
+		return err
+	}
+	id := o.GetId()
+	if prev, ok := t.changes[k][id]; ok {
+		if prev.action != api.StoreAction_KIND_DELETE {
+			return fmt.Errorf("%w: %s %s", ErrExist, k, id)
+		}
+		// Delete then create of the same ID: an update of the original.
+		prev.action = api.StoreAction_KIND_UPDATE
+		prev.object = t.withMeta(o, prev.expectedVersion)
+		return nil
+	}
+	if _, exists := t.s.tables[k][id]; exists {
+		return fmt.Errorf("%w: %s %s", ErrExist, k, id)
+	}
+	t.stage(k, id, &staged{action: api.StoreAction_KIND_CREATE, object: t.withMeta(o, 0)})
+	return nil
+}
+
+func (t *tx) Update(o Object) error {
+	k, err := t.validate(o)
+	if err != nil {
+		return err
+	}
+	id := o.GetId()
+	if prev, ok := t.changes[k][id]; ok {
+		if prev.action == api.StoreAction_KIND_DELETE {
+			return fmt.Errorf("%w: %s %s was deleted in this transaction", ErrNotFound, k, id)
+		}
+		prev.object = t.withMeta(o, version(prev.object))
+		return nil
+	}
+	if _, exists := t.s.tables[k][id]; !exists {
+		return fmt.Errorf("%w: %s %s", ErrNotFound, k, id)
+	}
+	t.stage(k, id, &staged{action: api.StoreAction_KIND_UPDATE, object: t.withMeta(o, version(o)), expectedVersion: version(o)})
+	return nil
+}
+
+func (t *tx) Delete(o Object) error {
+	k, err := t.validate(o)
+	if err != nil {
+		return err
+	}
+	id := o.GetId()
+	if prev, ok := t.changes[k][id]; ok {
+		switch prev.action {
+		case api.StoreAction_KIND_CREATE:
+			delete(t.changes[k], id)
+			t.unorder(k, id)
+		case api.StoreAction_KIND_UPDATE:
+			prev.action = api.StoreAction_KIND_DELETE
+		default:
+			return fmt.Errorf("%w: %s %s was deleted in this transaction", ErrNotFound, k, id)
+		}
+		return nil
+	}
+	if _, exists := t.s.tables[k][id]; !exists {
+		return fmt.Errorf("%w: %s %s", ErrNotFound, k, id)
+	}
+	t.stage(k, id, &staged{action: api.StoreAction_KIND_DELETE, object: clone(o), expectedVersion: version(o)})
+	return nil
+}
+
+func (t *tx) validate(o Object) (Kind, error) {
+	k, err := kindOf(o)
+	if err != nil {
+		return "", err
+	}
+	if o.GetId() == "" {
+		return "", fmt.Errorf("%w: %s without an ID", ErrInvalidObject, k)
+	}
+	return k, nil
+}
+
+// withMeta copies o and stamps its meta with the transaction's time; the
+// version stays the one it was read at until Apply sets the new one.
+func (t *tx) withMeta(o Object, readVersion uint64) Object {
+	c := clone(o)
+	m := c.GetMeta()
+	if m == nil {
+		m = &api.Meta{}
+		setMeta(c, m)
+	}
+	m.Version = readVersion
+	m.UpdatedAt = stamp(t.now)
+	if readVersion == 0 && m.CreatedAt == nil {
+		m.CreatedAt = stamp(t.now)
+	}
+	return c
+}
+
+func (t *tx) stage(k Kind, id string, s *staged) {
+	if t.changes[k] == nil {
+		t.changes[k] = make(map[string]*staged)
+	}
+	t.changes[k][id] = s
+	t.order = append(t.order, stagedKey{k, id})
+}
+
+func (t *tx) unorder(k Kind, id string) {
+	for i, key := range t.order {
+		if key.kind == k && key.id == id {
+			t.order = append(t.order[:i], t.order[i+1:]...)
+			return
+		}
+	}
+}
+
+// payload encodes the staged changes, in the order they were first made, as
+// one StoreTransaction; nil when nothing was staged.
+func (t *tx) payload() ([]byte, error) {
+	if len(t.order) == 0 {
+		return nil, nil
+	}
+	txn := &api.StoreTransaction{Actions: make([]*api.StoreAction, 0, len(t.order))}
+	for _, key := range t.order {
+		c := t.changes[key.kind][key.id]
+		a, err := newAction(c.action, c.object, c.expectedVersion)
+		if err != nil {
+			return nil, err
+		}
+		txn.Actions = append(txn.Actions, a)
+	}
+	return proto.Marshal(txn)
+}
