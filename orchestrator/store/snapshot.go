@@ -15,12 +15,9 @@ import (
 func (s *MemoryStore) Snapshot() ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	snap := &api.StoreSnapshot{}
-	for _, n := range sortedTable[*api.Node](s, KindNode) {
-		snap.Nodes = append(snap.Nodes, n)
-	}
-	for _, c := range sortedTable[*api.Cluster](s, KindCluster) {
-		snap.Clusters = append(snap.Clusters, c)
+	snap := &api.StoreSnapshot{
+		Nodes:    sortedTable[*api.Node](s, KindNode),
+		Clusters: sortedTable[*api.Cluster](s, KindCluster),
 	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(snap)
 	if err != nil {

@@ -125,7 +125,9 @@ func TestStaleUpdateIsRefused(t *testing.T) {
 func TestUpdateRetriesOnConflict(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
-	if err := s.Update(ctx, func(tx Tx) error { return tx.Create(&api.Node{Id: "n1", Spec: &api.NodeSpec{Annotations: &api.Annotations{Labels: map[string]string{}}}}) }); err != nil {
+	if err := s.Update(ctx, func(tx Tx) error {
+		return tx.Create(&api.Node{Id: "n1", Spec: &api.NodeSpec{Annotations: &api.Annotations{Labels: map[string]string{}}}})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	// Concurrent increments of a counter label must all land.
@@ -232,7 +234,7 @@ func TestWatchDeliversBatchesInOrder(t *testing.T) {
 	}
 	const n = 50
 	for i := 0; i < n; i++ {
-		id := string(rune('a' + i%26)) + string(rune('a'+i/26))
+		id := string(rune('a'+i%26)) + string(rune('a'+i/26))
 		if err := s.Update(ctx, func(tx Tx) error { return tx.Create(node(id, id)) }); err != nil {
 			t.Fatal(err)
 		}
