@@ -1,0 +1,51 @@
+# shoal — build, test, benchmark, demo.
+GO        ?= go
+BIN       := $(CURDIR)/bin
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+# Pinned tool versions; .ci/run and `make tools` install exactly these.
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+STATICCHECK_VERSION        := v0.8.2
+
+.PHONY: all build test test-short bench demo proto lint tools clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+
+# Unit, in-process and process-level tests. The race detector runs on the
+# packages with the most concurrency.
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -race -timeout 20m ./orchestrator/store/ ./orchestrator/ca/ ./orchestrator/dispatcher/ ./agent/
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+# Benchmarks write their figures to docs/benchmarks.md.
+bench: build
+	$(GO) run ./cmd/shoal-bench raft --out docs/benchmarks.md
+
+demo: build
+	bash test/demo/demo.sh
+
+proto:
+	cd api && PATH="$(GOBIN):$$PATH" protoc -I . -I /usr/include \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		objects.proto raft.proto ca.proto dispatcher.proto control.proto
+
+lint:
+	$(GO) vet ./...
+	$(GOBIN)/staticcheck ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+tools:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+clean:
+	rm -rf $(BIN)

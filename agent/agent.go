@@ -1,0 +1,195 @@
+package agent
+
+// This file owns the session loop: pick a manager, open a session, heartbeat
+// it, and on failure move to the leader the failing manager named or to the
+// next known manager, with backoff.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal/shoal/api"
+)
+
+// ErrNodeRemoved is returned by Run when the cluster refuses this node's
+// certificate because the node was removed.
+var ErrNodeRemoved = errors.New("this node was removed from the cluster")
+
+// Config is what an agent needs.
+type Config struct {
+	// Managers are the remote API addresses to try first.
+	Managers []string
+	// Dial opens an mTLS connection to a manager.
+	Dial func(ctx context.Context, addr string) (*grpc.ClientConn, error)
+	// Description is reported to the dispatcher.
+	Description *api.NodeDescription
+	// OnMessage is called with every session message, in order.
+	OnMessage func(*api.SessionMessage)
+	Logger    *slog.Logger
+}
+
+// Agent keeps the node's session.
+type Agent struct {
+	cfg Config
+
+	mu       sync.Mutex
+	managers []string
+	next     string // a leader hint, tried first
+}
+
+// New returns an agent.
+func New(cfg Config) *Agent {
+	return &Agent{cfg: cfg, managers: append([]string(nil), cfg.Managers...)}
+}
+
+// Managers returns the managers the agent knows of.
+func (a *Agent) Managers() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.managers...)
+}
+
+// Run keeps a session open until ctx ends or the node is removed.
+func (a *Agent) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		addr := a.pick()
+		if addr == "" {
+			return fmt.Errorf("agent: no manager address to connect to")
+		}
+		err := a.session(ctx, addr)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unauthenticated {
+			return fmt.Errorf("%w: %s", ErrNodeRemoved, status.Convert(err).Message())
+		}
+		if leader := leaderHint(err); leader != "" && leader != addr {
+			a.cfg.Logger.Info("following the leader", "from", addr, "to", leader)
+			a.setHint(leader)
+			continue
+		}
+		a.cfg.Logger.Warn("session with manager ended", "manager", addr, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff + rand.N(backoff)):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		if err == nil {
+			backoff = 100 * time.Millisecond
+		}
+	}
+}
+
+// session runs one session with one manager until it fails.
+func (a *Agent) session(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	conn, err := a.cfg.Dial(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	client := api.NewDispatcherClient(conn)
+	stream, err := client.Session(ctx, &api.SessionRequest{Description: a.cfg.Description})
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	a.cfg.Logger.Info("session open", "manager", addr, "session", first.SessionId)
+	a.handle(first)
+
+	errc := make(chan error, 2)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			a.handle(msg)
+		}
+	}()
+	go func() { errc <- a.heartbeat(ctx, client, first) }()
+	return <-errc
+}
+
+func (a *Agent) heartbeat(ctx context.Context, client api.DispatcherClient, first *api.SessionMessage) error {
+	period := first.HeartbeatPeriod.AsDuration()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(period):
+		}
+		hctx, cancel := context.WithTimeout(ctx, 2*period)
+		resp, err := client.Heartbeat(hctx, &api.HeartbeatRequest{SessionId: first.SessionId})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+		if p := resp.Period.AsDuration(); p > 0 {
+			period = p
+		}
+	}
+}
+
+func (a *Agent) handle(msg *api.SessionMessage) {
+	if len(msg.Managers) > 0 {
+		a.mu.Lock()
+		a.managers = append([]string(nil), msg.Managers...)
+		a.mu.Unlock()
+	}
+	if a.cfg.OnMessage != nil {
+		a.cfg.OnMessage(msg)
+	}
+}
+
+// pick returns the leader hint if there is one, else a random known manager.
+func (a *Agent) pick() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.next != "" {
+		addr := a.next
+		a.next = ""
+		return addr
+	}
+	if len(a.managers) == 0 {
+		return ""
+	}
+	return a.managers[rand.N(len(a.managers))]
+}
+
+func (a *Agent) setHint(addr string) {
+	a.mu.Lock()
+	a.next = addr
+	a.mu.Unlock()
+}
+
+// leaderHint returns the leader address a follower named in its refusal.
+func leaderHint(err error) string {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return ""
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == api.NotLeaderReason {
+			return info.Metadata[api.LeaderAddrKey]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,167 @@
+// Package controlapi is the Control gRPC service shoalctl talks to: it
+// validates requests, reads the store linearizably and writes it through
+// transactions. It never changes state on a request it refuses.
+//
+// It imports api, orchestrator/store and orchestrator/ca; raft is reached
+// through the Membership interface the manager supplies.
+package controlapi
+
+// This file owns the server and the cluster-wide RPCs (cluster info, join
+// tokens); nodes.go owns the node RPCs.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/ca"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// Manager is one raft member as this manager sees it.
+type Manager struct {
+	NodeID    string
+	RaftID    uint64
+	Addr      string
+	Leader    bool
+	Reachable bool
+}
+
+// Membership is what the Control API needs of raft.
+type Membership interface {
+	// Managers lists the raft members.
+	Managers() []Manager
+	// LeaderNodeID is the node ID of the current leader, "" if none.
+	LeaderNodeID() string
+	// Term and AppliedIndex describe this manager's raft state.
+	Term() uint64
+	AppliedIndex() uint64
+	// RemoveManager removes a node from the raft group, refusing when
+	// that would cost the group its quorum.
+	RemoveManager(ctx context.Context, nodeID string) error
+}
+
+// Server implements api.ControlServer.
+type Server struct {
+	api.UnimplementedControlServer
+	store   *store.MemoryStore
+	raft    Membership
+	localID string
+	log     *slog.Logger
+}
+
+// NewServer returns the Control service of the manager whose node ID is
+// localID.
+func NewServer(s *store.MemoryStore, m Membership, localID string, log *slog.Logger) *Server {
+	return &Server{store: s, raft: m, localID: localID, log: log}
+}
+
+// cluster reads the cluster object linearizably.
+func (s *Server) cluster(ctx context.Context) (*api.Cluster, error) {
+	var c *api.Cluster
+	err := s.store.ViewLinearizable(ctx, func(tx store.ReadTx) {
+		if cs := tx.Clusters(); len(cs) > 0 {
+			c = cs[0]
+		}
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if c == nil {
+		return nil, status.Error(codes.Unavailable, "the cluster is not initialised yet")
+	}
+	return c, nil
+}
+
+// GetCluster returns the cluster object without the CA key.
+func (s *Server) GetCluster(ctx context.Context, _ *api.GetClusterRequest) (*api.GetClusterResponse, error) {
+	c, err := s.cluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.RootCa != nil {
+		c.RootCa.CaKeyPem = nil
+	}
+	return &api.GetClusterResponse{
+		Cluster:          c,
+		LeaderId:         s.raft.LeaderNodeID(),
+		RaftTerm:         s.raft.Term(),
+		RaftAppliedIndex: s.raft.AppliedIndex(),
+		ManagerNodeId:    s.localID,
+	}, nil
+}
+
+// RotateJoinToken replaces the worker or manager join token; the old one is
+// refused from the moment the change commits.
+func (s *Server) RotateJoinToken(ctx context.Context, req *api.RotateJoinTokenRequest) (*api.RotateJoinTokenResponse, error) {
+	if _, ok := api.NodeRole_name[int32(req.Role)]; !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "role: %d is not a node role (worker or manager)", req.Role)
+	}
+	var tokens *api.JoinTokens
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		cs := tx.Clusters()
+		if len(cs) == 0 {
+			return status.Error(codes.Unavailable, "the cluster is not initialised yet")
+		}
+		c := cs[0]
+		root, err := ca.ParseRootCA(c.RootCa.CaCertPem, nil)
+		if err != nil {
+			return fmt.Errorf("read the cluster's root CA: %w", err)
+		}
+		token, err := ca.GenerateJoinToken(root)
+		if err != nil {
+			return err
+		}
+		if c.RootCa.JoinTokens == nil {
+			c.RootCa.JoinTokens = &api.JoinTokens{}
+		}
+		if req.Role == api.NodeRole_NODE_ROLE_MANAGER {
+			c.RootCa.JoinTokens.Manager = token
+		} else {
+			c.RootCa.JoinTokens.Worker = token
+		}
+		tokens = c.RootCa.JoinTokens
+		return tx.Update(c)
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.log.Info("join token rotated", "role", roleName(req.Role))
+	return &api.RotateJoinTokenResponse{JoinTokens: tokens}, nil
+}
+
+// toStatus turns store and raft errors into gRPC statuses; errors that are
+// statuses already pass through.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrExist):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, store.ErrVersionConflict):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+func roleName(r api.NodeRole) string {
+	if r == api.NodeRole_NODE_ROLE_MANAGER {
+		return "manager"
+	}
+	return "worker"
+}
