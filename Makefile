@@ -32,10 +32,10 @@ demo: build
 	bash test/demo/demo.sh
 
 proto:
-	cd api && PATH="$(GOBIN):$$PATH" protoc -I . -I /usr/include \
+	PATH="$(GOBIN):$$PATH" protoc -I . -I /usr/include \
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
-		objects.proto raft.proto ca.proto dispatcher.proto control.proto
+		api/objects.proto api/raft.proto api/ca.proto api/dispatcher.proto api/control.proto
 
 lint:
 	$(GO) vet ./...

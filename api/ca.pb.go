@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: ca.proto
+// source: api/ca.proto
 
 package api
 
@@ -29,7 +29,7 @@ type GetRootCACertificateRequest struct {
 
 func (x *GetRootCACertificateRequest) Reset() {
 	*x = GetRootCACertificateRequest{}
-	mi := &file_ca_proto_msgTypes[0]
+	mi := &file_api_ca_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +41,7 @@ func (x *GetRootCACertificateRequest) String() string {
 func (*GetRootCACertificateRequest) ProtoMessage() {}
 
 func (x *GetRootCACertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[0]
+	mi := &file_api_ca_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +54,7 @@ func (x *GetRootCACertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRootCACertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetRootCACertificateRequest) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{0}
+	return file_api_ca_proto_rawDescGZIP(), []int{0}
 }
 
 type GetRootCACertificateResponse struct {
@@ -66,7 +66,7 @@ type GetRootCACertificateResponse struct {
 
 func (x *GetRootCACertificateResponse) Reset() {
 	*x = GetRootCACertificateResponse{}
-	mi := &file_ca_proto_msgTypes[1]
+	mi := &file_api_ca_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -78,7 +78,7 @@ func (x *GetRootCACertificateResponse) String() string {
 func (*GetRootCACertificateResponse) ProtoMessage() {}
 
 func (x *GetRootCACertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[1]
+	mi := &file_api_ca_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -91,7 +91,7 @@ func (x *GetRootCACertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRootCACertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetRootCACertificateResponse) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{1}
+	return file_api_ca_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *GetRootCACertificateResponse) GetCertificatePem() []byte {
@@ -115,7 +115,7 @@ type IssueNodeCertificateRequest struct {
 
 func (x *IssueNodeCertificateRequest) Reset() {
 	*x = IssueNodeCertificateRequest{}
-	mi := &file_ca_proto_msgTypes[2]
+	mi := &file_api_ca_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +127,7 @@ func (x *IssueNodeCertificateRequest) String() string {
 func (*IssueNodeCertificateRequest) ProtoMessage() {}
 
 func (x *IssueNodeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[2]
+	mi := &file_api_ca_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +140,7 @@ func (x *IssueNodeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueNodeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueNodeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{2}
+	return file_api_ca_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *IssueNodeCertificateRequest) GetCsr() []byte {
@@ -183,7 +183,7 @@ type IssueNodeCertificateResponse struct {
 
 func (x *IssueNodeCertificateResponse) Reset() {
 	*x = IssueNodeCertificateResponse{}
-	mi := &file_ca_proto_msgTypes[3]
+	mi := &file_api_ca_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +195,7 @@ func (x *IssueNodeCertificateResponse) String() string {
 func (*IssueNodeCertificateResponse) ProtoMessage() {}
 
 func (x *IssueNodeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[3]
+	mi := &file_api_ca_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +208,7 @@ func (x *IssueNodeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueNodeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueNodeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{3}
+	return file_api_ca_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *IssueNodeCertificateResponse) GetNodeId() string {
@@ -248,7 +248,7 @@ type RenewNodeCertificateRequest struct {
 
 func (x *RenewNodeCertificateRequest) Reset() {
 	*x = RenewNodeCertificateRequest{}
-	mi := &file_ca_proto_msgTypes[4]
+	mi := &file_api_ca_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +260,7 @@ func (x *RenewNodeCertificateRequest) String() string {
 func (*RenewNodeCertificateRequest) ProtoMessage() {}
 
 func (x *RenewNodeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[4]
+	mi := &file_api_ca_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +273,7 @@ func (x *RenewNodeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewNodeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewNodeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{4}
+	return file_api_ca_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RenewNodeCertificateRequest) GetCsr() []byte {
@@ -293,7 +293,7 @@ type RenewNodeCertificateResponse struct {
 
 func (x *RenewNodeCertificateResponse) Reset() {
 	*x = RenewNodeCertificateResponse{}
-	mi := &file_ca_proto_msgTypes[5]
+	mi := &file_api_ca_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +305,7 @@ func (x *RenewNodeCertificateResponse) String() string {
 func (*RenewNodeCertificateResponse) ProtoMessage() {}
 
 func (x *RenewNodeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ca_proto_msgTypes[5]
+	mi := &file_api_ca_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +318,7 @@ func (x *RenewNodeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewNodeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewNodeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_ca_proto_rawDescGZIP(), []int{5}
+	return file_api_ca_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RenewNodeCertificateResponse) GetCertificatePem() []byte {
@@ -335,11 +335,11 @@ func (x *RenewNodeCertificateResponse) GetRole() NodeRole {
 	return NodeRole_NODE_ROLE_WORKER
 }
 
-var File_ca_proto protoreflect.FileDescriptor
+var File_api_ca_proto protoreflect.FileDescriptor
 
-const file_ca_proto_rawDesc = "" +
+const file_api_ca_proto_rawDesc = "" +
 	"\n" +
-	"\bca.proto\x12\tshoal.api\x1a\robjects.proto\"\x1d\n" +
+	"\fapi/ca.proto\x12\tshoal.api\x1a\x11api/objects.proto\"\x1d\n" +
 	"\x1bGetRootCACertificateRequest\"G\n" +
 	"\x1cGetRootCACertificateResponse\x12'\n" +
 	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\"\x97\x01\n" +
@@ -365,19 +365,19 @@ const file_ca_proto_rawDesc = "" +
 	"\x14RenewNodeCertificate\x12&.shoal.api.RenewNodeCertificateRequest\x1a'.shoal.api.RenewNodeCertificateResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
-	file_ca_proto_rawDescOnce sync.Once
-	file_ca_proto_rawDescData []byte
+	file_api_ca_proto_rawDescOnce sync.Once
+	file_api_ca_proto_rawDescData []byte
 )
 
-func file_ca_proto_rawDescGZIP() []byte {
-	file_ca_proto_rawDescOnce.Do(func() {
-		file_ca_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_ca_proto_rawDesc), len(file_ca_proto_rawDesc)))
+func file_api_ca_proto_rawDescGZIP() []byte {
+	file_api_ca_proto_rawDescOnce.Do(func() {
+		file_api_ca_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_ca_proto_rawDesc), len(file_api_ca_proto_rawDesc)))
 	})
-	return file_ca_proto_rawDescData
+	return file_api_ca_proto_rawDescData
 }
 
-var file_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
-var file_ca_proto_goTypes = []any{
+var file_api_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_api_ca_proto_goTypes = []any{
 	(*GetRootCACertificateRequest)(nil),  // 0: shoal.api.GetRootCACertificateRequest
 	(*GetRootCACertificateResponse)(nil), // 1: shoal.api.GetRootCACertificateResponse
 	(*IssueNodeCertificateRequest)(nil),  // 2: shoal.api.IssueNodeCertificateRequest
@@ -387,7 +387,7 @@ var file_ca_proto_goTypes = []any{
 	(*NodeDescription)(nil),              // 6: shoal.api.NodeDescription
 	(NodeRole)(0),                        // 7: shoal.api.NodeRole
 }
-var file_ca_proto_depIdxs = []int32{
+var file_api_ca_proto_depIdxs = []int32{
 	6, // 0: shoal.api.IssueNodeCertificateRequest.description:type_name -> shoal.api.NodeDescription
 	7, // 1: shoal.api.IssueNodeCertificateResponse.role:type_name -> shoal.api.NodeRole
 	7, // 2: shoal.api.RenewNodeCertificateResponse.role:type_name -> shoal.api.NodeRole
@@ -404,27 +404,27 @@ var file_ca_proto_depIdxs = []int32{
 	0, // [0:3] is the sub-list for field type_name
 }
 
-func init() { file_ca_proto_init() }
-func file_ca_proto_init() {
-	if File_ca_proto != nil {
+func init() { file_api_ca_proto_init() }
+func file_api_ca_proto_init() {
+	if File_api_ca_proto != nil {
 		return
 	}
-	file_objects_proto_init()
+	file_api_objects_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ca_proto_rawDesc), len(file_ca_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_ca_proto_rawDesc), len(file_api_ca_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_ca_proto_goTypes,
-		DependencyIndexes: file_ca_proto_depIdxs,
-		MessageInfos:      file_ca_proto_msgTypes,
+		GoTypes:           file_api_ca_proto_goTypes,
+		DependencyIndexes: file_api_ca_proto_depIdxs,
+		MessageInfos:      file_api_ca_proto_msgTypes,
 	}.Build()
-	File_ca_proto = out.File
-	file_ca_proto_goTypes = nil
-	file_ca_proto_depIdxs = nil
+	File_api_ca_proto = out.File
+	file_api_ca_proto_goTypes = nil
+	file_api_ca_proto_depIdxs = nil
 }

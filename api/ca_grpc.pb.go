@@ -2,7 +2,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.0
 // - protoc             v3.21.12
-// source: ca.proto
+// source: api/ca.proto
 
 package api
 
@@ -199,5 +199,5 @@ var CA_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "ca.proto",
+	Metadata: "api/ca.proto",
 }

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: dispatcher.proto
+// source: api/dispatcher.proto
 
 package api
 
@@ -31,7 +31,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_dispatcher_proto_msgTypes[0]
+	mi := &file_api_dispatcher_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +43,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[0]
+	mi := &file_api_dispatcher_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +56,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{0}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *SessionRequest) GetDescription() *NodeDescription {
@@ -79,7 +79,7 @@ type SessionMessage struct {
 
 func (x *SessionMessage) Reset() {
 	*x = SessionMessage{}
-	mi := &file_dispatcher_proto_msgTypes[1]
+	mi := &file_api_dispatcher_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -91,7 +91,7 @@ func (x *SessionMessage) String() string {
 func (*SessionMessage) ProtoMessage() {}
 
 func (x *SessionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[1]
+	mi := &file_api_dispatcher_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -104,7 +104,7 @@ func (x *SessionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionMessage.ProtoReflect.Descriptor instead.
 func (*SessionMessage) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{1}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *SessionMessage) GetSessionId() string {
@@ -144,7 +144,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dispatcher_proto_msgTypes[2]
+	mi := &file_api_dispatcher_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -156,7 +156,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[2]
+	mi := &file_api_dispatcher_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -169,7 +169,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{2}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *HeartbeatRequest) GetSessionId() string {
@@ -188,7 +188,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dispatcher_proto_msgTypes[3]
+	mi := &file_api_dispatcher_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +200,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dispatcher_proto_msgTypes[3]
+	mi := &file_api_dispatcher_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +213,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dispatcher_proto_rawDescGZIP(), []int{3}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *HeartbeatResponse) GetPeriod() *durationpb.Duration {
@@ -223,11 +223,11 @@ func (x *HeartbeatResponse) GetPeriod() *durationpb.Duration {
 	return nil
 }
 
-var File_dispatcher_proto protoreflect.FileDescriptor
+var File_api_dispatcher_proto protoreflect.FileDescriptor
 
-const file_dispatcher_proto_rawDesc = "" +
+const file_api_dispatcher_proto_rawDesc = "" +
 	"\n" +
-	"\x10dispatcher.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\robjects.proto\"N\n" +
+	"\x14api/dispatcher.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x11api/objects.proto\"N\n" +
 	"\x0eSessionRequest\x12<\n" +
 	"\vdescription\x18\x01 \x01(\v2\x1a.shoal.api.NodeDescriptionR\vdescription\"\xc9\x01\n" +
 	"\x0eSessionMessage\x12\x1d\n" +
@@ -247,19 +247,19 @@ const file_dispatcher_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x1b.shoal.api.HeartbeatRequest\x1a\x1c.shoal.api.HeartbeatResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
-	file_dispatcher_proto_rawDescOnce sync.Once
-	file_dispatcher_proto_rawDescData []byte
+	file_api_dispatcher_proto_rawDescOnce sync.Once
+	file_api_dispatcher_proto_rawDescData []byte
 )
 
-func file_dispatcher_proto_rawDescGZIP() []byte {
-	file_dispatcher_proto_rawDescOnce.Do(func() {
-		file_dispatcher_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_dispatcher_proto_rawDesc), len(file_dispatcher_proto_rawDesc)))
+func file_api_dispatcher_proto_rawDescGZIP() []byte {
+	file_api_dispatcher_proto_rawDescOnce.Do(func() {
+		file_api_dispatcher_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_dispatcher_proto_rawDesc), len(file_api_dispatcher_proto_rawDesc)))
 	})
-	return file_dispatcher_proto_rawDescData
+	return file_api_dispatcher_proto_rawDescData
 }
 
-var file_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
-var file_dispatcher_proto_goTypes = []any{
+var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_api_dispatcher_proto_goTypes = []any{
 	(*SessionRequest)(nil),      // 0: shoal.api.SessionRequest
 	(*SessionMessage)(nil),      // 1: shoal.api.SessionMessage
 	(*HeartbeatRequest)(nil),    // 2: shoal.api.HeartbeatRequest
@@ -268,7 +268,7 @@ var file_dispatcher_proto_goTypes = []any{
 	(NodeRole)(0),               // 5: shoal.api.NodeRole
 	(*durationpb.Duration)(nil), // 6: google.protobuf.Duration
 }
-var file_dispatcher_proto_depIdxs = []int32{
+var file_api_dispatcher_proto_depIdxs = []int32{
 	4, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
 	5, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
 	6, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
@@ -284,27 +284,27 @@ var file_dispatcher_proto_depIdxs = []int32{
 	0, // [0:4] is the sub-list for field type_name
 }
 
-func init() { file_dispatcher_proto_init() }
-func file_dispatcher_proto_init() {
-	if File_dispatcher_proto != nil {
+func init() { file_api_dispatcher_proto_init() }
+func file_api_dispatcher_proto_init() {
+	if File_api_dispatcher_proto != nil {
 		return
 	}
-	file_objects_proto_init()
+	file_api_objects_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dispatcher_proto_rawDesc), len(file_dispatcher_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dispatcher_proto_rawDesc), len(file_api_dispatcher_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_dispatcher_proto_goTypes,
-		DependencyIndexes: file_dispatcher_proto_depIdxs,
-		MessageInfos:      file_dispatcher_proto_msgTypes,
+		GoTypes:           file_api_dispatcher_proto_goTypes,
+		DependencyIndexes: file_api_dispatcher_proto_depIdxs,
+		MessageInfos:      file_api_dispatcher_proto_msgTypes,
 	}.Build()
-	File_dispatcher_proto = out.File
-	file_dispatcher_proto_goTypes = nil
-	file_dispatcher_proto_depIdxs = nil
+	File_api_dispatcher_proto = out.File
+	file_api_dispatcher_proto_goTypes = nil
+	file_api_dispatcher_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.0
 // - protoc             v3.21.12
-// source: dispatcher.proto
+// source: api/dispatcher.proto
 
 package api
 
@@ -165,5 +165,5 @@ var Dispatcher_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "dispatcher.proto",
+	Metadata: "api/dispatcher.proto",
 }

@@ -2,5 +2,7 @@
 // the .proto files beside this file by `make proto`. It imports nothing of
 // the project.
 package api
-
-//go:generate protoc -I . -I /usr/include --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative objects.proto raft.proto ca.proto dispatcher.proto control.proto
+//
+// The .proto files are compiled from the repository's root (`make proto`),
+// so they register as api/<name>.proto and cannot clash with other modules'
+// files of the same name (etcd's raft.proto).

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: objects.proto
+// source: api/objects.proto
 
 // Package shoal.api holds the cluster's replicated objects and the gRPC
 // services managers, agents and shoalctl speak.
@@ -56,11 +56,11 @@ func (x NodeRole) String() string {
 }
 
 func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[0].Descriptor()
+	return file_api_objects_proto_enumTypes[0].Descriptor()
 }
 
 func (NodeRole) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[0]
+	return &file_api_objects_proto_enumTypes[0]
 }
 
 func (x NodeRole) Number() protoreflect.EnumNumber {
@@ -69,7 +69,7 @@ func (x NodeRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeRole.Descriptor instead.
 func (NodeRole) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{0}
+	return file_api_objects_proto_rawDescGZIP(), []int{0}
 }
 
 type NodeAvailability int32
@@ -105,11 +105,11 @@ func (x NodeAvailability) String() string {
 }
 
 func (NodeAvailability) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[1].Descriptor()
+	return file_api_objects_proto_enumTypes[1].Descriptor()
 }
 
 func (NodeAvailability) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[1]
+	return &file_api_objects_proto_enumTypes[1]
 }
 
 func (x NodeAvailability) Number() protoreflect.EnumNumber {
@@ -118,7 +118,7 @@ func (x NodeAvailability) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeAvailability.Descriptor instead.
 func (NodeAvailability) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{1}
+	return file_api_objects_proto_rawDescGZIP(), []int{1}
 }
 
 type NodeState int32
@@ -157,11 +157,11 @@ func (x NodeState) String() string {
 }
 
 func (NodeState) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[2].Descriptor()
+	return file_api_objects_proto_enumTypes[2].Descriptor()
 }
 
 func (NodeState) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[2]
+	return &file_api_objects_proto_enumTypes[2]
 }
 
 func (x NodeState) Number() protoreflect.EnumNumber {
@@ -170,7 +170,7 @@ func (x NodeState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeState.Descriptor instead.
 func (NodeState) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{2}
+	return file_api_objects_proto_rawDescGZIP(), []int{2}
 }
 
 type Reachability int32
@@ -206,11 +206,11 @@ func (x Reachability) String() string {
 }
 
 func (Reachability) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[3].Descriptor()
+	return file_api_objects_proto_enumTypes[3].Descriptor()
 }
 
 func (Reachability) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[3]
+	return &file_api_objects_proto_enumTypes[3]
 }
 
 func (x Reachability) Number() protoreflect.EnumNumber {
@@ -219,7 +219,7 @@ func (x Reachability) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Reachability.Descriptor instead.
 func (Reachability) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{3}
+	return file_api_objects_proto_rawDescGZIP(), []int{3}
 }
 
 type StoreAction_Kind int32
@@ -255,11 +255,11 @@ func (x StoreAction_Kind) String() string {
 }
 
 func (StoreAction_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_objects_proto_enumTypes[4].Descriptor()
+	return file_api_objects_proto_enumTypes[4].Descriptor()
 }
 
 func (StoreAction_Kind) Type() protoreflect.EnumType {
-	return &file_objects_proto_enumTypes[4]
+	return &file_api_objects_proto_enumTypes[4]
 }
 
 func (x StoreAction_Kind) Number() protoreflect.EnumNumber {
@@ -268,7 +268,7 @@ func (x StoreAction_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StoreAction_Kind.Descriptor instead.
 func (StoreAction_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{15, 0}
+	return file_api_objects_proto_rawDescGZIP(), []int{15, 0}
 }
 
 // Meta is kept by the store on every object. Version is the raft index of the
@@ -284,7 +284,7 @@ type Meta struct {
 
 func (x *Meta) Reset() {
 	*x = Meta{}
-	mi := &file_objects_proto_msgTypes[0]
+	mi := &file_api_objects_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +296,7 @@ func (x *Meta) String() string {
 func (*Meta) ProtoMessage() {}
 
 func (x *Meta) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[0]
+	mi := &file_api_objects_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +309,7 @@ func (x *Meta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Meta.ProtoReflect.Descriptor instead.
 func (*Meta) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{0}
+	return file_api_objects_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Meta) GetVersion() uint64 {
@@ -343,7 +343,7 @@ type Annotations struct {
 
 func (x *Annotations) Reset() {
 	*x = Annotations{}
-	mi := &file_objects_proto_msgTypes[1]
+	mi := &file_api_objects_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +355,7 @@ func (x *Annotations) String() string {
 func (*Annotations) ProtoMessage() {}
 
 func (x *Annotations) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[1]
+	mi := &file_api_objects_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +368,7 @@ func (x *Annotations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Annotations.ProtoReflect.Descriptor instead.
 func (*Annotations) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{1}
+	return file_api_objects_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Annotations) GetName() string {
@@ -397,7 +397,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_objects_proto_msgTypes[2]
+	mi := &file_api_objects_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +409,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[2]
+	mi := &file_api_objects_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +422,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{2}
+	return file_api_objects_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *NodeSpec) GetAnnotations() *Annotations {
@@ -459,7 +459,7 @@ type NodeDescription struct {
 
 func (x *NodeDescription) Reset() {
 	*x = NodeDescription{}
-	mi := &file_objects_proto_msgTypes[3]
+	mi := &file_api_objects_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +471,7 @@ func (x *NodeDescription) String() string {
 func (*NodeDescription) ProtoMessage() {}
 
 func (x *NodeDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[3]
+	mi := &file_api_objects_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +484,7 @@ func (x *NodeDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDescription.ProtoReflect.Descriptor instead.
 func (*NodeDescription) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{3}
+	return file_api_objects_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *NodeDescription) GetHostname() string {
@@ -527,7 +527,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_objects_proto_msgTypes[4]
+	mi := &file_api_objects_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +539,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[4]
+	mi := &file_api_objects_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +552,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{4}
+	return file_api_objects_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *NodeStatus) GetState() NodeState {
@@ -590,7 +590,7 @@ type ManagerStatus struct {
 
 func (x *ManagerStatus) Reset() {
 	*x = ManagerStatus{}
-	mi := &file_objects_proto_msgTypes[5]
+	mi := &file_api_objects_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +602,7 @@ func (x *ManagerStatus) String() string {
 func (*ManagerStatus) ProtoMessage() {}
 
 func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[5]
+	mi := &file_api_objects_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +615,7 @@ func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerStatus.ProtoReflect.Descriptor instead.
 func (*ManagerStatus) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{5}
+	return file_api_objects_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ManagerStatus) GetRaftId() uint64 {
@@ -657,7 +657,7 @@ type NodeCertificate struct {
 
 func (x *NodeCertificate) Reset() {
 	*x = NodeCertificate{}
-	mi := &file_objects_proto_msgTypes[6]
+	mi := &file_api_objects_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +669,7 @@ func (x *NodeCertificate) String() string {
 func (*NodeCertificate) ProtoMessage() {}
 
 func (x *NodeCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[6]
+	mi := &file_api_objects_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +682,7 @@ func (x *NodeCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCertificate.ProtoReflect.Descriptor instead.
 func (*NodeCertificate) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{6}
+	return file_api_objects_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NodeCertificate) GetCertificatePem() []byte {
@@ -723,7 +723,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_objects_proto_msgTypes[7]
+	mi := &file_api_objects_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +735,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[7]
+	mi := &file_api_objects_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +748,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{7}
+	return file_api_objects_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Node) GetId() string {
@@ -817,7 +817,7 @@ type JoinTokens struct {
 
 func (x *JoinTokens) Reset() {
 	*x = JoinTokens{}
-	mi := &file_objects_proto_msgTypes[8]
+	mi := &file_api_objects_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +829,7 @@ func (x *JoinTokens) String() string {
 func (*JoinTokens) ProtoMessage() {}
 
 func (x *JoinTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[8]
+	mi := &file_api_objects_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +842,7 @@ func (x *JoinTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokens.ProtoReflect.Descriptor instead.
 func (*JoinTokens) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{8}
+	return file_api_objects_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JoinTokens) GetWorker() string {
@@ -872,7 +872,7 @@ type RootCA struct {
 
 func (x *RootCA) Reset() {
 	*x = RootCA{}
-	mi := &file_objects_proto_msgTypes[9]
+	mi := &file_api_objects_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +884,7 @@ func (x *RootCA) String() string {
 func (*RootCA) ProtoMessage() {}
 
 func (x *RootCA) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[9]
+	mi := &file_api_objects_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +897,7 @@ func (x *RootCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RootCA.ProtoReflect.Descriptor instead.
 func (*RootCA) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{9}
+	return file_api_objects_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RootCA) GetCaCertPem() []byte {
@@ -937,7 +937,7 @@ type CAConfig struct {
 
 func (x *CAConfig) Reset() {
 	*x = CAConfig{}
-	mi := &file_objects_proto_msgTypes[10]
+	mi := &file_api_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +949,7 @@ func (x *CAConfig) String() string {
 func (*CAConfig) ProtoMessage() {}
 
 func (x *CAConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[10]
+	mi := &file_api_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +962,7 @@ func (x *CAConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAConfig.ProtoReflect.Descriptor instead.
 func (*CAConfig) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{10}
+	return file_api_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CAConfig) GetNodeCertExpiry() *durationpb.Duration {
@@ -984,7 +984,7 @@ type RaftConfig struct {
 
 func (x *RaftConfig) Reset() {
 	*x = RaftConfig{}
-	mi := &file_objects_proto_msgTypes[11]
+	mi := &file_api_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +996,7 @@ func (x *RaftConfig) String() string {
 func (*RaftConfig) ProtoMessage() {}
 
 func (x *RaftConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[11]
+	mi := &file_api_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1009,7 @@ func (x *RaftConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftConfig.ProtoReflect.Descriptor instead.
 func (*RaftConfig) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{11}
+	return file_api_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RaftConfig) GetSnapshotInterval() uint64 {
@@ -1049,7 +1049,7 @@ type DispatcherConfig struct {
 
 func (x *DispatcherConfig) Reset() {
 	*x = DispatcherConfig{}
-	mi := &file_objects_proto_msgTypes[12]
+	mi := &file_api_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1061,7 @@ func (x *DispatcherConfig) String() string {
 func (*DispatcherConfig) ProtoMessage() {}
 
 func (x *DispatcherConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[12]
+	mi := &file_api_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1074,7 @@ func (x *DispatcherConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherConfig.ProtoReflect.Descriptor instead.
 func (*DispatcherConfig) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{12}
+	return file_api_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DispatcherConfig) GetHeartbeatPeriod() *durationpb.Duration {
@@ -1096,7 +1096,7 @@ type ClusterSpec struct {
 
 func (x *ClusterSpec) Reset() {
 	*x = ClusterSpec{}
-	mi := &file_objects_proto_msgTypes[13]
+	mi := &file_api_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1108,7 @@ func (x *ClusterSpec) String() string {
 func (*ClusterSpec) ProtoMessage() {}
 
 func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[13]
+	mi := &file_api_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1121,7 @@ func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSpec.ProtoReflect.Descriptor instead.
 func (*ClusterSpec) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{13}
+	return file_api_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterSpec) GetAnnotations() *Annotations {
@@ -1164,7 +1164,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_objects_proto_msgTypes[14]
+	mi := &file_api_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1176,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[14]
+	mi := &file_api_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1189,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{14}
+	return file_api_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Cluster) GetId() string {
@@ -1238,7 +1238,7 @@ type StoreAction struct {
 
 func (x *StoreAction) Reset() {
 	*x = StoreAction{}
-	mi := &file_objects_proto_msgTypes[15]
+	mi := &file_api_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1250,7 @@ func (x *StoreAction) String() string {
 func (*StoreAction) ProtoMessage() {}
 
 func (x *StoreAction) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[15]
+	mi := &file_api_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1263,7 @@ func (x *StoreAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreAction.ProtoReflect.Descriptor instead.
 func (*StoreAction) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{15}
+	return file_api_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StoreAction) GetKind() StoreAction_Kind {
@@ -1331,7 +1331,7 @@ type StoreTransaction struct {
 
 func (x *StoreTransaction) Reset() {
 	*x = StoreTransaction{}
-	mi := &file_objects_proto_msgTypes[16]
+	mi := &file_api_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1343,7 @@ func (x *StoreTransaction) String() string {
 func (*StoreTransaction) ProtoMessage() {}
 
 func (x *StoreTransaction) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[16]
+	mi := &file_api_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1356,7 @@ func (x *StoreTransaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreTransaction.ProtoReflect.Descriptor instead.
 func (*StoreTransaction) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{16}
+	return file_api_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StoreTransaction) GetActions() []*StoreAction {
@@ -1377,7 +1377,7 @@ type StoreSnapshot struct {
 
 func (x *StoreSnapshot) Reset() {
 	*x = StoreSnapshot{}
-	mi := &file_objects_proto_msgTypes[17]
+	mi := &file_api_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1389,7 @@ func (x *StoreSnapshot) String() string {
 func (*StoreSnapshot) ProtoMessage() {}
 
 func (x *StoreSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_objects_proto_msgTypes[17]
+	mi := &file_api_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1402,7 @@ func (x *StoreSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshot.ProtoReflect.Descriptor instead.
 func (*StoreSnapshot) Descriptor() ([]byte, []int) {
-	return file_objects_proto_rawDescGZIP(), []int{17}
+	return file_api_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StoreSnapshot) GetNodes() []*Node {
@@ -1419,11 +1419,11 @@ func (x *StoreSnapshot) GetClusters() []*Cluster {
 	return nil
 }
 
-var File_objects_proto protoreflect.FileDescriptor
+var File_api_objects_proto protoreflect.FileDescriptor
 
-const file_objects_proto_rawDesc = "" +
+const file_api_objects_proto_rawDesc = "" +
 	"\n" +
-	"\robjects.proto\x12\tshoal.api\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\"\x96\x01\n" +
+	"\x11api/objects.proto\x12\tshoal.api\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\"\x96\x01\n" +
 	"\x04Meta\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x129\n" +
 	"\n" +
@@ -1535,20 +1535,20 @@ const file_objects_proto_rawDesc = "" +
 	"\x16REACHABILITY_REACHABLE\x10\x02B\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
-	file_objects_proto_rawDescOnce sync.Once
-	file_objects_proto_rawDescData []byte
+	file_api_objects_proto_rawDescOnce sync.Once
+	file_api_objects_proto_rawDescData []byte
 )
 
-func file_objects_proto_rawDescGZIP() []byte {
-	file_objects_proto_rawDescOnce.Do(func() {
-		file_objects_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_objects_proto_rawDesc), len(file_objects_proto_rawDesc)))
+func file_api_objects_proto_rawDescGZIP() []byte {
+	file_api_objects_proto_rawDescOnce.Do(func() {
+		file_api_objects_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_objects_proto_rawDesc), len(file_api_objects_proto_rawDesc)))
 	})
-	return file_objects_proto_rawDescData
+	return file_api_objects_proto_rawDescData
 }
 
-var file_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
-var file_objects_proto_goTypes = []any{
+var file_api_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_api_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.api.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.api.NodeAvailability
 	(NodeState)(0),                // 2: shoal.api.NodeState
@@ -1576,7 +1576,7 @@ var file_objects_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
 }
-var file_objects_proto_depIdxs = []int32{
+var file_api_objects_proto_depIdxs = []int32{
 	24, // 0: shoal.api.Meta.created_at:type_name -> google.protobuf.Timestamp
 	24, // 1: shoal.api.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	23, // 2: shoal.api.Annotations.labels:type_name -> shoal.api.Annotations.LabelsEntry
@@ -1617,12 +1617,12 @@ var file_objects_proto_depIdxs = []int32{
 	0,  // [0:33] is the sub-list for field type_name
 }
 
-func init() { file_objects_proto_init() }
-func file_objects_proto_init() {
-	if File_objects_proto != nil {
+func init() { file_api_objects_proto_init() }
+func file_api_objects_proto_init() {
+	if File_api_objects_proto != nil {
 		return
 	}
-	file_objects_proto_msgTypes[15].OneofWrappers = []any{
+	file_api_objects_proto_msgTypes[15].OneofWrappers = []any{
 		(*StoreAction_Node)(nil),
 		(*StoreAction_Cluster)(nil),
 	}
@@ -1630,18 +1630,18 @@ func file_objects_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_objects_proto_rawDesc), len(file_objects_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_objects_proto_rawDesc), len(file_api_objects_proto_rawDesc)),
 			NumEnums:      5,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_objects_proto_goTypes,
-		DependencyIndexes: file_objects_proto_depIdxs,
-		EnumInfos:         file_objects_proto_enumTypes,
-		MessageInfos:      file_objects_proto_msgTypes,
+		GoTypes:           file_api_objects_proto_goTypes,
+		DependencyIndexes: file_api_objects_proto_depIdxs,
+		EnumInfos:         file_api_objects_proto_enumTypes,
+		MessageInfos:      file_api_objects_proto_msgTypes,
 	}.Build()
-	File_objects_proto = out.File
-	file_objects_proto_goTypes = nil
-	file_objects_proto_depIdxs = nil
+	File_api_objects_proto = out.File
+	file_api_objects_proto_goTypes = nil
+	file_api_objects_proto_depIdxs = nil
 }

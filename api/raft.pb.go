@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: raft.proto
+// source: api/raft.proto
 
 package api
 
@@ -33,7 +33,7 @@ type RaftMember struct {
 
 func (x *RaftMember) Reset() {
 	*x = RaftMember{}
-	mi := &file_raft_proto_msgTypes[0]
+	mi := &file_api_raft_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +45,7 @@ func (x *RaftMember) String() string {
 func (*RaftMember) ProtoMessage() {}
 
 func (x *RaftMember) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[0]
+	mi := &file_api_raft_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +58,7 @@ func (x *RaftMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMember.ProtoReflect.Descriptor instead.
 func (*RaftMember) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{0}
+	return file_api_raft_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *RaftMember) GetRaftId() uint64 {
@@ -94,7 +94,7 @@ type RaftProposal struct {
 
 func (x *RaftProposal) Reset() {
 	*x = RaftProposal{}
-	mi := &file_raft_proto_msgTypes[1]
+	mi := &file_api_raft_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +106,7 @@ func (x *RaftProposal) String() string {
 func (*RaftProposal) ProtoMessage() {}
 
 func (x *RaftProposal) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[1]
+	mi := &file_api_raft_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +119,7 @@ func (x *RaftProposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftProposal.ProtoReflect.Descriptor instead.
 func (*RaftProposal) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{1}
+	return file_api_raft_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *RaftProposal) GetId() uint64 {
@@ -149,7 +149,7 @@ type RaftSnapshotData struct {
 
 func (x *RaftSnapshotData) Reset() {
 	*x = RaftSnapshotData{}
-	mi := &file_raft_proto_msgTypes[2]
+	mi := &file_api_raft_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -161,7 +161,7 @@ func (x *RaftSnapshotData) String() string {
 func (*RaftSnapshotData) ProtoMessage() {}
 
 func (x *RaftSnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[2]
+	mi := &file_api_raft_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -174,7 +174,7 @@ func (x *RaftSnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftSnapshotData.ProtoReflect.Descriptor instead.
 func (*RaftSnapshotData) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{2}
+	return file_api_raft_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RaftSnapshotData) GetMembers() []*RaftMember {
@@ -208,7 +208,7 @@ type RaftMessage struct {
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_raft_proto_msgTypes[3]
+	mi := &file_api_raft_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +220,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[3]
+	mi := &file_api_raft_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +233,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{3}
+	return file_api_raft_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RaftMessage) GetMessage() []byte {
@@ -251,7 +251,7 @@ type RaftStreamResponse struct {
 
 func (x *RaftStreamResponse) Reset() {
 	*x = RaftStreamResponse{}
-	mi := &file_raft_proto_msgTypes[4]
+	mi := &file_api_raft_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +263,7 @@ func (x *RaftStreamResponse) String() string {
 func (*RaftStreamResponse) ProtoMessage() {}
 
 func (x *RaftStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[4]
+	mi := &file_api_raft_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +276,7 @@ func (x *RaftStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStreamResponse.ProtoReflect.Descriptor instead.
 func (*RaftStreamResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{4}
+	return file_api_raft_proto_rawDescGZIP(), []int{4}
 }
 
 type JoinRaftRequest struct {
@@ -289,7 +289,7 @@ type JoinRaftRequest struct {
 
 func (x *JoinRaftRequest) Reset() {
 	*x = JoinRaftRequest{}
-	mi := &file_raft_proto_msgTypes[5]
+	mi := &file_api_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +301,7 @@ func (x *JoinRaftRequest) String() string {
 func (*JoinRaftRequest) ProtoMessage() {}
 
 func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[5]
+	mi := &file_api_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +314,7 @@ func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftRequest.ProtoReflect.Descriptor instead.
 func (*JoinRaftRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{5}
+	return file_api_raft_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinRaftRequest) GetNodeId() string {
@@ -342,7 +342,7 @@ type JoinRaftResponse struct {
 
 func (x *JoinRaftResponse) Reset() {
 	*x = JoinRaftResponse{}
-	mi := &file_raft_proto_msgTypes[6]
+	mi := &file_api_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +354,7 @@ func (x *JoinRaftResponse) String() string {
 func (*JoinRaftResponse) ProtoMessage() {}
 
 func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[6]
+	mi := &file_api_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +367,7 @@ func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftResponse.ProtoReflect.Descriptor instead.
 func (*JoinRaftResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{6}
+	return file_api_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinRaftResponse) GetRaftId() uint64 {
@@ -400,7 +400,7 @@ type LeaveRaftRequest struct {
 
 func (x *LeaveRaftRequest) Reset() {
 	*x = LeaveRaftRequest{}
-	mi := &file_raft_proto_msgTypes[7]
+	mi := &file_api_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +412,7 @@ func (x *LeaveRaftRequest) String() string {
 func (*LeaveRaftRequest) ProtoMessage() {}
 
 func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[7]
+	mi := &file_api_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +425,7 @@ func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRaftRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{7}
+	return file_api_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LeaveRaftRequest) GetRaftId() uint64 {
@@ -443,7 +443,7 @@ type LeaveRaftResponse struct {
 
 func (x *LeaveRaftResponse) Reset() {
 	*x = LeaveRaftResponse{}
-	mi := &file_raft_proto_msgTypes[8]
+	mi := &file_api_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +455,7 @@ func (x *LeaveRaftResponse) String() string {
 func (*LeaveRaftResponse) ProtoMessage() {}
 
 func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[8]
+	mi := &file_api_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +468,7 @@ func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftResponse.ProtoReflect.Descriptor instead.
 func (*LeaveRaftResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{8}
+	return file_api_raft_proto_rawDescGZIP(), []int{8}
 }
 
 type PingRequest struct {
@@ -479,7 +479,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_raft_proto_msgTypes[9]
+	mi := &file_api_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +491,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[9]
+	mi := &file_api_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +504,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{9}
+	return file_api_raft_proto_rawDescGZIP(), []int{9}
 }
 
 type PingResponse struct {
@@ -516,7 +516,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_raft_proto_msgTypes[10]
+	mi := &file_api_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +528,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[10]
+	mi := &file_api_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +541,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{10}
+	return file_api_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PingResponse) GetRaftId() uint64 {
@@ -551,12 +551,11 @@ func (x *PingResponse) GetRaftId() uint64 {
 	return 0
 }
 
-var File_raft_proto protoreflect.FileDescriptor
+var File_api_raft_proto protoreflect.FileDescriptor
 
-const file_raft_proto_rawDesc = "" +
+const file_api_raft_proto_rawDesc = "" +
 	"\n" +
-	"\n" +
-	"raft.proto\x12\tshoal.api\"R\n" +
+	"\x0eapi/raft.proto\x12\tshoal.api\"R\n" +
 	"\n" +
 	"RaftMember\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
@@ -592,19 +591,19 @@ const file_raft_proto_rawDesc = "" +
 	"\x04Ping\x12\x16.shoal.api.PingRequest\x1a\x17.shoal.api.PingResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
-	file_raft_proto_rawDescOnce sync.Once
-	file_raft_proto_rawDescData []byte
+	file_api_raft_proto_rawDescOnce sync.Once
+	file_api_raft_proto_rawDescData []byte
 )
 
-func file_raft_proto_rawDescGZIP() []byte {
-	file_raft_proto_rawDescOnce.Do(func() {
-		file_raft_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_raft_proto_rawDesc), len(file_raft_proto_rawDesc)))
+func file_api_raft_proto_rawDescGZIP() []byte {
+	file_api_raft_proto_rawDescOnce.Do(func() {
+		file_api_raft_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_raft_proto_rawDesc), len(file_api_raft_proto_rawDesc)))
 	})
-	return file_raft_proto_rawDescData
+	return file_api_raft_proto_rawDescData
 }
 
-var file_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
-var file_raft_proto_goTypes = []any{
+var file_api_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_api_raft_proto_goTypes = []any{
 	(*RaftMember)(nil),         // 0: shoal.api.RaftMember
 	(*RaftProposal)(nil),       // 1: shoal.api.RaftProposal
 	(*RaftSnapshotData)(nil),   // 2: shoal.api.RaftSnapshotData
@@ -617,7 +616,7 @@ var file_raft_proto_goTypes = []any{
 	(*PingRequest)(nil),        // 9: shoal.api.PingRequest
 	(*PingResponse)(nil),       // 10: shoal.api.PingResponse
 }
-var file_raft_proto_depIdxs = []int32{
+var file_api_raft_proto_depIdxs = []int32{
 	0,  // 0: shoal.api.RaftSnapshotData.members:type_name -> shoal.api.RaftMember
 	0,  // 1: shoal.api.JoinRaftResponse.members:type_name -> shoal.api.RaftMember
 	3,  // 2: shoal.api.Raft.Stream:input_type -> shoal.api.RaftMessage
@@ -635,26 +634,26 @@ var file_raft_proto_depIdxs = []int32{
 	0,  // [0:2] is the sub-list for field type_name
 }
 
-func init() { file_raft_proto_init() }
-func file_raft_proto_init() {
-	if File_raft_proto != nil {
+func init() { file_api_raft_proto_init() }
+func file_api_raft_proto_init() {
+	if File_api_raft_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raft_proto_rawDesc), len(file_raft_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_raft_proto_rawDesc), len(file_api_raft_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_raft_proto_goTypes,
-		DependencyIndexes: file_raft_proto_depIdxs,
-		MessageInfos:      file_raft_proto_msgTypes,
+		GoTypes:           file_api_raft_proto_goTypes,
+		DependencyIndexes: file_api_raft_proto_depIdxs,
+		MessageInfos:      file_api_raft_proto_msgTypes,
 	}.Build()
-	File_raft_proto = out.File
-	file_raft_proto_goTypes = nil
-	file_raft_proto_depIdxs = nil
+	File_api_raft_proto = out.File
+	file_api_raft_proto_goTypes = nil
+	file_api_raft_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.0
 // - protoc             v3.21.12
-// source: raft.proto
+// source: api/raft.proto
 
 package api
 
@@ -239,5 +239,5 @@ var Raft_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "raft.proto",
+	Metadata: "api/raft.proto",
 }

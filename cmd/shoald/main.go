@@ -1,0 +1,84 @@
+// Command shoald is shoal's node daemon: a manager (raft member, API server,
+// scheduler host) and/or a worker (agent). Started without --join-addr it
+// initialises a new cluster; with --join-addr and --join-token it joins one,
+// as a worker or a manager according to the token; restarted with a state
+// folder that holds a node's credentials it carries on as that node.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var cfg nodeConfig
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:           "shoald",
+		Short:         "Run a shoal node (manager or worker)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level, err := parseLevel(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runNode(ctx, cfg)
+		},
+	}
+	host, _ := os.Hostname()
+	f := cmd.Flags()
+	f.StringVarP(&cfg.stateDir, "state-dir", "d", "/var/lib/shoal", "folder for the node's credentials and raft state")
+	f.StringVar(&cfg.listenRemoteAPI, "listen-remote-api", "0.0.0.0:4242", "address a manager serves the mTLS API on")
+	f.StringVar(&cfg.advertiseAddr, "advertise-addr", "", "address other nodes reach this manager at (default: the listen address)")
+	f.StringVar(&cfg.controlSocket, "listen-control-api", "/var/run/shoal/control.sock", "unix socket of the local Control API (managers)")
+	f.StringVar(&cfg.hostname, "hostname", host, "the node's hostname as the cluster shows it")
+	f.StringVar(&cfg.joinAddr, "join-addr", "", "a manager's remote API address, to join its cluster")
+	f.StringVar(&cfg.joinToken, "join-token", "", "the join token (shoalctl cluster join-token worker|manager)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&cfg.tickInterval, "raft-tick", 100*time.Millisecond, "raft tick interval")
+	f.IntVar(&cfg.electionTick, "election-tick", 10, "raft election timeout, in ticks")
+	f.IntVar(&cfg.heartbeatTick, "heartbeat-tick", 1, "raft heartbeat interval, in ticks")
+	f.Uint64Var(&cfg.snapshotInterval, "snapshot-interval", 10000, "raft entries between snapshots")
+	f.Uint64Var(&cfg.keepOldSnapshotEntries, "log-entries-for-slow-followers", 500, "raft entries kept after a snapshot for slow followers")
+	f.DurationVar(&cfg.certExpiry, "cert-expiry", 90*24*time.Hour, "node certificate lifetime (new cluster only)")
+	f.DurationVar(&cfg.dispatcherHeartbeat, "dispatcher-heartbeat", 5*time.Second, "agent heartbeat period (new cluster only)")
+	f.StringVar(&cfg.clusterName, "cluster-name", "default", "name of a new cluster")
+	return cmd
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level: %q is not a level (debug, info, warn or error)", s)
+}

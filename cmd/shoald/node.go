@@ -1,0 +1,317 @@
+package main
+
+// This file owns a node's life: first start (initialise a cluster or join
+// one), restarts from the state folder, and the role loop that runs the
+// node as a manager and/or a worker and switches when the cluster promotes
+// or demotes it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shoal/shoal/agent"
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/ca"
+	"github.com/shoal/shoal/orchestrator/manager"
+	"github.com/shoal/shoal/orchestrator/raft"
+)
+
+type nodeConfig struct {
+	stateDir               string
+	listenRemoteAPI        string
+	advertiseAddr          string
+	controlSocket          string
+	hostname               string
+	joinAddr               string
+	joinToken              string
+	tickInterval           time.Duration
+	electionTick           int
+	heartbeatTick          int
+	snapshotInterval       uint64
+	keepOldSnapshotEntries uint64
+	certExpiry             time.Duration
+	dispatcherHeartbeat    time.Duration
+	clusterName            string
+	logger                 *slog.Logger
+}
+
+func (c *nodeConfig) validate() error {
+	switch {
+	case c.stateDir == "":
+		return errors.New("--state-dir: must name a folder")
+	case c.joinAddr != "" && c.joinToken == "":
+		return errors.New("--join-token: required with --join-addr")
+	case c.joinToken != "" && c.joinAddr == "":
+		return errors.New("--join-addr: required with --join-token")
+	case c.tickInterval <= 0:
+		return errors.New("--raft-tick: must be positive")
+	case c.heartbeatTick <= 0:
+		return errors.New("--heartbeat-tick: must be positive")
+	case c.electionTick <= c.heartbeatTick:
+		return fmt.Errorf("--election-tick: %d must be greater than --heartbeat-tick (%d)", c.electionTick, c.heartbeatTick)
+	case c.certExpiry < time.Minute:
+		return fmt.Errorf("--cert-expiry: %s is shorter than a minute", c.certExpiry)
+	case c.dispatcherHeartbeat <= 0:
+		return errors.New("--dispatcher-heartbeat: must be positive")
+	}
+	if c.joinToken != "" {
+		if _, err := ca.ParseJoinToken(c.joinToken); err != nil {
+			return fmt.Errorf("--join-token: %w", err)
+		}
+	}
+	for flag, addr := range map[string]string{"--listen-remote-api": c.listenRemoteAPI, "--advertise-addr": c.advertiseAddr, "--join-addr": c.joinAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %q is not host:port: %w", flag, addr, err)
+		}
+	}
+	return nil
+}
+
+func (c *nodeConfig) certDir() string { return filepath.Join(c.stateDir, "certificates") }
+func (c *nodeConfig) raftDir() string { return filepath.Join(c.stateDir, "raft") }
+
+func (c *nodeConfig) description() *api.NodeDescription {
+	return &api.NodeDescription{Hostname: c.hostname, Os: runtime.GOOS, Arch: runtime.GOARCH}
+}
+
+// advertise is the address other nodes reach this node's managers at.
+func (c *nodeConfig) advertise() string {
+	if c.advertiseAddr != "" {
+		return c.advertiseAddr
+	}
+	return c.listenRemoteAPI
+}
+
+// runNode runs the node until ctx ends.
+func runNode(ctx context.Context, cfg nodeConfig) error {
+	log := cfg.logger
+	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
+		return fmt.Errorf("create the state folder: %w", err)
+	}
+	sc, err := ca.LoadSecurityConfig(cfg.certDir())
+	joined := false
+	var boot *manager.Bootstrap
+	switch {
+	case err == nil:
+		id := sc.Identity()
+		log.Info("restarting node", "node", id.NodeID, "cluster", id.ClusterID, "role", roleName(id.Role))
+	case errors.Is(err, fs.ErrNotExist) && cfg.joinAddr == "":
+		if sc, boot, err = initCluster(cfg); err != nil {
+			return err
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		sc, err = ca.RequestCertificate(jctx, cfg.joinAddr, cfg.joinToken, cfg.description(), cfg.advertise(), cfg.certDir())
+		cancel()
+		if err != nil {
+			return fmt.Errorf("join the cluster at %s: %w", cfg.joinAddr, err)
+		}
+		joined = true
+		id := sc.Identity()
+		log.Info("joined the cluster", "node", id.NodeID, "cluster", id.ClusterID, "role", roleName(id.Role))
+	default:
+		return err
+	}
+	remotes := newRemotes(filepath.Join(cfg.stateDir, "managers.json"), cfg.joinAddr)
+	joinAddr := ""
+	if joined {
+		joinAddr = cfg.joinAddr
+	}
+	for {
+		next, err := runRole(ctx, cfg, sc, remotes, boot, joinAddr)
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		boot, joinAddr = nil, next
+	}
+}
+
+// initCluster creates a new cluster's root CA, join tokens and this node's
+// manager certificate; the returned bootstrap is written to raft as the
+// cluster object once this manager leads.
+func initCluster(cfg nodeConfig) (*ca.SecurityConfig, *manager.Bootstrap, error) {
+	clusterID, err := ca.NewID()
+	if err != nil {
+		return nil, nil, err
+	}
+	nodeID, err := ca.NewID()
+	if err != nil {
+		return nil, nil, err
+	}
+	rootCA, sc, err := ca.Bootstrap(clusterID, nodeID, cfg.certExpiry, cfg.certDir())
+	if err != nil {
+		return nil, nil, fmt.Errorf("initialise the cluster's CA: %w", err)
+	}
+	spec := manager.DefaultClusterSpec(cfg.clusterName)
+	spec.CaConfig.NodeCertExpiry = durationpb.New(cfg.certExpiry)
+	spec.Dispatcher = &api.DispatcherConfig{HeartbeatPeriod: durationpb.New(cfg.dispatcherHeartbeat)}
+	spec.Raft = &api.RaftConfig{
+		SnapshotInterval:           cfg.snapshotInterval,
+		LogEntriesForSlowFollowers: cfg.keepOldSnapshotEntries,
+		ElectionTick:               uint32(cfg.electionTick),
+		HeartbeatTick:              uint32(cfg.heartbeatTick),
+	}
+	cfg.logger.Info("initialised a new cluster", "cluster", clusterID, "node", nodeID, "ca_digest", rootCA.CaCertDigest)
+	return sc, &manager.Bootstrap{ClusterID: clusterID, RootCA: rootCA, Spec: spec}, nil
+}
+
+// runRole runs the node in the role its certificate grants until ctx ends
+// or the cluster wants another role. It returns the address a newly
+// promoted manager joins raft through.
+func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes *remotes, boot *manager.Bootstrap, joinAddr string) (string, error) {
+	log := cfg.logger
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	role := sc.Identity().Role
+	errc := make(chan error, 3)
+	if role == api.NodeRole_NODE_ROLE_MANAGER {
+		mgr, err := manager.New(manager.Config{
+			StateDir:                   cfg.stateDir,
+			ListenRemoteAPI:            cfg.listenRemoteAPI,
+			AdvertiseAddr:              cfg.advertiseAddr,
+			ControlSocket:              cfg.controlSocket,
+			Security:                   sc,
+			Description:                cfg.description(),
+			Bootstrap:                  boot,
+			JoinAddr:                   joinAddr,
+			TickInterval:               cfg.tickInterval,
+			ElectionTick:               cfg.electionTick,
+			HeartbeatTick:              cfg.heartbeatTick,
+			SnapshotInterval:           cfg.snapshotInterval,
+			LogEntriesForSlowFollowers: cfg.keepOldSnapshotEntries,
+			Logger:                     log,
+		})
+		if err != nil {
+			return "", err
+		}
+		remotes.add(mgr.Addr())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- mgr.Run(ctx)
+		}()
+		// The agent's session needs this node's record in the store.
+		select {
+		case <-mgr.Ready():
+		case err := <-errc:
+			if err == nil {
+				err = ctx.Err()
+			}
+			return "", err
+		case <-ctx.Done():
+			return "", nil
+		}
+	}
+
+	wantRole := make(chan api.NodeRole, 1)
+	ag := agent.New(agent.Config{
+		Managers:    remotes.list(),
+		Dial:        func(_ context.Context, addr string) (*grpc.ClientConn, error) { return manager.Dial(addr, sc) },
+		Description: cfg.description(),
+		Logger:      log.With("component", "agent"),
+		OnMessage: func(msg *api.SessionMessage) {
+			remotes.set(msg.Managers)
+			if msg.DesiredRole != role {
+				select {
+				case wantRole <- msg.DesiredRole:
+				default:
+				}
+			}
+		},
+	})
+	dialManager := func(ctx context.Context) (*grpc.ClientConn, error) {
+		for _, addr := range ag.Managers() {
+			if conn, err := manager.Dial(addr, sc); err == nil {
+				return conn, nil
+			}
+		}
+		return nil, errors.New("no manager reachable")
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errc <- ag.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		ca.RenewalLoop(ctx, sc, dialManager, log.With("component", "ca-renewal"))
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return "", nil
+		case err := <-errc:
+			if errors.Is(err, raft.ErrMemberRemoved) {
+				// Demoted: wait for the agent to bring the new role.
+				log.Info("this manager left the raft group")
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
+			if ctx.Err() != nil {
+				return "", nil
+			}
+		case want := <-wantRole:
+			log.Info("the cluster wants this node in another role", "from", roleName(role), "to", roleName(want))
+			if err := renewNow(ctx, sc, dialManager); err != nil {
+				log.Warn("renew the certificate for the new role", "err", err)
+				continue
+			}
+			if got := sc.Identity().Role; got == role {
+				continue
+			}
+			cancel()
+			wg.Wait()
+			if want == api.NodeRole_NODE_ROLE_WORKER {
+				if err := os.RemoveAll(cfg.raftDir()); err != nil {
+					return "", fmt.Errorf("remove the raft state of the demoted manager: %w", err)
+				}
+				return "", nil
+			}
+			managers := ag.Managers()
+			if len(managers) == 0 {
+				return "", errors.New("promoted, but no manager is known to join through")
+			}
+			return managers[0], nil
+		}
+	}
+}
+
+func renewNow(ctx context.Context, sc *ca.SecurityConfig, dial func(context.Context) (*grpc.ClientConn, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return ca.Renew(ctx, conn, sc)
+}
+
+func roleName(r api.NodeRole) string {
+	if r == api.NodeRole_NODE_ROLE_MANAGER {
+		return "manager"
+	}
+	return "worker"
+}

@@ -1,0 +1,126 @@
+package manager
+
+// This file owns what runs only on the leader: the list of leader-only
+// components and the one loop that starts them when this manager gains
+// leadership and stops them all when it loses it.
+
+import (
+	"context"
+	"sync"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/ca"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// leaderComponent is a piece of the manager that runs only on the leader.
+type leaderComponent struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// leaderComponents is the single list of leader-only components.
+func (m *Manager) leaderComponents() []leaderComponent {
+	return []leaderComponent{
+		{"cluster-bootstrap", m.ensureCluster},
+		{"dispatcher", m.dispatch.Run},
+	}
+}
+
+// runLeaderComponents follows leadership until ctx ends.
+func (m *Manager) runLeaderComponents(ctx context.Context) {
+	changes, cancelSub := m.raft.LeadershipChanges()
+	defer cancelSub()
+	var (
+		stopRunning context.CancelFunc
+		running     sync.WaitGroup
+	)
+	stop := func() {
+		if stopRunning != nil {
+			stopRunning()
+			running.Wait()
+			stopRunning = nil
+		}
+	}
+	defer stop()
+	start := func() {
+		if stopRunning != nil {
+			return
+		}
+		var lctx context.Context
+		lctx, stopRunning = context.WithCancel(ctx)
+		for _, c := range m.leaderComponents() {
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				if err := c.run(lctx); err != nil && lctx.Err() == nil {
+					m.log.Error("leader component failed", "component", c.name, "err", err)
+				}
+			}()
+		}
+		m.log.Info("became leader; leader components started", "node", m.nodeID)
+	}
+	if m.raft.IsLeader() {
+		start()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.raft.Done():
+			return
+		case leader, ok := <-changes:
+			if !ok {
+				return
+			}
+			if leader {
+				start()
+			} else if stopRunning != nil {
+				stop()
+				m.log.Info("lost leadership; leader components stopped", "node", m.nodeID)
+			}
+		}
+	}
+}
+
+// ensureCluster writes the cluster object and this node's record when the
+// manager initialised a new cluster and they are not in the store yet.
+func (m *Manager) ensureCluster(ctx context.Context) error {
+	b := m.cfg.Bootstrap
+	if b == nil {
+		return nil
+	}
+	sc := m.cfg.Security
+	return m.store.Update(ctx, func(tx store.Tx) error {
+		if len(tx.Clusters()) == 0 {
+			if err := tx.Create(&api.Cluster{
+				Id:     b.ClusterID,
+				Spec:   b.Spec,
+				RootCa: b.RootCA,
+			}); err != nil {
+				return err
+			}
+		}
+		if tx.Node(m.nodeID) == nil {
+			return tx.Create(&api.Node{
+				Id:          m.nodeID,
+				Spec:        &api.NodeSpec{DesiredRole: api.NodeRole_NODE_ROLE_MANAGER},
+				Description: m.cfg.Description,
+				Status:      &api.NodeStatus{State: api.NodeState_NODE_STATE_UNKNOWN, Addr: hostOf(m.cfg.AdvertiseAddr)},
+				Role:        api.NodeRole_NODE_ROLE_MANAGER,
+				Certificate: &api.NodeCertificate{CertificatePem: sc.CertificatePEM(), Role: api.NodeRole_NODE_ROLE_MANAGER, NotAfter: timestamp(sc.NotAfter())},
+			})
+		}
+		return nil
+	})
+}
+
+// DefaultClusterSpec is a new cluster's spec before flags change it.
+func DefaultClusterSpec(name string) *api.ClusterSpec {
+	return &api.ClusterSpec{
+		Annotations: &api.Annotations{Name: name},
+		CaConfig:    &api.CAConfig{NodeCertExpiry: durationpb.New(ca.DefaultNodeCertExpiry)},
+	}
+}

@@ -1,0 +1,212 @@
+package raft
+
+// This file owns the caller-facing ways into the log and out of it:
+// Propose (wrap, hand to the Ready loop, wait for the local apply) and
+// ReadBarrier (raft ReadIndex, then wait for the local apply), plus the
+// registry that pairs each waiting caller with the entry or read state that
+// answers it.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal/shoal/api"
+)
+
+// waitRegistry pairs waiting callers with the result the Ready loop finds
+// for their ID. IDs are random 64-bit values: entries proposed on other
+// managers are applied here too, so IDs must not collide across managers.
+type waitRegistry[T any] struct {
+	mu sync.Mutex
+	m  map[uint64]chan T
+}
+
+func newWaitRegistry[T any]() *waitRegistry[T] {
+	return &waitRegistry[T]{m: map[uint64]chan T{}}
+}
+
+// register returns a fresh nonzero ID not in use and the channel its result
+// arrives on.
+func (w *waitRegistry[T]) register() (uint64, <-chan T) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		id := rand.Uint64()
+		if _, used := w.m[id]; id == 0 || used {
+			continue
+		}
+		ch := make(chan T, 1)
+		w.m[id] = ch
+		return id, ch
+	}
+}
+
+// trigger hands v to the waiter for id, if any, and forgets it.
+func (w *waitRegistry[T]) trigger(id uint64, v T) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ch, ok := w.m[id]; ok {
+		ch <- v
+		delete(w.m, id)
+	}
+}
+
+func (w *waitRegistry[T]) cancel(id uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m, id)
+}
+
+// ids returns the IDs being waited on.
+func (w *waitRegistry[T]) ids() []uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]uint64, 0, len(w.m))
+	for id := range w.m {
+		out = append(out, id)
+	}
+	return out
+}
+
+// failAll hands v to every waiter.
+func (w *waitRegistry[T]) failAll(v T) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, ch := range w.m {
+		ch <- v
+		delete(w.m, id)
+	}
+}
+
+// applyResult is what a proposer waits for: the state machine's result, or
+// why the proposal failed.
+type applyResult struct {
+	val any
+	err error
+}
+
+// proposal is a wrapped payload on its way to the Ready loop.
+type proposal struct {
+	id   uint64
+	data []byte
+}
+
+// Propose replicates payload and returns the state machine's Apply result
+// once the entry is applied on this node. It works on followers (raft
+// forwards the proposal to the leader). It returns ErrNoLeader when there is
+// no leader, ErrProposalDropped when raft refused the proposal, ErrStopped
+// when the node stops, and ctx's error when ctx ends first. Only the ctx
+// error is ambiguous: the entry may still be applied later. Callers should
+// pass a ctx with a deadline.
+func (n *Node) Propose(ctx context.Context, payload []byte) (any, error) {
+	if err := n.running(); err != nil {
+		return nil, err
+	}
+	id, ch := n.waits.register()
+	data, err := proto.Marshal(&api.RaftProposal{Id: id, Payload: payload})
+	if err != nil {
+		n.waits.cancel(id)
+		return nil, fmt.Errorf("marshal proposal: %w", err)
+	}
+	select {
+	case n.propc <- proposal{id: id, data: data}:
+	case <-ctx.Done():
+		n.waits.cancel(id)
+		return nil, ctx.Err()
+	case <-n.done:
+		n.waits.cancel(id)
+		return nil, n.stoppedErr()
+	}
+	select {
+	case r := <-ch:
+		return r.val, r.err
+	case <-ctx.Done():
+		n.waits.cancel(id)
+		return nil, ctx.Err()
+	case <-n.done:
+		n.waits.cancel(id)
+		return nil, n.stoppedErr()
+	}
+}
+
+// readResult is what a ReadBarrier waits for: the read index, or why there
+// is none.
+type readResult struct {
+	index uint64
+	err   error
+}
+
+// ReadBarrier returns once this node has applied everything the group had
+// committed when ReadBarrier was called, so a read of the local state
+// machine afterwards is linearizable. It uses raft's ReadIndex, so it works
+// on followers. It returns ErrNoLeader when there is no leader.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	if err := n.running(); err != nil {
+		return err
+	}
+	if n.board.get().LeaderID == 0 {
+		return ErrNoLeader
+	}
+	id, ch := n.reads.register()
+	defer n.reads.cancel(id)
+	rctx := binary.BigEndian.AppendUint64(nil, id)
+	// A ReadIndex request is lost when the leader changes or a message is
+	// dropped; ask again every election timeout. Any answer is valid: each
+	// request was made after ReadBarrier was called.
+	retry := time.NewTicker(n.cfg.electionTimeout())
+	defer retry.Stop()
+	for {
+		if err := n.do(ctx, func() { n.rn.ReadIndex(rctx) }); err != nil {
+			return err
+		}
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				return r.err
+			}
+			return n.appliedWatch.wait(ctx, r.index, n.done)
+		case <-retry.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.done:
+			return n.stoppedErr()
+		}
+	}
+}
+
+// do runs f on the Ready loop goroutine (which owns the raft node) and waits
+// until it ran.
+func (n *Node) do(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case n.actc <- func() { f(); close(ran) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return n.stoppedErr()
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return n.stoppedErr()
+	}
+}
+
+// stoppedErr is ErrStopped, joined with the reason the node stopped if it
+// stopped on its own.
+func (n *Node) stoppedErr() error {
+	if err := n.Err(); err != nil {
+		return errors.Join(ErrStopped, err)
+	}
+	return ErrStopped
+}

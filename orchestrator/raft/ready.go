@@ -1,0 +1,230 @@
+package raft
+
+// This file owns the Ready loop: the one goroutine that owns the raft node.
+// It takes ticks, proposals, peer messages, transport reports and actions,
+// and handles each Ready in the fixed order documented in doc.go. What
+// applying an entry or a snapshot means is in apply.go.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	raftpb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxBatch bounds how many queued inputs one loop turn takes before it
+// handles a Ready, so one fsync covers many proposals without starving
+// ticks.
+const maxBatch = 4096
+
+// run is the Ready loop. It ends on Stop, on a fatal error, or when this
+// node was removed from the group, and then releases everything.
+func (n *Node) run() {
+	cause := n.loop()
+	if cause != nil && !errors.Is(cause, ErrMemberRemoved) {
+		n.log.Error("raft node stopped on a fatal error", "err", cause)
+	}
+	if errors.Is(cause, ErrMemberRemoved) {
+		n.log.Info("removed from the raft group; stopping")
+		if err := n.disk.markRemoved(); err != nil {
+			cause = errors.Join(cause, err)
+		}
+	}
+	n.finish(cause)
+}
+
+func (n *Node) loop() error {
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	// pending is a closed channel, turned on in the select while raft has
+	// work ready (for example entries the leader committed in Advance) so
+	// the loop does not sleep until the next input.
+	pending := make(chan struct{})
+	close(pending)
+	for {
+		var ready <-chan struct{}
+		if n.campaignNow || n.rn.HasReady() {
+			ready = pending
+		}
+		select {
+		case <-n.stopc:
+			return nil
+		case <-n.removedc:
+			return ErrMemberRemoved
+		case <-ticker.C:
+			n.rn.Tick()
+		case p := <-n.propc:
+			n.propose(p)
+		case m := <-n.recvc:
+			n.step(m)
+		case r := <-n.reportc:
+			n.report(r)
+		case f := <-n.actc:
+			f()
+		case <-ready:
+		}
+		n.takeQueued()
+		n.maybeCampaign()
+		if !n.rn.HasReady() {
+			continue
+		}
+		if err := n.handleReady(); err != nil {
+			return err
+		}
+		if n.removedSelf {
+			return ErrMemberRemoved
+		}
+	}
+}
+
+// maybeCampaign makes a lone voter campaign at once rather than after an
+// election timeout.
+func (n *Node) maybeCampaign() {
+	if !n.campaignNow {
+		return
+	}
+	n.campaignNow = false
+	if n.rn.BasicStatus().RaftState == raft.StateLeader {
+		return
+	}
+	if err := n.rn.Campaign(); err != nil {
+		n.log.Warn("campaign as the only voter", "err", err)
+	}
+}
+
+// takeQueued takes what else is queued, without blocking, so that
+// concurrent proposals land in one Ready.
+func (n *Node) takeQueued() {
+	for range maxBatch {
+		select {
+		case p := <-n.propc:
+			n.propose(p)
+		case m := <-n.recvc:
+			n.step(m)
+		case r := <-n.reportc:
+			n.report(r)
+		case f := <-n.actc:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// propose hands a proposal to raft; a refusal is reported to the proposer
+// at once.
+func (n *Node) propose(p proposal) {
+	err := n.rn.Propose(p.data)
+	if err == nil {
+		return
+	}
+	if errors.Is(err, raft.ErrProposalDropped) {
+		err = ErrProposalDropped
+		if n.rn.BasicStatus().Lead == raft.None {
+			err = ErrNoLeader
+		}
+	}
+	n.waits.trigger(p.id, applyResult{err: err})
+}
+
+// step hands a peer's message to raft. Errors mean raft ignored the message
+// (for example a response from a peer no longer in the configuration).
+func (n *Node) step(m *raftpb.Message) {
+	if err := n.rn.Step(m); err != nil {
+		n.log.Debug("raft ignored a message", "type", m.GetType().String(), "from", hexID(m.GetFrom()), "err", err)
+	}
+}
+
+// report tells raft what the transport learned about a peer.
+func (n *Node) report(r peerReport) {
+	if r.unreachable {
+		n.rn.ReportUnreachable(r.id)
+	}
+	if r.snapshot {
+		n.rn.ReportSnapshot(r.id, r.snapStatus)
+	}
+}
+
+// handleReady handles one Ready in the order raft requires; any error is
+// fatal for the node.
+func (n *Node) handleReady() error {
+	rd := n.rn.Ready()
+	n.checkConfChangeAppended(rd.Entries)
+
+	// 1+2. Persist the snapshot, entries and hard state in one fsynced
+	// transaction before anything is sent.
+	if err := n.disk.save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+		return err
+	}
+	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
+	if hasSnap {
+		if err := n.mem.ApplySnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("apply snapshot at index %d to memory storage: %w", rd.Snapshot.GetMetadata().GetIndex(), err)
+		}
+	}
+	// 3. Make the entries readable to raft.
+	if err := n.mem.Append(rd.Entries); err != nil {
+		return fmt.Errorf("append entries to memory storage: %w", err)
+	}
+	// 4. Send. Sends never block; what cannot be queued is reported back.
+	for _, r := range n.transport.send(rd.Messages) {
+		n.report(r)
+	}
+	// 5. Apply: a received snapshot first, then committed entries.
+	if hasSnap {
+		if err := n.applySnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if err := n.applyEntries(rd.CommittedEntries); err != nil {
+		return err
+	}
+	// 6. Answer reads.
+	for _, rs := range rd.ReadStates {
+		if len(rs.RequestCtx) == 8 {
+			n.reads.trigger(binary.BigEndian.Uint64(rs.RequestCtx), readResult{index: rs.Index})
+		}
+	}
+	// 7. Advance, then publish and compact.
+	n.rn.Advance(rd)
+	n.publishStatus()
+	return n.maybeSnapshot()
+}
+
+// checkConfChangeAppended fails the membership change proposed since the
+// last Ready if raft did not append it: raft turns a conf change into an
+// empty entry while a previous one is not applied yet.
+func (n *Node) checkConfChangeAppended(ents []*raftpb.Entry) {
+	id := n.pendingCC
+	if id == 0 {
+		return
+	}
+	n.pendingCC = 0
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryConfChange {
+			continue
+		}
+		cc := &raftpb.ConfChange{}
+		if proto.Unmarshal(e.GetData(), cc) == nil && cc.GetId() == id {
+			return
+		}
+	}
+	n.waits.trigger(id, applyResult{err: ErrConfChangeInProgress})
+}
+
+// publishStatus makes the raft state visible to other goroutines.
+func (n *Node) publishStatus() {
+	bs := n.rn.BasicStatus()
+	n.board.set(Status{
+		RaftID:   bs.ID,
+		Term:     bs.HardState.GetTerm(),
+		LeaderID: bs.Lead,
+		Applied:  n.applied,
+		Commit:   bs.HardState.GetCommit(),
+		IsLeader: bs.RaftState == raft.StateLeader,
+	})
+}

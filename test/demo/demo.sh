@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# make demo: a 3-manager shoal cluster on this machine's loopback addresses
+# (127.0.0.11-13), state in a temporary folder. It shows node ls, kills the
+# leader with SIGKILL, shows the new leader and that the state survived,
+# brings the old leader back as a follower, and stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN="$PWD/bin"
+WORK="$(mktemp -d /tmp/shoal-demo.XXXXXX)"
+PORT="${SHOAL_DEMO_PORT:-4242}"
+declare -A PID
+
+cleanup() {
+  for n in "${!PID[@]}"; do kill -9 "${PID[$n]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+ctl() { local n=$1; shift; "$BIN/shoalctl" --socket "$WORK/m$n/control.sock" "$@"; }
+
+start() { # start N [join flags...]
+  local n=$1; shift
+  mkdir -p "$WORK/m$n"
+  "$BIN/shoald" -d "$WORK/m$n" --hostname "manager-$n" \
+    --listen-remote-api "127.0.0.1$n:$PORT" --listen-control-api "$WORK/m$n/control.sock" \
+    --dispatcher-heartbeat 1s "$@" >>"$WORK/m$n/shoald.log" 2>&1 &
+  PID[$n]=$!
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= end)); then echo "timed out waiting for $what" >&2; tail -n 20 "$WORK"/m*/shoald.log >&2; exit 1; fi
+    sleep 0.2
+  done
+}
+
+say "starting manager-1: a new cluster (root CA, join tokens, raft)"
+start 1
+wait_for 30 "manager-1" ctl 1 cluster info
+ctl 1 cluster info
+TOKEN=$(ctl 1 cluster join-token -q manager)
+say "joining manager-2 and manager-3 with the manager join token"
+start 2 --join-addr "127.0.0.11:$PORT" --join-token "$TOKEN"
+wait_for 30 "manager-2" ctl 2 cluster info
+start 3 --join-addr "127.0.0.11:$PORT" --join-token "$TOKEN"
+wait_for 30 "manager-3" ctl 3 cluster info
+ready3() { [ "$(ctl 1 node ls | grep -c Ready)" = 3 ]; }
+wait_for 30 "three ready managers" ready3
+ctl 1 node ls
+
+say "writing state: a label on manager-2"
+ctl 1 node update --label-add demo=survives manager-2
+
+leader_n() {
+  local l; l=$(ctl "$1" node ls | awk '/Leader/ {for (i=1;i<=NF;i++) if ($i ~ /^manager-/) print $i}')
+  echo "${l#manager-}"
+}
+OLD=$(leader_n 1)
+ALIVE=$(( OLD == 1 ? 2 : 1 ))
+say "killing the leader, manager-$OLD, with SIGKILL"
+T0=$(date +%s.%N)
+kill -9 "${PID[$OLD]}"; wait "${PID[$OLD]}" 2>/dev/null || true; unset "PID[$OLD]"
+new_leader() { local l; l=$(leader_n "$ALIVE"); [ -n "$l" ] && [ "$l" != "$OLD" ]; }
+wait_for 30 "a new leader" new_leader
+# The first accepted write after the kill.
+wait_for 30 "a write" ctl "$ALIVE" node update --label-add after=failover "manager-$ALIVE"
+T1=$(date +%s.%N)
+echo "new leader: manager-$(leader_n "$ALIVE"); first write accepted $(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')s after the kill"
+gone() { ctl "$ALIVE" node ls | grep "manager-$OLD" | grep -q "Down.*Unreachable"; }
+wait_for 30 "manager-$OLD to be seen down" gone
+ctl "$ALIVE" node ls
+say "the state survived: manager-2's labels"
+ctl "$ALIVE" node inspect manager-2 --format json | grep -A3 '"labels"'
+
+say "restarting manager-$OLD from its state folder: it rejoins as a follower"
+start "$OLD"
+reachable() { [ "$(ctl "$ALIVE" node ls | grep -c -E 'Ready .*(Leader|Reachable)')" = 3 ]; }
+wait_for 30 "manager-$OLD to be reachable" reachable
+wait_for 30 "manager-$OLD to answer" ctl "$OLD" node ls
+ctl "$OLD" node ls
+
+say "stopping everything"
