@@ -244,12 +244,15 @@ func (c *cluster) joinToken(n int, role api.NodeRole) string {
 	return resp.Cluster.RootCa.JoinTokens.Worker
 }
 
-// waitManagers waits until node 1..total agree there are total managers of
+// waitManagers waits until every running manager agrees there are total managers of
 // which reachable are reachable, with one leader.
 func (c *cluster) waitManagers(total, reachable int) {
 	c.t.Helper()
 	eventually(c.t, 60*time.Second, fmt.Sprintf("%d managers, %d reachable", total, reachable), func() error {
 		for _, p := range c.liveNodes() {
+			if _, err := os.Stat(p.sock); err != nil {
+				continue // a worker: no Control socket
+			}
 			resp, err := c.control(p.n).ListNodes(ctxT(c.t, 5*time.Second), &api.ListNodesRequest{})
 			if err != nil {
 				return fmt.Errorf("node %d: %w", p.n, err)
