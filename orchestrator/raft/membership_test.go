@@ -136,7 +136,7 @@ func TestLeave(t *testing.T) {
 	if err := c.waitStopped(follower); !errors.Is(err, ErrMemberRemoved) {
 		t.Fatalf("follower stopped with %v after leaving, want ErrMemberRemoved", err)
 	}
-	eventually(t, "leader to see the follower reachable again after the churn", func() bool {
+	eventually(t, "leader to see the remaining members reachable", func() bool {
 		for _, m := range c.node(leader).Members() {
 			if !m.Reachable {
 				return false
@@ -213,7 +213,7 @@ func TestConfChangeOneAtATime(t *testing.T) {
 	}
 	// Through a follower the leader's refusal keeps its identity.
 	c.node(leader).tryAcquireConfChange()
-	err = c.node((leader + 2) % 3).RemoveMember(ctxT(t), id)
+	err = c.node((leader+2)%3).RemoveMember(ctxT(t), id)
 	c.node(leader).releaseConfChange()
 	if !errors.Is(err, ErrConfChangeInProgress) {
 		t.Fatalf("remove via a follower during another change: %v, want ErrConfChangeInProgress", err)

@@ -93,7 +93,7 @@ func NewNode(cfg Config, sm StateMachine) (*Node, error) {
 	n := &Node{
 		cfg:          cfg,
 		sm:           sm,
-		log:          cfg.Logger.With("component", "raft", "node_id", cfg.NodeID),
+		log:          cfg.Logger,
 		disk:         disk,
 		mem:          raft.NewMemoryStorage(),
 		members:      newMemberList(),

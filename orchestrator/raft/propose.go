@@ -64,17 +64,6 @@ func (w *waitRegistry[T]) cancel(id uint64) {
 	delete(w.m, id)
 }
 
-// ids returns the IDs being waited on.
-func (w *waitRegistry[T]) ids() []uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := make([]uint64, 0, len(w.m))
-	for id := range w.m {
-		out = append(out, id)
-	}
-	return out
-}
-
 // failAll hands v to every waiter.
 func (w *waitRegistry[T]) failAll(v T) {
 	w.mu.Lock()

@@ -144,12 +144,6 @@ func (w *indexWatch) set(i uint64) {
 	w.ch = make(chan struct{})
 }
 
-func (w *indexWatch) get() uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.idx
-}
-
 // wait blocks until the index is at least i, ctx ends, or stopped closes.
 func (w *indexWatch) wait(ctx context.Context, i uint64, stopped <-chan struct{}) error {
 	for {
