@@ -82,7 +82,7 @@ func (x *RaftMember) GetAddr() string {
 	return ""
 }
 
-// RaftProposal wraps every normal raft entry so the proposer can be told
+// RaftProposal wraps every proposed payload so the proposer can be told
 // the result of applying it.
 type RaftProposal struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -136,6 +136,52 @@ func (x *RaftProposal) GetPayload() []byte {
 	return nil
 }
 
+// RaftProposalBatch is the data of every normal raft entry: the proposals
+// a node's Ready loop gathered in one turn, applied in order.
+type RaftProposalBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proposals     []*RaftProposal        `protobuf:"bytes,1,rep,name=proposals,proto3" json:"proposals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftProposalBatch) Reset() {
+	*x = RaftProposalBatch{}
+	mi := &file_api_raft_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftProposalBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftProposalBatch) ProtoMessage() {}
+
+func (x *RaftProposalBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_api_raft_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftProposalBatch.ProtoReflect.Descriptor instead.
+func (*RaftProposalBatch) Descriptor() ([]byte, []int) {
+	return file_api_raft_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RaftProposalBatch) GetProposals() []*RaftProposal {
+	if x != nil {
+		return x.Proposals
+	}
+	return nil
+}
+
 // RaftSnapshotData is the data of a raft snapshot: membership and the state
 // machine's own bytes.
 type RaftSnapshotData struct {
@@ -149,7 +195,7 @@ type RaftSnapshotData struct {
 
 func (x *RaftSnapshotData) Reset() {
 	*x = RaftSnapshotData{}
-	mi := &file_api_raft_proto_msgTypes[2]
+	mi := &file_api_raft_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -161,7 +207,7 @@ func (x *RaftSnapshotData) String() string {
 func (*RaftSnapshotData) ProtoMessage() {}
 
 func (x *RaftSnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[2]
+	mi := &file_api_raft_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -174,7 +220,7 @@ func (x *RaftSnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftSnapshotData.ProtoReflect.Descriptor instead.
 func (*RaftSnapshotData) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{2}
+	return file_api_raft_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RaftSnapshotData) GetMembers() []*RaftMember {
@@ -208,7 +254,7 @@ type RaftMessage struct {
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_api_raft_proto_msgTypes[3]
+	mi := &file_api_raft_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +266,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[3]
+	mi := &file_api_raft_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +279,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{3}
+	return file_api_raft_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RaftMessage) GetMessage() []byte {
@@ -251,7 +297,7 @@ type RaftStreamResponse struct {
 
 func (x *RaftStreamResponse) Reset() {
 	*x = RaftStreamResponse{}
-	mi := &file_api_raft_proto_msgTypes[4]
+	mi := &file_api_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +309,7 @@ func (x *RaftStreamResponse) String() string {
 func (*RaftStreamResponse) ProtoMessage() {}
 
 func (x *RaftStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[4]
+	mi := &file_api_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +322,7 @@ func (x *RaftStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStreamResponse.ProtoReflect.Descriptor instead.
 func (*RaftStreamResponse) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{4}
+	return file_api_raft_proto_rawDescGZIP(), []int{5}
 }
 
 type JoinRaftRequest struct {
@@ -289,7 +335,7 @@ type JoinRaftRequest struct {
 
 func (x *JoinRaftRequest) Reset() {
 	*x = JoinRaftRequest{}
-	mi := &file_api_raft_proto_msgTypes[5]
+	mi := &file_api_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +347,7 @@ func (x *JoinRaftRequest) String() string {
 func (*JoinRaftRequest) ProtoMessage() {}
 
 func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[5]
+	mi := &file_api_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +360,7 @@ func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftRequest.ProtoReflect.Descriptor instead.
 func (*JoinRaftRequest) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{5}
+	return file_api_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinRaftRequest) GetNodeId() string {
@@ -342,7 +388,7 @@ type JoinRaftResponse struct {
 
 func (x *JoinRaftResponse) Reset() {
 	*x = JoinRaftResponse{}
-	mi := &file_api_raft_proto_msgTypes[6]
+	mi := &file_api_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +400,7 @@ func (x *JoinRaftResponse) String() string {
 func (*JoinRaftResponse) ProtoMessage() {}
 
 func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[6]
+	mi := &file_api_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +413,7 @@ func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftResponse.ProtoReflect.Descriptor instead.
 func (*JoinRaftResponse) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{6}
+	return file_api_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JoinRaftResponse) GetRaftId() uint64 {
@@ -400,7 +446,7 @@ type LeaveRaftRequest struct {
 
 func (x *LeaveRaftRequest) Reset() {
 	*x = LeaveRaftRequest{}
-	mi := &file_api_raft_proto_msgTypes[7]
+	mi := &file_api_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +458,7 @@ func (x *LeaveRaftRequest) String() string {
 func (*LeaveRaftRequest) ProtoMessage() {}
 
 func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[7]
+	mi := &file_api_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +471,7 @@ func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRaftRequest) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{7}
+	return file_api_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LeaveRaftRequest) GetRaftId() uint64 {
@@ -443,7 +489,7 @@ type LeaveRaftResponse struct {
 
 func (x *LeaveRaftResponse) Reset() {
 	*x = LeaveRaftResponse{}
-	mi := &file_api_raft_proto_msgTypes[8]
+	mi := &file_api_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +501,7 @@ func (x *LeaveRaftResponse) String() string {
 func (*LeaveRaftResponse) ProtoMessage() {}
 
 func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[8]
+	mi := &file_api_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +514,7 @@ func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftResponse.ProtoReflect.Descriptor instead.
 func (*LeaveRaftResponse) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{8}
+	return file_api_raft_proto_rawDescGZIP(), []int{9}
 }
 
 type PingRequest struct {
@@ -479,7 +525,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_api_raft_proto_msgTypes[9]
+	mi := &file_api_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +537,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[9]
+	mi := &file_api_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +550,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{9}
+	return file_api_raft_proto_rawDescGZIP(), []int{10}
 }
 
 type PingResponse struct {
@@ -516,7 +562,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_api_raft_proto_msgTypes[10]
+	mi := &file_api_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +574,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_raft_proto_msgTypes[10]
+	mi := &file_api_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +587,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_api_raft_proto_rawDescGZIP(), []int{10}
+	return file_api_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PingResponse) GetRaftId() uint64 {
@@ -563,7 +609,9 @@ const file_api_raft_proto_rawDesc = "" +
 	"\x04addr\x18\x03 \x01(\tR\x04addr\"8\n" +
 	"\fRaftProposal\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
-	"\apayload\x18\x02 \x01(\fR\apayload\"s\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\"J\n" +
+	"\x11RaftProposalBatch\x125\n" +
+	"\tproposals\x18\x01 \x03(\v2\x17.shoal.api.RaftProposalR\tproposals\"s\n" +
 	"\x10RaftSnapshotData\x12/\n" +
 	"\amembers\x18\x01 \x03(\v2\x15.shoal.api.RaftMemberR\amembers\x12\x18\n" +
 	"\aremoved\x18\x02 \x03(\x04R\aremoved\x12\x14\n" +
@@ -602,36 +650,38 @@ func file_api_raft_proto_rawDescGZIP() []byte {
 	return file_api_raft_proto_rawDescData
 }
 
-var file_api_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_api_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_api_raft_proto_goTypes = []any{
 	(*RaftMember)(nil),         // 0: shoal.api.RaftMember
 	(*RaftProposal)(nil),       // 1: shoal.api.RaftProposal
-	(*RaftSnapshotData)(nil),   // 2: shoal.api.RaftSnapshotData
-	(*RaftMessage)(nil),        // 3: shoal.api.RaftMessage
-	(*RaftStreamResponse)(nil), // 4: shoal.api.RaftStreamResponse
-	(*JoinRaftRequest)(nil),    // 5: shoal.api.JoinRaftRequest
-	(*JoinRaftResponse)(nil),   // 6: shoal.api.JoinRaftResponse
-	(*LeaveRaftRequest)(nil),   // 7: shoal.api.LeaveRaftRequest
-	(*LeaveRaftResponse)(nil),  // 8: shoal.api.LeaveRaftResponse
-	(*PingRequest)(nil),        // 9: shoal.api.PingRequest
-	(*PingResponse)(nil),       // 10: shoal.api.PingResponse
+	(*RaftProposalBatch)(nil),  // 2: shoal.api.RaftProposalBatch
+	(*RaftSnapshotData)(nil),   // 3: shoal.api.RaftSnapshotData
+	(*RaftMessage)(nil),        // 4: shoal.api.RaftMessage
+	(*RaftStreamResponse)(nil), // 5: shoal.api.RaftStreamResponse
+	(*JoinRaftRequest)(nil),    // 6: shoal.api.JoinRaftRequest
+	(*JoinRaftResponse)(nil),   // 7: shoal.api.JoinRaftResponse
+	(*LeaveRaftRequest)(nil),   // 8: shoal.api.LeaveRaftRequest
+	(*LeaveRaftResponse)(nil),  // 9: shoal.api.LeaveRaftResponse
+	(*PingRequest)(nil),        // 10: shoal.api.PingRequest
+	(*PingResponse)(nil),       // 11: shoal.api.PingResponse
 }
 var file_api_raft_proto_depIdxs = []int32{
-	0,  // 0: shoal.api.RaftSnapshotData.members:type_name -> shoal.api.RaftMember
-	0,  // 1: shoal.api.JoinRaftResponse.members:type_name -> shoal.api.RaftMember
-	3,  // 2: shoal.api.Raft.Stream:input_type -> shoal.api.RaftMessage
-	5,  // 3: shoal.api.Raft.Join:input_type -> shoal.api.JoinRaftRequest
-	7,  // 4: shoal.api.Raft.Leave:input_type -> shoal.api.LeaveRaftRequest
-	9,  // 5: shoal.api.Raft.Ping:input_type -> shoal.api.PingRequest
-	4,  // 6: shoal.api.Raft.Stream:output_type -> shoal.api.RaftStreamResponse
-	6,  // 7: shoal.api.Raft.Join:output_type -> shoal.api.JoinRaftResponse
-	8,  // 8: shoal.api.Raft.Leave:output_type -> shoal.api.LeaveRaftResponse
-	10, // 9: shoal.api.Raft.Ping:output_type -> shoal.api.PingResponse
-	6,  // [6:10] is the sub-list for method output_type
-	2,  // [2:6] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	1,  // 0: shoal.api.RaftProposalBatch.proposals:type_name -> shoal.api.RaftProposal
+	0,  // 1: shoal.api.RaftSnapshotData.members:type_name -> shoal.api.RaftMember
+	0,  // 2: shoal.api.JoinRaftResponse.members:type_name -> shoal.api.RaftMember
+	4,  // 3: shoal.api.Raft.Stream:input_type -> shoal.api.RaftMessage
+	6,  // 4: shoal.api.Raft.Join:input_type -> shoal.api.JoinRaftRequest
+	8,  // 5: shoal.api.Raft.Leave:input_type -> shoal.api.LeaveRaftRequest
+	10, // 6: shoal.api.Raft.Ping:input_type -> shoal.api.PingRequest
+	5,  // 7: shoal.api.Raft.Stream:output_type -> shoal.api.RaftStreamResponse
+	7,  // 8: shoal.api.Raft.Join:output_type -> shoal.api.JoinRaftResponse
+	9,  // 9: shoal.api.Raft.Leave:output_type -> shoal.api.LeaveRaftResponse
+	11, // 10: shoal.api.Raft.Ping:output_type -> shoal.api.PingResponse
+	7,  // [7:11] is the sub-list for method output_type
+	3,  // [3:7] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_api_raft_proto_init() }
@@ -645,7 +695,7 @@ func file_api_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_raft_proto_rawDesc), len(file_api_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ type raftOptions struct {
 	kills     int
 	soak      time.Duration
 	soakUsers int
+	cpuprof   string
 }
 
 func raftCommand() *cobra.Command {
@@ -54,5 +55,6 @@ func raftCommand() *cobra.Command {
 	f.IntVar(&o.kills, "kills", 20, "leader kills in the failover run")
 	f.DurationVar(&o.soak, "soak", 10*time.Minute, "length of the stability run under full write load (0 skips it)")
 	f.IntVar(&o.soakUsers, "soak-clients", 64, "concurrent clients in the stability run")
+	f.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the throughput runs to this file")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,17 @@ func measureThroughput(ctx context.Context, o raftOptions) ([]throughputResult, 
 		return nil, err
 	}
 	defer c.Close()
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var out []throughputResult
 	for _, clients := range o.levels {
 		rctx, cancel := context.WithTimeout(ctx, o.duration)

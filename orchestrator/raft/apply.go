@@ -51,13 +51,15 @@ func (n *Node) applyProposal(e *raftpb.Entry) {
 	if len(e.GetData()) == 0 {
 		return
 	}
-	p := &api.RaftProposal{}
-	if err := proto.Unmarshal(e.GetData(), p); err != nil {
-		n.log.Error("skipping a log entry that is not a proposal", "index", e.GetIndex(), "err", err)
+	batch := &api.RaftProposalBatch{}
+	if err := proto.Unmarshal(e.GetData(), batch); err != nil {
+		n.log.Error("skipping a log entry that is not a proposal batch", "index", e.GetIndex(), "err", err)
 		return
 	}
-	res := n.sm.Apply(e.GetIndex(), p.GetPayload())
-	n.waits.trigger(p.GetId(), applyResult{val: res})
+	for _, p := range batch.GetProposals() {
+		res := n.sm.Apply(e.GetIndex(), p.GetPayload())
+		n.waits.trigger(p.GetId(), applyResult{val: res})
+	}
 }
 
 // applyConfChange applies a committed membership change to raft, the member

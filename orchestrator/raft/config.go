@@ -19,7 +19,8 @@ import (
 type StateMachine interface {
 	// Apply applies one committed proposal payload at raft index. It is
 	// called from one goroutine, in log order, on every manager. Its result
-	// is handed to the local proposer, if any.
+	// is handed to the local proposer, if any. Proposals made concurrently
+	// share an entry, so several payloads in a row may carry the same index.
 	Apply(index uint64, payload []byte) any
 	// Snapshot returns the state as of the last applied index.
 	Snapshot() ([]byte, error)

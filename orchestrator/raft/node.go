@@ -52,11 +52,14 @@ type Node struct {
 	joinedOnce sync.Once
 
 	// Inputs to the Ready loop.
-	propc    chan proposal
-	recvc    chan *raftpb.Message
-	reportc  chan peerReport
-	actc     chan func()
-	removedc chan struct{} // a peer told us we were removed
+	propc chan proposal
+	// gathered holds the proposals of the current loop turn (loop only).
+	gathered      []*api.RaftProposal
+	gatheredBytes int
+	recvc         chan *raftpb.Message
+	reportc       chan peerReport
+	actc          chan func()
+	removedc      chan struct{} // a peer told us we were removed
 
 	// Owned by the Ready loop goroutine.
 	rn          *raft.RawNode

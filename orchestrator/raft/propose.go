@@ -10,14 +10,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-
-	"github.com/shoal/shoal/api"
 )
 
 // waitRegistry pairs waiting callers with the result the Ready loop finds
@@ -81,10 +76,10 @@ type applyResult struct {
 	err error
 }
 
-// proposal is a wrapped payload on its way to the Ready loop.
+// proposal is a payload on its way to the Ready loop.
 type proposal struct {
-	id   uint64
-	data []byte
+	id      uint64
+	payload []byte
 }
 
 // Propose replicates payload and returns the state machine's Apply result
@@ -99,13 +94,8 @@ func (n *Node) Propose(ctx context.Context, payload []byte) (any, error) {
 		return nil, err
 	}
 	id, ch := n.waits.register()
-	data, err := proto.Marshal(&api.RaftProposal{Id: id, Payload: payload})
-	if err != nil {
-		n.waits.cancel(id)
-		return nil, fmt.Errorf("marshal proposal: %w", err)
-	}
 	select {
-	case n.propc <- proposal{id: id, data: data}:
+	case n.propc <- proposal{id: id, payload: payload}:
 	case <-ctx.Done():
 		n.waits.cancel(id)
 		return nil, ctx.Err()

@@ -14,12 +14,17 @@ import (
 	"go.etcd.io/raft/v3"
 	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal/shoal/api"
 )
 
 // maxBatch bounds how many queued inputs one loop turn takes before it
 // handles a Ready, so one fsync covers many proposals without starving
 // ticks.
 const maxBatch = 4096
+
+// maxBatchBytes bounds the payload bytes gathered into one entry.
+const maxBatchBytes = 512 << 10
 
 // run is the Ready loop. It ends on Stop, on a fatal error, or when this
 // node was removed from the group, and then releases everything.
@@ -58,7 +63,7 @@ func (n *Node) loop() error {
 		case <-ticker.C:
 			n.rn.Tick()
 		case p := <-n.propc:
-			n.propose(p)
+			n.gather(p)
 		case m := <-n.recvc:
 			n.step(m)
 		case r := <-n.reportc:
@@ -68,6 +73,7 @@ func (n *Node) loop() error {
 		case <-ready:
 		}
 		n.takeQueued()
+		n.proposeGathered()
 		n.maybeCampaign()
 		if !n.rn.HasReady() {
 			continue
@@ -102,7 +108,7 @@ func (n *Node) takeQueued() {
 	for range maxBatch {
 		select {
 		case p := <-n.propc:
-			n.propose(p)
+			n.gather(p)
 		case m := <-n.recvc:
 			n.step(m)
 		case r := <-n.reportc:
@@ -115,10 +121,29 @@ func (n *Node) takeQueued() {
 	}
 }
 
-// propose hands a proposal to raft; a refusal is reported to the proposer
-// at once.
-func (n *Node) propose(p proposal) {
-	err := n.rn.Propose(p.data)
+// gather queues a proposal for the entry this loop turn proposes; a full
+// batch is proposed at once.
+func (n *Node) gather(p proposal) {
+	n.gathered = append(n.gathered, &api.RaftProposal{Id: p.id, Payload: p.payload})
+	n.gatheredBytes += len(p.payload)
+	if n.gatheredBytes >= maxBatchBytes {
+		n.proposeGathered()
+	}
+}
+
+// proposeGathered proposes the proposals gathered this turn as one entry,
+// so concurrent proposers share an entry as well as an fsync. A refusal is
+// reported to every proposer of the batch at once.
+func (n *Node) proposeGathered() {
+	if len(n.gathered) == 0 {
+		return
+	}
+	batch := &api.RaftProposalBatch{Proposals: n.gathered}
+	n.gathered, n.gatheredBytes = nil, 0
+	data, err := proto.Marshal(batch)
+	if err == nil {
+		err = n.rn.Propose(data)
+	}
 	if err == nil {
 		return
 	}
@@ -128,7 +153,9 @@ func (n *Node) propose(p proposal) {
 			err = ErrNoLeader
 		}
 	}
-	n.waits.trigger(p.id, applyResult{err: err})
+	for _, p := range batch.Proposals {
+		n.waits.trigger(p.GetId(), applyResult{err: err})
+	}
 }
 
 // step hands a peer's message to raft. Errors mean raft ignored the message
@@ -155,8 +182,22 @@ func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
 	n.checkConfChangeAppended(rd.Entries)
 
+	// A leader sends before it persists, so followers write to their disks
+	// while it writes to its own (raft thesis §10.2.1). That is safe: a
+	// leader's messages (appends, heartbeats, snapshots) claim nothing
+	// about its own disk, and an entry commits once a majority has it
+	// durably. Everyone else sends only after persisting, because a vote
+	// or an append acknowledgement promises that the state is on disk.
+	leaderSent := false
+	if n.rn.BasicStatus().RaftState == raft.StateLeader {
+		for _, r := range n.transport.send(rd.Messages) {
+			n.report(r)
+		}
+		leaderSent = true
+	}
+
 	// 1+2. Persist the snapshot, entries and hard state in one fsynced
-	// transaction before anything is sent.
+	// transaction.
 	if err := n.disk.save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 		return err
 	}
@@ -171,8 +212,10 @@ func (n *Node) handleReady() error {
 		return fmt.Errorf("append entries to memory storage: %w", err)
 	}
 	// 4. Send. Sends never block; what cannot be queued is reported back.
-	for _, r := range n.transport.send(rd.Messages) {
-		n.report(r)
+	if !leaderSent {
+		for _, r := range n.transport.send(rd.Messages) {
+			n.report(r)
+		}
 	}
 	// 5. Apply: a received snapshot first, then committed entries.
 	if hasSnap {
