@@ -155,16 +155,6 @@ func managerStatusName(ms *api.ManagerStatus) string {
 	}
 }
 
-func roleName(r api.NodeRole) string {
-	switch r {
-	case api.NodeRole_NODE_ROLE_WORKER:
-		return "worker"
-	case api.NodeRole_NODE_ROLE_MANAGER:
-		return "manager"
-	}
-	return r.String()
-}
-
 func newNodeInspectCommand(a *app) *cobra.Command {
 	var (
 		format string
@@ -237,7 +227,7 @@ func printNodePretty(w io.Writer, n *api.Node) error {
 	if name := n.GetSpec().GetAnnotations().GetName(); name != "" {
 		f.add("  Name", name)
 	}
-	f.add("  Desired role", roleName(n.GetSpec().GetDesiredRole()))
+	f.add("  Desired role", n.GetSpec().GetDesiredRole().Name())
 	f.add("  Availability", availabilityName(n.GetSpec().GetAvailability()))
 	f.add("  Labels", orDash(formatLabels(n.GetSpec().GetAnnotations().GetLabels())))
 	f.section("Status")
@@ -246,7 +236,7 @@ func printNodePretty(w io.Writer, n *api.Node) error {
 		f.add("  Message", msg)
 	}
 	f.add("  Address", orDash(n.GetStatus().GetAddr()))
-	f.add("Role", roleName(n.GetRole()))
+	f.add("Role", n.GetRole().Name())
 	if ms := n.GetManagerStatus(); ms != nil {
 		f.section("Manager status")
 		f.add("  Raft ID", strconv.FormatUint(ms.GetRaftId(), 10))
@@ -258,7 +248,7 @@ func printNodePretty(w io.Writer, n *api.Node) error {
 	f.add("  Architecture", orDash(n.GetDescription().GetArch()))
 	f.add("Engine version", orDash(n.GetDescription().GetEngineVersion()))
 	f.section("Certificate")
-	f.add("  Role", roleName(n.GetCertificate().GetRole()))
+	f.add("  Role", n.GetCertificate().GetRole().Name())
 	f.add("  Not after", formatTime(n.GetCertificate().GetNotAfter()))
 	return f.write(w)
 }
@@ -295,7 +285,7 @@ func newNodeRoleCommand(a *app, verb string, role api.NodeRole) *cobra.Command {
 					case err != nil:
 						return err
 					case !changed:
-						fmt.Fprintf(a.stdout, "Node %s is already a %s.\n", ref, roleName(role))
+						fmt.Fprintf(a.stdout, "Node %s is already a %s.\n", ref, role.Name())
 					case role == api.NodeRole_NODE_ROLE_MANAGER:
 						fmt.Fprintf(a.stdout, "Node %s promoted to a manager in the cluster.\n", ref)
 					default:

@@ -109,7 +109,7 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 	switch {
 	case err == nil:
 		id := sc.Identity()
-		log.Info("restarting node", "node", id.NodeID, "cluster", id.ClusterID, "role", roleName(id.Role))
+		log.Info("restarting node", "node", id.NodeID, "cluster", id.ClusterID, "role", id.Role.Name())
 	case errors.Is(err, fs.ErrNotExist) && cfg.joinAddr == "":
 		if sc, boot, err = initCluster(cfg); err != nil {
 			return err
@@ -123,7 +123,7 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 		}
 		joined = true
 		id := sc.Identity()
-		log.Info("joined the cluster", "node", id.NodeID, "cluster", id.ClusterID, "role", roleName(id.Role))
+		log.Info("joined the cluster", "node", id.NodeID, "cluster", id.ClusterID, "role", id.Role.Name())
 	default:
 		return err
 	}
@@ -273,7 +273,7 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 				return "", nil
 			}
 		case want := <-wantRole:
-			log.Info("the cluster wants this node in another role", "from", roleName(role), "to", roleName(want))
+			log.Info("the cluster wants this node in another role", "from", role.Name(), "to", want.Name())
 			if err := renewNow(ctx, sc, dialManager); err != nil {
 				log.Warn("renew the certificate for the new role", "err", err)
 				continue
@@ -307,11 +307,4 @@ func renewNow(ctx context.Context, sc *ca.SecurityConfig, dial func(context.Cont
 	}
 	defer conn.Close()
 	return ca.Renew(ctx, conn, sc)
-}
-
-func roleName(r api.NodeRole) string {
-	if r == api.NodeRole_NODE_ROLE_MANAGER {
-		return "manager"
-	}
-	return "worker"
 }

@@ -119,10 +119,10 @@ func (a *Authorizer) Authorize(ctx context.Context, method string) error {
 // the manager role.
 func requireManager(method string, id Identity, node *api.Node) error {
 	if id.Role != api.NodeRole_NODE_ROLE_MANAGER {
-		return status.Errorf(codes.PermissionDenied, "method %s requires a manager certificate; this node's role is %s", method, roleName(id.Role))
+		return status.Errorf(codes.PermissionDenied, "method %s requires a manager certificate; this node's role is %s", method, id.Role.Name())
 	}
 	if role := node.GetRole(); role != api.NodeRole_NODE_ROLE_MANAGER {
-		return status.Errorf(codes.PermissionDenied, "method %s requires a manager; node %s has a manager certificate but its role in the cluster is %s", method, id.NodeID, roleName(role))
+		return status.Errorf(codes.PermissionDenied, "method %s requires a manager; node %s has a manager certificate but its role in the cluster is %s", method, id.NodeID, role.Name())
 	}
 	return nil
 }

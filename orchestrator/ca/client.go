@@ -94,7 +94,7 @@ func RequestCertificate(ctx context.Context, addr, token string, desc *api.NodeD
 	want := Identity{NodeID: resp.GetNodeId(), ClusterID: resp.GetClusterId(), Role: resp.GetRole()}
 	if got := sc.Identity(); got != want {
 		return nil, fmt.Errorf("certificate issued by %s names node %s (%s) of cluster %s, the response said node %s (%s) of cluster %s",
-			addr, got.NodeID, roleName(got.Role), got.ClusterID, want.NodeID, roleName(want.Role), want.ClusterID)
+			addr, got.NodeID, got.Role.Name(), got.ClusterID, want.NodeID, want.Role.Name(), want.ClusterID)
 	}
 	if err := sc.Save(dir); err != nil {
 		return nil, fmt.Errorf("save node credentials: %w", err)

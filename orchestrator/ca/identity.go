@@ -117,15 +117,3 @@ func ouRole(ou string) (api.NodeRole, error) {
 		return 0, fmt.Errorf("unknown role %q in subject OU, want %q or %q", ou, ManagerOU, WorkerOU)
 	}
 }
-
-// roleName is a role as messages say it: "manager" or "worker".
-func roleName(role api.NodeRole) string {
-	switch role {
-	case api.NodeRole_NODE_ROLE_MANAGER:
-		return "manager"
-	case api.NodeRole_NODE_ROLE_WORKER:
-		return "worker"
-	default:
-		return role.String()
-	}
-}

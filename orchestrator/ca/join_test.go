@@ -39,7 +39,7 @@ func TestJoin(t *testing.T) {
 			}
 			id := sc.Identity()
 			if id.Role != tt.want || id.ClusterID != tc.id || len(id.NodeID) != idLen {
-				t.Fatalf("identity = %+v, want a %s of cluster %s with a 25-character ID", id, roleName(tt.want), tc.id)
+				t.Fatalf("identity = %+v, want a %s of cluster %s with a 25-character ID", id, tt.want.Name(), tc.id)
 			}
 			if remaining := time.Until(sc.NotAfter()); remaining < 58*time.Minute || remaining > time.Hour {
 				t.Errorf("certificate expires in %s, want the cluster's 1h", remaining)

@@ -56,7 +56,7 @@ func RenewalLoop(ctx context.Context, sc *SecurityConfig, dial func(ctx context.
 		}
 		backoff = 0
 		id := sc.Identity()
-		logger.Info("renewed node certificate", "node", id.NodeID, "role", roleName(id.Role), "not_after", sc.NotAfter())
+		logger.Info("renewed node certificate", "node", id.NodeID, "role", id.Role.Name(), "not_after", sc.NotAfter())
 	}
 }
 

@@ -118,7 +118,7 @@ func (s *Server) IssueNodeCertificate(ctx context.Context, req *api.IssueNodeCer
 	if err := s.backend.RegisterNode(ctx, node); err != nil {
 		return nil, backendError("register node", err)
 	}
-	s.logger.Info("node joined", "node", nodeID, "role", roleName(role), "addr", node.Status.Addr,
+	s.logger.Info("node joined", "node", nodeID, "role", role.Name(), "addr", node.Status.Addr,
 		"hostname", req.GetDescription().GetHostname(), "not_after", cert.NotAfter.AsTime())
 	return &api.IssueNodeCertificateResponse{
 		NodeId:         nodeID,
@@ -161,8 +161,8 @@ func (s *Server) RenewNodeCertificate(ctx context.Context, req *api.RenewNodeCer
 	if err := s.backend.UpdateNodeCertificate(ctx, id.NodeID, cert); err != nil {
 		return nil, backendError("record node certificate", err)
 	}
-	s.logger.Info("renewed node certificate", "node", id.NodeID, "role", roleName(role),
-		"previous_role", roleName(id.Role), "not_after", cert.NotAfter.AsTime())
+	s.logger.Info("renewed node certificate", "node", id.NodeID, "role", role.Name(),
+		"previous_role", id.Role.Name(), "not_after", cert.NotAfter.AsTime())
 	return &api.RenewNodeCertificateResponse{CertificatePem: cert.CertificatePem, Role: role}, nil
 }
 

@@ -82,7 +82,7 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.log.Info("node updated", "node", n.Id, "role", roleName(req.Spec.DesiredRole),
+	s.log.Info("node updated", "node", n.Id, "role", req.Spec.DesiredRole.Name(),
 		"availability", req.Spec.Availability.String())
 	return &api.UpdateNodeResponse{Node: updated}, nil
 }

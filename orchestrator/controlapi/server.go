@@ -131,7 +131,7 @@ func (s *Server) RotateJoinToken(ctx context.Context, req *api.RotateJoinTokenRe
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.log.Info("join token rotated", "role", roleName(req.Role))
+	s.log.Info("join token rotated", "role", req.Role.Name())
 	return &api.RotateJoinTokenResponse{JoinTokens: tokens}, nil
 }
 
@@ -157,11 +157,4 @@ func toStatus(err error) error {
 		return status.Error(codes.Canceled, err.Error())
 	}
 	return status.Error(codes.Unavailable, err.Error())
-}
-
-func roleName(r api.NodeRole) string {
-	if r == api.NodeRole_NODE_ROLE_MANAGER {
-		return "manager"
-	}
-	return "worker"
 }
