@@ -144,3 +144,37 @@ func TestCertificatesRenewBeforeExpiry(t *testing.T) {
 	_, err := api.NewDispatcherClient(c.dialAs(sc, 1)).Heartbeat(ctxT(t, 10*time.Second), &api.HeartbeatRequest{SessionId: "made-up"})
 	wantCode(t, "heartbeat with the renewed certificate", err, codes.NotFound, "unknown")
 }
+
+func TestRemoveDeadManager(t *testing.T) {
+	c := newCluster(t, fastRaft...)
+	c.initManagers(3)
+	c.node(3).kill() // for good
+	eventually(t, 30*time.Second, "node-3 down", func() error {
+		got, err := c.control(1).GetNode(ctxT(t, 5*time.Second), &api.GetNodeRequest{NodeId: "node-3"})
+		if err != nil {
+			return err
+		}
+		if got.Node.Status.GetState() != api.NodeState_NODE_STATE_DOWN {
+			return fmt.Errorf("node-3 is %v", got.Node.Status.GetState())
+		}
+		return nil
+	})
+	// A manager is demoted (removed from raft) before it can be removed.
+	if out, err := c.shoalctl(1, "node", "rm", "node-3"); err == nil || !contains(out, "demote") {
+		t.Fatalf("rm of a manager: err %v, output %q", err, out)
+	}
+	if out, err := c.shoalctl(2, "node", "demote", "node-3"); err != nil {
+		t.Fatalf("demote the dead manager: %v\n%s", err, out)
+	}
+	c.waitManagers(2, 2)
+	if out, err := c.shoalctl(1, "node", "rm", "node-3"); err != nil {
+		t.Fatalf("rm the demoted dead node: %v\n%s", err, out)
+	}
+	if ids := c.nodeIDs(1); len(ids) != 2 {
+		t.Fatalf("%d nodes after rm, want 2", len(ids))
+	}
+	// Two managers of two: writes commit, and both must be up for it.
+	if err := c.setLabel(ctxT(t, 10*time.Second), 2, "node-1", "after-rm", "yes"); err != nil {
+		t.Fatalf("write after removing the dead manager: %v", err)
+	}
+}
