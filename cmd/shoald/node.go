@@ -213,10 +213,15 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		select {
 		case <-mgr.Ready():
 		case err := <-errc:
-			if err == nil {
-				err = ctx.Err()
+			if !errors.Is(err, raft.ErrMemberRemoved) {
+				if err == nil {
+					err = ctx.Err()
+				}
+				return "", err
 			}
-			return "", err
+			// Demoted while it was down: carry on until the agent
+			// brings the worker role.
+			log.Info("this manager was removed from the raft group while it was down")
 		case <-ctx.Done():
 			return "", nil
 		}
