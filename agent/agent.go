@@ -21,6 +21,9 @@ import (
 	"github.com/shoal/shoal/api"
 )
 
+// firstMessageTimeout bounds the wait for a new session's first message.
+const firstMessageTimeout = 30 * time.Second
+
 // ErrNodeRemoved is returned by Run when the cluster refuses this node's
 // certificate because the node was removed.
 var ErrNodeRemoved = errors.New("this node was removed from the cluster")
@@ -106,7 +109,13 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	// The first message comes once the leader has recorded the node; a
+	// session stuck before that is abandoned and opened again.
+	firstTimer := time.AfterFunc(firstMessageTimeout, cancel)
 	first, err := stream.Recv()
+	if !firstTimer.Stop() && err != nil {
+		return fmt.Errorf("no session message from %s within %s: %w", addr, firstMessageTimeout, err)
+	}
 	if err != nil {
 		return err
 	}

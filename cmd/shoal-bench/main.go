@@ -32,6 +32,7 @@ type raftOptions struct {
 	soak      time.Duration
 	soakUsers int
 	cpuprof   string
+	only      []string
 }
 
 func raftCommand() *cobra.Command {
@@ -41,8 +42,13 @@ func raftCommand() *cobra.Command {
 		Short: "Throughput, failover and stability of a 3-manager cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.kills < 0 || o.duration <= 0 || o.soak < 0 {
-				return fmt.Errorf("--kills, --duration and --soak must not be negative (and --duration not zero)")
+			if o.kills <= 0 || o.duration <= 0 || o.soak <= 0 {
+				return fmt.Errorf("--kills, --duration and --soak must be positive")
+			}
+			for _, m := range o.only {
+				if m != "throughput" && m != "failover" && m != "soak" {
+					return fmt.Errorf("--only: %q is not a measurement (throughput, failover or soak)", m)
+				}
 			}
 			return runRaftBench(cmd.Context(), o)
 		},
@@ -53,8 +59,9 @@ func raftCommand() *cobra.Command {
 	f.IntSliceVar(&o.levels, "clients", []int{1, 16, 64}, "concurrent client counts for the throughput runs")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "length of each throughput run")
 	f.IntVar(&o.kills, "kills", 20, "leader kills in the failover run")
-	f.DurationVar(&o.soak, "soak", 10*time.Minute, "length of the stability run under full write load (0 skips it)")
+	f.DurationVar(&o.soak, "soak", 10*time.Minute, "length of the stability run under full write load")
 	f.IntVar(&o.soakUsers, "soak-clients", 64, "concurrent clients in the stability run")
 	f.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the throughput runs to this file")
+	f.StringSliceVar(&o.only, "only", []string{"throughput", "failover", "soak"}, "measurements to run: throughput, failover, soak (each replaces its own section of --out)")
 	return cmd
 }

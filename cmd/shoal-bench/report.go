@@ -14,34 +14,47 @@ import (
 	"time"
 )
 
-const (
-	beginMarker = "<!-- shoal-bench raft: begin -->"
-	endMarker   = "<!-- shoal-bench raft: end -->"
-)
+// Each measurement owns a section of the benchmarks document, between
+// markers, so one can be measured again without the others.
+func markers(name string) (begin, end string) {
+	return "<!-- shoal-bench raft " + name + ": begin -->", "<!-- shoal-bench raft " + name + ": end -->"
+}
 
 func runRaftBench(ctx context.Context, o raftOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	started := time.Now()
-	tp, err := measureThroughput(ctx, o)
-	if err != nil {
-		return fmt.Errorf("throughput: %w", err)
-	}
-	fo, err := measureFailover(ctx, o)
-	if err != nil {
-		return fmt.Errorf("failover: %w", err)
-	}
-	var sk *soakResult
-	if o.soak > 0 {
-		r, err := soak(ctx, o)
-		if err != nil {
-			return fmt.Errorf("soak: %w", err)
+	for _, m := range o.only {
+		started := time.Now()
+		var body string
+		switch m {
+		case "throughput":
+			tp, err := measureThroughput(ctx, o)
+			if err != nil {
+				return fmt.Errorf("throughput: %w", err)
+			}
+			body = renderThroughput(o, tp)
+		case "failover":
+			fo, err := measureFailover(ctx, o)
+			if err != nil {
+				return fmt.Errorf("failover: %w", err)
+			}
+			body = renderFailover(fo)
+		case "soak":
+			sk, err := soak(ctx, o)
+			if err != nil {
+				return fmt.Errorf("soak: %w", err)
+			}
+			body = renderSoak(sk)
 		}
-		sk = &r
+		cmd := fmt.Sprintf("go run ./cmd/shoal-bench raft --only %s --duration %s --kills %d --soak %s", m, o.duration, o.kills, o.soak)
+		section := fmt.Sprintf("%s\nMeasured %s on %s, with `%s`.\n", body,
+			started.UTC().Format("2006-01-02 15:04 MST"), machine(), cmd)
+		if err := writeSection(o.out, m, section); err != nil {
+			return err
+		}
 	}
-	section := render(o, started, tp, fo, sk)
-	return writeSection(o.out, section)
+	return nil
 }
 
 func machine() string {
@@ -67,21 +80,24 @@ func machine() string {
 	return fmt.Sprintf("%d × %s%s, Linux %s, %s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version())
 }
 
-func render(o raftOptions, started time.Time, tp []throughputResult, fo []time.Duration, sk *soakResult) string {
+func renderThroughput(o raftOptions, tp []throughputResult) string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\n## Manager cluster (raft)\n\n", beginMarker)
-	fmt.Fprintf(&b, "Measured %s on %s, with `make bench` (`go run ./cmd/shoal-bench raft --duration %s --kills %d --soak %s`).\n\n",
-		started.UTC().Format("2006-01-02 15:04 MST"), machine(), o.duration, o.kills, o.soak)
 	fmt.Fprintf(&b, "### Committed transactions per second, 3 managers\n\n")
 	fmt.Fprintf(&b, "Three managers in one process on loopback with mTLS, each with its own bbolt log; every client loops\n"+
-		"committing a one-object transaction (`store.Update` creating an object), spread over the three managers\n"+
-		"(followers forward to the leader). A transaction is acknowledged only after it is fsynced by a majority\n"+
-		"and applied by the manager the client called. %s per client count.\n\n", o.duration)
+		"committing a one-object transaction (`store.Update` of a node object it owns, read, changed and\n"+
+		"version-checked), spread over the three managers (followers forward to the leader). A transaction is\n"+
+		"acknowledged only after it is fsynced by a majority and applied by the manager the client called.\n"+
+		"%s per client count.\n\n", o.duration)
 	fmt.Fprintf(&b, "| clients | committed tx/s | p50 latency | p99 latency | failed |\n|---:|---:|---:|---:|---:|\n")
 	for _, r := range tp {
 		fmt.Fprintf(&b, "| %d | %.0f | %s | %s | %d |\n", r.clients, r.perSecond(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.failed)
 	}
-	fmt.Fprintf(&b, "\nTarget: at least 5,000/s at 64 clients.\n\n")
+	fmt.Fprintf(&b, "\nTarget: at least 5,000/s at 64 clients.\n")
+	return b.String()
+}
+
+func renderFailover(fo []time.Duration) string {
+	var b bytes.Buffer
 	fmt.Fprintf(&b, "### Leader failover\n\n")
 	fmt.Fprintf(&b, "Three shoald processes at their default raft timing (100 ms tick, election after 10 ticks, heartbeat\n"+
 		"every tick, PreVote and CheckQuorum on). Each round SIGKILLs the leader and times until a surviving\n"+
@@ -96,34 +112,39 @@ func render(o raftOptions, started time.Time, tp []throughputResult, fo []time.D
 		}
 		fmt.Fprintf(&b, "All rounds, sorted: %s.\n\n", strings.Join(all, ", "))
 	}
-	fmt.Fprintf(&b, "Target: median at most 2 s.\n\n")
-	if sk != nil {
-		fmt.Fprintf(&b, "### Leader stability under load\n\n")
-		fmt.Fprintf(&b, "Three in-process managers (default timing) under %d clients committing as fast as they can for %s:\n"+
-			"%d transactions committed (%.0f/s), **%d leader changes** (raft term %s).\n\n",
-			sk.clients, sk.duration, sk.committed, float64(sk.committed)/sk.duration.Seconds(), sk.leaderChanges, sk.terms)
-		fmt.Fprintf(&b, "Target: no spurious leader change in 10 minutes under full write load.\n\n")
-	}
-	fmt.Fprintf(&b, "%s\n", endMarker)
+	fmt.Fprintf(&b, "Target: median at most 2 s.\n")
+	return b.String()
+}
+
+func renderSoak(sk soakResult) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "### Leader stability under load\n\n")
+	fmt.Fprintf(&b, "Three in-process managers (default timing) under %d clients committing updates of their own objects\n"+
+		"(the throughput workload) as fast as they can for %s:\n"+
+		"%d transactions committed (%.0f/s), **%d leader changes** (raft term %s).\n\n",
+		sk.clients, sk.duration, sk.committed, float64(sk.committed)/sk.duration.Seconds(), sk.leaderChanges, sk.terms)
+	fmt.Fprintf(&b, "Target: no spurious leader change in 10 minutes under full write load.\n")
 	return b.String()
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 
-// writeSection replaces the raft section of path, or appends it.
-func writeSection(path, section string) error {
+// writeSection replaces the named section of path, or appends it.
+func writeSection(path, name, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	doc := string(old)
 	if doc == "" {
-		doc = "# shoal benchmarks\n\nFigures measured on the machine named in each section, with the command given there.\n\n"
+		doc = "# shoal benchmarks\n\nFigures measured on this project's development machine, each with the command that produced\nit. `make bench` runs them all.\n\n## Manager cluster (raft)\n\n"
 	}
-	if i, j := strings.Index(doc, beginMarker), strings.Index(doc, endMarker); i >= 0 && j > i {
-		doc = doc[:i] + section + doc[j+len(endMarker)+1:]
+	begin, end := markers(name)
+	block := begin + "\n" + section + end + "\n"
+	if i, j := strings.Index(doc, begin), strings.Index(doc, end); i >= 0 && j > i {
+		doc = doc[:i] + block + doc[j+len(end)+1:]
 	} else {
-		doc += section
+		doc += block + "\n"
 	}
 	return os.WriteFile(path, []byte(doc), 0o644)
 }

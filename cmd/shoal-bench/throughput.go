@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +30,10 @@ type throughputResult struct {
 func (r throughputResult) perSecond() float64 { return float64(r.committed) / r.elapsed.Seconds() }
 
 // load runs clients that each commit one-object transactions through the
-// managers in turn until ctx ends.
-func load(ctx context.Context, c *managertest.Cluster, clients int, run string) throughputResult {
+// managers in turn until ctx ends. Each client owns one node object and
+// updates it again and again (as agents update their status), so the store
+// stays the size of a real cluster however long the run.
+func load(ctx context.Context, c *managertest.Cluster, clients int, run string) (throughputResult, error) {
 	var (
 		committed, failed atomic.Int64
 		mu                sync.Mutex
@@ -38,6 +41,19 @@ func load(ctx context.Context, c *managertest.Cluster, clients int, run string) 
 		wg                sync.WaitGroup
 	)
 	members := c.Members()
+	ids := make([]string, clients)
+	if err := members[0].Store().Update(ctx, func(tx store.Tx) error {
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s-client-%d", run, i)
+			n := &api.Node{Id: ids[i], Spec: &api.NodeSpec{Annotations: &api.Annotations{Labels: map[string]string{}}}}
+			if err := tx.Create(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return throughputResult{}, fmt.Errorf("create the clients' objects: %w", err)
+	}
 	start := time.Now()
 	for i := range clients {
 		wg.Go(func() {
@@ -47,10 +63,17 @@ func load(ctx context.Context, c *managertest.Cluster, clients int, run string) 
 				if s == nil {
 					continue
 				}
-				id := fmt.Sprintf("%s-c%d-%d", run, i, seq)
 				t0 := time.Now()
 				err := s.Update(ctx, func(tx store.Tx) error {
-					return tx.Create(&api.Node{Id: id, Description: &api.NodeDescription{Hostname: id}})
+					n := tx.Node(ids[i])
+					if n == nil {
+						return fmt.Errorf("object %s is gone", ids[i])
+					}
+					if n.Spec.Annotations.Labels == nil {
+						n.Spec.Annotations.Labels = map[string]string{}
+					}
+					n.Spec.Annotations.Labels["seq"] = strconv.Itoa(seq)
+					return tx.Update(n)
 				})
 				if err != nil {
 					if ctx.Err() == nil {
@@ -72,7 +95,7 @@ func load(ctx context.Context, c *managertest.Cluster, clients int, run string) 
 	if n := len(latencies); n > 0 {
 		r.p50, r.p99 = latencies[n/2], latencies[n*99/100]
 	}
-	return r
+	return r, nil
 }
 
 func measureThroughput(ctx context.Context, o raftOptions) ([]throughputResult, error) {
@@ -100,8 +123,11 @@ func measureThroughput(ctx context.Context, o raftOptions) ([]throughputResult, 
 	var out []throughputResult
 	for _, clients := range o.levels {
 		rctx, cancel := context.WithTimeout(ctx, o.duration)
-		r := load(rctx, c, clients, fmt.Sprintf("t%d", clients))
+		r, err := load(rctx, c, clients, fmt.Sprintf("t%d", clients))
 		cancel()
+		if err != nil {
+			return nil, err
+		}
 		fmt.Printf("throughput: %3d clients: %8.0f tx/s (p50 %s, p99 %s, %d failed)\n",
 			clients, r.perSecond(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.failed)
 		out = append(out, r)
@@ -166,7 +192,10 @@ func soak(ctx context.Context, o raftOptions) (soakResult, error) {
 			}
 		}
 	})
-	r := load(lctx, c, o.soakUsers, "soak")
+	r, err := load(lctx, c, o.soakUsers, "soak")
+	if err != nil {
+		return res, err
+	}
 	watchers.Wait()
 	res.committed = r.committed
 	res.leaderChanges = int(changes.Load())

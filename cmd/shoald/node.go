@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/agent"
@@ -79,11 +80,16 @@ func (c *nodeConfig) validate() error {
 			return fmt.Errorf("%s: %q is not host:port: %w", flag, addr, err)
 		}
 	}
+	host, _, _ := net.SplitHostPort(c.advertise())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("--advertise-addr: required when --listen-remote-api (%s) listens on every address: other nodes need one address to reach this node at", c.listenRemoteAPI)
+	}
 	return nil
 }
 
-func (c *nodeConfig) certDir() string { return filepath.Join(c.stateDir, "certificates") }
-func (c *nodeConfig) raftDir() string { return filepath.Join(c.stateDir, "raft") }
+func (c *nodeConfig) certDir() string       { return filepath.Join(c.stateDir, "certificates") }
+func (c *nodeConfig) bootstrapPath() string { return filepath.Join(c.stateDir, "bootstrap.pb") }
+func (c *nodeConfig) raftDir() string       { return filepath.Join(c.stateDir, "raft") }
 
 func (c *nodeConfig) description() *api.NodeDescription {
 	return &api.NodeDescription{Hostname: c.hostname, Os: runtime.GOOS, Arch: runtime.GOARCH}
@@ -110,6 +116,11 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 	case err == nil:
 		id := sc.Identity()
 		log.Info("restarting node", "node", id.NodeID, "cluster", id.ClusterID, "role", id.Role.Name())
+		// A first manager that stopped before its cluster object was
+		// committed finishes the job now.
+		if boot, err = loadBootstrap(cfg.bootstrapPath()); err != nil {
+			return err
+		}
 	case errors.Is(err, fs.ErrNotExist) && cfg.joinAddr == "":
 		if sc, boot, err = initCluster(cfg); err != nil {
 			return err
@@ -128,9 +139,17 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 		return err
 	}
 	remotes := newRemotes(filepath.Join(cfg.stateDir, "managers.json"), cfg.joinAddr)
-	joinAddr := ""
-	if joined {
-		joinAddr = cfg.joinAddr
+	// A manager without raft state joins raft through this address: the
+	// one it joined the cluster through, or, if it stopped before it had
+	// joined raft, --join-addr or a manager it knew of.
+	joinAddr := cfg.joinAddr
+	if !joined && joinAddr == "" {
+		for _, addr := range remotes.list() {
+			if addr != cfg.advertise() {
+				joinAddr = addr
+				break
+			}
+		}
 	}
 	for {
 		next, err := runRole(ctx, cfg, sc, remotes, boot, joinAddr)
@@ -157,6 +176,12 @@ func initCluster(cfg nodeConfig) (*ca.SecurityConfig, *manager.Bootstrap, error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("initialise the cluster's CA: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			// Half an initialisation is useless: start clean next time.
+			os.RemoveAll(cfg.certDir())
+		}
+	}()
 	spec := manager.DefaultClusterSpec(cfg.clusterName)
 	spec.CaConfig.NodeCertExpiry = durationpb.New(cfg.certExpiry)
 	spec.Dispatcher = &api.DispatcherConfig{HeartbeatPeriod: durationpb.New(cfg.dispatcherHeartbeat)}
@@ -166,9 +191,50 @@ func initCluster(cfg nodeConfig) (*ca.SecurityConfig, *manager.Bootstrap, error)
 		ElectionTick:               uint32(cfg.electionTick),
 		HeartbeatTick:              uint32(cfg.heartbeatTick),
 	}
+	boot := &manager.Bootstrap{ClusterID: clusterID, RootCA: rootCA, Spec: spec}
+	if err = saveBootstrap(cfg.bootstrapPath(), boot); err != nil {
+		return nil, nil, err
+	}
 	cfg.logger.Info("initialised a new cluster", "cluster", clusterID, "node", nodeID, "ca_digest", rootCA.CaCertDigest)
-	return sc, &manager.Bootstrap{ClusterID: clusterID, RootCA: rootCA, Spec: spec}, nil
+	return sc, boot, nil
 }
+
+// saveBootstrap keeps a new cluster's object (with the root CA key) on disk,
+// mode 0600, until raft has committed it.
+func saveBootstrap(path string, b *manager.Bootstrap) error {
+	data, err := proto.Marshal(&api.Cluster{Id: b.ClusterID, Spec: b.Spec, RootCa: b.RootCA})
+	if err != nil {
+		return fmt.Errorf("encode the new cluster: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("save the new cluster: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save the new cluster: %w", err)
+	}
+	return nil
+}
+
+// loadBootstrap reads what saveBootstrap kept; nil when there is nothing.
+func loadBootstrap(path string) (*manager.Bootstrap, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the new cluster's bootstrap: %w", err)
+	}
+	var c api.Cluster
+	if err := proto.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("read the new cluster's bootstrap %s: %w", path, err)
+	}
+	return &manager.Bootstrap{ClusterID: c.Id, RootCA: c.RootCa, Spec: c.Spec}, nil
+}
+
+// roleRetryInterval spaces attempts to switch roles when renewing the
+// certificate for the new role failed.
+const roleRetryInterval = 5 * time.Second
 
 // runRole runs the node in the role its certificate grants until ctx ends
 // or the cluster wants another role. It returns the address a newly
@@ -212,6 +278,12 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		// The agent's session needs this node's record in the store.
 		select {
 		case <-mgr.Ready():
+			if boot != nil {
+				// The cluster object is committed: the key lives in raft now.
+				if err := os.Remove(cfg.bootstrapPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					log.Warn("remove the committed bootstrap", "err", err)
+				}
+			}
 		case err := <-errc:
 			if !errors.Is(err, raft.ErrMemberRemoved) {
 				if err == nil {
@@ -243,13 +315,30 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 			}
 		},
 	})
+	// dialManager opens a connection to the first known manager that
+	// answers a ping-sized call (grpc dials lazily, so a plain dial would
+	// always "succeed" on the first address).
 	dialManager := func(ctx context.Context) (*grpc.ClientConn, error) {
+		var last error
 		for _, addr := range ag.Managers() {
-			if conn, err := manager.Dial(addr, sc); err == nil {
+			conn, err := manager.Dial(addr, sc)
+			if err != nil {
+				last = err
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = api.NewCAClient(conn).GetRootCACertificate(pctx, &api.GetRootCACertificateRequest{})
+			cancel()
+			if err == nil {
 				return conn, nil
 			}
+			conn.Close()
+			last = fmt.Errorf("%s: %w", addr, err)
 		}
-		return nil, errors.New("no manager reachable")
+		if last == nil {
+			last = errors.New("no manager known")
+		}
+		return nil, fmt.Errorf("no manager reachable: %w", last)
 	}
 	wg.Add(2)
 	go func() {
@@ -261,6 +350,10 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		ca.RenewalLoop(ctx, sc, dialManager, log.With("component", "ca-renewal"))
 	}()
 
+	var (
+		pendingRole api.NodeRole
+		retryRole   <-chan time.Time // on while a role switch waits to be retried
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -277,10 +370,17 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 			if ctx.Err() != nil {
 				return "", nil
 			}
+		case <-retryRole:
+			retryRole = nil
+			select {
+			case wantRole <- pendingRole:
+			default:
+			}
 		case want := <-wantRole:
 			log.Info("the cluster wants this node in another role", "from", role.Name(), "to", want.Name())
-			if err := renewNow(ctx, sc, dialManager); err != nil {
-				log.Warn("renew the certificate for the new role", "err", err)
+			if err := ca.RenewVia(ctx, sc, dialManager); err != nil {
+				log.Warn("renew the certificate for the new role; retrying", "err", err)
+				pendingRole, retryRole = want, time.After(roleRetryInterval)
 				continue
 			}
 			if got := sc.Identity().Role; got == role {
@@ -301,15 +401,4 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 			return managers[0], nil
 		}
 	}
-}
-
-func renewNow(ctx context.Context, sc *ca.SecurityConfig, dial func(context.Context) (*grpc.ClientConn, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	conn, err := dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return ca.Renew(ctx, conn, sc)
 }

@@ -20,9 +20,10 @@ import (
 	"github.com/shoal/shoal/api"
 )
 
-// NodeLookup reads a node record from the local store (fast, may lag the
-// leader slightly). It reports false when the node does not exist.
-type NodeLookup func(nodeID string) (*api.Node, bool)
+// NodeLookup reads a node record from the local store. It returns an error
+// wrapping ErrNodeNotFound when the node does not exist, and another error
+// when it cannot tell (for example while the manager has no leader).
+type NodeLookup func(nodeID string) (*api.Node, error)
 
 // access is who may call a method.
 type access int
@@ -103,9 +104,12 @@ func (a *Authorizer) Authorize(ctx context.Context, method string) error {
 	if cluster := a.clusterID(); id.ClusterID != cluster {
 		return status.Errorf(codes.PermissionDenied, "certificate of node %s is for cluster %s, this is cluster %s", id.NodeID, id.ClusterID, cluster)
 	}
-	node, ok := a.nodes(id.NodeID)
-	if !ok {
+	node, err := a.nodes(id.NodeID)
+	if errors.Is(err, ErrNodeNotFound) {
 		return status.Errorf(codes.PermissionDenied, "node %s was removed from the cluster", id.NodeID)
+	}
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "cannot check node %s: %v", id.NodeID, err)
 	}
 	if need == accessManager {
 		if err := requireManager(method, id, node); err != nil {
@@ -115,14 +119,19 @@ func (a *Authorizer) Authorize(ctx context.Context, method string) error {
 	return nil
 }
 
-// requireManager checks that both the certificate and the node record grant
-// the manager role.
+// requireManager checks that the certificate, the node record and the
+// operator's wish all make the caller a manager: a demoted node loses
+// manager access the moment its demotion commits, before its certificate is
+// renewed.
 func requireManager(method string, id Identity, node *api.Node) error {
 	if id.Role != api.NodeRole_NODE_ROLE_MANAGER {
 		return status.Errorf(codes.PermissionDenied, "method %s requires a manager certificate; this node's role is %s", method, id.Role.Name())
 	}
 	if role := node.GetRole(); role != api.NodeRole_NODE_ROLE_MANAGER {
 		return status.Errorf(codes.PermissionDenied, "method %s requires a manager; node %s has a manager certificate but its role in the cluster is %s", method, id.NodeID, role.Name())
+	}
+	if want := node.GetSpec().GetDesiredRole(); want != api.NodeRole_NODE_ROLE_MANAGER {
+		return status.Errorf(codes.PermissionDenied, "method %s requires a manager; node %s was demoted to %s", method, id.NodeID, want.Name())
 	}
 	return nil
 }

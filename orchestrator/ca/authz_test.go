@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -76,17 +77,27 @@ func TestAuthorize(t *testing.T) {
 		return mustParseCert(t, certPEM)
 	}
 	nodes := map[string]*api.Node{
-		"mgr":     {Id: "mgr", Role: manager},
+		"mgr":     {Id: "mgr", Role: manager, Spec: &api.NodeSpec{DesiredRole: manager}},
 		"wrk":     {Id: "wrk", Role: worker},
 		"demoted": {Id: "demoted", Role: worker}, // still holds a manager certificate
+		// Demoted, certificate not yet renewed: record and certificate
+		// still say manager, only the desired role changed.
+		"demoting": {Id: "demoting", Role: manager, Spec: &api.NodeSpec{DesiredRole: worker}},
 	}
-	authz := NewAuthorizer(func() string { return "cluster-a" }, func(id string) (*api.Node, bool) {
-		n, ok := nodes[id]
-		return n, ok
+	authz := NewAuthorizer(func() string { return "cluster-a" }, func(id string) (*api.Node, error) {
+		if n, ok := nodes[id]; ok {
+			return n, nil
+		}
+		if id == "undecided" {
+			return nil, errors.New("no leader")
+		}
+		return nil, ErrNodeNotFound
 	})
 	managerCert := certFor("mgr", manager, "cluster-a")
 	workerCert := certFor("wrk", worker, "cluster-a")
 	demotedCert := certFor("demoted", manager, "cluster-a")
+	demotingCert := certFor("demoting", manager, "cluster-a")
+	undecidedCert := certFor("undecided", manager, "cluster-a")
 	removedCert := certFor("gone", manager, "cluster-a")
 	otherClusterCert := certFor("mgr", manager, "cluster-b")
 	notNodeCert := certWithSubject(t, pkix.Name{CommonName: "mgr", Organization: []string{"cluster-a"}, OrganizationalUnit: []string{"admins"}})
@@ -117,6 +128,9 @@ func TestAuthorize(t *testing.T) {
 		{"worker lists nodes", peerContext(workerCert), listNodes, codes.PermissionDenied, "requires a manager certificate"},
 		{"demoted manager pings", peerContext(demotedCert), ping, codes.PermissionDenied, "its role in the cluster is worker"},
 		{"demoted manager heartbeats", peerContext(demotedCert), heartbeat, codes.OK, ""},
+		{"manager being demoted lists nodes", peerContext(demotingCert), listNodes, codes.PermissionDenied, "was demoted to worker"},
+		{"manager being demoted heartbeats", peerContext(demotingCert), heartbeat, codes.OK, ""},
+		{"undecidable lookup", peerContext(undecidedCert), heartbeat, codes.Unavailable, "cannot check node undecided"},
 		{"removed node heartbeats", peerContext(removedCert), heartbeat, codes.PermissionDenied, "node gone was removed from the cluster"},
 		{"removed node pings", peerContext(removedCert), ping, codes.PermissionDenied, "node gone was removed from the cluster"},
 		{"other cluster", peerContext(otherClusterCert), heartbeat, codes.PermissionDenied, "is for cluster cluster-b, this is cluster cluster-a"},

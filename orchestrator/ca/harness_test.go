@@ -39,9 +39,9 @@ func (b *fakeBackend) RegisterNode(_ context.Context, n *api.Node) error {
 }
 
 func (b *fakeBackend) Node(_ context.Context, nodeID string) (*api.Node, error) {
-	n, ok := b.lookup(nodeID)
-	if !ok {
-		return nil, fmt.Errorf("node %s: %w", nodeID, ErrNodeNotFound)
+	n, err := b.lookup(nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", nodeID, err)
 	}
 	return n, nil
 }
@@ -59,14 +59,14 @@ func (b *fakeBackend) UpdateNodeCertificate(_ context.Context, nodeID string, ce
 }
 
 // lookup is the Authorizer's NodeLookup.
-func (b *fakeBackend) lookup(nodeID string) (*api.Node, bool) {
+func (b *fakeBackend) lookup(nodeID string) (*api.Node, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n, ok := b.nodes[nodeID]
 	if !ok {
-		return nil, false
+		return nil, ErrNodeNotFound
 	}
-	return proto.Clone(n).(*api.Node), true
+	return proto.Clone(n).(*api.Node), nil
 }
 
 func (b *fakeBackend) updateCluster(f func(*api.Cluster)) {

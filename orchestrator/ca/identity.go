@@ -21,9 +21,14 @@ const (
 	ManagerOU = "shoal-manager"
 	// WorkerOU is the Subject OU of a worker's certificate.
 	WorkerOU = "shoal-worker"
-	// ServerName is the DNS name every node certificate carries and every
-	// node dials with: peers are verified by chain, not by address.
-	ServerName = "shoal-node"
+	// ServerName is the DNS name every manager certificate carries and
+	// every node dials managers with: peers are verified by chain and this
+	// name, not by address, so a worker's certificate cannot pass for a
+	// manager's.
+	ServerName = "shoal-manager"
+	// WorkerName is the DNS name of a worker's certificate, which is good
+	// for client authentication only.
+	WorkerName = "shoal-worker"
 )
 
 // Identity is who a node certificate says its holder is.

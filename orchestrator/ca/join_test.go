@@ -44,9 +44,9 @@ func TestJoin(t *testing.T) {
 			if remaining := time.Until(sc.NotAfter()); remaining < 58*time.Minute || remaining > time.Hour {
 				t.Errorf("certificate expires in %s, want the cluster's 1h", remaining)
 			}
-			node, ok := tc.backend.lookup(id.NodeID)
-			if !ok {
-				t.Fatalf("node %s not registered", id.NodeID)
+			node, err := tc.backend.lookup(id.NodeID)
+			if err != nil {
+				t.Fatalf("node %s not registered: %v", id.NodeID, err)
 			}
 			if node.GetSpec().GetDesiredRole() != tt.want || node.GetRole() != tt.want {
 				t.Errorf("node record desired role %v role %v, want %v", node.GetSpec().GetDesiredRole(), node.GetRole(), tt.want)

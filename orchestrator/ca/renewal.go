@@ -46,7 +46,7 @@ func RenewalLoop(ctx context.Context, sc *SecurityConfig, dial func(ctx context.
 			continue
 		case <-timer.C:
 		}
-		if err := renewOnce(ctx, sc, dial); err != nil {
+		if err := RenewVia(ctx, sc, dial); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -60,7 +60,9 @@ func RenewalLoop(ctx context.Context, sc *SecurityConfig, dial func(ctx context.
 	}
 }
 
-func renewOnce(ctx context.Context, sc *SecurityConfig, dial func(ctx context.Context) (*grpc.ClientConn, error)) error {
+// RenewVia renews sc now through a connection dial opens, within one
+// attempt's timeout.
+func RenewVia(ctx context.Context, sc *SecurityConfig, dial func(ctx context.Context) (*grpc.ClientConn, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, renewAttemptTimeout)
 	defer cancel()
 	conn, err := dial(ctx)

@@ -173,9 +173,14 @@ func (r *RootCA) IssueNodeCertificate(csrPEM []byte, nodeID string, role api.Nod
 		NotBefore:             now.Add(-certBackdate),
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
-		DNSNames:              []string{ServerName},
+		DNSNames:              []string{WorkerName},
+	}
+	if role == api.NodeRole_NODE_ROLE_MANAGER {
+		// Only managers serve: only their certificates may.
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+		tmpl.DNSNames = []string{ServerName}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.Cert, csr.PublicKey, r.Key)
 	if err != nil {
@@ -188,8 +193,9 @@ func (r *RootCA) IssueNodeCertificate(csrPEM []byte, nodeID string, role api.Nod
 	return encodePEM(pemCertificate, der), cert.NotAfter, nil
 }
 
-// verifyNodeCertificate checks that cert chains to the root CA and may serve
-// as both a TLS server and client.
+// verifyNodeCertificate checks that cert chains to the root CA for a TLS
+// client or server use (a manager's certificate allows both, a worker's only
+// client authentication).
 func (r *RootCA) verifyNodeCertificate(cert *x509.Certificate) error {
 	_, err := cert.Verify(x509.VerifyOptions{
 		Roots:     r.Pool(),

@@ -163,15 +163,18 @@ func TestIssueNodeCertificate(t *testing.T) {
 			if cert.NotBefore.Before(before.Add(-time.Minute-time.Second)) || cert.NotBefore.After(after.Add(-time.Minute)) {
 				t.Errorf("NotBefore = %s, want about a minute before %s", cert.NotBefore, before)
 			}
-			wantEKU := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+			wantEKU, wantDNS := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, WorkerName
+			if tt.role == manager {
+				wantEKU, wantDNS = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, ServerName
+			}
 			if !slices.Equal(cert.ExtKeyUsage, wantEKU) {
-				t.Errorf("ExtKeyUsage = %v, want server and client auth", cert.ExtKeyUsage)
+				t.Errorf("ExtKeyUsage = %v, want %v", cert.ExtKeyUsage, wantEKU)
 			}
 			if cert.IsCA {
 				t.Errorf("node certificate is a CA")
 			}
-			if !slices.Equal(cert.DNSNames, []string{ServerName}) {
-				t.Errorf("DNS names = %q, want [%s]", cert.DNSNames, ServerName)
+			if !slices.Equal(cert.DNSNames, []string{wantDNS}) {
+				t.Errorf("DNS names = %q, want [%s]", cert.DNSNames, wantDNS)
 			}
 			if err := root.verifyNodeCertificate(cert); err != nil {
 				t.Errorf("certificate does not verify: %v", err)
@@ -211,7 +214,7 @@ func TestIssueNodeCertificateIgnoresCSRSubject(t *testing.T) {
 	if id != (Identity{NodeID: "node-1", ClusterID: "cluster-a", Role: worker}) {
 		t.Fatalf("identity = %+v, want node-1 worker of cluster-a", id)
 	}
-	if cert := mustParseCert(t, certPEM); !slices.Equal(cert.DNSNames, []string{ServerName}) {
+	if cert := mustParseCert(t, certPEM); !slices.Equal(cert.DNSNames, []string{WorkerName}) {
 		t.Fatalf("DNS names = %q, the CSR's must be ignored", cert.DNSNames)
 	}
 }

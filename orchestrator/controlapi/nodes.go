@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -59,6 +60,9 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 		if err := s.checkDemote(n); err != nil {
 			return nil, err
 		}
+		if n.Id == s.localID {
+			return nil, status.Errorf(codes.FailedPrecondition, "node %s is the manager answering this request; demote it from another manager", n.Id)
+		}
 		// Leave raft first: it is the step that can be refused, and a
 		// node whose spec says worker must not still vote.
 		if err := s.raft.RemoveManager(ctx, n.Id); err != nil {
@@ -66,7 +70,15 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 		}
 	}
 	var updated *api.Node
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	wctx := ctx
+	if demote {
+		// The node has left raft already: record the demotion even if
+		// the caller gives up now, or the node would be neither.
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+	}
+	err = s.store.Update(wctx, func(tx store.Tx) error {
 		cur := tx.Node(n.Id)
 		if cur == nil {
 			return status.Errorf(codes.NotFound, "node %s: no such node", n.Id)
@@ -82,6 +94,12 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	// Answer with the node as committed (its new version), not as staged.
+	s.store.View(func(tx store.ReadTx) {
+		if n := tx.Node(updated.Id); n != nil {
+			updated = n
+		}
+	})
 	s.log.Info("node updated", "node", n.Id, "role", req.Spec.DesiredRole.Name(),
 		"availability", req.Spec.Availability.String())
 	return &api.UpdateNodeResponse{Node: updated}, nil
@@ -110,6 +128,14 @@ func (s *Server) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*a
 		cur := tx.Node(n.Id)
 		if cur == nil {
 			return nil
+		}
+		// Decide again on what the transaction read: the node may have
+		// been promoted or come back since the checks above.
+		if cur.Spec.GetDesiredRole() == api.NodeRole_NODE_ROLE_MANAGER {
+			return status.Errorf(codes.FailedPrecondition, "node %s is a cluster manager; demote it before removing it", n.Id)
+		}
+		if !req.Force && cur.Status.GetState() == api.NodeState_NODE_STATE_READY {
+			return status.Errorf(codes.FailedPrecondition, "node %s is not down and can't be removed; stop it first or use --force", n.Id)
 		}
 		return tx.Delete(cur)
 	})

@@ -109,7 +109,10 @@ func (s *Server) RotateJoinToken(ctx context.Context, req *api.RotateJoinTokenRe
 			return status.Error(codes.Unavailable, "the cluster is not initialised yet")
 		}
 		c := cs[0]
-		root, err := ca.ParseRootCA(c.RootCa.CaCertPem, nil)
+		if c.RootCa == nil {
+			return status.Error(codes.Internal, "the cluster object has no root CA")
+		}
+		root, err := ca.ParseRootCA(c.RootCa.GetCaCertPem(), nil)
 		if err != nil {
 			return fmt.Errorf("read the cluster's root CA: %w", err)
 		}

@@ -34,6 +34,10 @@ import (
 // DefaultHeartbeatPeriod is used when the cluster spec sets none.
 const DefaultHeartbeatPeriod = 5 * time.Second
 
+// storeWriteTimeout bounds a node status write: one lost in a leader
+// change must not hold a session open for ever.
+const storeWriteTimeout = 10 * time.Second
+
 // missedHeartbeats is how many periods a node may stay silent before it is
 // declared down.
 const missedHeartbeats = 3
@@ -78,17 +82,20 @@ func New(s *store.MemoryStore, c Cluster, log *slog.Logger) *Dispatcher {
 // is the leader.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	period := DefaultHeartbeatPeriod
+	if err := d.store.ViewLinearizable(ctx, func(store.ReadTx) {}); err != nil {
+		return fmt.Errorf("dispatcher: catch up with the log: %w", err)
+	}
+	// Read the nodes and start watching in one step, so no change falls
+	// between the two.
 	var nodes []*api.Node
-	if err := d.store.ViewLinearizable(ctx, func(tx store.ReadTx) {
+	watch := d.store.ViewAndWatch(ctx, func(tx store.ReadTx) {
 		nodes = tx.Nodes()
 		if cs := tx.Clusters(); len(cs) > 0 {
 			if p := cs[0].Spec.GetDispatcher().GetHeartbeatPeriod(); p != nil && p.AsDuration() > 0 {
 				period = p.AsDuration()
 			}
 		}
-	}); err != nil {
-		return fmt.Errorf("dispatcher: read nodes: %w", err)
-	}
+	})
 	d.mu.Lock()
 	d.running = ctx
 	d.period = period
@@ -115,8 +122,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.log.Info("dispatcher stopped")
 	}()
 
-	watch := d.store.Watch(ctx)
-	ticker := time.NewTicker(period / 2)
+	ticker := time.NewTicker(max(period/2, time.Millisecond))
 	defer ticker.Stop()
 	for {
 		select {
@@ -147,9 +153,20 @@ func (d *Dispatcher) noteChanges(b store.Batch) {
 		if ev.Kind != store.KindNode {
 			continue
 		}
-		if s, ok := d.sessions[ev.Object.GetId()]; ok {
-			signal(s.changed)
+		id := ev.Object.GetId()
+		s, ok := d.sessions[id]
+		if !ok {
+			continue
 		}
+		if ev.Action == api.StoreAction_KIND_DELETE {
+			// A removed node's session ends now, not when its
+			// heartbeats would have run out.
+			close(s.done)
+			delete(d.sessions, id)
+			delete(d.deadlines, id)
+			continue
+		}
+		signal(s.changed)
 	}
 }
 
@@ -184,11 +201,29 @@ func (d *Dispatcher) expire(ctx context.Context, now time.Time) {
 	}
 	d.mu.Unlock()
 	for _, id := range expired {
+		if d.hasSession(id) {
+			continue // it came back meanwhile
+		}
 		d.log.Warn("node missed its heartbeats", "node", id)
-		if err := d.setNodeState(ctx, id, api.NodeState_NODE_STATE_DOWN, "heartbeat failure", "", nil); err != nil {
+		uctx, cancel := context.WithTimeout(ctx, storeWriteTimeout)
+		err := d.setNodeState(uctx, id, api.NodeState_NODE_STATE_DOWN, "heartbeat failure", "", nil)
+		if err == nil && d.hasSession(id) {
+			// It opened a session while DOWN was being written; its
+			// READY may have been read before DOWN landed.
+			err = d.setNodeState(uctx, id, api.NodeState_NODE_STATE_READY, "", "", nil)
+		}
+		cancel()
+		if err != nil {
 			d.log.Error("mark node down", "node", id, "err", err)
 		}
 	}
+}
+
+func (d *Dispatcher) hasSession(nodeID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.sessions[nodeID]
+	return ok
 }
 
 // setNodeState records a node's state; desc and addr are kept when empty.
@@ -236,7 +271,10 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 			addr = host
 		}
 	}
-	if err := d.setNodeState(ctx, id.NodeID, api.NodeState_NODE_STATE_READY, "", addr, req.Description); err != nil {
+	uctx, cancel := context.WithTimeout(ctx, storeWriteTimeout)
+	err = d.setNodeState(uctx, id.NodeID, api.NodeState_NODE_STATE_READY, "", addr, req.Description)
+	cancel()
+	if err != nil {
 		d.unregister(s)
 		return status.Errorf(codes.Unavailable, "record node %s ready: %v", id.NodeID, err)
 	}

@@ -7,6 +7,7 @@ package manager
 import (
 	"context"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -55,9 +56,7 @@ func (m *Manager) runLeaderComponents(ctx context.Context) {
 			running.Add(1)
 			go func() {
 				defer running.Done()
-				if err := c.run(lctx); err != nil && lctx.Err() == nil {
-					m.log.Error("leader component failed", "component", c.name, "err", err)
-				}
+				m.runLeaderComponent(lctx, c)
 			}()
 		}
 		m.log.Info("became leader; leader components started", "node", m.nodeID)
@@ -82,6 +81,28 @@ func (m *Manager) runLeaderComponents(ctx context.Context) {
 				m.log.Info("lost leadership; leader components stopped", "node", m.nodeID)
 			}
 		}
+	}
+}
+
+// runLeaderComponent runs c until ctx ends, starting it again with backoff
+// when it fails: a leader without its dispatcher serves no agent.
+func (m *Manager) runLeaderComponent(ctx context.Context, c leaderComponent) {
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			return // done (a one-shot component)
+		}
+		m.log.Error("leader component failed; restarting it", "component", c.name, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 

@@ -29,6 +29,10 @@ import (
 // one message.
 const maxMessageSize = 256 << 20
 
+// joinTimeout bounds joining raft: a join lost in a leader change must fail
+// and be retried, not wait for ever.
+const joinTimeout = time.Minute
+
 // Bootstrap is what a manager initialising a new cluster writes first.
 type Bootstrap struct {
 	ClusterID string
@@ -210,7 +214,9 @@ func (m *Manager) startRaft(ctx context.Context) error {
 			return fmt.Errorf("bootstrap raft: %w", err)
 		}
 	case m.cfg.JoinAddr != "":
-		if err := m.raft.Join(ctx, m.cfg.JoinAddr); err != nil {
+		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		defer cancel()
+		if err := m.raft.Join(jctx, m.cfg.JoinAddr); err != nil {
 			return fmt.Errorf("join the raft group through %s: %w", m.cfg.JoinAddr, err)
 		}
 	default:
@@ -301,14 +307,15 @@ func (m *Manager) clusterID() string {
 
 // lookupNode finds a node for the authorizer. A node missing locally may be
 // one that just joined through another manager: look again after a read
-// barrier before refusing it.
+// barrier before calling it removed.
 //
 // A manager that has just joined raft has no state yet, not even the records
-// of the managers that must send it the log: until its store holds the
-// cluster object it answers with a stand-in record that lets the
-// certificate speak for itself (its chain and cluster are still checked,
-// and Raft and Control still need a manager certificate).
-func (m *Manager) lookupNode(nodeID string) (*api.Node, bool) {
+// of the managers that must send it the log. Until its store holds the
+// cluster object it vouches only for the raft members it was told of when
+// it joined (or, restarted, that it persisted): they get a stand-in manager
+// record, so their raft messages reach it. Anyone else is turned away as
+// not yet decidable, never as removed.
+func (m *Manager) lookupNode(nodeID string) (*api.Node, error) {
 	var (
 		n           *api.Node
 		initialised bool
@@ -318,15 +325,27 @@ func (m *Manager) lookupNode(nodeID string) (*api.Node, bool) {
 		initialised = len(tx.Clusters()) > 0
 	})
 	if n != nil {
-		return n, true
+		return n, nil
 	}
 	if !initialised {
-		return &api.Node{Id: nodeID, Role: api.NodeRole_NODE_ROLE_MANAGER}, true
+		for _, ms := range m.raft.Members() {
+			if ms.Member.NodeId == nodeID {
+				return &api.Node{
+					Id:   nodeID,
+					Spec: &api.NodeSpec{DesiredRole: api.NodeRole_NODE_ROLE_MANAGER},
+					Role: api.NodeRole_NODE_ROLE_MANAGER,
+				}, nil
+			}
+		}
+		return nil, errors.New("this manager has not caught up with the cluster yet")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := m.store.ViewLinearizable(ctx, func(tx store.ReadTx) { n = tx.Node(nodeID) }); err != nil {
-		return nil, false
+		return nil, err
 	}
-	return n, n != nil
+	if n == nil {
+		return nil, fmt.Errorf("node %s: %w", nodeID, ca.ErrNodeNotFound)
+	}
+	return n, nil
 }

@@ -31,15 +31,21 @@
 //
 // One goroutine owns the raft node (a raft.RawNode). Ticks, proposals, peer
 // messages and transport reports reach it over channels; it takes whatever
-// is queued before handling a Ready, so concurrent proposals share one
-// fsync. Each Ready is handled in this order, and any error stops the node:
+// is queued before handling a Ready, and the proposals it took become one
+// log entry, so concurrent proposers share an entry and an fsync. Each
+// Ready is handled in this order, and any error stops the node:
 //
+//  0. A leader sends its messages first (appends, heartbeats, snapshots
+//     promise nothing about its own disk), so followers write while it
+//     writes; it counts its own copy of an entry only after step 2.
 //  1. A snapshot from the leader, and
 //  2. the new entries and hard state, are written in one bbolt transaction,
-//     fsynced on commit, before anything is sent.
+//     fsynced on commit. A follower or candidate sends nothing before
+//     this: its votes and acknowledgements promise that state is durable.
 //  3. The snapshot and entries are added to the raft.MemoryStorage that raft
 //     reads the log from.
-//  4. Messages are queued to per-peer senders, which never block the loop.
+//  4. Messages (of a node that is not the leader) are queued to per-peer
+//     senders, which never block the loop.
 //  5. The snapshot, if any, replaces the state machine and the member list;
 //     then committed entries are applied: proposals through
 //     StateMachine.Apply (the result goes to the waiting Propose), conf
