@@ -83,6 +83,8 @@ func (pc *procCluster) close() {
 	}
 }
 
+// retry calls f until it succeeds, every 10 ms (the resolution of the
+// failover figures, with the 100 ms a write attempt may take).
 func retry(ctx context.Context, what string, f func(context.Context) error) error {
 	var err error
 	for ctx.Err() == nil {
@@ -92,7 +94,7 @@ func retry(ctx context.Context, what string, f func(context.Context) error) erro
 		if err == nil {
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
 }
@@ -207,7 +209,7 @@ func measureFailover(ctx context.Context, o raftOptions) ([]time.Duration, error
 				if p == victim {
 					continue
 				}
-				wc, c := context.WithTimeout(ctx, 300*time.Millisecond)
+				wc, c := context.WithTimeout(ctx, 100*time.Millisecond)
 				last = p.write(wc, fmt.Sprint(k))
 				c()
 				if last == nil {

@@ -54,6 +54,12 @@ func load(ctx context.Context, c *managertest.Cluster, clients int, run string) 
 	}); err != nil {
 		return throughputResult{}, fmt.Errorf("create the clients' objects: %w", err)
 	}
+	// Every manager has applied the objects before the clock starts.
+	for _, m := range members {
+		if err := m.Store().ViewLinearizable(ctx, func(store.ReadTx) {}); err != nil {
+			return throughputResult{}, fmt.Errorf("wait for the clients' objects: %w", err)
+		}
+	}
 	start := time.Now()
 	for i := range clients {
 		wg.Go(func() {
@@ -77,7 +83,9 @@ func load(ctx context.Context, c *managertest.Cluster, clients int, run string) 
 				})
 				if err != nil {
 					if ctx.Err() == nil {
-						failed.Add(1)
+						if failed.Add(1) <= 3 {
+							fmt.Printf("%s: client %d: transaction failed: %v\n", run, i, err)
+						}
 					}
 					continue
 				}

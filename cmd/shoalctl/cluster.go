@@ -1,5 +1,8 @@
 package main
 
+// This file owns the cluster commands: cluster info and join-token (show
+// and rotate), as docker swarm's join-token behaves.
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,9 @@
 package main
 
+// This file owns the node commands: ls, inspect, promote, demote, update
+// and rm. Writes read the node first and send its version, retrying once
+// when another change got there in between.
+
 import (
 	"cmp"
 	"context"

@@ -1,5 +1,9 @@
 package main
 
+// This file owns printing shared by every command: tables (docker's
+// column style), JSON of API objects, aligned key/value summaries and the
+// human names of enums.
+
 import (
 	"bytes"
 	"encoding/json"

@@ -1,5 +1,8 @@
 package store
 
+// This file owns the store's error values; callers test them with
+// errors.Is.
+
 import "errors"
 
 var (
