@@ -140,6 +140,11 @@ func (n *Node) removeMember(ctx context.Context, id uint64, forwarded bool) erro
 			return fmt.Errorf("remove raft member %s: %w", hexID(id), err)
 		}
 		if _, err := client.Leave(forwardedContext(ctx), &api.LeaveRaftRequest{RaftId: id}, callOptions()...); err != nil {
+			// Removing itself, this node may apply the removal (and close
+			// its connections) before the leader's answer arrives.
+			if n.members.isRemoved(id) || (id == self && errors.Is(n.Err(), ErrMemberRemoved)) {
+				return nil
+			}
 			return fmt.Errorf("remove raft member %s via the leader: %w", hexID(id), fromStatus(err))
 		}
 		return nil
