@@ -16,10 +16,15 @@
 //     through raft as one transaction. Every manager applies it in log order
 //     and the whole transaction fails with ErrVersionConflict if any object
 //     moved on since it was read; Update then re-runs the callback, so the
-//     callback must have no side effects outside the transaction.
+//     callback must have no side effects outside the transaction. The
+//     callback runs under the store's read lock, which holds Apply (and so
+//     the raft loop) off: keep it short, and never call View or Update
+//     from inside it.
 //  4. Follow changes with Watch or ViewAndWatch: one Batch per committed
 //     transaction, in log order, so a reconciler can mark work dirty per
-//     event and reconcile once per batch.
+//     event and reconcile once per batch. Transactions proposed together
+//     share a raft entry, so consecutive batches may carry the same Index:
+//     it orders batches, it does not name one.
 //
 // Apply is deterministic: object versions are the raft index of the entry
 // that last changed them, and timestamps are chosen by the proposer.
