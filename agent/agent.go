@@ -48,6 +48,7 @@ type Agent struct {
 	mu       sync.Mutex
 	managers []string
 	next     string // a leader hint, tried first
+	turn     int    // round-robin position in managers
 }
 
 // New returns an agent.
@@ -62,14 +63,19 @@ func (a *Agent) Managers() []string {
 	return append([]string(nil), a.managers...)
 }
 
-// Run keeps a session open until ctx ends or the node is removed.
+// Run keeps a session open until ctx ends or the node is removed. When a
+// session ends it tries every other known manager at once (a follower names
+// the leader, and the agent goes there), and backs off only once a whole
+// round has failed.
 func (a *Agent) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	const minBackoff = 100 * time.Millisecond
+	backoff, failures := minBackoff, 0
 	for {
 		addr := a.pick()
 		if addr == "" {
 			return fmt.Errorf("agent: no manager address to connect to")
 		}
+		started := time.Now()
 		err := a.session(ctx, addr)
 		if ctx.Err() != nil {
 			return nil
@@ -82,15 +88,20 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.setHint(leader)
 			continue
 		}
+		if time.Since(started) > time.Minute {
+			backoff, failures = minBackoff, 0 // it was a good session
+		}
 		a.cfg.Logger.Warn("session with manager ended", "manager", addr, "err", err)
+		failures++
+		wait := 20 * time.Millisecond
+		if failures >= max(len(a.Managers()), 1) {
+			wait, failures = backoff+rand.N(backoff), 0
+			backoff = min(backoff*2, 5*time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff + rand.N(backoff)):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-		if err == nil {
-			backoff = 100 * time.Millisecond
+		case <-time.After(wait):
 		}
 	}
 }
@@ -168,7 +179,8 @@ func (a *Agent) handle(msg *api.SessionMessage) {
 	}
 }
 
-// pick returns the leader hint if there is one, else a random known manager.
+// pick returns the leader hint if there is one, else the next known
+// manager in turn.
 func (a *Agent) pick() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -180,7 +192,8 @@ func (a *Agent) pick() string {
 	if len(a.managers) == 0 {
 		return ""
 	}
-	return a.managers[rand.N(len(a.managers))]
+	a.turn++
+	return a.managers[a.turn%len(a.managers)]
 }
 
 func (a *Agent) setHint(addr string) {
