@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -135,8 +136,14 @@ func (s *MemoryStore) Update(ctx context.Context, fn func(Tx) error) error {
 		if !errors.Is(applyErr, ErrVersionConflict) || attempt == maxUpdateAttempts {
 			return applyErr
 		}
-		// Our read was stale: wait until we have applied what the leader
-		// has, then run the callback again.
+		// Our read was stale: wait a moment (jittered, growing, so writers
+		// contending for one object do not keep colliding), catch up with
+		// what the leader has, and run the callback again.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("commit transaction: %w", ctx.Err())
+		case <-time.After(rand.N(time.Duration(attempt) * time.Millisecond)):
+		}
 		if err := p.ReadBarrier(ctx); err != nil {
 			return fmt.Errorf("commit transaction: %w", err)
 		}
