@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -300,6 +301,8 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 	}
 
 	wantRole := make(chan api.NodeRole, 1)
+	var desired atomic.Int32 // the role the cluster last asked for
+	desired.Store(int32(role))
 	ag := agent.New(agent.Config{
 		Managers:    remotes.list(),
 		Dial:        func(_ context.Context, addr string) (*grpc.ClientConn, error) { return manager.Dial(addr, sc) },
@@ -307,6 +310,7 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		Logger:      log.With("component", "agent"),
 		OnMessage: func(msg *api.SessionMessage) {
 			remotes.set(msg.Managers)
+			desired.Store(int32(msg.DesiredRole))
 			if msg.DesiredRole != role {
 				select {
 				case wantRole <- msg.DesiredRole:
@@ -350,10 +354,7 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		ca.RenewalLoop(ctx, sc, dialManager, log.With("component", "ca-renewal"))
 	}()
 
-	var (
-		pendingRole api.NodeRole
-		retryRole   <-chan time.Time // on while a role switch waits to be retried
-	)
+	var retryRole <-chan time.Time // on while a role switch waits to be retried
 	for {
 		select {
 		case <-ctx.Done():
@@ -372,18 +373,23 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 			}
 		case <-retryRole:
 			retryRole = nil
-			select {
-			case wantRole <- pendingRole:
-			default:
+			if want := api.NodeRole(desired.Load()); want != role {
+				select {
+				case wantRole <- want:
+				default:
+				}
 			}
 		case want := <-wantRole:
 			log.Info("the cluster wants this node in another role", "from", role.Name(), "to", want.Name())
 			if err := ca.RenewVia(ctx, sc, dialManager); err != nil {
 				log.Warn("renew the certificate for the new role; retrying", "err", err)
-				pendingRole, retryRole = want, time.After(roleRetryInterval)
+				retryRole = time.After(roleRetryInterval)
 				continue
 			}
 			if got := sc.Identity().Role; got == role {
+				// The CA still sees the old role (its read may lag the
+				// change): ask again shortly, if the cluster still wants it.
+				retryRole = time.After(roleRetryInterval)
 				continue
 			}
 			cancel()
