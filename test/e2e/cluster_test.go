@@ -177,3 +177,40 @@ func TestCLIShowsManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
+	c := newCluster(t, append(fastRaft, "--snapshot-interval", "40", "--log-entries-for-slow-followers", "5")...)
+	c.initManagers(3)
+	leader, err := c.leader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := leader%3 + 1
+	c.node(follower).kill()
+
+	// Far more entries than one snapshot interval: the log the follower
+	// needs is compacted away on the others.
+	want := map[string]string{}
+	writer := (follower % 3) + 1
+	for i := 0; i < 150; i++ {
+		key := fmt.Sprintf("k%d", i)
+		if err := c.setLabel(ctxT(t, 10*time.Second), writer, "node-1", key, "v"); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		want[key] = "v"
+	}
+
+	logBefore := len(c.node(follower).log.String())
+	c.start(follower)
+	c.waitManagers(3, 3)
+	eventually(t, 60*time.Second, "the follower has every write", func() error {
+		got, err := c.labels(ctxT(t, 5*time.Second), follower, "node-1")
+		if err != nil {
+			return err
+		}
+		return hasAll(got, want)
+	})
+	if !contains(c.node(follower).log.String()[logBefore:], "restored raft snapshot") {
+		t.Fatalf("node %d caught up without installing a snapshot from the leader", follower)
+	}
+}

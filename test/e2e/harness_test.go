@@ -66,7 +66,25 @@ type proc struct {
 	sock string
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *bytes.Buffer
+	log  *logBuffer // shared by every run of node n
+}
+
+// logBuffer collects a process's output; safe to read while it writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // newCluster prepares a test's cluster; extra flags go to every shoald.
@@ -109,7 +127,7 @@ func (c *cluster) addr(n int) string { return fmt.Sprintf("%s%d:%d", c.prefix, n
 func (c *cluster) start(n int, flags ...string) *proc {
 	c.t.Helper()
 	dir := filepath.Join(c.dir, fmt.Sprintf("node%d", n))
-	p := &proc{n: n, dir: dir, addr: c.addr(n), sock: filepath.Join(dir, "control.sock"), done: make(chan struct{}), log: &bytes.Buffer{}}
+	p := &proc{n: n, dir: dir, addr: c.addr(n), sock: filepath.Join(dir, "control.sock"), done: make(chan struct{}), log: &logBuffer{}}
 	if old, ok := c.nodes[n]; ok {
 		p.log = old.log
 	}
@@ -122,8 +140,7 @@ func (c *cluster) start(n int, flags ...string) *proc {
 	}, c.extra...)
 	args = append(args, flags...)
 	p.cmd = exec.Command(filepath.Join(binDir, "shoald"), args...)
-	w := &lockedWriter{b: p.log}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatalf("start shoald %d: %v", n, err)
@@ -136,17 +153,6 @@ func (c *cluster) start(n int, flags ...string) *proc {
 	c.nodes[n] = p
 	c.mu.Unlock()
 	return p
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 func (p *proc) kill() {
