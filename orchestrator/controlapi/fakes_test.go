@@ -48,6 +48,9 @@ type fakeMembership struct {
 	applied   uint64
 	removeErr error
 	removed   []string
+	// onRemove, if set, runs inside RemoveManager after the removal, as
+	// another client's write landing meanwhile would.
+	onRemove func()
 }
 
 func (m *fakeMembership) Managers() []controlapi.Manager {
@@ -78,9 +81,9 @@ func (m *fakeMembership) AppliedIndex() uint64 {
 // member the way raft would.
 func (m *fakeMembership) RemoveManager(_ context.Context, nodeID string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.removed = append(m.removed, nodeID)
 	if m.removeErr != nil {
+		m.mu.Unlock()
 		return m.removeErr
 	}
 	kept := m.managers[:0]
@@ -90,6 +93,11 @@ func (m *fakeMembership) RemoveManager(_ context.Context, nodeID string) error {
 		}
 	}
 	m.managers = kept
+	onRemove := m.onRemove
+	m.mu.Unlock()
+	if onRemove != nil {
+		onRemove()
+	}
 	return nil
 }
 

@@ -83,11 +83,20 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 		if cur == nil {
 			return status.Errorf(codes.NotFound, "node %s: no such node", n.Id)
 		}
-		if cur.Meta.GetVersion() != req.NodeVersion && !demote {
+		switch {
+		case cur.Meta.GetVersion() == req.NodeVersion:
+			cur.Spec = req.Spec
+		case demote:
+			// The node has left raft already; someone changed its spec
+			// meanwhile: keep their change, record only the demotion.
+			if cur.Spec == nil {
+				cur.Spec = &api.NodeSpec{}
+			}
+			cur.Spec.DesiredRole = api.NodeRole_NODE_ROLE_WORKER
+		default:
 			return status.Errorf(codes.Aborted, "node_version: node %s changed (now version %d); read it again and retry",
 				n.Id, cur.Meta.GetVersion())
 		}
-		cur.Spec = req.Spec
 		updated = cur
 		return tx.Update(cur)
 	})

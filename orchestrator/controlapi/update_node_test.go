@@ -4,6 +4,7 @@ package controlapi_test
 // demotion with their raft side.
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/controlapi"
+	"github.com/shoal/shoal/orchestrator/store"
 )
 
 // specUpdate is a request changing node id's spec by change, made against
@@ -376,5 +378,34 @@ func TestUpdateNodeDemotes(t *testing.T) {
 				t.Errorf("version %d did not move past %d", after.Meta.GetVersion(), before.Meta.GetVersion())
 			}
 		})
+	}
+}
+
+// A write that lands between the demoted node leaving raft and the demotion
+// being recorded is kept: the demotion changes only the desired role.
+func TestUpdateNodeDemotionKeepsAConcurrentChange(t *testing.T) {
+	e := newTestEnv(t)
+	e.raft.setManagers(leaderMember(), member(mgr2ID, 2, true), member(mgr3ID, 3, true))
+	e.addNodes(t, managerNode(mgr2ID, "mgr2", api.NodeState_NODE_STATE_READY))
+	req := specUpdate(t, e, mgr2ID, func(s *api.NodeSpec) { s.DesiredRole = api.NodeRole_NODE_ROLE_WORKER })
+	e.raft.onRemove = func() {
+		err := e.store.Update(context.Background(), func(tx store.Tx) error {
+			n := tx.Node(mgr2ID)
+			n.Spec.Annotations = &api.Annotations{Labels: map[string]string{"zone": "b"}}
+			return tx.Update(n)
+		})
+		if err != nil {
+			t.Errorf("concurrent write: %v", err)
+		}
+	}
+	if _, err := e.srv.UpdateNode(context.Background(), req); err != nil {
+		t.Fatalf("UpdateNode: %v", err)
+	}
+	n := e.node(t, mgr2ID)
+	if n.Spec.GetDesiredRole() != api.NodeRole_NODE_ROLE_WORKER {
+		t.Fatalf("desired role %v, want worker", n.Spec.GetDesiredRole())
+	}
+	if n.Spec.GetAnnotations().GetLabels()["zone"] != "b" {
+		t.Fatalf("the concurrent label was lost: %v", n.Spec.GetAnnotations().GetLabels())
 	}
 }
