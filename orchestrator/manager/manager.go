@@ -143,7 +143,7 @@ func (m *Manager) buildServers() {
 		grpc.Creds(m.cfg.Security.ServerCredentials()),
 		grpc.MaxRecvMsgSize(maxMessageSize),
 		grpc.MaxSendMsgSize(maxMessageSize),
-		grpc.ChainUnaryInterceptor(authz.UnaryServerInterceptor()),
+		grpc.ChainUnaryInterceptor(authz.UnaryServerInterceptor(), m.raftMembershipInterceptor()),
 		grpc.ChainStreamInterceptor(authz.StreamServerInterceptor()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 	)

@@ -120,6 +120,11 @@ func isForwarded(ctx context.Context) bool {
 	return len(md.Get(forwardedKey)) > 0
 }
 
+// IsForwarded tells whether an incoming Join or Leave was forwarded by
+// another member rather than sent by the node it concerns; the caller's
+// authorization uses it to decide whose identity the request must carry.
+func IsForwarded(ctx context.Context) bool { return isForwarded(ctx) }
+
 func forwardedContext(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1")
 }
