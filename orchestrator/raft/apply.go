@@ -135,26 +135,61 @@ func (n *Node) applySnapshot(snap *raftpb.Snapshot) error {
 // since the last one, and compacts the log, keeping
 // LogEntriesForSlowFollowers entries behind it.
 func (n *Node) maybeSnapshot() error {
-	if n.applied-n.snapIndex < n.cfg.SnapshotInterval {
+	if n.snapshotting || n.applied-n.snapIndex < n.cfg.SnapshotInterval {
 		return nil
 	}
-	state, err := n.sm.Snapshot()
-	if err != nil {
-		return fmt.Errorf("state machine snapshot at index %d: %w", n.applied, err)
+	t := snapshotTaken{index: n.applied, confState: proto.CloneOf(n.confState), data: n.members.data()}
+	lazy, ok := n.sm.(LazySnapshotter)
+	if !ok {
+		t.state, t.err = n.sm.Snapshot()
+		return n.installSnapshot(t)
 	}
-	data := n.members.data()
-	data.State = state
-	raw, err := proto.Marshal(data)
+	// Copy on the loop, encode off it; installSnapshot finishes the job
+	// on the loop when the encoding arrives on snapc.
+	encode := lazy.SnapshotLater()
+	n.snapshotting = true
+	go func() {
+		t.state, t.err = encode()
+		select {
+		case n.snapc <- t:
+		case <-n.done:
+		}
+	}()
+	return nil
+}
+
+// snapshotTaken is a state machine snapshot taken at index, with the
+// membership of that moment.
+type snapshotTaken struct {
+	index     uint64
+	confState *raftpb.ConfState
+	data      *api.RaftSnapshotData
+	state     []byte
+	err       error
+}
+
+// installSnapshot makes an encoded snapshot the node's latest, on disk and
+// in memory storage, and compacts the log behind it. A snapshot overtaken
+// meanwhile by a newer one (received from the leader) is dropped.
+func (n *Node) installSnapshot(t snapshotTaken) error {
+	if t.err != nil {
+		return fmt.Errorf("state machine snapshot at index %d: %w", t.index, t.err)
+	}
+	t.data.State = t.state
+	raw, err := proto.Marshal(t.data)
 	if err != nil {
 		return fmt.Errorf("marshal snapshot data: %w", err)
 	}
-	snap, err := n.mem.CreateSnapshot(n.applied, n.confState, raw)
+	snap, err := n.mem.CreateSnapshot(t.index, t.confState, raw)
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		return nil
+	}
 	if err != nil {
-		return fmt.Errorf("create snapshot at index %d: %w", n.applied, err)
+		return fmt.Errorf("create snapshot at index %d: %w", t.index, err)
 	}
 	var compactIndex uint64
-	if n.applied > n.cfg.LogEntriesForSlowFollowers {
-		compactIndex = n.applied - n.cfg.LogEntriesForSlowFollowers
+	if t.index > n.cfg.LogEntriesForSlowFollowers {
+		compactIndex = t.index - n.cfg.LogEntriesForSlowFollowers
 	}
 	if err := n.disk.saveSnapshot(snap, compactIndex); err != nil {
 		return err
@@ -164,7 +199,7 @@ func (n *Node) maybeSnapshot() error {
 			return fmt.Errorf("compact log through index %d: %w", compactIndex, err)
 		}
 	}
-	n.snapIndex = n.applied
-	n.log.Debug("took raft snapshot", "index", n.applied, "compacted_through", compactIndex, "bytes", len(raw))
+	n.snapIndex = max(n.snapIndex, t.index)
+	n.log.Debug("took raft snapshot", "index", t.index, "compacted_through", compactIndex, "bytes", len(raw))
 	return nil
 }

@@ -28,6 +28,15 @@ type StateMachine interface {
 	Restore(index uint64, state []byte) error
 }
 
+// LazySnapshotter is an optional extension of StateMachine for states too
+// large to encode on the Ready loop: SnapshotLater takes a consistent copy
+// of the state as of the last applied index, cheaply, on the loop, and
+// returns a function that encodes that copy, which the node runs on another
+// goroutine so heartbeats keep flowing meanwhile.
+type LazySnapshotter interface {
+	SnapshotLater() func() ([]byte, error)
+}
+
 // Config configures a Node. Zero durations and counts take the defaults
 // noted on each field.
 type Config struct {

@@ -60,6 +60,8 @@ type Node struct {
 	reportc       chan peerReport
 	actc          chan func()
 	removedc      chan struct{} // a peer told us we were removed
+	snapc         chan snapshotTaken // encoded snapshots, from their goroutine
+	snapshotting  bool               // a snapshot is being encoded (loop only)
 
 	// Owned by the Ready loop goroutine.
 	rn          *raft.RawNode
@@ -111,6 +113,7 @@ func NewNode(cfg Config, sm StateMachine) (*Node, error) {
 		reportc:      make(chan peerReport, 256),
 		actc:         make(chan func(), 64),
 		removedc:     make(chan struct{}, 1),
+		snapc:        make(chan snapshotTaken, 1),
 		stopc:        make(chan struct{}),
 		done:         make(chan struct{}),
 	}

@@ -60,6 +60,11 @@ func (n *Node) loop() error {
 			return nil
 		case <-n.removedc:
 			return ErrMemberRemoved
+		case t := <-n.snapc:
+			n.snapshotting = false
+			if err := n.installSnapshot(t); err != nil {
+				return err
+			}
 		case <-ticker.C:
 			n.rn.Tick()
 		case p := <-n.propc:

@@ -13,17 +13,27 @@ import (
 
 // Snapshot encodes the current state.
 func (s *MemoryStore) Snapshot() ([]byte, error) {
+	return s.SnapshotLater()()
+}
+
+// SnapshotLater copies the tables (pointers only: stored objects are never
+// changed in place, a change stores a new object) and returns a function
+// that encodes that copy; raft runs it off its loop, so a large store does
+// not hold up heartbeats.
+func (s *MemoryStore) SnapshotLater() func() ([]byte, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	snap := &api.StoreSnapshot{
-		Nodes:    sortedTable[*api.Node](s, KindNode),
-		Clusters: sortedTable[*api.Cluster](s, KindCluster),
+	nodes := tableObjects[*api.Node](s, KindNode)
+	clusters := tableObjects[*api.Cluster](s, KindCluster)
+	s.mu.RUnlock()
+	return func() ([]byte, error) {
+		sortByID(nodes)
+		sortByID(clusters)
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&api.StoreSnapshot{Nodes: nodes, Clusters: clusters})
+		if err != nil {
+			return nil, fmt.Errorf("encode store snapshot: %w", err)
+		}
+		return b, nil
 	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(snap)
-	if err != nil {
-		return nil, fmt.Errorf("encode store snapshot: %w", err)
-	}
-	return b, nil
 }
 
 // Restore replaces the state with a snapshot's, taken at index.
@@ -50,13 +60,12 @@ func (s *MemoryStore) Restore(index uint64, state []byte) error {
 	return nil
 }
 
-// sortedTable returns a table's objects (shared, not copied) sorted by ID, so
-// snapshots of equal states are equal bytes.
-func sortedTable[T Object](s *MemoryStore, k Kind) []T {
+// tableObjects returns a table's objects (shared, not copied), unsorted;
+// s.mu is held.
+func tableObjects[T Object](s *MemoryStore, k Kind) []T {
 	out := make([]T, 0, len(s.tables[k]))
 	for _, o := range s.tables[k] {
 		out = append(out, o.(T))
 	}
-	sortByID(out)
 	return out
 }
