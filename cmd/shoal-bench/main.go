@@ -33,6 +33,7 @@ type raftOptions struct {
 	soakUsers int
 	cpuprof   string
 	only      []string
+	workload  string
 }
 
 func raftCommand() *cobra.Command {
@@ -44,6 +45,13 @@ func raftCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.kills <= 0 || o.duration <= 0 || o.soak <= 0 {
 				return fmt.Errorf("--kills, --duration and --soak must be positive")
+			}
+			switch o.workload {
+			case "update":
+			case "create":
+				growStore = true
+			default:
+				return fmt.Errorf("--workload: %q is not a workload (update or create)", o.workload)
 			}
 			for _, m := range o.only {
 				if m != "throughput" && m != "failover" && m != "soak" {
@@ -62,6 +70,7 @@ func raftCommand() *cobra.Command {
 	f.DurationVar(&o.soak, "soak", 10*time.Minute, "length of the stability run under full write load")
 	f.IntVar(&o.soakUsers, "soak-clients", 64, "concurrent clients in the stability run")
 	f.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the throughput runs to this file")
+	f.StringVar(&o.workload, "workload", "update", "update: each client updates its own object; create: each transaction creates one (the store grows)")
 	f.StringSliceVar(&o.only, "only", []string{"throughput", "failover", "soak"}, "measurements to run: throughput, failover, soak (each replaces its own section of --out)")
 	return cmd
 }

@@ -47,10 +47,14 @@ func runRaftBench(ctx context.Context, o raftOptions) error {
 			}
 			body = renderSoak(sk)
 		}
-		cmd := fmt.Sprintf("go run ./cmd/shoal-bench raft --only %s --duration %s --kills %d --soak %s", m, o.duration, o.kills, o.soak)
+		cmd := fmt.Sprintf("go run ./cmd/shoal-bench raft --only %s --duration %s --kills %d --soak %s --workload %s", m, o.duration, o.kills, o.soak, o.workload)
 		section := fmt.Sprintf("%s\nMeasured %s on %s, with `%s`.\n", body,
 			started.UTC().Format("2006-01-02 15:04 MST"), machine(), cmd)
-		if err := writeSection(o.out, m, section); err != nil {
+		name := m
+		if o.workload != "update" {
+			name += " " + o.workload
+		}
+		if err := writeSection(o.out, name, section); err != nil {
 			return err
 		}
 	}
@@ -84,16 +88,22 @@ func renderThroughput(o raftOptions, tp []throughputResult) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "### Committed transactions per second, 3 managers\n\n")
 	fmt.Fprintf(&b, "Three managers in one process on loopback with mTLS, each with its own bbolt log; every client loops\n"+
-		"committing a one-object transaction (`store.Update` of a node object it owns, read, changed and\n"+
-		"version-checked), spread over the three managers (followers forward to the leader). A transaction is\n"+
+		"committing a one-object transaction (%s), spread over the three managers (followers forward to the leader). A transaction is\n"+
 		"acknowledged only after it is fsynced by a majority and applied by the manager the client called.\n"+
-		"%s per client count.\n\n", o.duration)
+		"%s per client count.\n\n", txDescription(), o.duration)
 	fmt.Fprintf(&b, "| clients | committed tx/s | p50 latency | p99 latency | failed |\n|---:|---:|---:|---:|---:|\n")
 	for _, r := range tp {
 		fmt.Fprintf(&b, "| %d | %.0f | %s | %s | %d |\n", r.clients, r.perSecond(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.failed)
 	}
 	fmt.Fprintf(&b, "\nTarget: at least 5,000/s at 64 clients.\n")
 	return b.String()
+}
+
+func txDescription() string {
+	if growStore {
+		return "`store.Update` creating a new object,\nso the store grows all along"
+	}
+	return "`store.Update` of a node object it owns, read, changed and\nversion-checked"
 }
 
 func renderFailover(fo []time.Duration) string {
@@ -118,11 +128,14 @@ func renderFailover(fo []time.Duration) string {
 
 func renderSoak(sk soakResult) string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "### Leader stability under load\n\n")
-	fmt.Fprintf(&b, "Three in-process managers (default timing) under %d clients committing updates of their own objects\n"+
-		"(the throughput workload) as fast as they can for %s:\n"+
+	title, what := "Leader stability under load", "updates of their own objects\n(the throughput workload)"
+	if growStore {
+		title, what = "Leader stability while the store grows", "transactions that each create a\nnew object (the store grows all along)"
+	}
+	fmt.Fprintf(&b, "### %s\n\n", title)
+	fmt.Fprintf(&b, "Three in-process managers (default timing) under %d clients committing %s as fast as they can for %s:\n"+
 		"%d transactions committed (%.0f/s), **%d leader changes** (raft term %s).\n\n",
-		sk.clients, sk.duration, sk.committed, float64(sk.committed)/sk.duration.Seconds(), sk.leaderChanges, sk.terms)
+		sk.clients, what, sk.duration, sk.committed, float64(sk.committed)/sk.duration.Seconds(), sk.leaderChanges, sk.terms)
 	fmt.Fprintf(&b, "Target: no spurious leader change in 10 minutes under full write load.\n")
 	return b.String()
 }

@@ -29,6 +29,11 @@ type throughputResult struct {
 
 func (r throughputResult) perSecond() float64 { return float64(r.committed) / r.elapsed.Seconds() }
 
+// growStore makes every transaction create a new object instead of
+// updating the client's own (--workload create): the store grows without
+// bound, which measures how raft copes as snapshots grow.
+var growStore bool
+
 // load runs clients that each commit one-object transactions through the
 // managers in turn until ctx ends. Each client owns one node object and
 // updates it again and again (as agents update their status), so the store
@@ -71,6 +76,10 @@ func load(ctx context.Context, c *managertest.Cluster, clients int, run string) 
 				}
 				t0 := time.Now()
 				err := s.Update(ctx, func(tx store.Tx) error {
+					if growStore {
+						id := fmt.Sprintf("%s-%d", ids[i], seq)
+						return tx.Create(&api.Node{Id: id, Description: &api.NodeDescription{Hostname: id}})
+					}
 					n := tx.Node(ids[i])
 					if n == nil {
 						return fmt.Errorf("object %s is gone", ids[i])
