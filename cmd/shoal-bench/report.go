@@ -88,9 +88,9 @@ func renderThroughput(o raftOptions, tp []throughputResult) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "### Committed transactions per second, 3 managers\n\n")
 	fmt.Fprintf(&b, "Three managers in one process on loopback with mTLS, each with its own bbolt log; every client loops\n"+
-		"committing a one-object transaction (%s), spread over the three managers (followers forward to the leader). A transaction is\n"+
-		"acknowledged only after it is fsynced by a majority and applied by the manager the client called.\n"+
-		"%s per client count.\n\n", txDescription(), o.duration)
+		"committing a one-object transaction (%s) through one manager, the clients spread evenly over the\n"+
+		"three (followers forward to the leader). A transaction is acknowledged only after it is fsynced by\n"+
+		"a majority and applied by the manager the client called. %s per client count.\n\n", txDescription(), o.duration)
 	fmt.Fprintf(&b, "| clients | committed tx/s | p50 latency | p99 latency | failed |\n|---:|---:|---:|---:|---:|\n")
 	for _, r := range tp {
 		fmt.Fprintf(&b, "| %d | %.0f | %s | %s | %d |\n", r.clients, r.perSecond(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.failed)

@@ -34,8 +34,8 @@ func (r throughputResult) perSecond() float64 { return float64(r.committed) / r.
 // bound, which measures how raft copes as snapshots grow.
 var growStore bool
 
-// load runs clients that each commit one-object transactions through the
-// managers in turn until ctx ends. Each client owns one node object and
+// load runs clients that each commit one-object transactions through one
+// manager (client i through manager i mod 3) until ctx ends. Each client owns one node object and
 // updates it again and again (as agents update their status), so the store
 // stays the size of a real cluster however long the run.
 func load(ctx context.Context, c *managertest.Cluster, clients int, run string) (throughputResult, error) {
@@ -70,7 +70,9 @@ func load(ctx context.Context, c *managertest.Cluster, clients int, run string) 
 		wg.Go(func() {
 			var mine []time.Duration
 			for seq := 0; ctx.Err() == nil; seq++ {
-				s := members[(i+seq)%len(members)].Store()
+				// A client talks to one manager, as a Control API
+				// client does; clients are spread evenly over them.
+				s := members[i%len(members)].Store()
 				if s == nil {
 					continue
 				}
