@@ -59,7 +59,7 @@ type Node struct {
 	recvc         chan *raftpb.Message
 	reportc       chan peerReport
 	actc          chan func()
-	removedc      chan struct{} // a peer told us we were removed
+	removedc      chan struct{}      // a peer told us we were removed
 	snapc         chan snapshotTaken // encoded snapshots, from their goroutine
 	snapshotting  bool               // a snapshot is being encoded (loop only)
 
