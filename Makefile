@@ -35,7 +35,7 @@ proto:
 	PATH="$(GOBIN):$$PATH" protoc -I . -I /usr/include \
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
-		api/objects.proto api/raft.proto api/ca.proto api/dispatcher.proto api/control.proto
+		api/specs.proto api/objects.proto api/raft.proto api/ca.proto api/dispatcher.proto api/control.proto
 
 lint:
 	$(GO) vet ./...

@@ -584,6 +584,672 @@ func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
 	return file_api_control_proto_rawDescGZIP(), []int{11}
 }
 
+type CreateServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Spec          *ServiceSpec           `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceRequest) Reset() {
+	*x = CreateServiceRequest{}
+	mi := &file_api_control_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceRequest) ProtoMessage() {}
+
+func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceRequest.ProtoReflect.Descriptor instead.
+func (*CreateServiceRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CreateServiceRequest) GetSpec() *ServiceSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type CreateServiceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *Service               `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceResponse) Reset() {
+	*x = CreateServiceResponse{}
+	mi := &file_api_control_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceResponse) ProtoMessage() {}
+
+func (x *CreateServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceResponse.ProtoReflect.Descriptor instead.
+func (*CreateServiceResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateServiceResponse) GetService() *Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+type GetServiceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service_id is a service ID, a unique prefix of one, or a name.
+	ServiceId     string `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceRequest) Reset() {
+	*x = GetServiceRequest{}
+	mi := &file_api_control_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceRequest) ProtoMessage() {}
+
+func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetServiceRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+type GetServiceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *Service               `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceResponse) Reset() {
+	*x = GetServiceResponse{}
+	mi := &file_api_control_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceResponse) ProtoMessage() {}
+
+func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceResponse.ProtoReflect.Descriptor instead.
+func (*GetServiceResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetServiceResponse) GetService() *Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+type ListServicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesRequest) Reset() {
+	*x = ListServicesRequest{}
+	mi := &file_api_control_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesRequest) ProtoMessage() {}
+
+func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
+func (*ListServicesRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{16}
+}
+
+type ListServicesResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Services []*Service             `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	// running counts, by service ID, the tasks whose observed state is RUNNING
+	// and whose desired state is RUNNING.
+	Running map[string]uint64 `protobuf:"bytes,2,rep,name=running,proto3" json:"running,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// desired counts, by service ID, the tasks meant to run: the replica
+	// count, or for a global service its tasks desired RUNNING.
+	Desired       map[string]uint64 `protobuf:"bytes,3,rep,name=desired,proto3" json:"desired,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesResponse) Reset() {
+	*x = ListServicesResponse{}
+	mi := &file_api_control_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesResponse) ProtoMessage() {}
+
+func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
+func (*ListServicesResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListServicesResponse) GetServices() []*Service {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *ListServicesResponse) GetRunning() map[string]uint64 {
+	if x != nil {
+		return x.Running
+	}
+	return nil
+}
+
+func (x *ListServicesResponse) GetDesired() map[string]uint64 {
+	if x != nil {
+		return x.Desired
+	}
+	return nil
+}
+
+type UpdateServiceRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// service_version must be the service's current meta.version.
+	ServiceVersion uint64       `protobuf:"varint,2,opt,name=service_version,json=serviceVersion,proto3" json:"service_version,omitempty"`
+	Spec           *ServiceSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	// rollback asks to return to the previous spec; spec must be empty.
+	Rollback      bool `protobuf:"varint,4,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceRequest) Reset() {
+	*x = UpdateServiceRequest{}
+	mi := &file_api_control_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceRequest) ProtoMessage() {}
+
+func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServiceRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UpdateServiceRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *UpdateServiceRequest) GetServiceVersion() uint64 {
+	if x != nil {
+		return x.ServiceVersion
+	}
+	return 0
+}
+
+func (x *UpdateServiceRequest) GetSpec() *ServiceSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *UpdateServiceRequest) GetRollback() bool {
+	if x != nil {
+		return x.Rollback
+	}
+	return false
+}
+
+type UpdateServiceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *Service               `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceResponse) Reset() {
+	*x = UpdateServiceResponse{}
+	mi := &file_api_control_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceResponse) ProtoMessage() {}
+
+func (x *UpdateServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateServiceResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UpdateServiceResponse) GetService() *Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+type RemoveServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId     string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServiceRequest) Reset() {
+	*x = RemoveServiceRequest{}
+	mi := &file_api_control_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServiceRequest) ProtoMessage() {}
+
+func (x *RemoveServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServiceRequest.ProtoReflect.Descriptor instead.
+func (*RemoveServiceRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RemoveServiceRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+type RemoveServiceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServiceResponse) Reset() {
+	*x = RemoveServiceResponse{}
+	mi := &file_api_control_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServiceResponse) ProtoMessage() {}
+
+func (x *RemoveServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServiceResponse.ProtoReflect.Descriptor instead.
+func (*RemoveServiceResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{21}
+}
+
+type ListTasksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Filters; empty ones match all. service_ids and node_ids accept names
+	// and ID prefixes as GetService and GetNode do.
+	ServiceIds    []string    `protobuf:"bytes,1,rep,name=service_ids,json=serviceIds,proto3" json:"service_ids,omitempty"`
+	NodeIds       []string    `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	DesiredStates []TaskState `protobuf:"varint,3,rep,packed,name=desired_states,json=desiredStates,proto3,enum=shoal.api.TaskState" json:"desired_states,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTasksRequest) Reset() {
+	*x = ListTasksRequest{}
+	mi := &file_api_control_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTasksRequest) ProtoMessage() {}
+
+func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
+func (*ListTasksRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListTasksRequest) GetServiceIds() []string {
+	if x != nil {
+		return x.ServiceIds
+	}
+	return nil
+}
+
+func (x *ListTasksRequest) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *ListTasksRequest) GetDesiredStates() []TaskState {
+	if x != nil {
+		return x.DesiredStates
+	}
+	return nil
+}
+
+type ListTasksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTasksResponse) Reset() {
+	*x = ListTasksResponse{}
+	mi := &file_api_control_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTasksResponse) ProtoMessage() {}
+
+func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
+func (*ListTasksResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListTasksResponse) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+type GetTaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task_id is a task ID or a unique prefix of one.
+	TaskId        string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskRequest) Reset() {
+	*x = GetTaskRequest{}
+	mi := &file_api_control_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskRequest) ProtoMessage() {}
+
+func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
+func (*GetTaskRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetTaskRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+type GetTaskResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskResponse) Reset() {
+	*x = GetTaskResponse{}
+	mi := &file_api_control_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskResponse) ProtoMessage() {}
+
+func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
+func (*GetTaskResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
 var File_api_control_proto protoreflect.FileDescriptor
 
 const file_api_control_proto_rawDesc = "" +
@@ -617,7 +1283,50 @@ const file_api_control_proto_rawDesc = "" +
 	"\x11RemoveNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x14\n" +
-	"\x12RemoveNodeResponse2\xce\x03\n" +
+	"\x12RemoveNodeResponse\"B\n" +
+	"\x14CreateServiceRequest\x12*\n" +
+	"\x04spec\x18\x01 \x01(\v2\x16.shoal.api.ServiceSpecR\x04spec\"E\n" +
+	"\x15CreateServiceResponse\x12,\n" +
+	"\aservice\x18\x01 \x01(\v2\x12.shoal.api.ServiceR\aservice\"2\n" +
+	"\x11GetServiceRequest\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\"B\n" +
+	"\x12GetServiceResponse\x12,\n" +
+	"\aservice\x18\x01 \x01(\v2\x12.shoal.api.ServiceR\aservice\"\x15\n" +
+	"\x13ListServicesRequest\"\xce\x02\n" +
+	"\x14ListServicesResponse\x12.\n" +
+	"\bservices\x18\x01 \x03(\v2\x12.shoal.api.ServiceR\bservices\x12F\n" +
+	"\arunning\x18\x02 \x03(\v2,.shoal.api.ListServicesResponse.RunningEntryR\arunning\x12F\n" +
+	"\adesired\x18\x03 \x03(\v2,.shoal.api.ListServicesResponse.DesiredEntryR\adesired\x1a:\n" +
+	"\fRunningEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a:\n" +
+	"\fDesiredEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xa6\x01\n" +
+	"\x14UpdateServiceRequest\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12'\n" +
+	"\x0fservice_version\x18\x02 \x01(\x04R\x0eserviceVersion\x12*\n" +
+	"\x04spec\x18\x03 \x01(\v2\x16.shoal.api.ServiceSpecR\x04spec\x12\x1a\n" +
+	"\brollback\x18\x04 \x01(\bR\brollback\"E\n" +
+	"\x15UpdateServiceResponse\x12,\n" +
+	"\aservice\x18\x01 \x01(\v2\x12.shoal.api.ServiceR\aservice\"5\n" +
+	"\x14RemoveServiceRequest\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\"\x17\n" +
+	"\x15RemoveServiceResponse\"\x8b\x01\n" +
+	"\x10ListTasksRequest\x12\x1f\n" +
+	"\vservice_ids\x18\x01 \x03(\tR\n" +
+	"serviceIds\x12\x19\n" +
+	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12;\n" +
+	"\x0edesired_states\x18\x03 \x03(\x0e2\x14.shoal.api.TaskStateR\rdesiredStates\":\n" +
+	"\x11ListTasksResponse\x12%\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0f.shoal.api.TaskR\x05tasks\")\n" +
+	"\x0eGetTaskRequest\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"6\n" +
+	"\x0fGetTaskResponse\x12#\n" +
+	"\x04task\x18\x01 \x01(\v2\x0f.shoal.api.TaskR\x04task2\xf0\a\n" +
 	"\aControl\x12I\n" +
 	"\n" +
 	"GetCluster\x12\x1c.shoal.api.GetClusterRequest\x1a\x1d.shoal.api.GetClusterResponse\x12X\n" +
@@ -627,7 +1336,15 @@ const file_api_control_proto_rawDesc = "" +
 	"\n" +
 	"UpdateNode\x12\x1c.shoal.api.UpdateNodeRequest\x1a\x1d.shoal.api.UpdateNodeResponse\x12I\n" +
 	"\n" +
-	"RemoveNode\x12\x1c.shoal.api.RemoveNodeRequest\x1a\x1d.shoal.api.RemoveNodeResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
+	"RemoveNode\x12\x1c.shoal.api.RemoveNodeRequest\x1a\x1d.shoal.api.RemoveNodeResponse\x12R\n" +
+	"\rCreateService\x12\x1f.shoal.api.CreateServiceRequest\x1a .shoal.api.CreateServiceResponse\x12I\n" +
+	"\n" +
+	"GetService\x12\x1c.shoal.api.GetServiceRequest\x1a\x1d.shoal.api.GetServiceResponse\x12O\n" +
+	"\fListServices\x12\x1e.shoal.api.ListServicesRequest\x1a\x1f.shoal.api.ListServicesResponse\x12R\n" +
+	"\rUpdateService\x12\x1f.shoal.api.UpdateServiceRequest\x1a .shoal.api.UpdateServiceResponse\x12R\n" +
+	"\rRemoveService\x12\x1f.shoal.api.RemoveServiceRequest\x1a .shoal.api.RemoveServiceResponse\x12F\n" +
+	"\tListTasks\x12\x1b.shoal.api.ListTasksRequest\x1a\x1c.shoal.api.ListTasksResponse\x12@\n" +
+	"\aGetTask\x12\x19.shoal.api.GetTaskRequest\x1a\x1a.shoal.api.GetTaskResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
 	file_api_control_proto_rawDescOnce sync.Once
@@ -641,7 +1358,7 @@ func file_api_control_proto_rawDescGZIP() []byte {
 	return file_api_control_proto_rawDescData
 }
 
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_api_control_proto_goTypes = []any{
 	(*GetClusterRequest)(nil),       // 0: shoal.api.GetClusterRequest
 	(*GetClusterResponse)(nil),      // 1: shoal.api.GetClusterResponse
@@ -655,37 +1372,82 @@ var file_api_control_proto_goTypes = []any{
 	(*UpdateNodeResponse)(nil),      // 9: shoal.api.UpdateNodeResponse
 	(*RemoveNodeRequest)(nil),       // 10: shoal.api.RemoveNodeRequest
 	(*RemoveNodeResponse)(nil),      // 11: shoal.api.RemoveNodeResponse
-	(*Cluster)(nil),                 // 12: shoal.api.Cluster
-	(NodeRole)(0),                   // 13: shoal.api.NodeRole
-	(*JoinTokens)(nil),              // 14: shoal.api.JoinTokens
-	(*Node)(nil),                    // 15: shoal.api.Node
-	(*NodeSpec)(nil),                // 16: shoal.api.NodeSpec
+	(*CreateServiceRequest)(nil),    // 12: shoal.api.CreateServiceRequest
+	(*CreateServiceResponse)(nil),   // 13: shoal.api.CreateServiceResponse
+	(*GetServiceRequest)(nil),       // 14: shoal.api.GetServiceRequest
+	(*GetServiceResponse)(nil),      // 15: shoal.api.GetServiceResponse
+	(*ListServicesRequest)(nil),     // 16: shoal.api.ListServicesRequest
+	(*ListServicesResponse)(nil),    // 17: shoal.api.ListServicesResponse
+	(*UpdateServiceRequest)(nil),    // 18: shoal.api.UpdateServiceRequest
+	(*UpdateServiceResponse)(nil),   // 19: shoal.api.UpdateServiceResponse
+	(*RemoveServiceRequest)(nil),    // 20: shoal.api.RemoveServiceRequest
+	(*RemoveServiceResponse)(nil),   // 21: shoal.api.RemoveServiceResponse
+	(*ListTasksRequest)(nil),        // 22: shoal.api.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 23: shoal.api.ListTasksResponse
+	(*GetTaskRequest)(nil),          // 24: shoal.api.GetTaskRequest
+	(*GetTaskResponse)(nil),         // 25: shoal.api.GetTaskResponse
+	nil,                             // 26: shoal.api.ListServicesResponse.RunningEntry
+	nil,                             // 27: shoal.api.ListServicesResponse.DesiredEntry
+	(*Cluster)(nil),                 // 28: shoal.api.Cluster
+	(NodeRole)(0),                   // 29: shoal.api.NodeRole
+	(*JoinTokens)(nil),              // 30: shoal.api.JoinTokens
+	(*Node)(nil),                    // 31: shoal.api.Node
+	(*NodeSpec)(nil),                // 32: shoal.api.NodeSpec
+	(*ServiceSpec)(nil),             // 33: shoal.api.ServiceSpec
+	(*Service)(nil),                 // 34: shoal.api.Service
+	(TaskState)(0),                  // 35: shoal.api.TaskState
+	(*Task)(nil),                    // 36: shoal.api.Task
 }
 var file_api_control_proto_depIdxs = []int32{
-	12, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
-	13, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
-	14, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
-	15, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
-	15, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
-	16, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
-	15, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
-	0,  // 7: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
-	2,  // 8: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
-	4,  // 9: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
-	6,  // 10: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
-	8,  // 11: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
-	10, // 12: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
-	1,  // 13: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
-	3,  // 14: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
-	5,  // 15: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
-	7,  // 16: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
-	9,  // 17: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
-	11, // 18: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	28, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
+	29, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
+	30, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
+	31, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
+	31, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
+	32, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
+	31, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
+	33, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	34, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
+	34, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
+	34, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
+	26, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
+	27, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
+	33, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	34, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
+	35, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
+	36, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
+	36, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
+	0,  // 18: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
+	2,  // 19: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
+	4,  // 20: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
+	6,  // 21: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
+	8,  // 22: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
+	10, // 23: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
+	12, // 24: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
+	14, // 25: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
+	16, // 26: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
+	18, // 27: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
+	20, // 28: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
+	22, // 29: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
+	24, // 30: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
+	1,  // 31: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
+	3,  // 32: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
+	5,  // 33: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
+	7,  // 34: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
+	9,  // 35: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
+	11, // 36: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
+	13, // 37: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
+	15, // 38: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
+	17, // 39: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
+	19, // 40: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
+	21, // 41: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
+	23, // 42: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
+	25, // 43: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
+	31, // [31:44] is the sub-list for method output_type
+	18, // [18:31] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_api_control_proto_init() }
@@ -700,7 +1462,7 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

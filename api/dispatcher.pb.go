@@ -22,6 +22,52 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type AssignmentsMessage_Type int32
+
+const (
+	AssignmentsMessage_TYPE_COMPLETE    AssignmentsMessage_Type = 0
+	AssignmentsMessage_TYPE_INCREMENTAL AssignmentsMessage_Type = 1
+)
+
+// Enum value maps for AssignmentsMessage_Type.
+var (
+	AssignmentsMessage_Type_name = map[int32]string{
+		0: "TYPE_COMPLETE",
+		1: "TYPE_INCREMENTAL",
+	}
+	AssignmentsMessage_Type_value = map[string]int32{
+		"TYPE_COMPLETE":    0,
+		"TYPE_INCREMENTAL": 1,
+	}
+)
+
+func (x AssignmentsMessage_Type) Enum() *AssignmentsMessage_Type {
+	p := new(AssignmentsMessage_Type)
+	*p = x
+	return p
+}
+
+func (x AssignmentsMessage_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AssignmentsMessage_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_dispatcher_proto_enumTypes[0].Descriptor()
+}
+
+func (AssignmentsMessage_Type) Type() protoreflect.EnumType {
+	return &file_api_dispatcher_proto_enumTypes[0]
+}
+
+func (x AssignmentsMessage_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AssignmentsMessage_Type.Descriptor instead.
+func (AssignmentsMessage_Type) EnumDescriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{5, 0}
+}
+
 type SessionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Description   *NodeDescription       `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
@@ -223,6 +269,256 @@ func (x *HeartbeatResponse) GetPeriod() *durationpb.Duration {
 	return nil
 }
 
+type AssignmentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignmentsRequest) Reset() {
+	*x = AssignmentsRequest{}
+	mi := &file_api_dispatcher_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignmentsRequest) ProtoMessage() {}
+
+func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignmentsRequest.ProtoReflect.Descriptor instead.
+func (*AssignmentsRequest) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AssignmentsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// AssignmentsMessage is one change of the set of tasks a node must run. The
+// first message of a stream is COMPLETE: it lists every task and the agent
+// drops what it does not name. Later ones are INCREMENTAL.
+type AssignmentsMessage struct {
+	state protoimpl.MessageState  `protogen:"open.v1"`
+	Type  AssignmentsMessage_Type `protobuf:"varint,1,opt,name=type,proto3,enum=shoal.api.AssignmentsMessage_Type" json:"type,omitempty"`
+	// update_tasks are tasks to run (or to stop: read desired_state), new or
+	// changed.
+	UpdateTasks []*Task `protobuf:"bytes,2,rep,name=update_tasks,json=updateTasks,proto3" json:"update_tasks,omitempty"`
+	// remove_tasks are IDs of tasks the agent must stop and forget.
+	RemoveTasks   []string `protobuf:"bytes,3,rep,name=remove_tasks,json=removeTasks,proto3" json:"remove_tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignmentsMessage) Reset() {
+	*x = AssignmentsMessage{}
+	mi := &file_api_dispatcher_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignmentsMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignmentsMessage) ProtoMessage() {}
+
+func (x *AssignmentsMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignmentsMessage.ProtoReflect.Descriptor instead.
+func (*AssignmentsMessage) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AssignmentsMessage) GetType() AssignmentsMessage_Type {
+	if x != nil {
+		return x.Type
+	}
+	return AssignmentsMessage_TYPE_COMPLETE
+}
+
+func (x *AssignmentsMessage) GetUpdateTasks() []*Task {
+	if x != nil {
+		return x.UpdateTasks
+	}
+	return nil
+}
+
+func (x *AssignmentsMessage) GetRemoveTasks() []string {
+	if x != nil {
+		return x.RemoveTasks
+	}
+	return nil
+}
+
+type TaskStatusUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Status        *TaskStatus            `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskStatusUpdate) Reset() {
+	*x = TaskStatusUpdate{}
+	mi := &file_api_dispatcher_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStatusUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStatusUpdate) ProtoMessage() {}
+
+func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStatusUpdate.ProtoReflect.Descriptor instead.
+func (*TaskStatusUpdate) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TaskStatusUpdate) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskStatusUpdate) GetStatus() *TaskStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type UpdateTaskStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Updates       []*TaskStatusUpdate    `protobuf:"bytes,2,rep,name=updates,proto3" json:"updates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTaskStatusRequest) Reset() {
+	*x = UpdateTaskStatusRequest{}
+	mi := &file_api_dispatcher_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTaskStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTaskStatusRequest) ProtoMessage() {}
+
+func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTaskStatusRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTaskStatusRequest) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UpdateTaskStatusRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *UpdateTaskStatusRequest) GetUpdates() []*TaskStatusUpdate {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+type UpdateTaskStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTaskStatusResponse) Reset() {
+	*x = UpdateTaskStatusResponse{}
+	mi := &file_api_dispatcher_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTaskStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTaskStatusResponse) ProtoMessage() {}
+
+func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTaskStatusResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTaskStatusResponse) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{8}
+}
+
 var File_api_dispatcher_proto protoreflect.FileDescriptor
 
 const file_api_dispatcher_proto_rawDesc = "" +
@@ -240,11 +536,31 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"F\n" +
 	"\x11HeartbeatResponse\x121\n" +
-	"\x06period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06period2\x97\x01\n" +
+	"\x06period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06period\"3\n" +
+	"\x12AssignmentsRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\xd4\x01\n" +
+	"\x12AssignmentsMessage\x126\n" +
+	"\x04type\x18\x01 \x01(\x0e2\".shoal.api.AssignmentsMessage.TypeR\x04type\x122\n" +
+	"\fupdate_tasks\x18\x02 \x03(\v2\x0f.shoal.api.TaskR\vupdateTasks\x12!\n" +
+	"\fremove_tasks\x18\x03 \x03(\tR\vremoveTasks\"/\n" +
+	"\x04Type\x12\x11\n" +
+	"\rTYPE_COMPLETE\x10\x00\x12\x14\n" +
+	"\x10TYPE_INCREMENTAL\x10\x01\"Z\n" +
+	"\x10TaskStatusUpdate\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12-\n" +
+	"\x06status\x18\x02 \x01(\v2\x15.shoal.api.TaskStatusR\x06status\"o\n" +
+	"\x17UpdateTaskStatusRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x125\n" +
+	"\aupdates\x18\x02 \x03(\v2\x1b.shoal.api.TaskStatusUpdateR\aupdates\"\x1a\n" +
+	"\x18UpdateTaskStatusResponse2\xc3\x02\n" +
 	"\n" +
 	"Dispatcher\x12A\n" +
 	"\aSession\x12\x19.shoal.api.SessionRequest\x1a\x19.shoal.api.SessionMessage0\x01\x12F\n" +
-	"\tHeartbeat\x12\x1b.shoal.api.HeartbeatRequest\x1a\x1c.shoal.api.HeartbeatResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
+	"\tHeartbeat\x12\x1b.shoal.api.HeartbeatRequest\x1a\x1c.shoal.api.HeartbeatResponse\x12M\n" +
+	"\vAssignments\x12\x1d.shoal.api.AssignmentsRequest\x1a\x1d.shoal.api.AssignmentsMessage0\x01\x12[\n" +
+	"\x10UpdateTaskStatus\x12\".shoal.api.UpdateTaskStatusRequest\x1a#.shoal.api.UpdateTaskStatusResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
 	file_api_dispatcher_proto_rawDescOnce sync.Once
@@ -258,30 +574,47 @@ func file_api_dispatcher_proto_rawDescGZIP() []byte {
 	return file_api_dispatcher_proto_rawDescData
 }
 
-var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_api_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_api_dispatcher_proto_goTypes = []any{
-	(*SessionRequest)(nil),      // 0: shoal.api.SessionRequest
-	(*SessionMessage)(nil),      // 1: shoal.api.SessionMessage
-	(*HeartbeatRequest)(nil),    // 2: shoal.api.HeartbeatRequest
-	(*HeartbeatResponse)(nil),   // 3: shoal.api.HeartbeatResponse
-	(*NodeDescription)(nil),     // 4: shoal.api.NodeDescription
-	(NodeRole)(0),               // 5: shoal.api.NodeRole
-	(*durationpb.Duration)(nil), // 6: google.protobuf.Duration
+	(AssignmentsMessage_Type)(0),     // 0: shoal.api.AssignmentsMessage.Type
+	(*SessionRequest)(nil),           // 1: shoal.api.SessionRequest
+	(*SessionMessage)(nil),           // 2: shoal.api.SessionMessage
+	(*HeartbeatRequest)(nil),         // 3: shoal.api.HeartbeatRequest
+	(*HeartbeatResponse)(nil),        // 4: shoal.api.HeartbeatResponse
+	(*AssignmentsRequest)(nil),       // 5: shoal.api.AssignmentsRequest
+	(*AssignmentsMessage)(nil),       // 6: shoal.api.AssignmentsMessage
+	(*TaskStatusUpdate)(nil),         // 7: shoal.api.TaskStatusUpdate
+	(*UpdateTaskStatusRequest)(nil),  // 8: shoal.api.UpdateTaskStatusRequest
+	(*UpdateTaskStatusResponse)(nil), // 9: shoal.api.UpdateTaskStatusResponse
+	(*NodeDescription)(nil),          // 10: shoal.api.NodeDescription
+	(NodeRole)(0),                    // 11: shoal.api.NodeRole
+	(*durationpb.Duration)(nil),      // 12: google.protobuf.Duration
+	(*Task)(nil),                     // 13: shoal.api.Task
+	(*TaskStatus)(nil),               // 14: shoal.api.TaskStatus
 }
 var file_api_dispatcher_proto_depIdxs = []int32{
-	4, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
-	5, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
-	6, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
-	6, // 3: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
-	0, // 4: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
-	2, // 5: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
-	1, // 6: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
-	3, // 7: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	10, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
+	11, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
+	12, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
+	12, // 3: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
+	0,  // 4: shoal.api.AssignmentsMessage.type:type_name -> shoal.api.AssignmentsMessage.Type
+	13, // 5: shoal.api.AssignmentsMessage.update_tasks:type_name -> shoal.api.Task
+	14, // 6: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
+	7,  // 7: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
+	1,  // 8: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
+	3,  // 9: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
+	5,  // 10: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
+	8,  // 11: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
+	2,  // 12: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
+	4,  // 13: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
+	6,  // 14: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
+	9,  // 15: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_api_dispatcher_proto_init() }
@@ -295,13 +628,14 @@ func file_api_dispatcher_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dispatcher_proto_rawDesc), len(file_api_dispatcher_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   4,
+			NumEnums:      1,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_api_dispatcher_proto_goTypes,
 		DependencyIndexes: file_api_dispatcher_proto_depIdxs,
+		EnumInfos:         file_api_dispatcher_proto_enumTypes,
 		MessageInfos:      file_api_dispatcher_proto_msgTypes,
 	}.Build()
 	File_api_dispatcher_proto = out.File

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Dispatcher_Session_FullMethodName   = "/shoal.api.Dispatcher/Session"
-	Dispatcher_Heartbeat_FullMethodName = "/shoal.api.Dispatcher/Heartbeat"
+	Dispatcher_Session_FullMethodName          = "/shoal.api.Dispatcher/Session"
+	Dispatcher_Heartbeat_FullMethodName        = "/shoal.api.Dispatcher/Heartbeat"
+	Dispatcher_Assignments_FullMethodName      = "/shoal.api.Dispatcher/Assignments"
+	Dispatcher_UpdateTaskStatus_FullMethodName = "/shoal.api.Dispatcher/UpdateTaskStatus"
 )
 
 // DispatcherClient is the client API for Dispatcher service.
@@ -32,6 +34,8 @@ const (
 type DispatcherClient interface {
 	Session(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SessionMessage], error)
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
+	Assignments(ctx context.Context, in *AssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AssignmentsMessage], error)
+	UpdateTaskStatus(ctx context.Context, in *UpdateTaskStatusRequest, opts ...grpc.CallOption) (*UpdateTaskStatusResponse, error)
 }
 
 type dispatcherClient struct {
@@ -71,6 +75,35 @@ func (c *dispatcherClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, 
 	return out, nil
 }
 
+func (c *dispatcherClient) Assignments(ctx context.Context, in *AssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AssignmentsMessage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[1], Dispatcher_Assignments_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AssignmentsRequest, AssignmentsMessage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dispatcher_AssignmentsClient = grpc.ServerStreamingClient[AssignmentsMessage]
+
+func (c *dispatcherClient) UpdateTaskStatus(ctx context.Context, in *UpdateTaskStatusRequest, opts ...grpc.CallOption) (*UpdateTaskStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateTaskStatusResponse)
+	err := c.cc.Invoke(ctx, Dispatcher_UpdateTaskStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DispatcherServer is the server API for Dispatcher service.
 // All implementations must embed UnimplementedDispatcherServer
 // for forward compatibility.
@@ -80,6 +113,8 @@ func (c *dispatcherClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, 
 type DispatcherServer interface {
 	Session(*SessionRequest, grpc.ServerStreamingServer[SessionMessage]) error
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
+	Assignments(*AssignmentsRequest, grpc.ServerStreamingServer[AssignmentsMessage]) error
+	UpdateTaskStatus(context.Context, *UpdateTaskStatusRequest) (*UpdateTaskStatusResponse, error)
 	mustEmbedUnimplementedDispatcherServer()
 }
 
@@ -95,6 +130,12 @@ func (UnimplementedDispatcherServer) Session(*SessionRequest, grpc.ServerStreami
 }
 func (UnimplementedDispatcherServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedDispatcherServer) Assignments(*AssignmentsRequest, grpc.ServerStreamingServer[AssignmentsMessage]) error {
+	return status.Error(codes.Unimplemented, "method Assignments not implemented")
+}
+func (UnimplementedDispatcherServer) UpdateTaskStatus(context.Context, *UpdateTaskStatusRequest) (*UpdateTaskStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTaskStatus not implemented")
 }
 func (UnimplementedDispatcherServer) mustEmbedUnimplementedDispatcherServer() {}
 func (UnimplementedDispatcherServer) testEmbeddedByValue()                    {}
@@ -146,6 +187,35 @@ func _Dispatcher_Heartbeat_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dispatcher_Assignments_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AssignmentsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DispatcherServer).Assignments(m, &grpc.GenericServerStream[AssignmentsRequest, AssignmentsMessage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dispatcher_AssignmentsServer = grpc.ServerStreamingServer[AssignmentsMessage]
+
+func _Dispatcher_UpdateTaskStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTaskStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatcherServer).UpdateTaskStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dispatcher_UpdateTaskStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatcherServer).UpdateTaskStatus(ctx, req.(*UpdateTaskStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Dispatcher_ServiceDesc is the grpc.ServiceDesc for Dispatcher service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -157,11 +227,20 @@ var Dispatcher_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Heartbeat",
 			Handler:    _Dispatcher_Heartbeat_Handler,
 		},
+		{
+			MethodName: "UpdateTaskStatus",
+			Handler:    _Dispatcher_UpdateTaskStatus_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Session",
 			Handler:       _Dispatcher_Session_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Assignments",
+			Handler:       _Dispatcher_Assignments_Handler,
 			ServerStreams: true,
 		},
 	},

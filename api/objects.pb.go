@@ -222,6 +222,149 @@ func (Reachability) EnumDescriptor() ([]byte, []int) {
 	return file_api_objects_proto_rawDescGZIP(), []int{3}
 }
 
+// TaskState orders a task's life; a task only moves forward. States up to
+// RUNNING are the way up; those after are terminal, except that REMOVE and
+// ORPHANED are only ever desired or set by managers.
+type TaskState int32
+
+const (
+	TaskState_TASK_STATE_NEW       TaskState = 0
+	TaskState_TASK_STATE_PENDING   TaskState = 1
+	TaskState_TASK_STATE_ASSIGNED  TaskState = 2
+	TaskState_TASK_STATE_ACCEPTED  TaskState = 3
+	TaskState_TASK_STATE_PREPARING TaskState = 4
+	TaskState_TASK_STATE_STARTING  TaskState = 5
+	TaskState_TASK_STATE_RUNNING   TaskState = 6
+	TaskState_TASK_STATE_COMPLETE  TaskState = 7
+	TaskState_TASK_STATE_SHUTDOWN  TaskState = 8
+	TaskState_TASK_STATE_FAILED    TaskState = 9
+	TaskState_TASK_STATE_REJECTED  TaskState = 10
+	TaskState_TASK_STATE_REMOVE    TaskState = 11
+	TaskState_TASK_STATE_ORPHANED  TaskState = 12
+)
+
+// Enum value maps for TaskState.
+var (
+	TaskState_name = map[int32]string{
+		0:  "TASK_STATE_NEW",
+		1:  "TASK_STATE_PENDING",
+		2:  "TASK_STATE_ASSIGNED",
+		3:  "TASK_STATE_ACCEPTED",
+		4:  "TASK_STATE_PREPARING",
+		5:  "TASK_STATE_STARTING",
+		6:  "TASK_STATE_RUNNING",
+		7:  "TASK_STATE_COMPLETE",
+		8:  "TASK_STATE_SHUTDOWN",
+		9:  "TASK_STATE_FAILED",
+		10: "TASK_STATE_REJECTED",
+		11: "TASK_STATE_REMOVE",
+		12: "TASK_STATE_ORPHANED",
+	}
+	TaskState_value = map[string]int32{
+		"TASK_STATE_NEW":       0,
+		"TASK_STATE_PENDING":   1,
+		"TASK_STATE_ASSIGNED":  2,
+		"TASK_STATE_ACCEPTED":  3,
+		"TASK_STATE_PREPARING": 4,
+		"TASK_STATE_STARTING":  5,
+		"TASK_STATE_RUNNING":   6,
+		"TASK_STATE_COMPLETE":  7,
+		"TASK_STATE_SHUTDOWN":  8,
+		"TASK_STATE_FAILED":    9,
+		"TASK_STATE_REJECTED":  10,
+		"TASK_STATE_REMOVE":    11,
+		"TASK_STATE_ORPHANED":  12,
+	}
+)
+
+func (x TaskState) Enum() *TaskState {
+	p := new(TaskState)
+	*p = x
+	return p
+}
+
+func (x TaskState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TaskState) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_objects_proto_enumTypes[4].Descriptor()
+}
+
+func (TaskState) Type() protoreflect.EnumType {
+	return &file_api_objects_proto_enumTypes[4]
+}
+
+func (x TaskState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TaskState.Descriptor instead.
+func (TaskState) EnumDescriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{4}
+}
+
+type UpdateStatus_State int32
+
+const (
+	UpdateStatus_STATE_UNKNOWN            UpdateStatus_State = 0
+	UpdateStatus_STATE_UPDATING           UpdateStatus_State = 1
+	UpdateStatus_STATE_PAUSED             UpdateStatus_State = 2
+	UpdateStatus_STATE_COMPLETED          UpdateStatus_State = 3
+	UpdateStatus_STATE_ROLLBACK_STARTED   UpdateStatus_State = 4
+	UpdateStatus_STATE_ROLLBACK_PAUSED    UpdateStatus_State = 5
+	UpdateStatus_STATE_ROLLBACK_COMPLETED UpdateStatus_State = 6
+)
+
+// Enum value maps for UpdateStatus_State.
+var (
+	UpdateStatus_State_name = map[int32]string{
+		0: "STATE_UNKNOWN",
+		1: "STATE_UPDATING",
+		2: "STATE_PAUSED",
+		3: "STATE_COMPLETED",
+		4: "STATE_ROLLBACK_STARTED",
+		5: "STATE_ROLLBACK_PAUSED",
+		6: "STATE_ROLLBACK_COMPLETED",
+	}
+	UpdateStatus_State_value = map[string]int32{
+		"STATE_UNKNOWN":            0,
+		"STATE_UPDATING":           1,
+		"STATE_PAUSED":             2,
+		"STATE_COMPLETED":          3,
+		"STATE_ROLLBACK_STARTED":   4,
+		"STATE_ROLLBACK_PAUSED":    5,
+		"STATE_ROLLBACK_COMPLETED": 6,
+	}
+)
+
+func (x UpdateStatus_State) Enum() *UpdateStatus_State {
+	p := new(UpdateStatus_State)
+	*p = x
+	return p
+}
+
+func (x UpdateStatus_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateStatus_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_objects_proto_enumTypes[5].Descriptor()
+}
+
+func (UpdateStatus_State) Type() protoreflect.EnumType {
+	return &file_api_objects_proto_enumTypes[5]
+}
+
+func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateStatus_State.Descriptor instead.
+func (UpdateStatus_State) EnumDescriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{17, 0}
+}
+
 type StoreAction_Kind int32
 
 const (
@@ -255,11 +398,11 @@ func (x StoreAction_Kind) String() string {
 }
 
 func (StoreAction_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_objects_proto_enumTypes[4].Descriptor()
+	return file_api_objects_proto_enumTypes[6].Descriptor()
 }
 
 func (StoreAction_Kind) Type() protoreflect.EnumType {
-	return &file_api_objects_proto_enumTypes[4]
+	return &file_api_objects_proto_enumTypes[6]
 }
 
 func (x StoreAction_Kind) Number() protoreflect.EnumNumber {
@@ -268,7 +411,7 @@ func (x StoreAction_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StoreAction_Kind.Descriptor instead.
 func (StoreAction_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{15, 0}
+	return file_api_objects_proto_rawDescGZIP(), []int{21, 0}
 }
 
 // Meta is kept by the store on every object. Version is the raft index of the
@@ -453,6 +596,13 @@ type NodeDescription struct {
 	Os            string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
 	Arch          string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
 	EngineVersion string                 `protobuf:"bytes,4,opt,name=engine_version,json=engineVersion,proto3" json:"engine_version,omitempty"`
+	// resources is what the node offers to tasks.
+	Resources *Resources `protobuf:"bytes,5,opt,name=resources,proto3" json:"resources,omitempty"`
+	// engine_labels are the executor's labels (node.engine.labels.*... in
+	// constraints they read engine.labels.KEY).
+	EngineLabels map[string]string `protobuf:"bytes,6,rep,name=engine_labels,json=engineLabels,proto3" json:"engine_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// executor names the executor running tasks: "docker" or "sim".
+	Executor      string `protobuf:"bytes,7,opt,name=executor,proto3" json:"executor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -511,6 +661,27 @@ func (x *NodeDescription) GetArch() string {
 func (x *NodeDescription) GetEngineVersion() string {
 	if x != nil {
 		return x.EngineVersion
+	}
+	return ""
+}
+
+func (x *NodeDescription) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *NodeDescription) GetEngineLabels() map[string]string {
+	if x != nil {
+		return x.EngineLabels
+	}
+	return nil
+}
+
+func (x *NodeDescription) GetExecutor() string {
+	if x != nil {
+		return x.Executor
 	}
 	return ""
 }
@@ -1084,19 +1255,66 @@ func (x *DispatcherConfig) GetHeartbeatPeriod() *durationpb.Duration {
 	return nil
 }
 
+type OrchestrationConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task_history_retention_limit is how many finished tasks the reaper
+	// keeps per slot (per node for global services); 0 means the default, 5.
+	TaskHistoryRetentionLimit int64 `protobuf:"varint,1,opt,name=task_history_retention_limit,json=taskHistoryRetentionLimit,proto3" json:"task_history_retention_limit,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
+}
+
+func (x *OrchestrationConfig) Reset() {
+	*x = OrchestrationConfig{}
+	mi := &file_api_objects_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrchestrationConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrchestrationConfig) ProtoMessage() {}
+
+func (x *OrchestrationConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrchestrationConfig.ProtoReflect.Descriptor instead.
+func (*OrchestrationConfig) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OrchestrationConfig) GetTaskHistoryRetentionLimit() int64 {
+	if x != nil {
+		return x.TaskHistoryRetentionLimit
+	}
+	return 0
+}
+
 type ClusterSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Annotations   *Annotations           `protobuf:"bytes,1,opt,name=annotations,proto3" json:"annotations,omitempty"`
 	CaConfig      *CAConfig              `protobuf:"bytes,2,opt,name=ca_config,json=caConfig,proto3" json:"ca_config,omitempty"`
 	Raft          *RaftConfig            `protobuf:"bytes,3,opt,name=raft,proto3" json:"raft,omitempty"`
 	Dispatcher    *DispatcherConfig      `protobuf:"bytes,4,opt,name=dispatcher,proto3" json:"dispatcher,omitempty"`
+	Orchestration *OrchestrationConfig   `protobuf:"bytes,5,opt,name=orchestration,proto3" json:"orchestration,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterSpec) Reset() {
 	*x = ClusterSpec{}
-	mi := &file_api_objects_proto_msgTypes[13]
+	mi := &file_api_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1326,7 @@ func (x *ClusterSpec) String() string {
 func (*ClusterSpec) ProtoMessage() {}
 
 func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[13]
+	mi := &file_api_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1339,7 @@ func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSpec.ProtoReflect.Descriptor instead.
 func (*ClusterSpec) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{13}
+	return file_api_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterSpec) GetAnnotations() *Annotations {
@@ -1152,6 +1370,13 @@ func (x *ClusterSpec) GetDispatcher() *DispatcherConfig {
 	return nil
 }
 
+func (x *ClusterSpec) GetOrchestration() *OrchestrationConfig {
+	if x != nil {
+		return x.Orchestration
+	}
+	return nil
+}
+
 type Cluster struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1164,7 +1389,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_api_objects_proto_msgTypes[14]
+	mi := &file_api_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1401,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[14]
+	mi := &file_api_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1414,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{14}
+	return file_api_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Cluster) GetId() string {
@@ -1220,6 +1445,506 @@ func (x *Cluster) GetRootCa() *RootCA {
 	return nil
 }
 
+type ServiceSpec struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Annotations *Annotations           `protobuf:"bytes,1,opt,name=annotations,proto3" json:"annotations,omitempty"`
+	Task        *TaskSpec              `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
+	// Types that are valid to be assigned to Mode:
+	//
+	//	*ServiceSpec_Replicated
+	//	*ServiceSpec_Global
+	Mode          isServiceSpec_Mode `protobuf_oneof:"mode"`
+	Update        *UpdateConfig      `protobuf:"bytes,5,opt,name=update,proto3" json:"update,omitempty"`
+	Rollback      *UpdateConfig      `protobuf:"bytes,6,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	Endpoint      *EndpointSpec      `protobuf:"bytes,7,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceSpec) Reset() {
+	*x = ServiceSpec{}
+	mi := &file_api_objects_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceSpec) ProtoMessage() {}
+
+func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
+func (*ServiceSpec) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ServiceSpec) GetAnnotations() *Annotations {
+	if x != nil {
+		return x.Annotations
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetTask() *TaskSpec {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetMode() isServiceSpec_Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetReplicated() *ReplicatedService {
+	if x != nil {
+		if x, ok := x.Mode.(*ServiceSpec_Replicated); ok {
+			return x.Replicated
+		}
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetGlobal() *GlobalService {
+	if x != nil {
+		if x, ok := x.Mode.(*ServiceSpec_Global); ok {
+			return x.Global
+		}
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetUpdate() *UpdateConfig {
+	if x != nil {
+		return x.Update
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetRollback() *UpdateConfig {
+	if x != nil {
+		return x.Rollback
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetEndpoint() *EndpointSpec {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type isServiceSpec_Mode interface {
+	isServiceSpec_Mode()
+}
+
+type ServiceSpec_Replicated struct {
+	Replicated *ReplicatedService `protobuf:"bytes,3,opt,name=replicated,proto3,oneof"`
+}
+
+type ServiceSpec_Global struct {
+	Global *GlobalService `protobuf:"bytes,4,opt,name=global,proto3,oneof"`
+}
+
+func (*ServiceSpec_Replicated) isServiceSpec_Mode() {}
+
+func (*ServiceSpec_Global) isServiceSpec_Mode() {}
+
+type UpdateStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         UpdateStatus_State     `protobuf:"varint,1,opt,name=state,proto3,enum=shoal.api.UpdateStatus_State" json:"state,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateStatus) Reset() {
+	*x = UpdateStatus{}
+	mi := &file_api_objects_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStatus) ProtoMessage() {}
+
+func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
+func (*UpdateStatus) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateStatus) GetState() UpdateStatus_State {
+	if x != nil {
+		return x.State
+	}
+	return UpdateStatus_STATE_UNKNOWN
+}
+
+func (x *UpdateStatus) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *UpdateStatus) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *UpdateStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type Service struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Meta  *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	Spec  *ServiceSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	// spec_version counts changes of spec; a task whose spec_version differs
+	// is out of date and the updater replaces it.
+	SpecVersion uint64 `protobuf:"varint,4,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	// previous_spec is the spec before the last update; rollback returns to it.
+	PreviousSpec        *ServiceSpec  `protobuf:"bytes,5,opt,name=previous_spec,json=previousSpec,proto3" json:"previous_spec,omitempty"`
+	PreviousSpecVersion uint64        `protobuf:"varint,6,opt,name=previous_spec_version,json=previousSpecVersion,proto3" json:"previous_spec_version,omitempty"`
+	UpdateStatus        *UpdateStatus `protobuf:"bytes,7,opt,name=update_status,json=updateStatus,proto3" json:"update_status,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *Service) Reset() {
+	*x = Service{}
+	mi := &file_api_objects_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Service) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Service) ProtoMessage() {}
+
+func (x *Service) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Service.ProtoReflect.Descriptor instead.
+func (*Service) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Service) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Service) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Service) GetSpec() *ServiceSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *Service) GetSpecVersion() uint64 {
+	if x != nil {
+		return x.SpecVersion
+	}
+	return 0
+}
+
+func (x *Service) GetPreviousSpec() *ServiceSpec {
+	if x != nil {
+		return x.PreviousSpec
+	}
+	return nil
+}
+
+func (x *Service) GetPreviousSpecVersion() uint64 {
+	if x != nil {
+		return x.PreviousSpecVersion
+	}
+	return 0
+}
+
+func (x *Service) GetUpdateStatus() *UpdateStatus {
+	if x != nil {
+		return x.UpdateStatus
+	}
+	return nil
+}
+
+type TaskStatus struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	State     TaskState              `protobuf:"varint,1,opt,name=state,proto3,enum=shoal.api.TaskState" json:"state,omitempty"`
+	Timestamp *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// message says what the task is doing ("starting", "no suitable node
+	// (...)" for a pending task).
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// err says why a task failed or was rejected.
+	Err           string `protobuf:"bytes,4,opt,name=err,proto3" json:"err,omitempty"`
+	ExitCode      int32  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	ContainerId   string `protobuf:"bytes,6,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskStatus) Reset() {
+	*x = TaskStatus{}
+	mi := &file_api_objects_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStatus) ProtoMessage() {}
+
+func (x *TaskStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
+func (*TaskStatus) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TaskStatus) GetState() TaskState {
+	if x != nil {
+		return x.State
+	}
+	return TaskState_TASK_STATE_NEW
+}
+
+func (x *TaskStatus) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
+func (x *TaskStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetErr() string {
+	if x != nil {
+		return x.Err
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+type Task struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Meta      *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	ServiceId string                 `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// service_name is kept so a task reads well after its service is gone.
+	ServiceName string `protobuf:"bytes,4,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	// slot numbers a replicated service's tasks from 1; 0 for a global one.
+	Slot uint64 `protobuf:"varint,5,opt,name=slot,proto3" json:"slot,omitempty"`
+	// node_id is where the task runs: set by the scheduler, or from the
+	// start for a global service's task.
+	NodeId        string        `protobuf:"bytes,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Spec          *TaskSpec     `protobuf:"bytes,7,opt,name=spec,proto3" json:"spec,omitempty"`
+	SpecVersion   uint64        `protobuf:"varint,8,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	DesiredState  TaskState     `protobuf:"varint,9,opt,name=desired_state,json=desiredState,proto3,enum=shoal.api.TaskState" json:"desired_state,omitempty"`
+	Status        *TaskStatus   `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	Endpoint      *EndpointSpec `protobuf:"bytes,11,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Task) Reset() {
+	*x = Task{}
+	mi := &file_api_objects_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Task) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Task) ProtoMessage() {}
+
+func (x *Task) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Task.ProtoReflect.Descriptor instead.
+func (*Task) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Task) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Task) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Task) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *Task) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *Task) GetSlot() uint64 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *Task) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Task) GetSpec() *TaskSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *Task) GetSpecVersion() uint64 {
+	if x != nil {
+		return x.SpecVersion
+	}
+	return 0
+}
+
+func (x *Task) GetDesiredState() TaskState {
+	if x != nil {
+		return x.DesiredState
+	}
+	return TaskState_TASK_STATE_NEW
+}
+
+func (x *Task) GetStatus() *TaskStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *Task) GetEndpoint() *EndpointSpec {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
 // StoreAction is one change inside a transaction.
 type StoreAction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1231,6 +1956,8 @@ type StoreAction struct {
 	//
 	//	*StoreAction_Node
 	//	*StoreAction_Cluster
+	//	*StoreAction_Service
+	//	*StoreAction_Task
 	Target        isStoreAction_Target `protobuf_oneof:"target"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1238,7 +1965,7 @@ type StoreAction struct {
 
 func (x *StoreAction) Reset() {
 	*x = StoreAction{}
-	mi := &file_api_objects_proto_msgTypes[15]
+	mi := &file_api_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1977,7 @@ func (x *StoreAction) String() string {
 func (*StoreAction) ProtoMessage() {}
 
 func (x *StoreAction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[15]
+	mi := &file_api_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1990,7 @@ func (x *StoreAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreAction.ProtoReflect.Descriptor instead.
 func (*StoreAction) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{15}
+	return file_api_objects_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StoreAction) GetKind() StoreAction_Kind {
@@ -1305,6 +2032,24 @@ func (x *StoreAction) GetCluster() *Cluster {
 	return nil
 }
 
+func (x *StoreAction) GetService() *Service {
+	if x != nil {
+		if x, ok := x.Target.(*StoreAction_Service); ok {
+			return x.Service
+		}
+	}
+	return nil
+}
+
+func (x *StoreAction) GetTask() *Task {
+	if x != nil {
+		if x, ok := x.Target.(*StoreAction_Task); ok {
+			return x.Task
+		}
+	}
+	return nil
+}
+
 type isStoreAction_Target interface {
 	isStoreAction_Target()
 }
@@ -1317,9 +2062,21 @@ type StoreAction_Cluster struct {
 	Cluster *Cluster `protobuf:"bytes,11,opt,name=cluster,proto3,oneof"`
 }
 
+type StoreAction_Service struct {
+	Service *Service `protobuf:"bytes,12,opt,name=service,proto3,oneof"`
+}
+
+type StoreAction_Task struct {
+	Task *Task `protobuf:"bytes,13,opt,name=task,proto3,oneof"`
+}
+
 func (*StoreAction_Node) isStoreAction_Target() {}
 
 func (*StoreAction_Cluster) isStoreAction_Target() {}
+
+func (*StoreAction_Service) isStoreAction_Target() {}
+
+func (*StoreAction_Task) isStoreAction_Target() {}
 
 // StoreTransaction is the payload of one raft entry written by the store.
 type StoreTransaction struct {
@@ -1331,7 +2088,7 @@ type StoreTransaction struct {
 
 func (x *StoreTransaction) Reset() {
 	*x = StoreTransaction{}
-	mi := &file_api_objects_proto_msgTypes[16]
+	mi := &file_api_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +2100,7 @@ func (x *StoreTransaction) String() string {
 func (*StoreTransaction) ProtoMessage() {}
 
 func (x *StoreTransaction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[16]
+	mi := &file_api_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +2113,7 @@ func (x *StoreTransaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreTransaction.ProtoReflect.Descriptor instead.
 func (*StoreTransaction) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{16}
+	return file_api_objects_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StoreTransaction) GetActions() []*StoreAction {
@@ -1371,13 +2128,15 @@ type StoreSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Nodes         []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	Clusters      []*Cluster             `protobuf:"bytes,2,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	Services      []*Service             `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
+	Tasks         []*Task                `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreSnapshot) Reset() {
 	*x = StoreSnapshot{}
-	mi := &file_api_objects_proto_msgTypes[17]
+	mi := &file_api_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +2148,7 @@ func (x *StoreSnapshot) String() string {
 func (*StoreSnapshot) ProtoMessage() {}
 
 func (x *StoreSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[17]
+	mi := &file_api_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +2161,7 @@ func (x *StoreSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshot.ProtoReflect.Descriptor instead.
 func (*StoreSnapshot) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{17}
+	return file_api_objects_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StoreSnapshot) GetNodes() []*Node {
@@ -1419,11 +2178,25 @@ func (x *StoreSnapshot) GetClusters() []*Cluster {
 	return nil
 }
 
+func (x *StoreSnapshot) GetServices() []*Service {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *StoreSnapshot) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
 var File_api_objects_proto protoreflect.FileDescriptor
 
 const file_api_objects_proto_rawDesc = "" +
 	"\n" +
-	"\x11api/objects.proto\x12\tshoal.api\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\"\x96\x01\n" +
+	"\x11api/objects.proto\x12\tshoal.api\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x0fapi/specs.proto\"\x96\x01\n" +
 	"\x04Meta\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x129\n" +
 	"\n" +
@@ -1439,12 +2212,18 @@ const file_api_objects_proto_rawDesc = "" +
 	"\bNodeSpec\x128\n" +
 	"\vannotations\x18\x01 \x01(\v2\x16.shoal.api.AnnotationsR\vannotations\x126\n" +
 	"\fdesired_role\x18\x02 \x01(\x0e2\x13.shoal.api.NodeRoleR\vdesiredRole\x12?\n" +
-	"\favailability\x18\x03 \x01(\x0e2\x1b.shoal.api.NodeAvailabilityR\favailability\"x\n" +
+	"\favailability\x18\x03 \x01(\x0e2\x1b.shoal.api.NodeAvailabilityR\favailability\"\xdc\x02\n" +
 	"\x0fNodeDescription\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
 	"\x04arch\x18\x03 \x01(\tR\x04arch\x12%\n" +
-	"\x0eengine_version\x18\x04 \x01(\tR\rengineVersion\"f\n" +
+	"\x0eengine_version\x18\x04 \x01(\tR\rengineVersion\x122\n" +
+	"\tresources\x18\x05 \x01(\v2\x14.shoal.api.ResourcesR\tresources\x12Q\n" +
+	"\rengine_labels\x18\x06 \x03(\v2,.shoal.api.NodeDescription.EngineLabelsEntryR\fengineLabels\x12\x1a\n" +
+	"\bexecutor\x18\a \x01(\tR\bexecutor\x1a?\n" +
+	"\x11EngineLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
 	"\n" +
 	"NodeStatus\x12*\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x14.shoal.api.NodeStateR\x05state\x12\x18\n" +
@@ -1488,35 +2267,97 @@ const file_api_objects_proto_rawDesc = "" +
 	"\relection_tick\x18\x03 \x01(\rR\felectionTick\x12%\n" +
 	"\x0eheartbeat_tick\x18\x04 \x01(\rR\rheartbeatTick\"X\n" +
 	"\x10DispatcherConfig\x12D\n" +
-	"\x10heartbeat_period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\"\xe1\x01\n" +
+	"\x10heartbeat_period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\"V\n" +
+	"\x13OrchestrationConfig\x12?\n" +
+	"\x1ctask_history_retention_limit\x18\x01 \x01(\x03R\x19taskHistoryRetentionLimit\"\xa7\x02\n" +
 	"\vClusterSpec\x128\n" +
 	"\vannotations\x18\x01 \x01(\v2\x16.shoal.api.AnnotationsR\vannotations\x120\n" +
 	"\tca_config\x18\x02 \x01(\v2\x13.shoal.api.CAConfigR\bcaConfig\x12)\n" +
 	"\x04raft\x18\x03 \x01(\v2\x15.shoal.api.RaftConfigR\x04raft\x12;\n" +
 	"\n" +
 	"dispatcher\x18\x04 \x01(\v2\x1b.shoal.api.DispatcherConfigR\n" +
-	"dispatcher\"\x96\x01\n" +
+	"dispatcher\x12D\n" +
+	"\rorchestration\x18\x05 \x01(\v2\x1e.shoal.api.OrchestrationConfigR\rorchestration\"\x96\x01\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.shoal.api.MetaR\x04meta\x12*\n" +
 	"\x04spec\x18\x03 \x01(\v2\x16.shoal.api.ClusterSpecR\x04spec\x12*\n" +
-	"\aroot_ca\x18\x04 \x01(\v2\x11.shoal.api.RootCAR\x06rootCa\"\x85\x02\n" +
+	"\aroot_ca\x18\x04 \x01(\v2\x11.shoal.api.RootCAR\x06rootCa\"\x87\x03\n" +
+	"\vServiceSpec\x128\n" +
+	"\vannotations\x18\x01 \x01(\v2\x16.shoal.api.AnnotationsR\vannotations\x12'\n" +
+	"\x04task\x18\x02 \x01(\v2\x13.shoal.api.TaskSpecR\x04task\x12>\n" +
+	"\n" +
+	"replicated\x18\x03 \x01(\v2\x1c.shoal.api.ReplicatedServiceH\x00R\n" +
+	"replicated\x122\n" +
+	"\x06global\x18\x04 \x01(\v2\x18.shoal.api.GlobalServiceH\x00R\x06global\x12/\n" +
+	"\x06update\x18\x05 \x01(\v2\x17.shoal.api.UpdateConfigR\x06update\x123\n" +
+	"\brollback\x18\x06 \x01(\v2\x17.shoal.api.UpdateConfigR\brollback\x123\n" +
+	"\bendpoint\x18\a \x01(\v2\x17.shoal.api.EndpointSpecR\bendpointB\x06\n" +
+	"\x04mode\"\x84\x03\n" +
+	"\fUpdateStatus\x123\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1d.shoal.api.UpdateStatus.StateR\x05state\x129\n" +
+	"\n" +
+	"started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12=\n" +
+	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xaa\x01\n" +
+	"\x05State\x12\x11\n" +
+	"\rSTATE_UNKNOWN\x10\x00\x12\x12\n" +
+	"\x0eSTATE_UPDATING\x10\x01\x12\x10\n" +
+	"\fSTATE_PAUSED\x10\x02\x12\x13\n" +
+	"\x0fSTATE_COMPLETED\x10\x03\x12\x1a\n" +
+	"\x16STATE_ROLLBACK_STARTED\x10\x04\x12\x19\n" +
+	"\x15STATE_ROLLBACK_PAUSED\x10\x05\x12\x1c\n" +
+	"\x18STATE_ROLLBACK_COMPLETED\x10\x06\"\xbc\x02\n" +
+	"\aService\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\x04meta\x18\x02 \x01(\v2\x0f.shoal.api.MetaR\x04meta\x12*\n" +
+	"\x04spec\x18\x03 \x01(\v2\x16.shoal.api.ServiceSpecR\x04spec\x12!\n" +
+	"\fspec_version\x18\x04 \x01(\x04R\vspecVersion\x12;\n" +
+	"\rprevious_spec\x18\x05 \x01(\v2\x16.shoal.api.ServiceSpecR\fpreviousSpec\x122\n" +
+	"\x15previous_spec_version\x18\x06 \x01(\x04R\x13previousSpecVersion\x12<\n" +
+	"\rupdate_status\x18\a \x01(\v2\x17.shoal.api.UpdateStatusR\fupdateStatus\"\xde\x01\n" +
+	"\n" +
+	"TaskStatus\x12*\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x14.shoal.api.TaskStateR\x05state\x128\n" +
+	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x10\n" +
+	"\x03err\x18\x04 \x01(\tR\x03err\x12\x1b\n" +
+	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12!\n" +
+	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\"\x95\x03\n" +
+	"\x04Task\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\x04meta\x18\x02 \x01(\v2\x0f.shoal.api.MetaR\x04meta\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tR\tserviceId\x12!\n" +
+	"\fservice_name\x18\x04 \x01(\tR\vserviceName\x12\x12\n" +
+	"\x04slot\x18\x05 \x01(\x04R\x04slot\x12\x17\n" +
+	"\anode_id\x18\x06 \x01(\tR\x06nodeId\x12'\n" +
+	"\x04spec\x18\a \x01(\v2\x13.shoal.api.TaskSpecR\x04spec\x12!\n" +
+	"\fspec_version\x18\b \x01(\x04R\vspecVersion\x129\n" +
+	"\rdesired_state\x18\t \x01(\x0e2\x14.shoal.api.TaskStateR\fdesiredState\x12-\n" +
+	"\x06status\x18\n" +
+	" \x01(\v2\x15.shoal.api.TaskStatusR\x06status\x123\n" +
+	"\bendpoint\x18\v \x01(\v2\x17.shoal.api.EndpointSpecR\bendpoint\"\xdc\x02\n" +
 	"\vStoreAction\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.shoal.api.StoreAction.KindR\x04kind\x12)\n" +
 	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12%\n" +
 	"\x04node\x18\n" +
 	" \x01(\v2\x0f.shoal.api.NodeH\x00R\x04node\x12.\n" +
-	"\acluster\x18\v \x01(\v2\x12.shoal.api.ClusterH\x00R\acluster\"9\n" +
+	"\acluster\x18\v \x01(\v2\x12.shoal.api.ClusterH\x00R\acluster\x12.\n" +
+	"\aservice\x18\f \x01(\v2\x12.shoal.api.ServiceH\x00R\aservice\x12%\n" +
+	"\x04task\x18\r \x01(\v2\x0f.shoal.api.TaskH\x00R\x04task\"9\n" +
 	"\x04Kind\x12\x0f\n" +
 	"\vKIND_CREATE\x10\x00\x12\x0f\n" +
 	"\vKIND_UPDATE\x10\x01\x12\x0f\n" +
 	"\vKIND_DELETE\x10\x02B\b\n" +
 	"\x06target\"D\n" +
 	"\x10StoreTransaction\x120\n" +
-	"\aactions\x18\x01 \x03(\v2\x16.shoal.api.StoreActionR\aactions\"f\n" +
+	"\aactions\x18\x01 \x03(\v2\x16.shoal.api.StoreActionR\aactions\"\xbd\x01\n" +
 	"\rStoreSnapshot\x12%\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x0f.shoal.api.NodeR\x05nodes\x12.\n" +
-	"\bclusters\x18\x02 \x03(\v2\x12.shoal.api.ClusterR\bclusters*7\n" +
+	"\bclusters\x18\x02 \x03(\v2\x12.shoal.api.ClusterR\bclusters\x12.\n" +
+	"\bservices\x18\x03 \x03(\v2\x12.shoal.api.ServiceR\bservices\x12%\n" +
+	"\x05tasks\x18\x04 \x03(\v2\x0f.shoal.api.TaskR\x05tasks*7\n" +
 	"\bNodeRole\x12\x14\n" +
 	"\x10NODE_ROLE_WORKER\x10\x00\x12\x15\n" +
 	"\x11NODE_ROLE_MANAGER\x10\x01*j\n" +
@@ -1532,7 +2373,22 @@ const file_api_objects_proto_rawDesc = "" +
 	"\fReachability\x12\x18\n" +
 	"\x14REACHABILITY_UNKNOWN\x10\x00\x12\x1c\n" +
 	"\x18REACHABILITY_UNREACHABLE\x10\x01\x12\x1a\n" +
-	"\x16REACHABILITY_REACHABLE\x10\x02B\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
+	"\x16REACHABILITY_REACHABLE\x10\x02*\xc6\x02\n" +
+	"\tTaskState\x12\x12\n" +
+	"\x0eTASK_STATE_NEW\x10\x00\x12\x16\n" +
+	"\x12TASK_STATE_PENDING\x10\x01\x12\x17\n" +
+	"\x13TASK_STATE_ASSIGNED\x10\x02\x12\x17\n" +
+	"\x13TASK_STATE_ACCEPTED\x10\x03\x12\x18\n" +
+	"\x14TASK_STATE_PREPARING\x10\x04\x12\x17\n" +
+	"\x13TASK_STATE_STARTING\x10\x05\x12\x16\n" +
+	"\x12TASK_STATE_RUNNING\x10\x06\x12\x17\n" +
+	"\x13TASK_STATE_COMPLETE\x10\a\x12\x17\n" +
+	"\x13TASK_STATE_SHUTDOWN\x10\b\x12\x15\n" +
+	"\x11TASK_STATE_FAILED\x10\t\x12\x17\n" +
+	"\x13TASK_STATE_REJECTED\x10\n" +
+	"\x12\x15\n" +
+	"\x11TASK_STATE_REMOVE\x10\v\x12\x17\n" +
+	"\x13TASK_STATE_ORPHANED\x10\fB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
 	file_api_objects_proto_rawDescOnce sync.Once
@@ -1546,75 +2402,118 @@ func file_api_objects_proto_rawDescGZIP() []byte {
 	return file_api_objects_proto_rawDescData
 }
 
-var file_api_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_api_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_api_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.api.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.api.NodeAvailability
 	(NodeState)(0),                // 2: shoal.api.NodeState
 	(Reachability)(0),             // 3: shoal.api.Reachability
-	(StoreAction_Kind)(0),         // 4: shoal.api.StoreAction.Kind
-	(*Meta)(nil),                  // 5: shoal.api.Meta
-	(*Annotations)(nil),           // 6: shoal.api.Annotations
-	(*NodeSpec)(nil),              // 7: shoal.api.NodeSpec
-	(*NodeDescription)(nil),       // 8: shoal.api.NodeDescription
-	(*NodeStatus)(nil),            // 9: shoal.api.NodeStatus
-	(*ManagerStatus)(nil),         // 10: shoal.api.ManagerStatus
-	(*NodeCertificate)(nil),       // 11: shoal.api.NodeCertificate
-	(*Node)(nil),                  // 12: shoal.api.Node
-	(*JoinTokens)(nil),            // 13: shoal.api.JoinTokens
-	(*RootCA)(nil),                // 14: shoal.api.RootCA
-	(*CAConfig)(nil),              // 15: shoal.api.CAConfig
-	(*RaftConfig)(nil),            // 16: shoal.api.RaftConfig
-	(*DispatcherConfig)(nil),      // 17: shoal.api.DispatcherConfig
-	(*ClusterSpec)(nil),           // 18: shoal.api.ClusterSpec
-	(*Cluster)(nil),               // 19: shoal.api.Cluster
-	(*StoreAction)(nil),           // 20: shoal.api.StoreAction
-	(*StoreTransaction)(nil),      // 21: shoal.api.StoreTransaction
-	(*StoreSnapshot)(nil),         // 22: shoal.api.StoreSnapshot
-	nil,                           // 23: shoal.api.Annotations.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(TaskState)(0),                // 4: shoal.api.TaskState
+	(UpdateStatus_State)(0),       // 5: shoal.api.UpdateStatus.State
+	(StoreAction_Kind)(0),         // 6: shoal.api.StoreAction.Kind
+	(*Meta)(nil),                  // 7: shoal.api.Meta
+	(*Annotations)(nil),           // 8: shoal.api.Annotations
+	(*NodeSpec)(nil),              // 9: shoal.api.NodeSpec
+	(*NodeDescription)(nil),       // 10: shoal.api.NodeDescription
+	(*NodeStatus)(nil),            // 11: shoal.api.NodeStatus
+	(*ManagerStatus)(nil),         // 12: shoal.api.ManagerStatus
+	(*NodeCertificate)(nil),       // 13: shoal.api.NodeCertificate
+	(*Node)(nil),                  // 14: shoal.api.Node
+	(*JoinTokens)(nil),            // 15: shoal.api.JoinTokens
+	(*RootCA)(nil),                // 16: shoal.api.RootCA
+	(*CAConfig)(nil),              // 17: shoal.api.CAConfig
+	(*RaftConfig)(nil),            // 18: shoal.api.RaftConfig
+	(*DispatcherConfig)(nil),      // 19: shoal.api.DispatcherConfig
+	(*OrchestrationConfig)(nil),   // 20: shoal.api.OrchestrationConfig
+	(*ClusterSpec)(nil),           // 21: shoal.api.ClusterSpec
+	(*Cluster)(nil),               // 22: shoal.api.Cluster
+	(*ServiceSpec)(nil),           // 23: shoal.api.ServiceSpec
+	(*UpdateStatus)(nil),          // 24: shoal.api.UpdateStatus
+	(*Service)(nil),               // 25: shoal.api.Service
+	(*TaskStatus)(nil),            // 26: shoal.api.TaskStatus
+	(*Task)(nil),                  // 27: shoal.api.Task
+	(*StoreAction)(nil),           // 28: shoal.api.StoreAction
+	(*StoreTransaction)(nil),      // 29: shoal.api.StoreTransaction
+	(*StoreSnapshot)(nil),         // 30: shoal.api.StoreSnapshot
+	nil,                           // 31: shoal.api.Annotations.LabelsEntry
+	nil,                           // 32: shoal.api.NodeDescription.EngineLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*Resources)(nil),             // 34: shoal.api.Resources
+	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
+	(*TaskSpec)(nil),              // 36: shoal.api.TaskSpec
+	(*ReplicatedService)(nil),     // 37: shoal.api.ReplicatedService
+	(*GlobalService)(nil),         // 38: shoal.api.GlobalService
+	(*UpdateConfig)(nil),          // 39: shoal.api.UpdateConfig
+	(*EndpointSpec)(nil),          // 40: shoal.api.EndpointSpec
 }
 var file_api_objects_proto_depIdxs = []int32{
-	24, // 0: shoal.api.Meta.created_at:type_name -> google.protobuf.Timestamp
-	24, // 1: shoal.api.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 2: shoal.api.Annotations.labels:type_name -> shoal.api.Annotations.LabelsEntry
-	6,  // 3: shoal.api.NodeSpec.annotations:type_name -> shoal.api.Annotations
+	33, // 0: shoal.api.Meta.created_at:type_name -> google.protobuf.Timestamp
+	33, // 1: shoal.api.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	31, // 2: shoal.api.Annotations.labels:type_name -> shoal.api.Annotations.LabelsEntry
+	8,  // 3: shoal.api.NodeSpec.annotations:type_name -> shoal.api.Annotations
 	0,  // 4: shoal.api.NodeSpec.desired_role:type_name -> shoal.api.NodeRole
 	1,  // 5: shoal.api.NodeSpec.availability:type_name -> shoal.api.NodeAvailability
-	2,  // 6: shoal.api.NodeStatus.state:type_name -> shoal.api.NodeState
-	3,  // 7: shoal.api.ManagerStatus.reachability:type_name -> shoal.api.Reachability
-	0,  // 8: shoal.api.NodeCertificate.role:type_name -> shoal.api.NodeRole
-	24, // 9: shoal.api.NodeCertificate.not_after:type_name -> google.protobuf.Timestamp
-	5,  // 10: shoal.api.Node.meta:type_name -> shoal.api.Meta
-	7,  // 11: shoal.api.Node.spec:type_name -> shoal.api.NodeSpec
-	8,  // 12: shoal.api.Node.description:type_name -> shoal.api.NodeDescription
-	9,  // 13: shoal.api.Node.status:type_name -> shoal.api.NodeStatus
-	10, // 14: shoal.api.Node.manager_status:type_name -> shoal.api.ManagerStatus
-	0,  // 15: shoal.api.Node.role:type_name -> shoal.api.NodeRole
-	11, // 16: shoal.api.Node.certificate:type_name -> shoal.api.NodeCertificate
-	13, // 17: shoal.api.RootCA.join_tokens:type_name -> shoal.api.JoinTokens
-	25, // 18: shoal.api.CAConfig.node_cert_expiry:type_name -> google.protobuf.Duration
-	25, // 19: shoal.api.DispatcherConfig.heartbeat_period:type_name -> google.protobuf.Duration
-	6,  // 20: shoal.api.ClusterSpec.annotations:type_name -> shoal.api.Annotations
-	15, // 21: shoal.api.ClusterSpec.ca_config:type_name -> shoal.api.CAConfig
-	16, // 22: shoal.api.ClusterSpec.raft:type_name -> shoal.api.RaftConfig
-	17, // 23: shoal.api.ClusterSpec.dispatcher:type_name -> shoal.api.DispatcherConfig
-	5,  // 24: shoal.api.Cluster.meta:type_name -> shoal.api.Meta
-	18, // 25: shoal.api.Cluster.spec:type_name -> shoal.api.ClusterSpec
-	14, // 26: shoal.api.Cluster.root_ca:type_name -> shoal.api.RootCA
-	4,  // 27: shoal.api.StoreAction.kind:type_name -> shoal.api.StoreAction.Kind
-	12, // 28: shoal.api.StoreAction.node:type_name -> shoal.api.Node
-	19, // 29: shoal.api.StoreAction.cluster:type_name -> shoal.api.Cluster
-	20, // 30: shoal.api.StoreTransaction.actions:type_name -> shoal.api.StoreAction
-	12, // 31: shoal.api.StoreSnapshot.nodes:type_name -> shoal.api.Node
-	19, // 32: shoal.api.StoreSnapshot.clusters:type_name -> shoal.api.Cluster
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	34, // 6: shoal.api.NodeDescription.resources:type_name -> shoal.api.Resources
+	32, // 7: shoal.api.NodeDescription.engine_labels:type_name -> shoal.api.NodeDescription.EngineLabelsEntry
+	2,  // 8: shoal.api.NodeStatus.state:type_name -> shoal.api.NodeState
+	3,  // 9: shoal.api.ManagerStatus.reachability:type_name -> shoal.api.Reachability
+	0,  // 10: shoal.api.NodeCertificate.role:type_name -> shoal.api.NodeRole
+	33, // 11: shoal.api.NodeCertificate.not_after:type_name -> google.protobuf.Timestamp
+	7,  // 12: shoal.api.Node.meta:type_name -> shoal.api.Meta
+	9,  // 13: shoal.api.Node.spec:type_name -> shoal.api.NodeSpec
+	10, // 14: shoal.api.Node.description:type_name -> shoal.api.NodeDescription
+	11, // 15: shoal.api.Node.status:type_name -> shoal.api.NodeStatus
+	12, // 16: shoal.api.Node.manager_status:type_name -> shoal.api.ManagerStatus
+	0,  // 17: shoal.api.Node.role:type_name -> shoal.api.NodeRole
+	13, // 18: shoal.api.Node.certificate:type_name -> shoal.api.NodeCertificate
+	15, // 19: shoal.api.RootCA.join_tokens:type_name -> shoal.api.JoinTokens
+	35, // 20: shoal.api.CAConfig.node_cert_expiry:type_name -> google.protobuf.Duration
+	35, // 21: shoal.api.DispatcherConfig.heartbeat_period:type_name -> google.protobuf.Duration
+	8,  // 22: shoal.api.ClusterSpec.annotations:type_name -> shoal.api.Annotations
+	17, // 23: shoal.api.ClusterSpec.ca_config:type_name -> shoal.api.CAConfig
+	18, // 24: shoal.api.ClusterSpec.raft:type_name -> shoal.api.RaftConfig
+	19, // 25: shoal.api.ClusterSpec.dispatcher:type_name -> shoal.api.DispatcherConfig
+	20, // 26: shoal.api.ClusterSpec.orchestration:type_name -> shoal.api.OrchestrationConfig
+	7,  // 27: shoal.api.Cluster.meta:type_name -> shoal.api.Meta
+	21, // 28: shoal.api.Cluster.spec:type_name -> shoal.api.ClusterSpec
+	16, // 29: shoal.api.Cluster.root_ca:type_name -> shoal.api.RootCA
+	8,  // 30: shoal.api.ServiceSpec.annotations:type_name -> shoal.api.Annotations
+	36, // 31: shoal.api.ServiceSpec.task:type_name -> shoal.api.TaskSpec
+	37, // 32: shoal.api.ServiceSpec.replicated:type_name -> shoal.api.ReplicatedService
+	38, // 33: shoal.api.ServiceSpec.global:type_name -> shoal.api.GlobalService
+	39, // 34: shoal.api.ServiceSpec.update:type_name -> shoal.api.UpdateConfig
+	39, // 35: shoal.api.ServiceSpec.rollback:type_name -> shoal.api.UpdateConfig
+	40, // 36: shoal.api.ServiceSpec.endpoint:type_name -> shoal.api.EndpointSpec
+	5,  // 37: shoal.api.UpdateStatus.state:type_name -> shoal.api.UpdateStatus.State
+	33, // 38: shoal.api.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	33, // 39: shoal.api.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	7,  // 40: shoal.api.Service.meta:type_name -> shoal.api.Meta
+	23, // 41: shoal.api.Service.spec:type_name -> shoal.api.ServiceSpec
+	23, // 42: shoal.api.Service.previous_spec:type_name -> shoal.api.ServiceSpec
+	24, // 43: shoal.api.Service.update_status:type_name -> shoal.api.UpdateStatus
+	4,  // 44: shoal.api.TaskStatus.state:type_name -> shoal.api.TaskState
+	33, // 45: shoal.api.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	7,  // 46: shoal.api.Task.meta:type_name -> shoal.api.Meta
+	36, // 47: shoal.api.Task.spec:type_name -> shoal.api.TaskSpec
+	4,  // 48: shoal.api.Task.desired_state:type_name -> shoal.api.TaskState
+	26, // 49: shoal.api.Task.status:type_name -> shoal.api.TaskStatus
+	40, // 50: shoal.api.Task.endpoint:type_name -> shoal.api.EndpointSpec
+	6,  // 51: shoal.api.StoreAction.kind:type_name -> shoal.api.StoreAction.Kind
+	14, // 52: shoal.api.StoreAction.node:type_name -> shoal.api.Node
+	22, // 53: shoal.api.StoreAction.cluster:type_name -> shoal.api.Cluster
+	25, // 54: shoal.api.StoreAction.service:type_name -> shoal.api.Service
+	27, // 55: shoal.api.StoreAction.task:type_name -> shoal.api.Task
+	28, // 56: shoal.api.StoreTransaction.actions:type_name -> shoal.api.StoreAction
+	14, // 57: shoal.api.StoreSnapshot.nodes:type_name -> shoal.api.Node
+	22, // 58: shoal.api.StoreSnapshot.clusters:type_name -> shoal.api.Cluster
+	25, // 59: shoal.api.StoreSnapshot.services:type_name -> shoal.api.Service
+	27, // 60: shoal.api.StoreSnapshot.tasks:type_name -> shoal.api.Task
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_api_objects_proto_init() }
@@ -1622,17 +2521,24 @@ func file_api_objects_proto_init() {
 	if File_api_objects_proto != nil {
 		return
 	}
-	file_api_objects_proto_msgTypes[15].OneofWrappers = []any{
+	file_api_specs_proto_init()
+	file_api_objects_proto_msgTypes[16].OneofWrappers = []any{
+		(*ServiceSpec_Replicated)(nil),
+		(*ServiceSpec_Global)(nil),
+	}
+	file_api_objects_proto_msgTypes[21].OneofWrappers = []any{
 		(*StoreAction_Node)(nil),
 		(*StoreAction_Cluster)(nil),
+		(*StoreAction_Service)(nil),
+		(*StoreAction_Task)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_objects_proto_rawDesc), len(file_api_objects_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   19,
+			NumEnums:      7,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

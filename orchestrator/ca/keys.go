@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/shoal/shoal/api"
 )
 
 const (
@@ -51,7 +53,7 @@ func GenerateKeyAndCSR() (keyPEM, csrPEM []byte, err error) {
 // NewID returns a random identifier for a node or a cluster: 128 random
 // bits in lower-case base36, zero-padded to 25 characters.
 func NewID() (string, error) {
-	return randomBase36(16, idLen)
+	return api.NewID(), nil
 }
 
 // randomBase36 returns n random bytes in base36, zero-padded to width.

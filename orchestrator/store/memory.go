@@ -36,6 +36,7 @@ const maxUpdateAttempts = 16
 type MemoryStore struct {
 	mu       sync.RWMutex
 	tables   map[Kind]map[string]Object
+	index    indexes
 	applied  uint64
 	watchers map[*watcher]struct{}
 
@@ -49,6 +50,7 @@ type MemoryStore struct {
 func New() *MemoryStore {
 	s := &MemoryStore{
 		tables:   make(map[Kind]map[string]Object, len(kinds)),
+		index:    make(indexes),
 		watchers: make(map[*watcher]struct{}),
 		now:      time.Now,
 	}
@@ -216,6 +218,9 @@ func (s *MemoryStore) applyAction(index uint64, a *api.StoreAction) Event {
 	table := s.tables[kind]
 	old := table[o.GetId()]
 	ev := Event{Action: a.Kind, Kind: kind, Old: old}
+	if old != nil {
+		s.index.remove(old)
+	}
 	if a.Kind == api.StoreAction_KIND_DELETE {
 		delete(table, o.GetId())
 		ev.Object = old
@@ -235,6 +240,7 @@ func (s *MemoryStore) applyAction(index uint64, a *api.StoreAction) Event {
 		meta.CreatedAt = meta.UpdatedAt
 	}
 	table[o.GetId()] = o
+	s.index.add(o)
 	ev.Object = o
 	return ev
 }
@@ -244,6 +250,10 @@ func setMeta(o Object, m *api.Meta) {
 	case *api.Node:
 		t.Meta = m
 	case *api.Cluster:
+		t.Meta = m
+	case *api.Service:
+		t.Meta = m
+	case *api.Task:
 		t.Meta = m
 	}
 }

@@ -2,7 +2,9 @@ package store
 
 // This file owns the list of object kinds the store holds and the mapping
 // between an object and the oneof target of a StoreAction. Adding a kind
-// means adding it to kinds, actionTarget and the snapshot (snapshot.go).
+// means adding it to kinds, kindOf, actionObject, newAction, setMeta
+// (memory.go), the snapshot (snapshot.go), and, when it is looked up by a
+// field, an index (index.go).
 
 import (
 	"fmt"
@@ -27,10 +29,12 @@ type Kind string
 const (
 	KindNode    Kind = "node"
 	KindCluster Kind = "cluster"
+	KindService Kind = "service"
+	KindTask    Kind = "task"
 )
 
 // kinds lists every table, in the order snapshots and restores walk them.
-var kinds = []Kind{KindCluster, KindNode}
+var kinds = []Kind{KindCluster, KindNode, KindService, KindTask}
 
 // kindOf says which table an object belongs to.
 func kindOf(o Object) (Kind, error) {
@@ -39,6 +43,10 @@ func kindOf(o Object) (Kind, error) {
 		return KindNode, nil
 	case *api.Cluster:
 		return KindCluster, nil
+	case *api.Service:
+		return KindService, nil
+	case *api.Task:
+		return KindTask, nil
 	}
 	return "", fmt.Errorf("%w: the store holds no %T", ErrInvalidObject, o)
 }
@@ -50,6 +58,10 @@ func actionObject(a *api.StoreAction) (Object, error) {
 		return t.Node, nil
 	case *api.StoreAction_Cluster:
 		return t.Cluster, nil
+	case *api.StoreAction_Service:
+		return t.Service, nil
+	case *api.StoreAction_Task:
+		return t.Task, nil
 	}
 	return nil, fmt.Errorf("%w: store action without a known target", ErrInvalidObject)
 }
@@ -62,6 +74,10 @@ func newAction(kind api.StoreAction_Kind, o Object, expectedVersion uint64) (*ap
 		a.Target = &api.StoreAction_Node{Node: t}
 	case *api.Cluster:
 		a.Target = &api.StoreAction_Cluster{Cluster: t}
+	case *api.Service:
+		a.Target = &api.StoreAction_Service{Service: t}
+	case *api.Task:
+		a.Target = &api.StoreAction_Task{Task: t}
 	default:
 		return nil, fmt.Errorf("%w: the store holds no %T", ErrInvalidObject, o)
 	}

@@ -24,11 +24,17 @@ func (s *MemoryStore) SnapshotLater() func() ([]byte, error) {
 	s.mu.RLock()
 	nodes := tableObjects[*api.Node](s, KindNode)
 	clusters := tableObjects[*api.Cluster](s, KindCluster)
+	services := tableObjects[*api.Service](s, KindService)
+	tasks := tableObjects[*api.Task](s, KindTask)
 	s.mu.RUnlock()
 	return func() ([]byte, error) {
 		sortByID(nodes)
 		sortByID(clusters)
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&api.StoreSnapshot{Nodes: nodes, Clusters: clusters})
+		sortByID(services)
+		sortByID(tasks)
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&api.StoreSnapshot{
+			Nodes: nodes, Clusters: clusters, Services: services, Tasks: tasks,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("encode store snapshot: %w", err)
 		}
@@ -52,9 +58,18 @@ func (s *MemoryStore) Restore(index uint64, state []byte) error {
 	for _, c := range snap.Clusters {
 		tables[KindCluster][c.Id] = c
 	}
+	for _, sv := range snap.Services {
+		tables[KindService][sv.Id] = sv
+	}
+	ix := make(indexes)
+	for _, t := range snap.Tasks {
+		tables[KindTask][t.Id] = t
+		ix.add(t)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tables = tables
+	s.index = ix
 	s.applied = index
 	s.publish(Batch{Index: index, Restored: true})
 	return nil

@@ -19,6 +19,13 @@ type ReadTx interface {
 	Nodes() []*api.Node
 	Cluster(id string) *api.Cluster
 	Clusters() []*api.Cluster
+	Service(id string) *api.Service
+	Services() []*api.Service
+	Task(id string) *api.Task
+	Tasks() []*api.Task
+	// TasksByService and TasksByNode read through an index.
+	TasksByService(serviceID string) []*api.Task
+	TasksByNode(nodeID string) []*api.Task
 }
 
 // Tx reads the store, its own staged changes included, and stages changes.
@@ -42,6 +49,16 @@ func (r *readTx) Node(id string) *api.Node       { return get[*api.Node](r.s, Ki
 func (r *readTx) Nodes() []*api.Node             { return list[*api.Node](r.s, KindNode) }
 func (r *readTx) Cluster(id string) *api.Cluster { return get[*api.Cluster](r.s, KindCluster, id) }
 func (r *readTx) Clusters() []*api.Cluster       { return list[*api.Cluster](r.s, KindCluster) }
+func (r *readTx) Service(id string) *api.Service { return get[*api.Service](r.s, KindService, id) }
+func (r *readTx) Services() []*api.Service       { return list[*api.Service](r.s, KindService) }
+func (r *readTx) Task(id string) *api.Task       { return get[*api.Task](r.s, KindTask, id) }
+func (r *readTx) Tasks() []*api.Task             { return list[*api.Task](r.s, KindTask) }
+func (r *readTx) TasksByService(id string) []*api.Task {
+	return lookup[*api.Task](r.s, KindTask, indexTaskService, id)
+}
+func (r *readTx) TasksByNode(id string) []*api.Task {
+	return lookup[*api.Task](r.s, KindTask, indexTaskNode, id)
+}
 
 func get[T Object](s *MemoryStore, k Kind, id string) T {
 	var zero T
@@ -92,7 +109,7 @@ func (t *tx) Node(id string) *api.Node {
 	return t.readTx.Node(id)
 }
 
-func (t *tx) Nodes() []*api.Node { return mergeStaged(t, KindNode, t.readTx.Nodes()) }
+func (t *tx) Nodes() []*api.Node { return mergeStaged(t, KindNode, t.readTx.Nodes(), nil) }
 
 func (t *tx) Cluster(id string) *api.Cluster {
 	if o, ok := t.stagedObject(KindCluster, id); ok {
@@ -102,7 +119,32 @@ func (t *tx) Cluster(id string) *api.Cluster {
 	return t.readTx.Cluster(id)
 }
 
-func (t *tx) Clusters() []*api.Cluster { return mergeStaged(t, KindCluster, t.readTx.Clusters()) }
+func (t *tx) Clusters() []*api.Cluster { return mergeStaged(t, KindCluster, t.readTx.Clusters(), nil) }
+
+func (t *tx) Service(id string) *api.Service { return stagedGet(t, KindService, id, t.readTx.Service) }
+
+func (t *tx) Services() []*api.Service { return mergeStaged(t, KindService, t.readTx.Services(), nil) }
+
+func (t *tx) Task(id string) *api.Task { return stagedGet(t, KindTask, id, t.readTx.Task) }
+
+func (t *tx) Tasks() []*api.Task { return mergeStaged(t, KindTask, t.readTx.Tasks(), nil) }
+
+func (t *tx) TasksByService(id string) []*api.Task {
+	return mergeStaged(t, KindTask, t.readTx.TasksByService(id), func(x *api.Task) bool { return x.ServiceId == id })
+}
+
+func (t *tx) TasksByNode(id string) []*api.Task {
+	return mergeStaged(t, KindTask, t.readTx.TasksByNode(id), func(x *api.Task) bool { return x.NodeId == id })
+}
+
+// stagedGet reads one object through the transaction's staged changes.
+func stagedGet[T Object](t *tx, k Kind, id string, base func(string) T) T {
+	if o, ok := t.stagedObject(k, id); ok {
+		v, _ := o.(T)
+		return v
+	}
+	return base(id)
+}
 
 // stagedObject returns a copy of the staged state of an object; ok is false
 // when the transaction has not touched it. A staged delete reads as nil.
@@ -117,16 +159,20 @@ func (t *tx) stagedObject(k Kind, id string) (Object, bool) {
 	return clone(c.object), true
 }
 
-func mergeStaged[T Object](t *tx, k Kind, base []T) []T {
+// mergeStaged lays the transaction's staged changes of kind k over base.
+// When match is set, base is a filtered list (an index lookup) and staged
+// objects are kept only if they match.
+func mergeStaged[T Object](t *tx, k Kind, base []T, match func(T) bool) []T {
 	if len(t.changes[k]) == 0 {
 		return base
 	}
+	keep := func(s Object) bool { return s != nil && (match == nil || match(s.(T))) }
 	out := base[:0]
 	seen := make(map[string]bool)
 	for _, o := range base {
 		seen[o.GetId()] = true
 		if s, ok := t.stagedObject(k, o.GetId()); ok {
-			if s != nil {
+			if keep(s) {
 				out = append(out, s.(T))
 			}
 			continue
@@ -137,7 +183,7 @@ func mergeStaged[T Object](t *tx, k Kind, base []T) []T {
 		if seen[id] {
 			continue
 		}
-		if s, _ := t.stagedObject(k, id); s != nil {
+		if s, _ := t.stagedObject(k, id); keep(s) {
 			out = append(out, s.(T))
 		}
 	}

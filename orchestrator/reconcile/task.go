@@ -1,0 +1,124 @@
+package reconcile
+
+// This file owns the task lifecycle rules every reconciler applies the same
+// way: making a task from a service, telling whether a task is out of date
+// or still meant to run, and whether a node may keep tasks.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal/shoal/api"
+)
+
+// DefaultTaskHistory is how many finished tasks are kept per slot when the
+// cluster spec sets no task_history_retention_limit.
+const DefaultTaskHistory = 5
+
+// Slot is the tasks of one replicated slot, or of one node of a global
+// service: the running task and its predecessors.
+type Slot []*api.Task
+
+// Updater replaces out-of-date tasks with tasks of the service's current
+// spec. The replicated and global reconcilers hand it the slots holding a
+// task whose spec_version differs from the service's; it must be safe to
+// call again with the same slots (a later event, a new leader) while an
+// update is in flight.
+type Updater interface {
+	Update(ctx context.Context, service *api.Service, slots []Slot)
+}
+
+// NewTask returns a task of service for slot (replicated) or nodeID
+// (global), desired RUNNING and observed NEW. The scheduler places tasks
+// with no node.
+func NewTask(service *api.Service, slot uint64, nodeID string, now time.Time) *api.Task {
+	ts := timestamppb.New(now)
+	return &api.Task{
+		Id:           api.NewID(),
+		ServiceId:    service.Id,
+		ServiceName:  service.GetSpec().GetAnnotations().GetName(),
+		Slot:         slot,
+		NodeId:       nodeID,
+		Spec:         proto.Clone(service.GetSpec().GetTask()).(*api.TaskSpec),
+		SpecVersion:  service.SpecVersion,
+		Endpoint:     proto.Clone(service.GetSpec().GetEndpoint()).(*api.EndpointSpec),
+		DesiredState: api.TaskState_TASK_STATE_RUNNING,
+		Status: &api.TaskStatus{
+			State:     api.TaskState_TASK_STATE_NEW,
+			Timestamp: ts,
+			Message:   "created",
+		},
+	}
+}
+
+// TaskName is the name a task goes by in listings and container names:
+// "<service>.<slot>", or "<service>.<node id>" for a global service's task.
+func TaskName(t *api.Task) string {
+	if t.Slot == 0 {
+		return fmt.Sprintf("%s.%s", t.ServiceName, t.NodeId)
+	}
+	return fmt.Sprintf("%s.%d", t.ServiceName, t.Slot)
+}
+
+// IsReplicated and IsGlobal tell a service's mode.
+func IsReplicated(s *api.Service) bool { return s.GetSpec().GetReplicated() != nil }
+
+// IsGlobal reports whether s runs one task per eligible node.
+func IsGlobal(s *api.Service) bool { return s.GetSpec().GetGlobal() != nil }
+
+// IsTaskDirty reports whether t was made from another spec than service's
+// current one, so the updater must replace it.
+func IsTaskDirty(service *api.Service, t *api.Task) bool {
+	return t.SpecVersion != service.SpecVersion
+}
+
+// MeantToRun reports whether t is desired RUNNING (or on its way to it).
+func MeantToRun(t *api.Task) bool {
+	return t.DesiredState <= api.TaskState_TASK_STATE_RUNNING
+}
+
+// OccupiesSlot reports whether t holds its slot: it is meant to run, or it
+// finished and its restart policy said not to replace it (desired
+// COMPLETE). A slot none of whose tasks occupies it is free.
+func OccupiesSlot(t *api.Task) bool {
+	return t.DesiredState <= api.TaskState_TASK_STATE_COMPLETE
+}
+
+// IsTerminal reports whether an observed state is final.
+func IsTerminal(s api.TaskState) bool { return s > api.TaskState_TASK_STATE_RUNNING }
+
+// NodeKeepsTasks reports whether tasks may stay on n: it exists, is not
+// down and is not drained. A paused node keeps its tasks but gets no new
+// ones (the scheduler's business).
+func NodeKeepsTasks(n *api.Node) bool {
+	if n == nil {
+		return false
+	}
+	if n.GetStatus().GetState() == api.NodeState_NODE_STATE_DOWN {
+		return false
+	}
+	return n.GetSpec().GetAvailability() != api.NodeAvailability_NODE_AVAILABILITY_DRAIN
+}
+
+// SetStatus moves t's observed state, stamping it with now.
+func SetStatus(t *api.Task, state api.TaskState, msg string, now time.Time) {
+	if t.Status == nil {
+		t.Status = &api.TaskStatus{}
+	}
+	t.Status.State = state
+	t.Status.Message = msg
+	t.Status.Timestamp = timestamppb.New(now)
+}
+
+// TaskHistoryLimit is the cluster's task_history_retention_limit, or the
+// default when unset.
+func TaskHistoryLimit(c *api.Cluster) int {
+	if n := c.GetSpec().GetOrchestration().GetTaskHistoryRetentionLimit(); n > 0 {
+		return int(n)
+	}
+	return DefaultTaskHistory
+}

@@ -1,0 +1,71 @@
+package store
+
+// This file owns the secondary indexes: tasks by service and by node. The
+// reconcilers, the scheduler and the dispatcher read a service's or a node's
+// tasks on every change; without an index each read would walk every task
+// of the cluster.
+
+import (
+	"github.com/shoal/shoal/api"
+)
+
+// index names a secondary index.
+type index string
+
+const (
+	indexTaskService index = "task.service"
+	indexTaskNode    index = "task.node"
+)
+
+// indexedFields says, for an object, under which key of which index it is
+// filed. An empty key files nothing.
+func indexedFields(o Object) map[index]string {
+	t, ok := o.(*api.Task)
+	if !ok {
+		return nil
+	}
+	return map[index]string{indexTaskService: t.ServiceId, indexTaskNode: t.NodeId}
+}
+
+// indexes maps index → key → set of object IDs; s.mu guards it.
+type indexes map[index]map[string]map[string]struct{}
+
+func (ix indexes) add(o Object) {
+	for name, key := range indexedFields(o) {
+		if key == "" {
+			continue
+		}
+		byKey := ix[name]
+		if byKey == nil {
+			byKey = make(map[string]map[string]struct{})
+			ix[name] = byKey
+		}
+		ids := byKey[key]
+		if ids == nil {
+			ids = make(map[string]struct{})
+			byKey[key] = ids
+		}
+		ids[o.GetId()] = struct{}{}
+	}
+}
+
+func (ix indexes) remove(o Object) {
+	for name, key := range indexedFields(o) {
+		ids := ix[name][key]
+		delete(ids, o.GetId())
+		if len(ids) == 0 {
+			delete(ix[name], key)
+		}
+	}
+}
+
+// lookup returns copies of the objects of kind k filed under key.
+func lookup[T Object](s *MemoryStore, k Kind, name index, key string) []T {
+	ids := s.index[name][key]
+	out := make([]T, 0, len(ids))
+	for id := range ids {
+		out = append(out, clone(s.tables[k][id].(T)))
+	}
+	sortByID(out)
+	return out
+}

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"testing"
+
+	"github.com/shoal/shoal/api"
+)
+
+func taskIDs(ts []*api.Task) []string {
+	ids := make([]string, len(ts))
+	for i, t := range ts {
+		ids[i] = t.Id
+	}
+	return ids
+}
+
+func equalIDs(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestTaskIndexesFollowChanges moves tasks between nodes and services,
+// deletes one, restores a snapshot into another store, and checks that both
+// index lookups (committed and inside a transaction) agree with a scan.
+func TestTaskIndexesFollowChanges(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	mustUpdate := func(fn func(Tx) error) {
+		t.Helper()
+		if err := s.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustUpdate(func(tx Tx) error {
+		for _, tk := range []*api.Task{
+			{Id: "t1", ServiceId: "s1", NodeId: "n1"},
+			{Id: "t2", ServiceId: "s1"},
+			{Id: "t3", ServiceId: "s2", NodeId: "n1"},
+		} {
+			if err := tx.Create(tk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	mustUpdate(func(tx Tx) error {
+		t2 := tx.Task("t2")
+		t2.NodeId = "n2"
+		if err := tx.Update(t2); err != nil {
+			return err
+		}
+		t3 := tx.Task("t3")
+		t3.ServiceId = "s1"
+		if err := tx.Update(t3); err != nil {
+			return err
+		}
+		// Inside the transaction the lookups see the staged changes.
+		if got := taskIDs(tx.TasksByService("s1")); !equalIDs(got, []string{"t1", "t2", "t3"}) {
+			t.Errorf("staged TasksByService(s1) = %v", got)
+		}
+		if got := taskIDs(tx.TasksByNode("n1")); !equalIDs(got, []string{"t1", "t3"}) {
+			t.Errorf("staged TasksByNode(n1) = %v", got)
+		}
+		if got := taskIDs(tx.TasksByNode("n2")); !equalIDs(got, []string{"t2"}) {
+			t.Errorf("staged TasksByNode(n2) = %v", got)
+		}
+		return tx.Delete(tx.Task("t1"))
+	})
+	check := func(name string, st *MemoryStore) {
+		t.Helper()
+		st.View(func(tx ReadTx) {
+			for _, c := range []struct {
+				got, want []string
+				what      string
+			}{
+				{taskIDs(tx.TasksByService("s1")), []string{"t2", "t3"}, "service s1"},
+				{taskIDs(tx.TasksByService("s2")), []string{}, "service s2"},
+				{taskIDs(tx.TasksByNode("n1")), []string{"t3"}, "node n1"},
+				{taskIDs(tx.TasksByNode("n2")), []string{"t2"}, "node n2"},
+			} {
+				if !equalIDs(c.got, c.want) {
+					t.Errorf("%s: tasks of %s = %v, want %v", name, c.what, c.got, c.want)
+				}
+			}
+		})
+	}
+	check("live", s)
+	snap, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := New()
+	if err := restored.Restore(9, snap); err != nil {
+		t.Fatal(err)
+	}
+	check("restored", restored)
+}
