@@ -33,8 +33,9 @@ type Updater interface {
 }
 
 // NewTask returns a task of service for slot (replicated) or nodeID
-// (global), desired RUNNING and observed NEW. The scheduler places tasks
-// with no node.
+// (global), desired RUNNING and observed PENDING: ready for the scheduler,
+// which places tasks with no node and admits those with one. (When network
+// allocation exists, tasks start NEW and the allocator makes them PENDING.)
 func NewTask(service *api.Service, slot uint64, nodeID string, now time.Time) *api.Task {
 	ts := timestamppb.New(now)
 	return &api.Task{
@@ -48,9 +49,9 @@ func NewTask(service *api.Service, slot uint64, nodeID string, now time.Time) *a
 		Endpoint:     proto.Clone(service.GetSpec().GetEndpoint()).(*api.EndpointSpec),
 		DesiredState: api.TaskState_TASK_STATE_RUNNING,
 		Status: &api.TaskStatus{
-			State:     api.TaskState_TASK_STATE_NEW,
+			State:     api.TaskState_TASK_STATE_PENDING,
 			Timestamp: ts,
-			Message:   "created",
+			Message:   "pending task scheduling",
 		},
 	}
 }

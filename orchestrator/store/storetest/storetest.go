@@ -1,0 +1,39 @@
+// Package storetest gives tests of the store's users a MemoryStore that
+// commits without raft: every proposal is applied at once, in order, with
+// increasing indexes, as a single manager's raft would.
+package storetest
+
+import (
+	"context"
+	"sync"
+
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// Proposer applies each proposal to its store straight away.
+type Proposer struct {
+	mu    sync.Mutex
+	index uint64
+	store *store.MemoryStore
+}
+
+// New returns an empty store that commits through a Proposer.
+func New() *store.MemoryStore {
+	s := store.New()
+	s.SetProposer(&Proposer{store: s})
+	return s
+}
+
+// Propose applies payload at the next index and returns Apply's result.
+func (p *Proposer) Propose(ctx context.Context, payload []byte) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.index++
+	return p.store.Apply(p.index, payload), nil
+}
+
+// ReadBarrier returns at once: everything proposed is already applied.
+func (p *Proposer) ReadBarrier(context.Context) error { return nil }
