@@ -1,14 +1,17 @@
 package agent
 
 // This file owns the session loop: pick a manager, open a session, heartbeat
-// it, and on failure move to the leader the failing manager named or to the
-// next known manager, with backoff.
+// it, follow its assignments and report task states on it (worker.go,
+// reporter.go), and on failure move to the leader the failing manager named
+// or to the next known manager, with backoff. Tasks keep running while no
+// session is open.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -17,7 +20,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal/shoal/agent/exec"
 	"github.com/shoal/shoal/api"
 )
 
@@ -34,16 +39,25 @@ type Config struct {
 	Managers []string
 	// Dial opens an mTLS connection to a manager.
 	Dial func(ctx context.Context, addr string) (*grpc.ClientConn, error)
-	// Description is reported to the dispatcher.
+	// Description is reported to the dispatcher, completed with what the
+	// executor describes (resources, executor name and version; its engine
+	// labels under the ones set here).
 	Description *api.NodeDescription
+	// Executor runs the node's tasks. It is the node's, not the agent's:
+	// its workloads keep running when the agent stops, and the next agent
+	// given the same executor adopts them. Nil: the agent runs no tasks
+	// and opens no assignments stream.
+	Executor exec.Executor
 	// OnMessage is called with every session message, in order.
 	OnMessage func(*api.SessionMessage)
 	Logger    *slog.Logger
 }
 
-// Agent keeps the node's session.
+// Agent keeps the node's session and runs the tasks assigned to the node.
 type Agent struct {
-	cfg Config
+	cfg     Config
+	reports *reporter
+	worker  *worker // set by Run when there is an executor
 
 	mu       sync.Mutex
 	managers []string
@@ -53,7 +67,7 @@ type Agent struct {
 
 // New returns an agent.
 func New(cfg Config) *Agent {
-	return &Agent{cfg: cfg, managers: append([]string(nil), cfg.Managers...)}
+	return &Agent{cfg: cfg, reports: newReporter(), managers: append([]string(nil), cfg.Managers...)}
 }
 
 // Managers returns the managers the agent knows of.
@@ -66,8 +80,20 @@ func (a *Agent) Managers() []string {
 // Run keeps a session open until ctx ends or the node is removed. When a
 // session ends it tries every other known manager at once (a follower names
 // the leader, and the agent goes there), and backs off only once a whole
-// round has failed.
+// round has failed. Run is called once per Agent; when it returns, the
+// task runners have stopped, the executor's workloads have not.
 func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if a.cfg.Executor != nil {
+		a.worker = newWorker(ctx, a.cfg.Executor, a.reports, a.cfg.Logger)
+		defer a.worker.wait()
+		defer cancel() // runners stop before wait
+	}
+	return a.run(ctx)
+}
+
+func (a *Agent) run(ctx context.Context) error {
 	const minBackoff = 100 * time.Millisecond
 	backoff, failures := minBackoff, 0
 	for {
@@ -116,7 +142,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	}
 	defer conn.Close()
 	client := api.NewDispatcherClient(conn)
-	stream, err := client.Session(ctx, &api.SessionRequest{Description: a.cfg.Description})
+	stream, err := client.Session(ctx, &api.SessionRequest{Description: a.description(ctx)})
 	if err != nil {
 		return err
 	}
@@ -133,8 +159,13 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	a.cfg.Logger.Info("session open", "manager", addr, "session", first.SessionId)
 	a.handle(first)
 
-	errc := make(chan error, 2)
-	go func() {
+	// The session's goroutines end with it: the first to fail cancels
+	// the others, and session returns once all have.
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
 		for {
 			msg, err := stream.Recv()
 			if err != nil {
@@ -143,9 +174,56 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 			}
 			a.handle(msg)
 		}
-	}()
-	go func() { errc <- a.heartbeat(ctx, client, first) }()
+	})
+	wg.Go(func() { errc <- a.heartbeat(ctx, client, first) })
+	if a.worker != nil {
+		wg.Go(func() { errc <- a.assignments(ctx, client, first.SessionId) })
+		wg.Go(func() { errc <- a.reports.run(ctx, client, first.SessionId) })
+	}
 	return <-errc
+}
+
+// assignments follows the session's assignments stream into the worker.
+func (a *Agent) assignments(ctx context.Context, client api.DispatcherClient, sessionID string) error {
+	stream, err := client.Assignments(ctx, &api.AssignmentsRequest{SessionId: sessionID})
+	if err != nil {
+		return fmt.Errorf("assignments: %w", err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("assignments: %w", err)
+		}
+		a.worker.apply(msg)
+	}
+}
+
+// description is Config.Description completed with the executor's.
+func (a *Agent) description(ctx context.Context) *api.NodeDescription {
+	desc := &api.NodeDescription{}
+	if a.cfg.Description != nil {
+		desc = proto.Clone(a.cfg.Description).(*api.NodeDescription)
+	}
+	if a.cfg.Executor == nil {
+		return desc
+	}
+	ed, err := a.cfg.Executor.Describe(ctx)
+	if err != nil {
+		a.cfg.Logger.Warn("describe the executor", "err", err)
+		return desc
+	}
+	desc.Resources = ed.Resources
+	desc.Executor = ed.Executor
+	desc.EngineVersion = ed.EngineVersion
+	labels := maps.Clone(ed.EngineLabels)
+	if labels == nil {
+		labels = make(map[string]string)
+	}
+	maps.Copy(labels, desc.EngineLabels)
+	if len(labels) > 0 {
+		desc.EngineLabels = labels
+	}
+	return desc
 }
 
 func (a *Agent) heartbeat(ctx context.Context, client api.DispatcherClient, first *api.SessionMessage) error {

@@ -48,7 +48,7 @@ func (f *fakeDispatcher) Session(_ *api.SessionRequest, stream api.Dispatcher_Se
 	return nil
 }
 
-func serve(t *testing.T, d *fakeDispatcher) string {
+func serve(t *testing.T, d api.DispatcherServer) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -39,7 +39,7 @@ type procCluster struct {
 
 func (pc *procCluster) start(p *shoaldProc, extra ...string) error {
 	args := append([]string{"-d", p.dir, "--hostname", fmt.Sprintf("bench-%d", p.n),
-		"--listen-remote-api", p.addr, "--listen-control-api", p.sock}, extra...)
+		"--listen-remote-api", p.addr, "--listen-control-api", p.sock, "--executor", "sim"}, extra...)
 	log, err := os.OpenFile(filepath.Join(pc.dir, fmt.Sprintf("shoald-%d.log", p.n)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err

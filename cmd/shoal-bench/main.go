@@ -16,7 +16,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "shoal-bench", Short: "Benchmark shoal", SilenceUsage: true}
-	root.AddCommand(raftCommand())
+	root.AddCommand(raftCommand(), orchestrationCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)

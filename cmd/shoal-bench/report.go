@@ -16,8 +16,9 @@ import (
 
 // Each measurement owns a section of the benchmarks document, between
 // markers, so one can be measured again without the others.
+// name is "<benchmark> <measurement>", e.g. "raft throughput".
 func markers(name string) (begin, end string) {
-	return "<!-- shoal-bench raft " + name + ": begin -->", "<!-- shoal-bench raft " + name + ": end -->"
+	return "<!-- shoal-bench " + name + ": begin -->", "<!-- shoal-bench " + name + ": end -->"
 }
 
 func runRaftBench(ctx context.Context, o raftOptions) error {
@@ -54,7 +55,7 @@ func runRaftBench(ctx context.Context, o raftOptions) error {
 		if o.workload != "update" {
 			name += " " + o.workload
 		}
-		if err := writeSection(o.out, name, section); err != nil {
+		if err := writeSection(o.out, "raft "+name, section); err != nil {
 			return err
 		}
 	}

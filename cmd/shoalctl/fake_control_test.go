@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,18 @@ type fakeControl struct {
 	updateErr error
 	// block makes GetCluster wait until the caller gives up.
 	block bool
+
+	services        []*api.Service
+	tasks           []*api.Task
+	serviceCreates  []*api.CreateServiceRequest
+	serviceUpdates  []*api.UpdateServiceRequest
+	serviceRemovals []string
+	taskLists       []*api.ListTasksRequest
+	// serviceConflicts is how many UpdateService calls lose a race.
+	serviceConflicts int
+	// frames script a service converging: each ListTasks call first applies
+	// the next one, so a follower sees one frame per poll.
+	frames []func(f *fakeControl)
 }
 
 func (f *fakeControl) record(name string) {
@@ -168,6 +181,192 @@ func (f *fakeControl) RemoveNode(_ context.Context, req *api.RemoveNodeRequest) 
 	}
 	f.nodes = slicesDelete(f.nodes, n)
 	return &api.RemoveNodeResponse{}, nil
+}
+
+// findService resolves ref like the real manager: ID, name or unique ID prefix.
+func (f *fakeControl) findService(ref string) (*api.Service, error) {
+	var prefixed []*api.Service
+	for _, svc := range f.services {
+		if svc.GetId() == ref || serviceName(svc) == ref {
+			return svc, nil
+		}
+		if strings.HasPrefix(svc.GetId(), ref) {
+			prefixed = append(prefixed, svc)
+		}
+	}
+	switch len(prefixed) {
+	case 0:
+		return nil, status.Errorf(codes.NotFound, "service %q not found", ref)
+	case 1:
+		return prefixed[0], nil
+	}
+	return nil, status.Errorf(codes.InvalidArgument, "service prefix %q is ambiguous", ref)
+}
+
+func (f *fakeControl) CreateService(_ context.Context, req *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("CreateService")
+	f.serviceCreates = append(f.serviceCreates, proto.Clone(req).(*api.CreateServiceRequest))
+	svc := &api.Service{
+		Id:          idNewService,
+		Meta:        &api.Meta{Version: 100},
+		Spec:        proto.Clone(req.GetSpec()).(*api.ServiceSpec),
+		SpecVersion: 1,
+	}
+	f.services = append(f.services, svc)
+	return &api.CreateServiceResponse{Service: proto.Clone(svc).(*api.Service)}, nil
+}
+
+func (f *fakeControl) GetService(_ context.Context, req *api.GetServiceRequest) (*api.GetServiceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("GetService")
+	svc, err := f.findService(req.GetServiceId())
+	if err != nil {
+		return nil, err
+	}
+	return &api.GetServiceResponse{Service: proto.Clone(svc).(*api.Service)}, nil
+}
+
+func (f *fakeControl) ListServices(context.Context, *api.ListServicesRequest) (*api.ListServicesResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListServices")
+	resp := &api.ListServicesResponse{Running: map[string]uint64{}, Desired: map[string]uint64{}}
+	for _, svc := range f.services {
+		resp.Services = append(resp.Services, proto.Clone(svc).(*api.Service))
+		if r := svc.GetSpec().GetReplicated(); r != nil {
+			resp.Desired[svc.GetId()] = r.GetReplicas()
+		}
+	}
+	for _, t := range f.tasks {
+		if t.GetDesiredState() != api.TaskState_TASK_STATE_RUNNING {
+			continue
+		}
+		if t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING {
+			resp.Running[t.GetServiceId()]++
+		}
+		if t.GetSlot() == 0 {
+			resp.Desired[t.GetServiceId()]++
+		}
+	}
+	return resp, nil
+}
+
+func (f *fakeControl) UpdateService(_ context.Context, req *api.UpdateServiceRequest) (*api.UpdateServiceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("UpdateService")
+	f.serviceUpdates = append(f.serviceUpdates, proto.Clone(req).(*api.UpdateServiceRequest))
+	var svc *api.Service
+	for _, cand := range f.services {
+		if cand.GetId() == req.GetServiceId() {
+			svc = cand
+		}
+	}
+	if svc == nil {
+		return nil, status.Errorf(codes.NotFound, "service %q not found", req.GetServiceId())
+	}
+	if f.serviceConflicts > 0 {
+		f.serviceConflicts--
+		svc.Meta.Version++
+	}
+	if req.GetServiceVersion() != svc.GetMeta().GetVersion() {
+		return nil, status.Errorf(codes.Aborted, "service %s changed since version %d (now %d)",
+			svc.GetId(), req.GetServiceVersion(), svc.GetMeta().GetVersion())
+	}
+	// As the manager does: only a change of the task template or the
+	// endpoint moves spec_version and starts an update (or a rollback).
+	rolls := func(a, b *api.ServiceSpec) bool {
+		return !proto.Equal(a.GetTask(), b.GetTask()) || !proto.Equal(a.GetEndpoint(), b.GetEndpoint())
+	}
+	if req.GetRollback() {
+		if svc.PreviousSpec == nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "service %s has no previous spec to roll back to", serviceName(svc))
+		}
+		roll := rolls(svc.Spec, svc.PreviousSpec)
+		svc.Spec, svc.PreviousSpec = svc.PreviousSpec, svc.Spec
+		svc.PreviousSpecVersion = svc.SpecVersion
+		if roll {
+			svc.SpecVersion++
+			svc.UpdateStatus = &api.UpdateStatus{
+				State:   api.UpdateStatus_STATE_ROLLBACK_STARTED,
+				Message: "manually requested rollback",
+			}
+		}
+	} else {
+		roll := rolls(svc.Spec, req.GetSpec())
+		svc.PreviousSpec, svc.PreviousSpecVersion = svc.Spec, svc.SpecVersion
+		svc.Spec = proto.Clone(req.GetSpec()).(*api.ServiceSpec)
+		if roll {
+			svc.SpecVersion++
+			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_STATE_UPDATING, Message: "update in progress"}
+		}
+	}
+	svc.Meta.Version++
+	return &api.UpdateServiceResponse{Service: proto.Clone(svc).(*api.Service)}, nil
+}
+
+func (f *fakeControl) RemoveService(_ context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("RemoveService")
+	svc, err := f.findService(req.GetServiceId())
+	if err != nil {
+		return nil, err
+	}
+	f.serviceRemovals = append(f.serviceRemovals, svc.GetId())
+	f.services = slices.DeleteFunc(f.services, func(s *api.Service) bool { return s == svc })
+	return &api.RemoveServiceResponse{}, nil
+}
+
+func (f *fakeControl) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.ListTasksResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListTasks")
+	f.taskLists = append(f.taskLists, proto.Clone(req).(*api.ListTasksRequest))
+	if len(f.frames) > 0 {
+		frame := f.frames[0]
+		f.frames = f.frames[1:]
+		frame(f)
+	}
+	var serviceIDs, nodeIDs []string
+	for _, ref := range req.GetServiceIds() {
+		svc, err := f.findService(ref)
+		if err != nil {
+			return nil, err
+		}
+		serviceIDs = append(serviceIDs, svc.GetId())
+	}
+	for _, ref := range req.GetNodeIds() {
+		n, err := f.find(ref)
+		if err != nil {
+			return nil, err
+		}
+		nodeIDs = append(nodeIDs, n.GetId())
+	}
+	resp := &api.ListTasksResponse{}
+	for _, t := range f.tasks {
+		if (len(serviceIDs) == 0 || slices.Contains(serviceIDs, t.GetServiceId())) &&
+			(len(nodeIDs) == 0 || slices.Contains(nodeIDs, t.GetNodeId())) &&
+			(len(req.GetDesiredStates()) == 0 || slices.Contains(req.GetDesiredStates(), t.GetDesiredState())) {
+			resp.Tasks = append(resp.Tasks, proto.Clone(t).(*api.Task))
+		}
+	}
+	return resp, nil
+}
+
+func (f *fakeControl) GetTask(_ context.Context, req *api.GetTaskRequest) (*api.GetTaskResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("GetTask")
+	for _, t := range f.tasks {
+		if strings.HasPrefix(t.GetId(), req.GetTaskId()) {
+			return &api.GetTaskResponse{Task: proto.Clone(t).(*api.Task)}, nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "task %q not found", req.GetTaskId())
 }
 
 func slicesDelete(nodes []*api.Node, n *api.Node) []*api.Node {
@@ -309,4 +508,158 @@ func newFakeCluster() *fakeControl {
 			managerNode(idLeader, "mgr-1", "10.0.0.1:4242", true, api.Reachability_REACHABILITY_REACHABLE),
 		},
 	}
+}
+
+// Service fixtures: a replicated "web" mid-way through an update (one slot
+// pending, history under slot 1) and a global "api" on two workers. Task
+// ages are measured against fixedNow.
+const (
+	idWeb        = "websvc0000000000000000001"
+	idAPI        = "apisvc0000000000000000002"
+	idNewService = "newsvc0000000000000000009"
+
+	noNodeReason = "no suitable node (1 node not available, 2 nodes lack 2 CPUs)"
+)
+
+var fixedNow = fixedTime.Add(time.Hour)
+
+// fixClock makes task ages count from fixedNow for the test.
+func fixClock(t *testing.T) {
+	t.Helper()
+	old := now
+	now = func() time.Time { return fixedNow }
+	t.Cleanup(func() { now = old })
+}
+
+// fastPolling makes followers poll without waiting.
+func fastPolling(t *testing.T) {
+	t.Helper()
+	old := progressInterval
+	progressInterval = time.Millisecond
+	t.Cleanup(func() { progressInterval = old })
+}
+
+func webSpec() *api.ServiceSpec {
+	return &api.ServiceSpec{
+		Annotations: &api.Annotations{Name: "web", Labels: map[string]string{"team": "edge"}},
+		Task: &api.TaskSpec{
+			Container: &api.ContainerSpec{
+				Image: "nginx:1.27@sha256:0123456789abcdef",
+				Env:   []string{"A=1", "B=2"},
+			},
+			Placement: &api.Placement{Constraints: []string{"node.labels.zone==a"}},
+		},
+		Mode:     &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 3}},
+		Update:   &api.UpdateConfig{Parallelism: 1},
+		Rollback: &api.UpdateConfig{Parallelism: 1},
+		Endpoint: &api.EndpointSpec{Ports: []*api.PortConfig{
+			{TargetPort: 80, PublishedPort: 8080},
+			{TargetPort: 53, PublishedPort: 5353, Protocol: api.PortConfig_PROTOCOL_UDP},
+		}},
+	}
+}
+
+func webService() *api.Service {
+	prev := webSpec()
+	prev.Task.Container.Image = "nginx:1.26"
+	return &api.Service{
+		Id:                  idWeb,
+		Meta:                &api.Meta{Version: 20, CreatedAt: timestamppb.New(fixedTime)},
+		Spec:                webSpec(),
+		SpecVersion:         2,
+		PreviousSpec:        prev,
+		PreviousSpecVersion: 1,
+	}
+}
+
+func apiService() *api.Service {
+	return &api.Service{
+		Id:   idAPI,
+		Meta: &api.Meta{Version: 30},
+		Spec: &api.ServiceSpec{
+			Annotations: &api.Annotations{Name: "api"},
+			Task:        &api.TaskSpec{Container: &api.ContainerSpec{Image: "example/api:2"}},
+			Mode:        &api.ServiceSpec_Global{Global: &api.GlobalService{}},
+			Endpoint: &api.EndpointSpec{Ports: []*api.PortConfig{
+				{TargetPort: 9000, PublishedPort: 9000, PublishMode: api.PortConfig_PUBLISH_MODE_HOST},
+			}},
+		},
+		SpecVersion: 1,
+	}
+}
+
+// taskFixture describes a task of a fixture service.
+type taskFixture struct {
+	id             string
+	slot           uint64
+	node           string
+	version        uint64
+	desired, state api.TaskState
+	// created and changed are how long before fixedNow the task was made
+	// and reached state.
+	created, changed time.Duration
+	msg, err         string
+}
+
+func (tf taskFixture) of(svc *api.Service) *api.Task {
+	return &api.Task{
+		Id:           tf.id,
+		Meta:         &api.Meta{Version: 1, CreatedAt: timestamppb.New(fixedNow.Add(-tf.created))},
+		ServiceId:    svc.GetId(),
+		ServiceName:  serviceName(svc),
+		Slot:         tf.slot,
+		NodeId:       tf.node,
+		Spec:         proto.Clone(svc.GetSpec().GetTask()).(*api.TaskSpec),
+		SpecVersion:  tf.version,
+		DesiredState: tf.desired,
+		Status: &api.TaskStatus{
+			State:     tf.state,
+			Timestamp: timestamppb.New(fixedNow.Add(-tf.changed)),
+			Message:   tf.msg,
+			Err:       tf.err,
+		},
+		Endpoint: proto.Clone(svc.GetSpec().GetEndpoint()).(*api.EndpointSpec),
+	}
+}
+
+const (
+	running  = api.TaskState_TASK_STATE_RUNNING
+	pending  = api.TaskState_TASK_STATE_PENDING
+	shutdown = api.TaskState_TASK_STATE_SHUTDOWN
+	failed   = api.TaskState_TASK_STATE_FAILED
+)
+
+func webTasks() []*api.Task {
+	web := webService()
+	return []*api.Task{
+		taskFixture{id: "webtask1old00000000000001", slot: 1, node: idWorkerA, version: 1,
+			desired: shutdown, state: shutdown, created: 2 * time.Hour, changed: 10 * time.Minute}.of(web),
+		taskFixture{id: "webtask3new00000000000003", slot: 3, version: 2,
+			desired: running, state: pending, created: 3 * time.Second, changed: 3 * time.Second, msg: noNodeReason}.of(web),
+		taskFixture{id: "webtask1new00000000000001", slot: 1, node: idWorkerA, version: 2,
+			desired: running, state: running, created: time.Minute, changed: 5 * time.Second}.of(web),
+		taskFixture{id: "webtask1oom00000000000001", slot: 1, node: idWorkerA, version: 1,
+			desired: shutdown, state: failed, created: 3 * time.Hour, changed: 2 * time.Hour,
+			err: "task: non-zero exit (137): killed by the OOM killer"}.of(web),
+		taskFixture{id: "webtask2new00000000000002", slot: 2, node: idLeader, version: 2,
+			desired: running, state: running, created: time.Minute, changed: 50 * time.Second}.of(web),
+	}
+}
+
+func apiTasks() []*api.Task {
+	svc := apiService()
+	return []*api.Task{
+		taskFixture{id: "apitaskA0000000000000000a", node: idWorkerA, version: 1,
+			desired: running, state: running, created: 3 * time.Hour, changed: 3 * time.Hour}.of(svc),
+		taskFixture{id: "apitaskC0000000000000000c", node: idWorkerC, version: 1,
+			desired: running, state: api.TaskState_TASK_STATE_PREPARING, created: 90 * time.Second, changed: 80 * time.Second}.of(svc),
+	}
+}
+
+// newFakeServices returns the fake cluster with the fixture services.
+func newFakeServices() *fakeControl {
+	f := newFakeCluster()
+	f.services = []*api.Service{webService(), apiService()}
+	f.tasks = append(webTasks(), apiTasks()...)
+	return f
 }

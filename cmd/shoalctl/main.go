@@ -1,10 +1,16 @@
 // Command shoalctl is the operator CLI of a shoal cluster. It talks to the
 // Control gRPC service of a manager over that manager's local unix socket
-// and offers commands shaped like `docker swarm` and `docker node`:
+// and offers commands shaped like `docker swarm`, `docker node` and
+// `docker service`:
 //
 //	shoalctl cluster info
 //	shoalctl cluster join-token worker|manager [--rotate] [-q]
-//	shoalctl node ls | inspect | promote | demote | update | rm
+//	shoalctl node ls | inspect | ps | promote | demote | update | drain | activate | pause | rm
+//	shoalctl service create | ls | ps | inspect | update | scale | rollback | rm
+//
+// Every RPC is bounded by --timeout. Commands that change a service then
+// follow its tasks until the service converges (unless --detach), a wait
+// bounded by their own --wait-timeout, which is unbounded by default.
 //
 // It imports only the project's api package: everything it knows about the
 // cluster it learns through the Control service.
@@ -108,10 +114,11 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	flags := root.PersistentFlags()
 	flags.StringVar(&a.socket, "socket", defaultSocket,
 		"unix socket of the shoal manager's Control API (or $"+socketEnv+")")
-	flags.DurationVar(&a.timeout, "timeout", defaultTimeout, "how long a command may wait for the manager")
+	flags.DurationVar(&a.timeout, "timeout", defaultTimeout,
+		"how long a command may wait for the manager (for each poll, while following a service)")
 	a.socketSet = func() bool { return flags.Changed("socket") }
 
-	root.AddCommand(newClusterCommand(a), newNodeCommand(a))
+	root.AddCommand(newClusterCommand(a), newNodeCommand(a), newServiceCommand(a))
 	return root
 }
 
@@ -131,6 +138,18 @@ func (a *app) socketPath() string {
 // made through the client carry the server's status message (not gRPC's
 // "rpc error: code = ..." text) and keep their status code.
 func (a *app) withControl(cmd *cobra.Command, fn func(ctx context.Context, c api.ControlClient) error) error {
+	return a.withConnection(cmd, func(c api.ControlClient) error {
+		ctx, cancel := a.callContext(cmd.Context())
+		defer cancel()
+		return fn(ctx, c)
+	})
+}
+
+// withConnection connects to the manager, runs fn with a Control client and
+// closes the connection. Unlike withControl it sets no deadline: fn bounds
+// each of its RPCs with callContext, so it may wait longer than --timeout
+// in all (following a service until it converges).
+func (a *app) withConnection(cmd *cobra.Command, fn func(c api.ControlClient) error) error {
 	if a.timeout <= 0 {
 		return fmt.Errorf("invalid --timeout %v: must be positive", a.timeout)
 	}
@@ -148,10 +167,12 @@ func (a *app) withControl(cmd *cobra.Command, fn func(ctx context.Context, c api
 		return fmt.Errorf("set up a connection to %s: %w", socket, err)
 	}
 	defer conn.Close()
+	return fn(api.NewControlClient(conn))
+}
 
-	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
-	defer cancel()
-	return fn(ctx, api.NewControlClient(conn))
+// callContext bounds a step of RPCs by --timeout.
+func (a *app) callContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, a.timeout)
 }
 
 // recordingDialer dials the manager's socket and remembers why the last

@@ -1,8 +1,10 @@
 package main
 
 // This file owns the node commands: ls, inspect, promote, demote, update
-// and rm. Writes read the node first and send its version, retrying once
-// when another change got there in between.
+// (and its shortcuts drain, activate and pause) and rm; `node ps` lives with
+// the task table it shares with `service ps`, in service_tasks.go. Writes
+// read the node first and send its version, retrying once when another
+// change got there in between.
 
 import (
 	"cmp"
@@ -36,6 +38,13 @@ func newNodeCommand(a *app) *cobra.Command {
 		newNodeRoleCommand(a, "promote", api.NodeRole_NODE_ROLE_MANAGER),
 		newNodeRoleCommand(a, "demote", api.NodeRole_NODE_ROLE_WORKER),
 		newNodeUpdateCommand(a),
+		newNodeAvailabilityCommand(a, "drain", api.NodeAvailability_NODE_AVAILABILITY_DRAIN,
+			"Drain nodes: their tasks move to other nodes and no new ones come"),
+		newNodeAvailabilityCommand(a, "activate", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
+			"Make nodes available for tasks again"),
+		newNodeAvailabilityCommand(a, "pause", api.NodeAvailability_NODE_AVAILABILITY_PAUSE,
+			"Pause nodes: their tasks keep running but no new ones come"),
+		newNodePsCommand(a),
 		newNodeRemoveCommand(a),
 	)
 	return cmd
@@ -277,7 +286,7 @@ func newNodeRoleCommand(a *app, verb string, role api.NodeRole) *cobra.Command {
 		Args:  requireArgs("NODE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				return forEachNode(args, func(ref string) error {
+				return forEachRef(args, func(ref string) error {
 					changed, err := updateNodeSpec(ctx, c, ref, func(spec *api.NodeSpec) bool {
 						if spec.GetDesiredRole() == role {
 							return false
@@ -331,6 +340,29 @@ func newNodeUpdateCommand(a *app) *cobra.Command {
 	flags.StringArrayVar(&labelAdd, "label-add", nil, "add or change a node label (key=value); repeatable")
 	flags.StringArrayVar(&labelRm, "label-rm", nil, "remove a node label by key; repeatable")
 	return cmd
+}
+
+// newNodeAvailabilityCommand is a shortcut for `node update --availability`
+// taking several nodes.
+func newNodeAvailabilityCommand(a *app, verb string, av api.NodeAvailability, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NODE...",
+		Short: short,
+		Long:  short + ".\nIt is `node update --availability " + strings.ToLower(availabilityName(av)) + "` for every NODE.",
+		Args:  requireArgs("NODE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			edit := &nodeEdit{availability: &av}
+			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
+				return forEachRef(args, func(ref string) error {
+					if _, err := updateNodeSpec(ctx, c, ref, edit.apply); err != nil {
+						return err
+					}
+					fmt.Fprintln(a.stdout, ref)
+					return nil
+				})
+			})
+		},
+	}
 }
 
 // nodeEdit is a validated `node update`: what to change in a NodeSpec.
@@ -414,7 +446,7 @@ func newNodeRemoveCommand(a *app) *cobra.Command {
 		Args: requireArgs("NODE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				return forEachNode(args, func(ref string) error {
+				return forEachRef(args, func(ref string) error {
 					if _, err := c.RemoveNode(ctx, &api.RemoveNodeRequest{NodeId: ref, Force: force}); err != nil {
 						return fmt.Errorf("remove node %s: %w", ref, err)
 					}
@@ -428,10 +460,10 @@ func newNodeRemoveCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-// forEachNode runs fn for every NODE argument, going on after a failure,
-// and returns all failures joined. It stops early if the manager cannot be
-// reached: every other call would fail the same way.
-func forEachNode(refs []string, fn func(ref string) error) error {
+// forEachRef runs fn for every NODE or SERVICE argument, going on after a
+// failure, and returns all failures joined. It stops early if the manager
+// cannot be reached: every other call would fail the same way.
+func forEachRef(refs []string, fn func(ref string) error) error {
 	var errs []error
 	for _, ref := range refs {
 		err := fn(ref)

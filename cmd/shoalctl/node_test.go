@@ -458,3 +458,72 @@ func TestNodeRemove(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeAvailabilityShortcuts(t *testing.T) {
+	withAvailability := func(id string, version uint64, av api.NodeAvailability) *api.UpdateNodeRequest {
+		return &api.UpdateNodeRequest{NodeId: id, NodeVersion: version, Spec: &api.NodeSpec{
+			Annotations:  &api.Annotations{Labels: map[string]string{"zone": "a"}},
+			Availability: av,
+		}}
+	}
+	tests := []struct {
+		name        string
+		args        []string
+		wantCode    int
+		wantStdout  string
+		wantStderr  string
+		wantUpdates []*api.UpdateNodeRequest
+	}{
+		{
+			name:       "drain several",
+			args:       []string{"drain", "node-1", "w3"},
+			wantStdout: "node-1\nw3\n",
+			wantUpdates: []*api.UpdateNodeRequest{
+				withAvailability(idWorkerA, 11, api.NodeAvailability_NODE_AVAILABILITY_DRAIN),
+				withAvailability(idWorkerC, 11, api.NodeAvailability_NODE_AVAILABILITY_DRAIN),
+			},
+		},
+		{
+			name:        "activate a drained node",
+			args:        []string{"activate", "node-2"},
+			wantStdout:  "node-2\n",
+			wantUpdates: []*api.UpdateNodeRequest{withAvailability(idWorkerB, 11, api.NodeAvailability_NODE_AVAILABILITY_ACTIVE)},
+		},
+		{
+			name:        "pause",
+			args:        []string{"pause", "node-1"},
+			wantStdout:  "node-1\n",
+			wantUpdates: []*api.UpdateNodeRequest{withAvailability(idWorkerA, 11, api.NodeAvailability_NODE_AVAILABILITY_PAUSE)},
+		},
+		{
+			name:       "already drained sends nothing",
+			args:       []string{"drain", "node-2"},
+			wantStdout: "node-2\n",
+		},
+		{
+			name:        "a missing node does not stop the others",
+			args:        []string{"drain", "ghost", "node-1"},
+			wantCode:    1,
+			wantStdout:  "node-1\n",
+			wantStderr:  "Error: get node ghost: node \"ghost\" not found\n",
+			wantUpdates: []*api.UpdateNodeRequest{withAvailability(idWorkerA, 11, api.NodeAvailability_NODE_AVAILABILITY_DRAIN)},
+		},
+		{
+			name:       "no node",
+			args:       []string{"activate"},
+			wantCode:   1,
+			wantStderr: "Error: \"shoalctl node activate\" requires at least one NODE argument\nSee 'shoalctl node activate --help'.\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeCluster()
+			res := shoalctl(t, serve(t, f), append([]string{"node"}, tt.args...)...)
+			if res.code != tt.wantCode || res.stdout != tt.wantStdout || res.stderr != tt.wantStderr {
+				t.Errorf("exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr %q",
+					res.code, res.stdout, res.stderr, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			}
+			checkUpdates(t, f, tt.wantUpdates)
+		})
+	}
+}

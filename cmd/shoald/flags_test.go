@@ -15,6 +15,7 @@ func validConfig() nodeConfig {
 		heartbeatTick:       1,
 		certExpiry:          time.Hour,
 		dispatcherHeartbeat: 5 * time.Second,
+		executor:            "sim",
 	}
 }
 
@@ -39,6 +40,16 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"listen address without port", func(c *nodeConfig) { c.listenRemoteAPI = "127.0.0.1" }, "--listen-remote-api"},
 		{"advertise address without port", func(c *nodeConfig) { c.advertiseAddr = "node-1" }, "--advertise-addr"},
 		{"every address, nothing to advertise", func(c *nodeConfig) { c.listenRemoteAPI = "0.0.0.0:4242" }, "--advertise-addr"},
+		{"docker executor", func(c *nodeConfig) { c.executor = "docker" }, "--executor docker: not implemented yet; use --executor sim"},
+		{"unknown executor", func(c *nodeConfig) { c.executor = "lxc" }, "--executor"},
+		{"negative start delay", func(c *nodeConfig) { c.simStartDelay = -time.Second }, "--sim-start-delay"},
+		{"failure rate above 1", func(c *nodeConfig) { c.simFailureRate = 1.5 }, "--sim-failure-rate"},
+		{"negative failure rate", func(c *nodeConfig) { c.simFailureRate = -0.1 }, "--sim-failure-rate"},
+		{"negative CPUs", func(c *nodeConfig) { c.simCPUs = -1 }, "--sim-cpus"},
+		{"memory without a number", func(c *nodeConfig) { c.simMemory = "GiB" }, "--sim-memory"},
+		{"memory with an unknown unit", func(c *nodeConfig) { c.simMemory = "4 parsecs" }, "--sim-memory"},
+		{"label without a value", func(c *nodeConfig) { c.engineLabels = []string{"zone"} }, "--engine-label"},
+		{"label without a key", func(c *nodeConfig) { c.engineLabels = []string{"=a"} }, "--engine-label"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,5 +79,70 @@ func TestParseLevel(t *testing.T) {
 	}
 	if _, err := parseLevel("loud"); err == nil || !strings.Contains(err.Error(), "--log-level") {
 		t.Fatalf("parseLevel(loud) = %v, want an error naming --log-level", err)
+	}
+}
+
+// The default executor is docker, which fails at startup until it exists.
+func TestDefaultExecutorIsRefused(t *testing.T) {
+	cmd := newCommand()
+	cmd.SetArgs([]string{"--state-dir", t.TempDir(), "--listen-remote-api", "127.0.0.1:0"})
+	err := cmd.Execute()
+	if err == nil || err.Error() != "--executor docker: not implemented yet; use --executor sim" {
+		t.Fatalf("shoald with the default executor: %v", err)
+	}
+}
+
+// The executor flags reach the node's description and the sim executor.
+func TestExecutorFlags(t *testing.T) {
+	c := validConfig()
+	c.hostname = "w1"
+	c.simCPUs, c.simMemory = 2.5, "4GiB"
+	c.engineLabels = []string{"zone=a", "disk=ssd", "zone=b"}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := c.description()
+	if d.Hostname != "w1" || d.Executor != "sim" || len(d.EngineLabels) != 2 || d.EngineLabels["zone"] != "b" || d.EngineLabels["disk"] != "ssd" {
+		t.Errorf("description %v, want host w1, executor sim, labels zone=b disk=ssd", d)
+	}
+	e, err := c.newExecutor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := e.Describe(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ed.Resources.GetNanoCpus() != 2500e6 || ed.Resources.GetMemoryBytes() != 4<<30 {
+		t.Errorf("sim resources %v, want 2.5 CPUs and 4GiB", ed.Resources)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"1000", 1000},
+		{"512B", 512},
+		{"4GiB", 4 << 30},
+		{"4gib", 4 << 30},
+		{"1.5GiB", 3 << 29},
+		{"4g", 4 << 30},
+		{"2GB", 2e9},
+		{"256MiB", 256 << 20},
+		{"1TiB", 1 << 40},
+		{"8 KiB", 8 << 10},
+	}
+	for _, tc := range tests {
+		got, err := parseSize(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "-1GiB", "0", "4 parsecs", "1.2.3G", "99999999999TiB"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
 	}
 }

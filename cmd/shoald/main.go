@@ -66,6 +66,12 @@ func newCommand() *cobra.Command {
 	f.DurationVar(&cfg.certExpiry, "cert-expiry", 90*24*time.Hour, "node certificate lifetime (new cluster only)")
 	f.DurationVar(&cfg.dispatcherHeartbeat, "dispatcher-heartbeat", 5*time.Second, "agent heartbeat period (new cluster only)")
 	f.StringVar(&cfg.clusterName, "cluster-name", "default", "name of a new cluster")
+	f.StringVar(&cfg.executor, "executor", "docker", "what runs tasks: docker, or sim (in memory, for tests and benchmarks)")
+	f.DurationVar(&cfg.simStartDelay, "sim-start-delay", 0, "sim executor: how long a task takes to start")
+	f.Float64Var(&cfg.simFailureRate, "sim-failure-rate", 0, "sim executor: fraction of tasks, 0 to 1, that fail at start")
+	f.Float64Var(&cfg.simCPUs, "sim-cpus", 0, "sim executor: CPUs the node offers (default: the host's)")
+	f.StringVar(&cfg.simMemory, "sim-memory", "", "sim executor: memory the node offers, e.g. 4GiB (default: the host's)")
+	f.StringArrayVar(&cfg.engineLabels, "engine-label", nil, "an engine label KEY=VALUE of the node, for placement constraints (repeatable)")
 	return cmd
 }
 

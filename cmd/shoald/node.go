@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/agent"
+	"github.com/shoal/shoal/agent/exec"
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/ca"
 	"github.com/shoal/shoal/orchestrator/manager"
@@ -47,8 +49,20 @@ type nodeConfig struct {
 	dispatcherHeartbeat    time.Duration
 	clusterName            string
 	logger                 *slog.Logger
+
+	// The executor flags (executor.go).
+	executor       string
+	simStartDelay  time.Duration
+	simFailureRate float64
+	simCPUs        float64
+	simMemory      string
+	engineLabels   []string
+	// Parsed from the flags by validate.
+	simMemoryBytes int64
+	labels         map[string]string
 }
 
+// validate checks the flags and fills the values parsed from them.
 func (c *nodeConfig) validate() error {
 	switch {
 	case c.stateDir == "":
@@ -67,6 +81,9 @@ func (c *nodeConfig) validate() error {
 		return fmt.Errorf("--cert-expiry: %s is shorter than a minute", c.certExpiry)
 	case c.dispatcherHeartbeat <= 0:
 		return errors.New("--dispatcher-heartbeat: must be positive")
+	}
+	if err := c.parseExecutorFlags(); err != nil {
+		return err
 	}
 	if c.joinToken != "" {
 		if _, err := ca.ParseJoinToken(c.joinToken); err != nil {
@@ -93,7 +110,7 @@ func (c *nodeConfig) bootstrapPath() string { return filepath.Join(c.stateDir, "
 func (c *nodeConfig) raftDir() string       { return filepath.Join(c.stateDir, "raft") }
 
 func (c *nodeConfig) description() *api.NodeDescription {
-	return &api.NodeDescription{Hostname: c.hostname, Os: runtime.GOOS, Arch: runtime.GOARCH}
+	return &api.NodeDescription{Hostname: c.hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Executor: c.executor, EngineLabels: maps.Clone(c.labels)}
 }
 
 // advertise is the address other nodes reach this node's managers at.
@@ -109,6 +126,12 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 	log := cfg.logger
 	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
 		return fmt.Errorf("create the state folder: %w", err)
+	}
+	// One executor for the node's life: its tasks outlive agents, so a
+	// promotion or demotion does not stop them.
+	executor, err := cfg.newExecutor()
+	if err != nil {
+		return err
 	}
 	sc, err := ca.LoadSecurityConfig(cfg.certDir())
 	joined := false
@@ -153,7 +176,7 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 		}
 	}
 	for {
-		next, err := runRole(ctx, cfg, sc, remotes, boot, joinAddr)
+		next, err := runRole(ctx, cfg, sc, remotes, boot, joinAddr, executor)
 		if err != nil || ctx.Err() != nil {
 			return err
 		}
@@ -239,8 +262,9 @@ const roleRetryInterval = 5 * time.Second
 
 // runRole runs the node in the role its certificate grants until ctx ends
 // or the cluster wants another role. It returns the address a newly
-// promoted manager joins raft through.
-func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes *remotes, boot *manager.Bootstrap, joinAddr string) (string, error) {
+// promoted manager joins raft through. The executor is the node's: its
+// tasks keep running when runRole returns.
+func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes *remotes, boot *manager.Bootstrap, joinAddr string, executor exec.Executor) (string, error) {
 	log := cfg.logger
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -307,6 +331,7 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		Managers:    remotes.list(),
 		Dial:        func(_ context.Context, addr string) (*grpc.ClientConn, error) { return manager.Dial(addr, sc) },
 		Description: cfg.description(),
+		Executor:    executor,
 		Logger:      log.With("component", "agent"),
 		OnMessage: func(msg *api.SessionMessage) {
 			remotes.set(msg.Managers)

@@ -6,14 +6,19 @@
 // through the Membership interface the manager supplies.
 package controlapi
 
-// This file owns the server and the cluster-wide RPCs (cluster info, join
-// tokens); nodes.go owns the node RPCs.
+// This file owns the server, the cluster-wide RPCs (cluster info, join
+// tokens) and what every RPC shares: picking the object a reference names
+// and turning errors into statuses. nodes.go owns the node RPCs,
+// services.go the service RPCs (servicespec.go and servicecheck.go their
+// validation) and tasks.go the task RPCs.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -136,6 +141,30 @@ func (s *Server) RotateJoinToken(ctx context.Context, req *api.RotateJoinTokenRe
 	}
 	s.log.Info("join token rotated", "role", req.Role.Name())
 	return &api.RotateJoinTokenResponse{JoinTokens: tokens}, nil
+}
+
+// onlyMatch picks the one object of kind that ref names, trying each group
+// of matches in order of precedence (by name before by ID prefix): the
+// first non-empty group must hold a single object. It answers NotFound when
+// no group matched, InvalidArgument listing the IDs when ref is ambiguous.
+func onlyMatch[T interface{ GetId() string }](kind, ref string, groups ...[]T) (T, error) {
+	var zero T
+	for _, matches := range groups {
+		switch len(matches) {
+		case 0:
+			continue
+		case 1:
+			return matches[0], nil
+		default:
+			ids := make([]string, len(matches))
+			for i, m := range matches {
+				ids[i] = m.GetId()
+			}
+			sort.Strings(ids)
+			return zero, status.Errorf(codes.InvalidArgument, "%s %q is ambiguous: it matches %s; use the full ID", kind, ref, strings.Join(ids, ", "))
+		}
+	}
+	return zero, status.Errorf(codes.NotFound, "%s %s: no such %s", kind, ref, kind)
 }
 
 // toStatus turns store and raft errors into gRPC statuses; errors that are

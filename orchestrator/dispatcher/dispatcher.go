@@ -1,12 +1,28 @@
 // Package dispatcher is the agents' side of the leader: it keeps one session
 // per node, takes heartbeats, marks nodes READY when they connect and DOWN
-// when their heartbeats stop, and tells each node its desired role and the
-// managers it may reach. Later it streams task assignments and network
-// views; today a session carries the node's role and the manager list.
+// when their heartbeats stop, tells each node its desired role and the
+// managers it may reach, streams each node the tasks assigned to it and
+// commits the task states agents report.
 //
 // Only the leader runs a dispatcher (Run, started and stopped with
 // leadership); followers answer Unavailable and name the leader, and the
-// agent moves there. It imports api, orchestrator/store and orchestrator/ca.
+// agent moves there. An agent's duties, in order:
+//
+//  1. Open a Session; its first message carries the session ID every other
+//     call names. A call naming a session that is no longer current fails
+//     with NotFound: open a new session.
+//  2. Heartbeat within every period, or the node is declared DOWN after
+//     three missed periods.
+//  3. Open Assignments: the first message is COMPLETE (every task of the
+//     node assigned or past it, including those to stop), then INCREMENTAL
+//     messages carry tasks whose desired state or spec changed, new
+//     assignments, and removed task IDs.
+//  4. Report task states with UpdateTaskStatus. The call returns once the
+//     states are committed; after a new session (a new leader) report the
+//     latest state of every task again, since a failed call committed
+//     nothing the agent may count on.
+//
+// It imports api, orchestrator/store and orchestrator/ca.
 package dispatcher
 
 import (
@@ -64,6 +80,8 @@ type Dispatcher struct {
 	// deadlines holds, by node ID, when a node without a heartbeat is
 	// declared down: sessions and nodes inherited from an older leader.
 	deadlines map[string]time.Time
+	// statuses queues reported task states until the next commit.
+	statuses *statusQueue
 }
 
 type session struct {
@@ -71,6 +89,7 @@ type session struct {
 	nodeID  string
 	changed chan struct{} // signalled when the session must resend
 	done    chan struct{} // closed when the session is replaced or expired
+	assign  *assignQueue  // the open Assignments stream's queue, nil if none
 }
 
 // New returns a dispatcher that serves nothing until Run.
@@ -96,11 +115,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 	})
+	statuses := newStatusQueue()
 	d.mu.Lock()
 	d.running = ctx
 	d.period = period
 	d.sessions = make(map[string]*session)
 	d.deadlines = make(map[string]time.Time)
+	d.statuses = statuses
 	// Nodes that were up under the previous leader get the usual grace to
 	// find this one before they are declared down.
 	grace := time.Now().Add(missedHeartbeats * period)
@@ -110,6 +131,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}
 	d.mu.Unlock()
+	var flusher sync.WaitGroup
+	flusher.Go(func() { d.flushStatuses(ctx, statuses) })
 	d.log.Info("dispatcher started", "heartbeat_period", period)
 
 	defer func() {
@@ -117,8 +140,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, s := range d.sessions {
 			close(s.done)
 		}
-		d.running, d.sessions, d.deadlines = nil, nil, nil
+		d.running, d.sessions, d.deadlines, d.statuses = nil, nil, nil, nil
 		d.mu.Unlock()
+		flusher.Wait()
+		statuses.close(status.Error(codes.Unavailable, "this manager stopped leading before the task states were committed; report them to the new leader"))
 		d.log.Info("dispatcher stopped")
 	}()
 
@@ -130,51 +155,118 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return nil
 		case b, ok := <-watch:
 			if !ok {
+				// Fallen behind: watch again and resend everything, so
+				// nothing between the two watches is lost.
 				watch = d.store.Watch(ctx)
-				d.signalAll()
+				d.resyncAll()
 				continue
 			}
-			d.noteChanges(b)
+			d.noteChanges(collect(b, watch))
 		case now := <-ticker.C:
 			d.expire(ctx, now)
 		}
 	}
 }
 
-// noteChanges wakes the sessions of nodes whose record changed.
-func (d *Dispatcher) noteChanges(b store.Batch) {
-	if b.Restored {
-		d.signalAll()
-		return
+// maxCoalescedBatches bounds how many store batches one pass of Run routes
+// before it wakes the streams: enough to coalesce a burst, few enough that
+// heartbeats are not starved.
+const maxCoalescedBatches = 256
+
+// collect returns b and the batches already waiting behind it, so a burst
+// of commits reaches each stream as one message.
+func collect(b store.Batch, watch <-chan store.Batch) []store.Batch {
+	batches := []store.Batch{b}
+	for len(batches) < maxCoalescedBatches {
+		select {
+		case next, ok := <-watch:
+			if !ok {
+				return batches // the closed channel is seen by Run next
+			}
+			batches = append(batches, next)
+		default:
+			return batches
+		}
+	}
+	return batches
+}
+
+// noteChanges wakes the sessions of nodes whose record changed and queues
+// task changes on the Assignments streams of the nodes they concern.
+func (d *Dispatcher) noteChanges(batches []store.Batch) {
+	// Decide what each task change means to agents before taking the
+	// lock that sessions and heartbeats share.
+	var routes []taskRoute
+	for _, b := range batches {
+		for _, ev := range b.Events {
+			if ev.Kind == store.KindTask {
+				routes = appendTaskRoutes(routes, ev)
+			}
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, ev := range b.Events {
-		if ev.Kind != store.KindNode {
+	for _, b := range batches {
+		if b.Restored {
+			d.resyncLocked()
 			continue
 		}
-		id := ev.Object.GetId()
-		s, ok := d.sessions[id]
-		if !ok {
+		for _, ev := range b.Events {
+			if ev.Kind == store.KindNode {
+				d.noteNode(ev)
+			}
+		}
+	}
+	woken := make(map[*assignQueue]struct{})
+	for _, r := range routes {
+		q := d.assignQueueOf(r.nodeID)
+		if q == nil {
 			continue
 		}
-		if ev.Action == api.StoreAction_KIND_DELETE {
-			// A removed node's session ends now, not when its
-			// heartbeats would have run out.
-			close(s.done)
-			delete(d.sessions, id)
-			delete(d.deadlines, id)
-			continue
+		if r.task != nil {
+			q.put(r.task)
+		} else {
+			q.remove(r.removeID)
 		}
-		signal(s.changed)
+		woken[q] = struct{}{}
+	}
+	for q := range woken {
+		signal(q.wake)
 	}
 }
 
-func (d *Dispatcher) signalAll() {
+// noteNode handles a change of a node record; d.mu is held.
+func (d *Dispatcher) noteNode(ev store.Event) {
+	id := ev.Object.GetId()
+	s, ok := d.sessions[id]
+	if !ok {
+		return
+	}
+	if ev.Action == api.StoreAction_KIND_DELETE {
+		// A removed node's session ends now, not when its heartbeats
+		// would have run out.
+		close(s.done)
+		delete(d.sessions, id)
+		delete(d.deadlines, id)
+		return
+	}
+	signal(s.changed)
+}
+
+// resyncAll makes every session resend its message and every Assignments
+// stream resend all its tasks: the store was replaced or a watch was lost.
+func (d *Dispatcher) resyncAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.resyncLocked()
+}
+
+func (d *Dispatcher) resyncLocked() {
 	for _, s := range d.sessions {
 		signal(s.changed)
+		if s.assign != nil {
+			s.assign.resync()
+		}
 	}
 }
 
@@ -356,7 +448,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	}
 	s, ok := d.sessions[id.NodeID]
 	if !ok || s.id != req.SessionId {
-		return nil, status.Errorf(codes.NotFound, "session %q of node %s is unknown; open a new one", req.SessionId, id.NodeID)
+		return nil, staleSession(id.NodeID, req.SessionId)
 	}
 	d.deadlines[id.NodeID] = time.Now().Add(missedHeartbeats * d.period)
 	return &api.HeartbeatResponse{Period: durationpb.New(d.period)}, nil

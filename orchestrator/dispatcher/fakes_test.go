@@ -1,9 +1,10 @@
 package dispatcher_test
 
 // This file holds the test doubles of the dispatcher's surroundings: a
-// proposer that applies proposals at once (raft with no network) and can
-// hold chosen ones back, a raft view the test controls, a session stream,
-// and node certificates in gRPC call contexts.
+// proposer that applies proposals at once (raft with no network), can hold
+// chosen ones back and counts task updates, a raft view the test controls,
+// a session stream, and node certificates in gRPC call contexts. The
+// doubles of the task side are in taskfakes_test.go.
 
 import (
 	"context"
@@ -44,6 +45,8 @@ type syncProposer struct {
 
 	mu    sync.Mutex
 	index uint64
+	// taskUpdates counts the transactions that updated a task.
+	taskUpdates int
 }
 
 func (p *syncProposer) Propose(ctx context.Context, payload []byte) (any, error) {
@@ -64,10 +67,27 @@ func (p *syncProposer) Propose(ctx context.Context, payload []byte) (any, error)
 			defer func() { p.heldApplied <- struct{}{} }()
 		}
 	}
+	var txn api.StoreTransaction
+	if err := proto.Unmarshal(payload, &txn); err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, a := range txn.Actions {
+		if a.GetTask() != nil && a.Kind == api.StoreAction_KIND_UPDATE {
+			p.taskUpdates++
+			break
+		}
+	}
 	p.index++
 	return p.store.Apply(p.index, payload), nil
+}
+
+// taskUpdateCount is how many transactions updated a task so far.
+func (p *syncProposer) taskUpdateCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.taskUpdates
 }
 
 func (p *syncProposer) ReadBarrier(context.Context) error { return nil }

@@ -6,6 +6,7 @@ package manager
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -13,6 +14,12 @@ import (
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/ca"
+	"github.com/shoal/shoal/orchestrator/reconcile/global"
+	"github.com/shoal/shoal/orchestrator/reconcile/replicated"
+	"github.com/shoal/shoal/orchestrator/reconcile/restart"
+	"github.com/shoal/shoal/orchestrator/reconcile/taskreaper"
+	"github.com/shoal/shoal/orchestrator/reconcile/update"
+	"github.com/shoal/shoal/orchestrator/scheduler"
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
@@ -22,11 +29,30 @@ type leaderComponent struct {
 	run  func(ctx context.Context) error
 }
 
-// leaderComponents is the single list of leader-only components.
+// leaderComponents is the single list of leader-only components. It is
+// built afresh each time this manager gains leadership: every component
+// reads what it needs from the store when it starts, so nothing of an
+// earlier term carries over.
 func (m *Manager) leaderComponents() []leaderComponent {
+	logFor := func(name string) *slog.Logger { return m.log.With("component", name) }
+	restarts := restart.NewSupervisor(m.store, logFor("restart"))
+	updates := update.NewSupervisor(m.store, logFor("update"))
 	return []leaderComponent{
 		{"cluster-bootstrap", m.ensureCluster},
 		{"dispatcher", m.dispatch.Run},
+		{"scheduler", scheduler.New(m.store, logFor("scheduler")).Run},
+		{"restart", restarts.Run},
+		{"replicated", replicated.New(m.store, restarts, updates, logFor("replicated")).Run},
+		{"global", global.New(m.store, restarts, updates, logFor("global")).Run},
+		{"taskreaper", taskreaper.New(m.store, logFor("taskreaper")).Run},
+		// Rolling updates run in goroutines of their own under the
+		// reconcilers' context; this entry only waits for them to stop
+		// when leadership ends.
+		{"update", func(ctx context.Context) error {
+			<-ctx.Done()
+			updates.Wait()
+			return nil
+		}},
 	}
 }
 

@@ -123,3 +123,17 @@ func TaskHistoryLimit(c *api.Cluster) int {
 	}
 	return DefaultTaskHistory
 }
+
+// NodeTakesNewTasks reports whether new tasks may go to n: it is READY (or
+// UNKNOWN, as every node is right after a leader change until its agent
+// reconnects) and ACTIVE, neither paused nor drained.
+func NodeTakesNewTasks(n *api.Node) bool {
+	if n == nil || n.GetSpec().GetAvailability() != api.NodeAvailability_NODE_AVAILABILITY_ACTIVE {
+		return false
+	}
+	switch n.GetStatus().GetState() {
+	case api.NodeState_NODE_STATE_READY, api.NodeState_NODE_STATE_UNKNOWN:
+		return true
+	}
+	return false
+}

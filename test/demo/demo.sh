@@ -25,7 +25,7 @@ start() { # start N [join flags...]
   mkdir -p "$WORK/m$n"
   "$BIN/shoald" -d "$WORK/m$n" --hostname "manager-$n" \
     --listen-remote-api "127.0.0.1$n:$PORT" --listen-control-api "$WORK/m$n/control.sock" \
-    --dispatcher-heartbeat 1s "$@" >>"$WORK/m$n/shoald.log" 2>&1 &
+    --dispatcher-heartbeat 1s --executor sim "$@" >>"$WORK/m$n/shoald.log" 2>&1 &
   PID[$n]=$!
 }
 

@@ -137,6 +137,8 @@ func (c *cluster) start(n int, flags ...string) *proc {
 		"--listen-remote-api", p.addr,
 		"--listen-control-api", p.sock,
 		"--log-level", "debug",
+		// Tasks run in memory: these tests are about orchestration.
+		"--executor", "sim",
 	}, c.extra...)
 	args = append(args, flags...)
 	p.cmd = exec.Command(filepath.Join(binDir, "shoald"), args...)

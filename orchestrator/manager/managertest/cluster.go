@@ -159,6 +159,16 @@ func (m *Member) Manager() *manager.Manager {
 	return m.mgr
 }
 
+// Addr is the member's remote API address.
+func (m *Member) Addr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addr
+}
+
+// ControlSocket is the unix socket of the member's Control API.
+func (m *Member) ControlSocket() string { return filepath.Join(m.dir, "control.sock") }
+
 // Store returns the member's store, nil when it is stopped.
 func (m *Member) Store() *store.MemoryStore {
 	if mgr := m.Manager(); mgr != nil {

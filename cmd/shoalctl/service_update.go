@@ -1,0 +1,213 @@
+package main
+
+// This file owns the commands that change a service: update, scale and
+// rollback. Each reads the service, changes only what it was asked to and
+// sends the change with the version it read; then it follows the service
+// until it converges, unless --detach.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal/shoal/api"
+)
+
+func newServiceUpdateCommand(a *app) *cobra.Command {
+	var (
+		sf              *serviceFlags
+		wait            *waitOptions
+		force, rollback bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update [flags] SERVICE",
+		Short: "Change a service",
+		Long: "Change a service: only what the flags name changes. Tasks are replaced\n" +
+			"as the service's update config says; --force replaces them even when\n" +
+			"nothing else changed, and --rollback returns to the previous spec.",
+		Args: exactArgs(1, "SERVICE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := wait.check(); err != nil {
+				return err
+			}
+			if changed := sf.changed(cmd); rollback && (len(changed) > 0 || force) {
+				if force {
+					changed = append(changed, "--force")
+				}
+				return fmt.Errorf("--rollback returns to the previous spec and can't be combined with %s",
+					strings.Join(changed, ", "))
+			}
+			ref := args[0]
+			return a.withConnection(cmd, func(c api.ControlClient) error {
+				ctx, cancel := a.callContext(cmd.Context())
+				svc, err := changeService(ctx, c, ref, func(svc *api.Service) (*api.UpdateServiceRequest, error) {
+					if rollback {
+						return &api.UpdateServiceRequest{Rollback: true}, nil
+					}
+					spec := cloneSpec(svc)
+					if err := sf.edit(cmd, spec); err != nil {
+						return nil, err
+					}
+					if force {
+						task(spec).ForceUpdate++
+					}
+					if proto.Equal(spec, svc.GetSpec()) {
+						return nil, nil // nothing changes: the service stays as it is
+					}
+					return &api.UpdateServiceRequest{Spec: spec}, nil
+				})
+				cancel()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, ref)
+				return a.follow(cmd, c, svc, wait, rollback)
+			})
+		},
+	}
+	sf = addServiceFlags(cmd, onUpdate)
+	cmd.Flags().BoolVar(&force, "force", false, "replace every task even if nothing else changes")
+	cmd.Flags().BoolVar(&rollback, "rollback", false, "return to the service's previous spec")
+	wait = addWaitFlags(cmd)
+	return cmd
+}
+
+func newServiceRollbackCommand(a *app) *cobra.Command {
+	var wait *waitOptions
+	cmd := &cobra.Command{
+		Use:   "rollback SERVICE",
+		Short: "Return a service to its previous spec",
+		Args:  exactArgs(1, "SERVICE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := wait.check(); err != nil {
+				return err
+			}
+			ref := args[0]
+			return a.withConnection(cmd, func(c api.ControlClient) error {
+				ctx, cancel := a.callContext(cmd.Context())
+				svc, err := changeService(ctx, c, ref, func(*api.Service) (*api.UpdateServiceRequest, error) {
+					return &api.UpdateServiceRequest{Rollback: true}, nil
+				})
+				cancel()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, ref)
+				return a.follow(cmd, c, svc, wait, true)
+			})
+		},
+	}
+	wait = addWaitFlags(cmd)
+	return cmd
+}
+
+// scaleTarget is one SERVICE=REPLICAS argument of scale.
+type scaleTarget struct {
+	ref      string
+	replicas uint64
+}
+
+// parseScaleArgs parses every SERVICE=REPLICAS argument before anything is
+// sent.
+func parseScaleArgs(args []string) ([]scaleTarget, error) {
+	targets := make([]scaleTarget, 0, len(args))
+	for _, arg := range args {
+		ref, count, ok := strings.Cut(arg, "=")
+		if !ok || ref == "" || count == "" {
+			return nil, fmt.Errorf("invalid scale argument %q: want SERVICE=REPLICAS", arg)
+		}
+		n, err := parseCount(count)
+		if err != nil {
+			return nil, fmt.Errorf("invalid scale argument %q: replicas %w", arg, err)
+		}
+		targets = append(targets, scaleTarget{ref: ref, replicas: n})
+	}
+	return targets, nil
+}
+
+// errGlobalScale refuses to scale a global service.
+var errGlobalScale = errors.New("the service is global: it runs one task per node and can't be scaled")
+
+func newServiceScaleCommand(a *app) *cobra.Command {
+	var wait *waitOptions
+	cmd := &cobra.Command{
+		Use:   "scale SERVICE=REPLICAS...",
+		Short: "Change the number of tasks of replicated services",
+		Long: "Change the number of tasks of replicated services. Every argument is\n" +
+			"checked before any service changes; a service that fails to scale does\n" +
+			"not stop the others.",
+		Args: requireArgs("SERVICE=REPLICAS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			targets, err := parseScaleArgs(args)
+			if err != nil {
+				return err
+			}
+			if err := wait.check(); err != nil {
+				return err
+			}
+			return a.withConnection(cmd, func(c api.ControlClient) error {
+				var (
+					scaled []*api.Service
+					errs   []error
+				)
+				for _, t := range targets {
+					svc, err := a.scale(cmd.Context(), c, t)
+					if isUnreachable(err) {
+						return err
+					}
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					scaled = append(scaled, svc)
+				}
+				for _, svc := range scaled {
+					if len(scaled) > 1 && !wait.detach && !wait.quiet {
+						fmt.Fprintf(a.stdout, "%s:\n", svc.GetSpec().GetAnnotations().GetName())
+					}
+					if err := a.follow(cmd, c, svc, wait, false); err != nil {
+						errs = append(errs, err)
+					}
+				}
+				return errors.Join(errs...)
+			})
+		},
+	}
+	wait = addWaitFlags(cmd)
+	return cmd
+}
+
+// scale sets the replicas of one service.
+func (a *app) scale(parent context.Context, c api.ControlClient, t scaleTarget) (*api.Service, error) {
+	ctx, cancel := a.callContext(parent)
+	defer cancel()
+	svc, err := changeService(ctx, c, t.ref, func(svc *api.Service) (*api.UpdateServiceRequest, error) {
+		if svc.GetSpec().GetGlobal() != nil {
+			return nil, fmt.Errorf("scale service %s: %w", t.ref, errGlobalScale)
+		}
+		if svc.GetSpec().GetReplicated().GetReplicas() == t.replicas {
+			return nil, nil
+		}
+		spec := cloneSpec(svc)
+		spec.Mode = &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: t.replicas}}
+		return &api.UpdateServiceRequest{Spec: spec}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(a.stdout, "%s scaled to %s\n", t.ref, strconv.FormatUint(t.replicas, 10))
+	return svc, nil
+}
+
+// cloneSpec returns a copy of svc's spec to change.
+func cloneSpec(svc *api.Service) *api.ServiceSpec {
+	if svc.GetSpec() == nil {
+		return &api.ServiceSpec{}
+	}
+	return proto.Clone(svc.GetSpec()).(*api.ServiceSpec)
+}

@@ -1,0 +1,253 @@
+package controlapi_test
+
+import (
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal/shoal/api"
+)
+
+// update reads the service, lets change edit its spec and writes it back.
+func (e *testEnv) update(t *testing.T, id string, change func(*api.ServiceSpec)) *api.Service {
+	t.Helper()
+	cur := e.service(t, id)
+	spec := proto.Clone(cur.Spec).(*api.ServiceSpec)
+	change(spec)
+	resp, err := e.srv.UpdateService(t.Context(), &api.UpdateServiceRequest{ServiceId: id, ServiceVersion: cur.Meta.Version, Spec: spec})
+	if err != nil {
+		t.Fatalf("UpdateService %s: %v", id, err)
+	}
+	return resp.Service
+}
+
+func (e *testEnv) rollback(t *testing.T, id string) (*api.Service, error) {
+	t.Helper()
+	cur := e.service(t, id)
+	resp, err := e.srv.UpdateService(t.Context(), &api.UpdateServiceRequest{ServiceId: id, ServiceVersion: cur.Meta.Version, Rollback: true})
+	return resp.GetService(), err
+}
+
+func TestUpdateServiceVersions(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(s *api.ServiceSpec)
+		// changed is false when the spec must stay as it was, unwritten.
+		changed bool
+		// rolls is true when spec_version must move and an update start.
+		rolls bool
+	}{
+		{"scale", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 5 }, true, false},
+		{"scale to zero", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 0 }, true, false},
+		{"labels", func(s *api.ServiceSpec) { s.Annotations.Labels = map[string]string{"team": "a"} }, true, false},
+		{"update config", withUpdate(&api.UpdateConfig{Parallelism: 2}), true, false},
+		{"rollback config", func(s *api.ServiceSpec) { s.Rollback = &api.UpdateConfig{Parallelism: 1} }, true, false},
+		{"image", func(s *api.ServiceSpec) { s.Task.Container.Image = "nginx:2" }, true, true},
+		{"env", func(s *api.ServiceSpec) { s.Task.Container.Env = []string{"A=1"} }, true, true},
+		{"force update", func(s *api.ServiceSpec) { s.Task.ForceUpdate++ }, true, true},
+		{"constraints", withConstraints("node.role==worker"), true, true},
+		{"a zero restart delay, not the default", func(s *api.ServiceSpec) { s.Task.Restart = &api.RestartPolicy{Delay: secs(0)} }, true, true},
+		{"a published port", withPorts(published(9000, tcp, ingress)), true, true},
+		{"endpoint mode", func(s *api.ServiceSpec) { s.Endpoint = &api.EndpointSpec{Mode: api.EndpointSpec_MODE_DNSRR} }, true, true},
+		{"nothing", func(*api.ServiceSpec) {}, false, false},
+		{"empty messages for absent ones", func(s *api.ServiceSpec) {
+			s.Endpoint = &api.EndpointSpec{}
+			s.Task.Placement = &api.Placement{}
+			s.Task.Resources = &api.ResourceRequirements{Limits: &api.Resources{}}
+			s.Annotations.Labels = map[string]string{}
+		}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			created := e.create(t, validSpec("web"))
+			before := e.service(t, created.Id)
+			resp := e.update(t, created.Id, tc.change)
+			after := e.service(t, created.Id)
+			if !proto.Equal(resp, after) {
+				t.Errorf("UpdateService answered %v, the store holds %v", resp, after)
+			}
+			if !tc.changed {
+				if !proto.Equal(before, after) {
+					t.Errorf("an update changing nothing wrote %v over %v", after, before)
+				}
+				return
+			}
+			want := proto.Clone(before.Spec).(*api.ServiceSpec)
+			tc.change(want)
+			if !proto.Equal(after.Spec, want) {
+				t.Errorf("spec %v, want %v", after.Spec, want)
+			}
+			if !proto.Equal(after.PreviousSpec, before.Spec) || after.PreviousSpecVersion != 1 {
+				t.Errorf("previous spec %v at %d, want the old spec at 1", after.PreviousSpec, after.PreviousSpecVersion)
+			}
+			if after.Meta.Version <= before.Meta.Version {
+				t.Errorf("meta.version %d did not move past %d", after.Meta.Version, before.Meta.Version)
+			}
+			if !tc.rolls {
+				if after.SpecVersion != 1 || after.UpdateStatus != nil {
+					t.Errorf("spec_version %d, update_status %v; want 1 and none: no task changes", after.SpecVersion, after.UpdateStatus)
+				}
+				return
+			}
+			us := after.UpdateStatus
+			if after.SpecVersion != 2 || us.GetState() != api.UpdateStatus_STATE_UPDATING || us.GetMessage() != "update in progress" || us.GetStartedAt() == nil {
+				t.Errorf("spec_version %d, update_status %v; want 2 and updating", after.SpecVersion, us)
+			}
+		})
+	}
+}
+
+func TestUpdateServiceRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		req  func(web, dns *api.Service) *api.UpdateServiceRequest
+		code codes.Code
+		want []string
+	}{
+		{"an old version", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version - 1, Spec: web.Spec}
+		}, codes.Aborted, []string{"service_version: update out of sequence", "service web is at version"}},
+		{"a future version", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version + 7, Spec: web.Spec}
+		}, codes.Aborted, []string{"update out of sequence"}},
+		{"replicated to global", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			spec := proto.Clone(web.Spec).(*api.ServiceSpec)
+			spec.Mode = &api.ServiceSpec_Global{Global: &api.GlobalService{}}
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version, Spec: spec}
+		}, codes.InvalidArgument, []string{"spec.mode: cannot change a replicated service to global"}},
+		{"a rename", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			spec := proto.Clone(web.Spec).(*api.ServiceSpec)
+			spec.Annotations.Name = "www"
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version, Spec: spec}
+		}, codes.InvalidArgument, []string{"spec.annotations.name: cannot rename service web to www"}},
+		{"an invalid spec", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			spec := proto.Clone(web.Spec).(*api.ServiceSpec)
+			spec.Task.Container.Image = ""
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version, Spec: spec}
+		}, codes.InvalidArgument, []string{"spec.task.container.image: required"}},
+		{"no spec", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version}
+		}, codes.InvalidArgument, []string{"spec: missing"}},
+		{"another service's port", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			spec := proto.Clone(web.Spec).(*api.ServiceSpec)
+			spec.Endpoint.Ports = append(spec.Endpoint.Ports, published(5353, udp, ingress))
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version, Spec: spec}
+		}, codes.InvalidArgument, []string{"spec.endpoint.ports[1]: port 5353/udp is already published by service dns"}},
+		{"a constraint on an unknown node", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			spec := proto.Clone(web.Spec).(*api.ServiceSpec)
+			spec.Task.Placement = &api.Placement{Constraints: []string{"node.id==gone"}}
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version, Spec: spec}
+		}, codes.InvalidArgument, []string{"spec.task.placement.constraints[0]", "unknown node"}},
+		{"a rollback with a spec", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version, Spec: web.Spec, Rollback: true}
+		}, codes.InvalidArgument, []string{"spec: must be empty when rollback is set"}},
+		{"a rollback with nothing to return to", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version, Rollback: true}
+		}, codes.FailedPrecondition, []string{"service web has no previous spec to roll back to"}},
+		{"an unknown service", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			return &api.UpdateServiceRequest{ServiceId: "nosuchservice", ServiceVersion: web.Meta.Version, Spec: web.Spec}
+		}, codes.NotFound, []string{"service nosuchservice: no such service"}},
+		{"no service", func(web, _ *api.Service) *api.UpdateServiceRequest {
+			return &api.UpdateServiceRequest{Spec: web.Spec}
+		}, codes.InvalidArgument, []string{"service_id: must name a service"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, web, dns := newServicesEnv(t)
+			before := e.snapshot(t)
+			_, err := e.srv.UpdateService(t.Context(), tc.req(web, dns))
+			assertCode(t, err, tc.code, tc.want...)
+			e.assertUnchanged(t, before)
+		})
+	}
+}
+
+func TestUpdateServiceKeepsItsOwnPorts(t *testing.T) {
+	e, web, _ := newServicesEnv(t)
+	after := e.update(t, web.Id, func(s *api.ServiceSpec) { s.Task.Container.Image = "nginx:2" })
+	if after.SpecVersion != 2 {
+		t.Errorf("spec_version %d, want 2", after.SpecVersion)
+	}
+}
+
+func TestUpdateGlobalService(t *testing.T) {
+	e := newTestEnv(t)
+	spec := validSpec("mon")
+	spec.Mode = &api.ServiceSpec_Global{Global: &api.GlobalService{}}
+	created := e.create(t, spec)
+	after := e.update(t, created.Id, func(s *api.ServiceSpec) { s.Task.Container.Image = "mon:2" })
+	if after.SpecVersion != 2 || after.GetSpec().GetGlobal() == nil {
+		t.Errorf("global service after an update: spec_version %d, mode %v", after.SpecVersion, after.GetSpec().GetMode())
+	}
+	before := e.snapshot(t)
+	replicated := proto.Clone(after.Spec).(*api.ServiceSpec)
+	replicated.Mode = &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}}
+	_, err := e.srv.UpdateService(t.Context(), &api.UpdateServiceRequest{ServiceId: "mon", ServiceVersion: after.Meta.Version, Spec: replicated})
+	assertCode(t, err, codes.InvalidArgument, "spec.mode: cannot change a global service to replicated")
+	e.assertUnchanged(t, before)
+}
+
+func TestRollbackService(t *testing.T) {
+	e := newTestEnv(t)
+	created := e.create(t, validSpec("web"))
+	v1 := e.service(t, created.Id).Spec
+	updated := e.update(t, created.Id, func(s *api.ServiceSpec) { s.Task.Container.Image = "nginx:2" })
+	v2 := updated.Spec
+
+	back, err := e.rollback(t, created.Id)
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if !proto.Equal(back, e.service(t, created.Id)) {
+		t.Errorf("the rollback answered %v, the store holds %v", back, e.service(t, created.Id))
+	}
+	us := back.UpdateStatus
+	if !proto.Equal(back.Spec, v1) || !proto.Equal(back.PreviousSpec, v2) || back.SpecVersion != 3 || back.PreviousSpecVersion != 2 {
+		t.Errorf("after the rollback: spec %v (version %d), previous %v (version %d); want the first spec at 3, the second at 2",
+			back.Spec, back.SpecVersion, back.PreviousSpec, back.PreviousSpecVersion)
+	}
+	if us.GetState() != api.UpdateStatus_STATE_ROLLBACK_STARTED || us.GetMessage() != "manually requested rollback" || us.GetStartedAt() == nil {
+		t.Errorf("update status %v, want a started manual rollback", us)
+	}
+
+	// Rolling back a rollback returns to the second spec, as docker does.
+	again, err := e.rollback(t, created.Id)
+	if err != nil {
+		t.Fatalf("second rollback: %v", err)
+	}
+	if !proto.Equal(again.Spec, v2) || again.SpecVersion != 4 {
+		t.Errorf("after the second rollback: spec %v at %d, want the second spec at 4", again.Spec, again.SpecVersion)
+	}
+}
+
+func TestRollbackRestoresTheReplicaCountWithoutRestarts(t *testing.T) {
+	e := newTestEnv(t)
+	created := e.create(t, validSpec("web"))
+	e.update(t, created.Id, func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 7 })
+	back, err := e.rollback(t, created.Id)
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if got := back.Spec.GetReplicated().GetReplicas(); got != 3 {
+		t.Errorf("replicas %d after rolling back a scale, want 3", got)
+	}
+	if back.SpecVersion != 1 || back.UpdateStatus != nil {
+		t.Errorf("spec_version %d, update status %v: undoing a scale must restart no task", back.SpecVersion, back.UpdateStatus)
+	}
+}
+
+func TestRollbackRefusesAPortTakenMeanwhile(t *testing.T) {
+	e, web, _ := newServicesEnv(t)
+	e.update(t, web.Id, func(s *api.ServiceSpec) { s.Endpoint.Ports[0].PublishedPort = 8081 })
+	e.create(t, func() *api.ServiceSpec {
+		s := validSpec("api")
+		s.Endpoint = &api.EndpointSpec{Ports: []*api.PortConfig{published(8080, tcp, host)}}
+		return s
+	}())
+	before := e.snapshot(t)
+	_, err := e.rollback(t, web.Id)
+	assertCode(t, err, codes.InvalidArgument, "spec.endpoint.ports[0]: port 8080/tcp is already published by service api")
+	e.assertUnchanged(t, before)
+}

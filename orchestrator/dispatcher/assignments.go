@@ -1,0 +1,248 @@
+package dispatcher
+
+// This file owns the Assignments stream: which tasks a node is told about,
+// the fan-out of the dispatcher's one store watch to the streams of the
+// nodes a change concerns, and the COMPLETE-then-INCREMENTAL messages each
+// stream sends. Sessions and heartbeats live in dispatcher.go, reported
+// task states in taskstatus.go.
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/ca"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// assignQueue holds the changes Run routed to one Assignments stream and
+// not yet sent. Run fills it under d.mu; the stream drains it.
+type assignQueue struct {
+	wake chan struct{} // signalled when there is something to send
+	done chan struct{} // closed when a newer stream of the session replaces this one
+
+	mu      sync.Mutex
+	full    bool                 // resend every task as a COMPLETE message
+	changed map[string]*api.Task // latest state by task ID; nil: removed
+}
+
+func newAssignQueue() *assignQueue {
+	// A new stream starts with a COMPLETE message.
+	return &assignQueue{wake: make(chan struct{}, 1), done: make(chan struct{}), full: true, changed: make(map[string]*api.Task)}
+}
+
+// put queues t (read-only: it is the store's event object).
+func (q *assignQueue) put(t *api.Task) {
+	q.mu.Lock()
+	q.changed[t.Id] = t
+	q.mu.Unlock()
+}
+
+func (q *assignQueue) remove(id string) {
+	q.mu.Lock()
+	q.changed[id] = nil
+	q.mu.Unlock()
+}
+
+// resync makes the stream resend everything.
+func (q *assignQueue) resync() {
+	q.mu.Lock()
+	q.full = true
+	clear(q.changed)
+	q.mu.Unlock()
+	signal(q.wake)
+}
+
+// take returns what is queued and empties the queue.
+func (q *assignQueue) take() (full bool, changed map[string]*api.Task) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	full, changed = q.full, q.changed
+	q.full = false
+	q.changed = make(map[string]*api.Task)
+	return full, changed
+}
+
+// visible reports whether the agent of t's node is told about t: it has a
+// node and the scheduler (or the global reconciler) let it past PENDING.
+func visible(t *api.Task) bool {
+	return t != nil && t.NodeId != "" && t.GetStatus().GetState() >= api.TaskState_TASK_STATE_ASSIGNED
+}
+
+// agentNeeds reports whether the change from old to cur is one the agent
+// must hear about. Status changes are the agent's own reports: they are
+// not sent back.
+func agentNeeds(old, cur *api.Task) bool {
+	return old.DesiredState != cur.DesiredState ||
+		old.SpecVersion != cur.SpecVersion ||
+		!proto.Equal(old.Spec, cur.Spec) ||
+		!proto.Equal(old.Endpoint, cur.Endpoint)
+}
+
+// taskRoute is one change an agent must hear of: task to send, or the ID
+// of a task to remove, on nodeID's stream.
+type taskRoute struct {
+	nodeID   string
+	task     *api.Task
+	removeID string
+}
+
+// appendTaskRoutes appends what a task event means to the agents of the
+// nodes it concerns.
+func appendTaskRoutes(routes []taskRoute, ev store.Event) []taskRoute {
+	var cur, old *api.Task
+	if ev.Action == api.StoreAction_KIND_DELETE {
+		old, _ = ev.Object.(*api.Task)
+	} else {
+		cur, _ = ev.Object.(*api.Task)
+		old, _ = ev.Old.(*api.Task)
+	}
+	if visible(old) && (!visible(cur) || cur.NodeId != old.NodeId) {
+		routes = append(routes, taskRoute{nodeID: old.NodeId, removeID: old.Id})
+	}
+	if !visible(cur) {
+		return routes
+	}
+	if visible(old) && old.NodeId == cur.NodeId && !agentNeeds(old, cur) {
+		return routes
+	}
+	return append(routes, taskRoute{nodeID: cur.NodeId, task: cur})
+}
+
+// assignQueueOf returns the queue of nodeID's open stream; d.mu is held.
+func (d *Dispatcher) assignQueueOf(nodeID string) *assignQueue {
+	if s := d.sessions[nodeID]; s != nil {
+		return s.assign
+	}
+	return nil
+}
+
+// Assignments streams the calling node's tasks: first a COMPLETE message
+// with every task assigned to it, then INCREMENTAL messages with changed
+// and removed tasks, coalescing the commits that arrive while a message is
+// being sent. It ends when the session does.
+func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatcher_AssignmentsServer) error {
+	ctx := stream.Context()
+	id, ok := ca.IdentityFromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "assignments need a node certificate")
+	}
+	s, q, leaderCtx, err := d.subscribe(id.NodeID, req.SessionId)
+	if err != nil {
+		return err
+	}
+	defer d.unsubscribe(s, q)
+
+	// sent holds the version of every task the agent was sent, so a change
+	// routed before the COMPLETE message's read, and so already in it, is
+	// not sent again older than the agent has it.
+	sent := make(map[string]uint64)
+	for {
+		full, changed := q.take()
+		var msg *api.AssignmentsMessage
+		if full {
+			msg = d.completeAssignments(s.nodeID, sent)
+		} else {
+			msg = incrementalAssignments(changed, sent)
+		}
+		if msg != nil {
+			if err := stream.Send(msg); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-q.wake:
+		case <-q.done:
+			return status.Error(codes.Unavailable, "a newer assignments stream of this session replaced this one")
+		case <-s.done:
+			return status.Error(codes.Unavailable, "session ended by the dispatcher; open a new one")
+		case <-leaderCtx.Done():
+			return status.Error(codes.Unavailable, "this manager stopped leading; reconnect to the new leader")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// completeAssignments reads every task of nodeID the agent is told about
+// and resets sent to them.
+func (d *Dispatcher) completeAssignments(nodeID string, sent map[string]uint64) *api.AssignmentsMessage {
+	var tasks []*api.Task
+	d.store.View(func(tx store.ReadTx) { tasks = tx.TasksByNode(nodeID) })
+	clear(sent)
+	msg := &api.AssignmentsMessage{Type: api.AssignmentsMessage_TYPE_COMPLETE}
+	for _, t := range tasks {
+		if visible(t) {
+			msg.UpdateTasks = append(msg.UpdateTasks, t)
+			sent[t.Id] = t.GetMeta().GetVersion()
+		}
+	}
+	return msg
+}
+
+// incrementalAssignments turns queued changes into a message, nil if none
+// is news to the agent.
+func incrementalAssignments(changed map[string]*api.Task, sent map[string]uint64) *api.AssignmentsMessage {
+	msg := &api.AssignmentsMessage{Type: api.AssignmentsMessage_TYPE_INCREMENTAL}
+	for id, t := range changed {
+		if t == nil {
+			if _, ok := sent[id]; ok {
+				msg.RemoveTasks = append(msg.RemoveTasks, id)
+				delete(sent, id)
+			}
+			continue
+		}
+		v := t.GetMeta().GetVersion()
+		if have, ok := sent[id]; ok && v <= have {
+			continue
+		}
+		msg.UpdateTasks = append(msg.UpdateTasks, t)
+		sent[id] = v
+	}
+	if len(msg.UpdateTasks) == 0 && len(msg.RemoveTasks) == 0 {
+		return nil
+	}
+	slices.SortFunc(msg.UpdateTasks, func(a, b *api.Task) int { return strings.Compare(a.Id, b.Id) })
+	slices.Sort(msg.RemoveTasks)
+	return msg
+}
+
+// subscribe attaches a new assignments queue to nodeID's session if
+// sessionID names it, replacing an older stream's.
+// It also returns the context of the current leadership term.
+func (d *Dispatcher) subscribe(nodeID, sessionID string) (*session, *assignQueue, context.Context, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running == nil {
+		return nil, nil, nil, d.notLeader()
+	}
+	s, ok := d.sessions[nodeID]
+	if !ok || s.id != sessionID {
+		return nil, nil, nil, staleSession(nodeID, sessionID)
+	}
+	if s.assign != nil {
+		close(s.assign.done)
+	}
+	s.assign = newAssignQueue()
+	return s, s.assign, d.running, nil
+}
+
+func (d *Dispatcher) unsubscribe(s *session, q *assignQueue) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s.assign == q {
+		s.assign = nil
+	}
+}
+
+// staleSession is the error of a call naming a session that is not the
+// node's current one.
+func staleSession(nodeID, sessionID string) error {
+	return status.Errorf(codes.NotFound, "session %q of node %s is unknown; open a new one", sessionID, nodeID)
+}

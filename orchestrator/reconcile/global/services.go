@@ -1,0 +1,239 @@
+package global
+
+// This file owns one service's pass over every node: shutting down tasks of
+// nodes that stopped being eligible, restarts, one task per eligible node,
+// and handing out-of-date nodes to the Updater. A pass is one transaction
+// that stages at most maxChangesPerUpdate task writes; a bigger change
+// takes a few passes in a row.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/reconcile"
+	"github.com/shoal/shoal/orchestrator/reconcile/restart"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// maxChangesPerUpdate bounds the task creates and updates of one
+// transaction.
+const maxChangesPerUpdate = 2000
+
+// reconcileService gives one service its task on every eligible node, in
+// as many transactions as the change needs, then hands its out-of-date
+// nodes to the Updater.
+func (r *Reconciler) reconcileService(ctx context.Context, id string) error {
+	for {
+		var p *pass
+		err := r.store.Update(ctx, func(tx store.Tx) error {
+			p = &pass{tx: tx, restart: r.restart, budget: maxChangesPerUpdate, now: time.Now()}
+			return p.reconcile(id)
+		})
+		if err != nil {
+			return fmt.Errorf("reconcile service %s: %w", id, err)
+		}
+		if p.badPlacement != nil {
+			r.log.Warn("service placement unreadable; its nodes keep their tasks but get no new ones",
+				"service", id, "err", p.badPlacement)
+		}
+		r.restart.Schedule(p.later...)
+		r.restart.Cancel(p.cancel...)
+		if p.more {
+			continue
+		}
+		if len(p.dirty) > 0 && r.updater != nil {
+			r.updater.Update(ctx, p.service, p.dirty)
+		}
+		return nil
+	}
+}
+
+// pass is one transaction's work on one service.
+type pass struct {
+	tx      store.Tx
+	restart *restart.Supervisor
+	now     time.Time
+	budget  int
+	more    bool
+
+	// Results, acted on once the transaction commits.
+	service      *api.Service
+	badPlacement error
+	later        []*restart.Delayed
+	cancel       []restart.Key
+	dirty        []reconcile.Slot
+}
+
+// spend takes n writes from the budget; false when they do not fit.
+func (p *pass) spend(n int) bool {
+	if p.budget < n {
+		p.more = true
+		return false
+	}
+	p.budget -= n
+	return true
+}
+
+func (p *pass) reconcile(id string) error {
+	svc := p.tx.Service(id)
+	tasks := p.tx.TasksByService(id)
+	if svc == nil {
+		return p.setAll(tasks, api.TaskState_TASK_STATE_REMOVE)
+	}
+	if !reconcile.IsGlobal(svc) {
+		return nil
+	}
+	p.service = svc
+	pl, err := parsePlacement(svc.GetSpec().GetTask().GetPlacement())
+	if err != nil {
+		p.badPlacement = err
+	}
+	byNode := make(map[string]reconcile.Slot)
+	for _, t := range tasks {
+		if t.Slot != 0 { // left from another mode
+			if err := p.setAll([]*api.Task{t}, api.TaskState_TASK_STATE_REMOVE); err != nil {
+				return err
+			}
+			continue
+		}
+		byNode[t.NodeId] = append(byNode[t.NodeId], t)
+	}
+	for _, n := range p.tx.Nodes() {
+		slot := byNode[n.Id]
+		delete(byNode, n.Id)
+		if p.more {
+			return nil
+		}
+		// An unreadable placement keeps what runs and starts nothing.
+		keeps := reconcile.NodeKeepsTasks(n) && (p.badPlacement != nil || pl.fits(n))
+		takesNew := p.badPlacement == nil && keeps && reconcile.NodeTakesNewTasks(n)
+		if err := p.reconcileNode(svc, n.Id, slot, keeps, takesNew); err != nil {
+			return err
+		}
+	}
+	// What is left ran on nodes that no longer exist.
+	gone := make([]string, 0, len(byNode))
+	for nodeID := range byNode {
+		gone = append(gone, nodeID)
+	}
+	slices.Sort(gone)
+	for _, nodeID := range gone {
+		if err := p.reconcileNode(svc, nodeID, byNode[nodeID], false, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reconcileNode brings the tasks slot of svc on one node to what the node
+// deserves: none meant to run unless it keeps tasks, and one (created if
+// it takes new tasks) if it does.
+func (p *pass) reconcileNode(svc *api.Service, nodeID string, slot reconcile.Slot, keeps, takesNew bool) error {
+	key := restart.Key{ServiceID: svc.Id, NodeID: nodeID}
+	if !keeps {
+		p.cancel = append(p.cancel, key)
+		return p.setAll(runnable(slot), api.TaskState_TASK_STATE_SHUTDOWN)
+	}
+	held := p.restart.Held(key)
+	for _, t := range slices.Clone(slot) {
+		if !reconcile.MeantToRun(t) || !reconcile.IsTerminal(t.GetStatus().GetState()) {
+			continue
+		}
+		if !p.spend(2) {
+			return nil
+		}
+		repl, later, err := p.restart.Restart(p.tx, svc, slot, t, restart.Ended)
+		if err != nil {
+			return err
+		}
+		if repl != nil {
+			slot = append(slot, repl)
+		}
+		if later != nil {
+			p.later = append(p.later, later)
+			held = true
+		}
+	}
+	holders, extra := occupying(slot)
+	if err := p.setAll(extra, api.TaskState_TASK_STATE_SHUTDOWN); err != nil {
+		return err
+	}
+	switch {
+	case len(holders) > 0:
+		if slices.ContainsFunc(holders, func(t *api.Task) bool { return reconcile.IsTaskDirty(svc, t) }) {
+			p.dirty = append(p.dirty, slot)
+		}
+	case !held && takesNew:
+		if !p.spend(1) {
+			return nil
+		}
+		if err := p.tx.Create(reconcile.NewTask(svc, 0, nodeID, p.now)); err != nil {
+			return fmt.Errorf("create task for node %s: %w", nodeID, err)
+		}
+	}
+	return nil
+}
+
+// occupying splits slot's tasks that hold the node's place into those to
+// keep, one per spec_version, and the extra ones (an old leader's race).
+// Tasks of different spec_versions are left to the Updater: a start-first
+// update runs the new task beside the old one until it is up. The one kept
+// of a spec_version is meant to run rather than completed, then the
+// furthest along, then the newest.
+func occupying(slot reconcile.Slot) (keep, extra []*api.Task) {
+	var holders []*api.Task
+	for _, t := range slot {
+		if reconcile.OccupiesSlot(t) {
+			holders = append(holders, t)
+		}
+	}
+	sort.SliceStable(holders, func(i, j int) bool {
+		a, b := holders[i], holders[j]
+		if ra, rb := reconcile.MeantToRun(a), reconcile.MeantToRun(b); ra != rb {
+			return ra
+		}
+		if sa, sb := a.GetStatus().GetState(), b.GetStatus().GetState(); sa != sb {
+			return sa > sb
+		}
+		return a.GetMeta().GetCreatedAt().AsTime().After(b.GetMeta().GetCreatedAt().AsTime())
+	})
+	kept := make(map[uint64]bool)
+	for _, t := range holders {
+		if kept[t.SpecVersion] {
+			extra = append(extra, t)
+			continue
+		}
+		kept[t.SpecVersion] = true
+		keep = append(keep, t)
+	}
+	return keep, extra
+}
+
+// runnable returns slot's tasks meant to run.
+func runnable(slot reconcile.Slot) []*api.Task {
+	var out []*api.Task
+	for _, t := range slot {
+		if reconcile.MeantToRun(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// setAll moves the desired state of tasks forward to state (never back).
+func (p *pass) setAll(tasks []*api.Task, state api.TaskState) error {
+	for _, t := range tasks {
+		if t.DesiredState >= state || !p.spend(1) {
+			continue
+		}
+		t.DesiredState = state
+		if err := p.tx.Update(t); err != nil {
+			return fmt.Errorf("set task %s desired %s: %w", t.Id, state, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,259 @@
+package replicated
+
+// This file owns one service's pass: restarts, scaling up and down, and
+// handing out-of-date slots to the Updater. A pass is one transaction that
+// stages at most maxChangesPerUpdate task writes; a bigger change (10,000
+// new replicas) takes a few passes in a row.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/reconcile"
+	"github.com/shoal/shoal/orchestrator/reconcile/restart"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// maxChangesPerUpdate bounds the task creates and updates of one
+// transaction, so one raft entry stays a few megabytes at most.
+const maxChangesPerUpdate = 2000
+
+// reconcileService brings one service to its replica count, in as many
+// transactions as the change needs, then hands its out-of-date slots to
+// the Updater.
+func (r *Reconciler) reconcileService(ctx context.Context, id string) error {
+	for {
+		var p *pass
+		err := r.store.Update(ctx, func(tx store.Tx) error {
+			p = &pass{tx: tx, restart: r.restart, budget: maxChangesPerUpdate, now: time.Now()}
+			return p.reconcile(id)
+		})
+		if err != nil {
+			return fmt.Errorf("reconcile service %s: %w", id, err)
+		}
+		r.restart.Schedule(p.later...)
+		r.restart.Cancel(p.cancel...)
+		if p.more {
+			continue
+		}
+		if len(p.dirty) > 0 && r.updater != nil {
+			r.updater.Update(ctx, p.service, p.dirty)
+		}
+		return nil
+	}
+}
+
+// pass is one transaction's work on one service.
+type pass struct {
+	tx      store.Tx
+	restart *restart.Supervisor
+	now     time.Time
+	// budget is how many more task writes this transaction may stage;
+	// more is set when it ran out and another pass must follow.
+	budget int
+	more   bool
+
+	nodes map[string]*api.Node
+
+	// Results, acted on once the transaction commits.
+	service *api.Service
+	later   []*restart.Delayed
+	cancel  []restart.Key
+	dirty   []reconcile.Slot
+}
+
+// spend takes n writes from the budget; false when they do not fit.
+func (p *pass) spend(n int) bool {
+	if p.budget < n {
+		p.more = true
+		return false
+	}
+	p.budget -= n
+	return true
+}
+
+func (p *pass) reconcile(id string) error {
+	svc := p.tx.Service(id)
+	tasks := p.tx.TasksByService(id)
+	if svc == nil {
+		return p.removeAll(tasks)
+	}
+	if !reconcile.IsReplicated(svc) {
+		return nil
+	}
+	p.service = svc
+	slots := make(map[uint64]reconcile.Slot)
+	for _, t := range tasks {
+		if t.Slot == 0 { // left from another mode
+			if err := p.setDesired(t, api.TaskState_TASK_STATE_REMOVE); err != nil {
+				return err
+			}
+			continue
+		}
+		slots[t.Slot] = append(slots[t.Slot], t)
+	}
+	held := make(map[uint64]bool)
+	if err := p.restartTasks(svc, slots, held); err != nil {
+		return err
+	}
+	occupied := make([]uint64, 0, len(slots))
+	for num, slot := range slots {
+		if held[num] || occupies(slot) || p.restart.Held(restart.Key{ServiceID: id, Slot: num}) {
+			occupied = append(occupied, num)
+		}
+	}
+	slices.Sort(occupied)
+	replicas := svc.GetSpec().GetReplicated().GetReplicas()
+	var err error
+	switch n := uint64(len(occupied)); {
+	case n > replicas:
+		err = p.scaleDown(slots, occupied[replicas:])
+		occupied = occupied[:replicas]
+	case n < replicas:
+		err = p.scaleUp(svc, occupied, replicas-n)
+	}
+	if err != nil {
+		return err
+	}
+	for _, num := range occupied {
+		if dirtySlot(svc, slots[num]) {
+			p.dirty = append(p.dirty, slots[num])
+		}
+	}
+	return nil
+}
+
+// restartTasks hands the Supervisor every task meant to run that ended or
+// whose node cannot keep it. Slots and held follow what it staged.
+func (p *pass) restartTasks(svc *api.Service, slots map[uint64]reconcile.Slot, held map[uint64]bool) error {
+	nums := make([]uint64, 0, len(slots))
+	for num := range slots {
+		nums = append(nums, num)
+	}
+	slices.Sort(nums)
+	for _, num := range nums {
+		for _, t := range slices.Clone(slots[num]) {
+			cause, ok := p.needsRestart(t)
+			if !ok {
+				continue
+			}
+			if !p.spend(2) {
+				return nil
+			}
+			repl, later, err := p.restart.Restart(p.tx, svc, slots[num], t, cause)
+			if err != nil {
+				return err
+			}
+			if repl != nil {
+				slots[num] = append(slots[num], repl)
+			}
+			if later != nil {
+				p.later = append(p.later, later)
+				held[num] = true
+			}
+		}
+	}
+	return nil
+}
+
+// needsRestart says whether t, if meant to run, must be restarted and why.
+func (p *pass) needsRestart(t *api.Task) (restart.Cause, bool) {
+	switch {
+	case !reconcile.MeantToRun(t):
+		return 0, false
+	case reconcile.IsTerminal(t.GetStatus().GetState()):
+		return restart.Ended, true
+	case t.NodeId != "" && !reconcile.NodeKeepsTasks(p.node(t.NodeId)):
+		return restart.NodeLost, true
+	}
+	return 0, false
+}
+
+func (p *pass) node(id string) *api.Node {
+	if p.nodes == nil {
+		p.nodes = make(map[string]*api.Node)
+	}
+	n, ok := p.nodes[id]
+	if !ok {
+		n = p.tx.Node(id)
+		p.nodes[id] = n
+	}
+	return n
+}
+
+// scaleDown removes the slots excess, highest first: every task of them
+// gets desired REMOVE and their holds are dropped.
+func (p *pass) scaleDown(slots map[uint64]reconcile.Slot, excess []uint64) error {
+	for i := len(excess) - 1; i >= 0; i-- {
+		num := excess[i]
+		for _, t := range slots[num] {
+			if err := p.setDesired(t, api.TaskState_TASK_STATE_REMOVE); err != nil {
+				return err
+			}
+		}
+		if p.more {
+			return nil
+		}
+		p.cancel = append(p.cancel, restart.Key{ServiceID: p.service.Id, Slot: num})
+	}
+	return nil
+}
+
+// scaleUp creates tasks for the lowest free slot numbers, n of them.
+func (p *pass) scaleUp(svc *api.Service, occupied []uint64, n uint64) error {
+	taken := make(map[uint64]bool, len(occupied))
+	for _, num := range occupied {
+		taken[num] = true
+	}
+	for num := uint64(1); n > 0; num++ {
+		if taken[num] {
+			continue
+		}
+		if !p.spend(1) {
+			return nil
+		}
+		if err := p.tx.Create(reconcile.NewTask(svc, num, "", p.now)); err != nil {
+			return fmt.Errorf("create task for slot %d: %w", num, err)
+		}
+		n--
+	}
+	return nil
+}
+
+// removeAll gives every task of a deleted service desired REMOVE.
+func (p *pass) removeAll(tasks []*api.Task) error {
+	for _, t := range tasks {
+		if err := p.setDesired(t, api.TaskState_TASK_STATE_REMOVE); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setDesired moves t's desired state forward to state (never back).
+func (p *pass) setDesired(t *api.Task, state api.TaskState) error {
+	if t.DesiredState >= state || !p.spend(1) {
+		return nil
+	}
+	t.DesiredState = state
+	if err := p.tx.Update(t); err != nil {
+		return fmt.Errorf("set task %s desired %s: %w", t.Id, state, err)
+	}
+	return nil
+}
+
+// occupies reports whether one of slot's tasks holds it.
+func occupies(slot reconcile.Slot) bool {
+	return slices.ContainsFunc(slot, reconcile.OccupiesSlot)
+}
+
+// dirtySlot reports whether slot's occupying task has another spec than
+// svc's current one.
+func dirtySlot(svc *api.Service, slot reconcile.Slot) bool {
+	return slices.ContainsFunc(slot, func(t *api.Task) bool {
+		return reconcile.OccupiesSlot(t) && reconcile.IsTaskDirty(svc, t)
+	})
+}

@@ -1,0 +1,116 @@
+package scheduler
+
+// This file owns writing a pass's decisions: tasks ASSIGNED to their node,
+// and new reasons for tasks left pending, in as few store transactions as
+// the size bound allows. A task that changed since the pass read it is left
+// alone, and the view forgets the placement it assumed for it.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/reconcile"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// maxTasksPerUpdate bounds the tasks written by one store transaction, so
+// one raft entry stays a few megabytes at most.
+const maxTasksPerUpdate = 2000
+
+// assignedMessage is an assigned task's status message.
+const assignedMessage = "scheduler assigned task to node"
+
+// decision is what a pass writes for one task.
+type decision struct {
+	task   *api.Task // as the pass read it
+	nodeID string    // set: assign the task there; empty: leave it pending
+	reason string    // why it stays pending
+}
+
+// commit writes res, planned from pending. It returns how many tasks it
+// wrote and whether some decision was dropped: its task changed meanwhile,
+// or a write failed. A pending task whose message would not change is not
+// written.
+func (s *Scheduler) commit(ctx context.Context, pending []*api.Task, res Result) (written int, dropped bool) {
+	byID := make(map[string]*api.Task, len(pending))
+	for _, t := range pending {
+		byID[t.Id] = t
+	}
+	decisions := make([]decision, 0, len(res.Assigned)+len(res.Unplaced))
+	for _, a := range res.Assigned {
+		decisions = append(decisions, decision{task: byID[a.TaskID], nodeID: a.NodeID})
+	}
+	for _, u := range res.Unplaced {
+		if t := byID[u.TaskID]; t.GetStatus().GetMessage() != u.Reason {
+			decisions = append(decisions, decision{task: t, reason: u.Reason})
+		}
+	}
+	for start := 0; start < len(decisions); start += maxTasksPerUpdate {
+		chunk := decisions[start:min(start+maxTasksPerUpdate, len(decisions))]
+		n, lost, err := s.write(ctx, chunk)
+		written += n
+		dropped = dropped || lost
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("scheduling decisions not written; retrying on the next pass", "err", err)
+			}
+			// Forget the placements assumed for what was not written.
+			for _, d := range decisions[start:] {
+				if d.nodeID != "" {
+					s.view.setTask(d.task)
+				}
+			}
+			return written, true
+		}
+	}
+	return written, dropped
+}
+
+// write commits one chunk of decisions as one transaction. It returns how
+// many tasks it changed and whether it left out a task that changed since
+// the pass read it.
+func (s *Scheduler) write(ctx context.Context, chunk []decision) (written int, lost bool, err error) {
+	now := s.now()
+	var changed []int // decisions whose task moved on
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		changed, written = changed[:0], 0
+		for i, d := range chunk {
+			cur := tx.Task(d.task.Id)
+			if !unchanged(cur, d.task) {
+				changed = append(changed, i)
+				continue
+			}
+			if d.nodeID != "" {
+				cur.NodeId = d.nodeID
+				reconcile.SetStatus(cur, api.TaskState_TASK_STATE_ASSIGNED, assignedMessage, now)
+			} else if cur.GetStatus().GetMessage() != d.reason {
+				reconcile.SetStatus(cur, api.TaskState_TASK_STATE_PENDING, d.reason, now)
+			} else {
+				continue // already says so
+			}
+			if err := tx.Update(cur); err != nil {
+				return fmt.Errorf("task %s: %w", d.task.Id, err)
+			}
+			written++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("write %d scheduling decisions: %w", len(chunk), err)
+	}
+	for _, i := range changed {
+		if d := chunk[i]; d.nodeID != "" {
+			s.view.setTask(d.task)
+		}
+	}
+	return written, len(changed) > 0, nil
+}
+
+// unchanged reports whether cur, the task as the store has it now, is
+// still the pending task the pass planned: anything else (assigned by
+// someone else, told to stop, deleted, another spec) must not be touched.
+func unchanged(cur, planned *api.Task) bool {
+	return cur != nil && schedulable(cur) &&
+		cur.NodeId == planned.NodeId && cur.SpecVersion == planned.SpecVersion
+}

@@ -1,0 +1,465 @@
+package e2e
+
+// Process-level tests of orchestration on real shoald processes: 3
+// managers (drained, so they run nothing) and 5 workers with the sim
+// executor. The steps share one cluster and run in order, the way an
+// operator would drive it: spread, drain, pause, a worker killed, scaling,
+// rolling updates (in order, start-first, failing), a leader killed in the
+// middle of an update, global services following nodes, and tasks that fit
+// nowhere.
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shoal/shoal/api"
+)
+
+func TestOrchestration(t *testing.T) {
+	c := newCluster(t, fastRaft...)
+	c.initManagers(3)
+	for i := 1; i <= 3; i++ {
+		c.setAvailability(fmt.Sprintf("node-%d", i), api.NodeAvailability_NODE_AVAILABILITY_DRAIN)
+	}
+	c.startWorkers(4, 8)
+
+	steps := []struct {
+		name string
+		run  func(t *testing.T, c *cluster)
+	}{
+		{"spread 10 replicas 2 per worker", stepSpread},
+		{"drain moves tasks off a node", stepDrain},
+		{"pause stops new placements only", stepPause},
+		{"killed worker's tasks run elsewhere", stepKillWorker},
+		{"scale 10 to 3 to 10", stepScale},
+		{"rolling update in groups of 2 with 1s delay", stepRollingUpdate},
+		{"start-first keeps replicas running", stepStartFirst},
+		{"failing update pauses, rollback restores", stepFailingUpdatePauses},
+		{"failing update rolls back", stepFailingUpdateRollsBack},
+		{"leader killed during a rolling update", stepLeaderKilledDuringUpdate},
+		{"global service follows nodes", stepGlobal},
+		{"tasks that fit nowhere stay pending with the reason", stepPending},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, func(t *testing.T) {
+			c.t = t
+			defer func(parent *testing.T) { c.t = parent }(t)
+			s.run(t, c)
+		}) {
+			t.Fatalf("step %q failed; the later steps depend on it", s.name)
+		}
+	}
+}
+
+func stepSpread(t *testing.T, c *cluster) {
+	c.createService(simSpec("web", 10))
+	v := c.waitConverged("web", 10, 60*time.Second)
+	for i := 4; i <= 8; i++ {
+		if got := v.perHost()[fmt.Sprintf("node-%d", i)]; got != 2 {
+			t.Fatalf("node-%d runs %d tasks, want 2: %v", i, got, v.perHost())
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		if got := v.perHost()[fmt.Sprintf("node-%d", i)]; got != 0 {
+			t.Fatalf("drained manager node-%d runs %d tasks", i, got)
+		}
+	}
+}
+
+func stepDrain(t *testing.T, c *cluster) {
+	c.setAvailability("node-8", api.NodeAvailability_NODE_AVAILABILITY_DRAIN)
+	eventually(t, 60*time.Second, "node-8 runs nothing and web runs 10", func() error {
+		v, err := c.view("web")
+		if err != nil {
+			return err
+		}
+		if err := v.converged(10); err != nil {
+			return err
+		}
+		if left := v.meantToRunOn("node-8"); len(left) > 0 {
+			return fmt.Errorf("%d tasks still meant to run on node-8", len(left))
+		}
+		for _, tk := range v.tasks {
+			if v.host[tk.NodeId] == "node-8" && tk.Status.GetState() == api.TaskState_TASK_STATE_RUNNING {
+				return fmt.Errorf("task %s still running on node-8", tk.Id)
+			}
+		}
+		return checkSlots(v.slots(), 1, 10)
+	})
+	c.setAvailability("node-8", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE)
+}
+
+func stepPause(t *testing.T, c *cluster) {
+	before, err := c.view("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := before.perHost()["node-7"]
+	if kept == 0 {
+		t.Fatalf("node-7 runs no web task to keep: %v", before.perHost())
+	}
+	c.setAvailability("node-7", api.NodeAvailability_NODE_AVAILABILITY_PAUSE)
+	c.updateService("web", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 14 })
+	v := c.waitConverged("web", 14, 60*time.Second)
+	if got := v.perHost()["node-7"]; got != kept {
+		t.Fatalf("paused node-7 runs %d tasks, it ran %d before the pause", got, kept)
+	}
+	for _, tk := range v.running() {
+		if tk.Slot > 10 && v.host[tk.NodeId] == "node-7" {
+			t.Fatalf("new slot %d placed on paused node-7", tk.Slot)
+		}
+	}
+	c.updateService("web", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 10 })
+	c.waitConverged("web", 10, 60*time.Second)
+	c.setAvailability("node-7", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE)
+}
+
+func stepKillWorker(t *testing.T, c *cluster) {
+	v, err := c.view("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.perHost()["node-6"] == 0 {
+		t.Fatalf("node-6 runs no web task: %v", v.perHost())
+	}
+	killed := time.Now()
+	c.node(6).kill()
+	eventually(t, 60*time.Second, "web runs 10 without node-6", func() error {
+		v, err := c.view("web")
+		if err != nil {
+			return err
+		}
+		if err := v.converged(10); err != nil {
+			return err
+		}
+		if n := len(v.meantToRunOn("node-6")); n > 0 {
+			return fmt.Errorf("%d tasks still meant to run on node-6", n)
+		}
+		return checkSlots(v.slots(), 1, 10)
+	})
+	// The dispatcher heartbeat is 1s: node-6 is declared down after 3s.
+	t.Logf("killed node-6; its tasks ran elsewhere after %s", time.Since(killed).Round(10*time.Millisecond))
+	c.waitNodeState("node-6", api.NodeState_NODE_STATE_DOWN)
+	// It comes back empty-handed: its old tasks are not run again there.
+	c.start(6)
+	c.waitNodeState("node-6", api.NodeState_NODE_STATE_READY)
+	c.waitConverged("web", 10, 30*time.Second)
+}
+
+func stepScale(t *testing.T, c *cluster) {
+	c.updateService("web", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 3 })
+	v := c.waitConverged("web", 3, 60*time.Second)
+	if err := checkSlots(v.slots(), 1, 3); err != nil {
+		t.Fatalf("after scaling to 3: %v", err)
+	}
+	c.updateService("web", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 10 })
+	v = c.waitConverged("web", 10, 60*time.Second)
+	if err := checkSlots(v.slots(), 1, 10); err != nil {
+		t.Fatalf("after scaling back to 10: %v", err)
+	}
+}
+
+// checkSlots checks that slots are exactly from..to.
+func checkSlots(slots []uint64, from, to uint64) error {
+	if uint64(len(slots)) != to-from+1 {
+		return fmt.Errorf("slots %v, want %d..%d", slots, from, to)
+	}
+	for i, s := range slots {
+		if s != from+uint64(i) {
+			return fmt.Errorf("slots %v, want %d..%d", slots, from, to)
+		}
+	}
+	return nil
+}
+
+// rollWatch samples a service while it updates.
+type rollWatch struct {
+	minRunning int
+	// firstSeen is when each task of the new spec was first seen, by slot.
+	firstSeen map[uint64]time.Time
+	// maxOut is the most slots seen at once without a running task.
+	maxOut int
+}
+
+// watchRoll samples the service every 50ms until it converges on a new
+// spec version (after from) with want tasks, or the update stops.
+func (c *cluster) watchRoll(name string, from uint64, want int, timeout time.Duration) (*rollWatch, *api.Service) {
+	c.t.Helper()
+	w := &rollWatch{minRunning: want, firstSeen: map[uint64]time.Time{}}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		v, err := c.view(name)
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		run := v.running()
+		w.minRunning = min(w.minRunning, len(run))
+		up := map[uint64]bool{}
+		for _, tk := range run {
+			up[tk.Slot] = true
+		}
+		w.maxOut = max(w.maxOut, want-len(up))
+		for _, tk := range v.tasks {
+			if tk.SpecVersion > from && tk.DesiredState == api.TaskState_TASK_STATE_RUNNING {
+				if _, ok := w.firstSeen[tk.Slot]; !ok {
+					w.firstSeen[tk.Slot] = time.Now()
+				}
+			}
+		}
+		st := v.service.UpdateStatus.GetState()
+		if v.service.SpecVersion > from && v.converged(want) == nil &&
+			(st == api.UpdateStatus_STATE_COMPLETED || st == api.UpdateStatus_STATE_ROLLBACK_COMPLETED) {
+			return w, v.service
+		}
+		if st == api.UpdateStatus_STATE_PAUSED || st == api.UpdateStatus_STATE_ROLLBACK_PAUSED {
+			return w, v.service
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("%s did not finish its update within %s", name, timeout)
+	return nil, nil
+}
+
+// groups splits first-seen times into groups separated by gaps ≥ gap.
+func (w *rollWatch) groups(gap time.Duration) [][]uint64 {
+	type seen struct {
+		slot uint64
+		at   time.Time
+	}
+	var all []seen
+	for s, at := range w.firstSeen {
+		all = append(all, seen{s, at})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+	var out [][]uint64
+	for i, s := range all {
+		if i == 0 || s.at.Sub(all[i-1].at) >= gap {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], s.slot)
+	}
+	return out
+}
+
+func stepRollingUpdate(t *testing.T, c *cluster) {
+	before, err := c.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.updateService("web", func(s *api.ServiceSpec) {
+		s.Task.Container.Image = "sim/web:2"
+		s.Update = &api.UpdateConfig{Parallelism: 2, Delay: durationpb.New(time.Second), Monitor: durationpb.New(200 * time.Millisecond)}
+	})
+	w, svc := c.watchRoll("web", before.SpecVersion, 10, 120*time.Second)
+	if st := svc.UpdateStatus.GetState(); st != api.UpdateStatus_STATE_COMPLETED {
+		t.Fatalf("update ended %s: %s", st, svc.UpdateStatus.GetMessage())
+	}
+	// Parallelism 2: never more than 2 slots down at once; delay 1s: the
+	// new tasks appear in groups at least ~1s apart (sampling is 50ms, so
+	// the gap used to split groups is 700ms), of at most 2 each.
+	if w.maxOut > 2 {
+		t.Fatalf("%d slots were down at once with parallelism 2", w.maxOut)
+	}
+	groups := w.groups(700 * time.Millisecond)
+	t.Logf("new tasks appeared in groups %v", groups)
+	if len(groups) < 5 {
+		t.Fatalf("the 10 new tasks appeared in %d groups %v, want 5 groups of 2 (1s apart)", len(groups), groups)
+	}
+	for _, g := range groups {
+		if len(g) > 2 {
+			t.Fatalf("group %v larger than the parallelism 2 (groups %v)", g, groups)
+		}
+	}
+}
+
+func stepStartFirst(t *testing.T, c *cluster) {
+	before, err := c.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.updateService("web", func(s *api.ServiceSpec) {
+		s.Task.Container.Image = "sim/web:3"
+		s.Update = &api.UpdateConfig{Parallelism: 2, Order: api.UpdateConfig_ORDER_START_FIRST, Monitor: durationpb.New(200 * time.Millisecond)}
+	})
+	w, svc := c.watchRoll("web", before.SpecVersion, 10, 120*time.Second)
+	if st := svc.UpdateStatus.GetState(); st != api.UpdateStatus_STATE_COMPLETED {
+		t.Fatalf("update ended %s: %s", st, svc.UpdateStatus.GetMessage())
+	}
+	if w.minRunning < 10 {
+		t.Fatalf("start-first: only %d tasks were running at one point, want ≥ 10", w.minRunning)
+	}
+}
+
+// failingSpec makes every new task fail as it starts.
+func failingSpec(image string, action api.UpdateConfig_FailureAction) func(*api.ServiceSpec) {
+	return func(s *api.ServiceSpec) {
+		s.Task.Container.Image = image
+		s.Task.Container.Env = append(s.Task.Container.Env, "SIM_FAIL_START=1")
+		s.Task.Restart = &api.RestartPolicy{Delay: durationpb.New(100 * time.Millisecond)}
+		s.Update = &api.UpdateConfig{Parallelism: 2, FailureAction: action, Monitor: durationpb.New(time.Second)}
+		s.Rollback = &api.UpdateConfig{Parallelism: 0, Monitor: durationpb.New(200 * time.Millisecond)}
+	}
+}
+
+func stepFailingUpdatePauses(t *testing.T, c *cluster) {
+	good, err := c.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.updateService("web", failingSpec("sim/web:broken", api.UpdateConfig_FAILURE_ACTION_PAUSE))
+	svc := c.waitUpdateState("web", api.UpdateStatus_STATE_PAUSED, 60*time.Second)
+	t.Logf("paused: %s", svc.UpdateStatus.GetMessage())
+	v, err := c.view("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := 0
+	for _, tk := range v.running() {
+		if tk.SpecVersion == good.SpecVersion {
+			old++
+		}
+	}
+	if old < 8 {
+		t.Fatalf("only %d tasks of the good spec still run after a paused update with parallelism 2 (%s)", old, v.summary())
+	}
+	// A manual rollback returns to the good spec.
+	out, err := c.shoalctl(1, "service", "rollback", "--detach", "web")
+	if err != nil {
+		t.Fatalf("service rollback: %v\n%s", err, out)
+	}
+	c.waitUpdateState("web", api.UpdateStatus_STATE_ROLLBACK_COMPLETED, 60*time.Second)
+	v = c.waitConverged("web", 10, 60*time.Second)
+	if img := v.service.Spec.Task.Container.Image; img != good.Spec.Task.Container.Image {
+		t.Fatalf("after rollback the image is %s, want %s", img, good.Spec.Task.Container.Image)
+	}
+}
+
+func stepFailingUpdateRollsBack(t *testing.T, c *cluster) {
+	good, err := c.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.updateService("web", failingSpec("sim/web:broken-again", api.UpdateConfig_FAILURE_ACTION_ROLLBACK))
+	svc := c.waitUpdateState("web", api.UpdateStatus_STATE_ROLLBACK_COMPLETED, 90*time.Second)
+	t.Logf("rolled back: %s", svc.UpdateStatus.GetMessage())
+	v := c.waitConverged("web", 10, 60*time.Second)
+	if img := v.service.Spec.Task.Container.Image; img != good.Spec.Task.Container.Image {
+		t.Fatalf("after the automatic rollback the image is %s, want %s", img, good.Spec.Task.Container.Image)
+	}
+	for _, tk := range v.running() {
+		if tk.Spec.Container.Image != good.Spec.Task.Container.Image {
+			t.Fatalf("task %s runs %s after the rollback", tk.Id, tk.Spec.Container.Image)
+		}
+	}
+}
+
+func stepLeaderKilledDuringUpdate(t *testing.T, c *cluster) {
+	before, err := c.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.updateService("web", func(s *api.ServiceSpec) {
+		s.Task.Container.Image = "sim/web:4"
+		s.Task.Container.Env = nil
+		s.Update = &api.UpdateConfig{Parallelism: 1, Delay: durationpb.New(500 * time.Millisecond), Monitor: durationpb.New(200 * time.Millisecond)}
+	})
+	// Let the update get going, then kill the leader.
+	eventually(t, 60*time.Second, "the update replaced 2 tasks", func() error {
+		v, err := c.view("web")
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, tk := range v.running() {
+			if tk.SpecVersion > before.SpecVersion {
+				n++
+			}
+		}
+		if n < 2 {
+			return fmt.Errorf("%d tasks updated", n)
+		}
+		return nil
+	})
+	leader, err := c.leader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.node(leader).kill()
+	t.Logf("killed the leader node-%d in the middle of the update", leader)
+	c.waitUpdateState("web", api.UpdateStatus_STATE_COMPLETED, 120*time.Second)
+	v := c.waitConverged("web", 10, 60*time.Second)
+	for _, tk := range v.running() {
+		if tk.Spec.Container.Image != "sim/web:4" {
+			t.Fatalf("task %s runs %s after the update", tk.Id, tk.Spec.Container.Image)
+		}
+	}
+	c.start(leader)
+	c.waitManagers(3, 3)
+}
+
+func stepGlobal(t *testing.T, c *cluster) {
+	spec := simSpec("monitor", 0)
+	spec.Mode = &api.ServiceSpec_Global{Global: &api.GlobalService{}}
+	c.createService(spec)
+	// Workers 4..8 are active; the managers are drained.
+	hosts := func(v *view) []string {
+		var out []string
+		for h, n := range v.perHost() {
+			for range n {
+				out = append(out, h)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	waitHosts := func(want ...string) {
+		t.Helper()
+		eventually(t, 60*time.Second, "monitor on "+strings.Join(want, ","), func() error {
+			v, err := c.view("monitor")
+			if err != nil {
+				return err
+			}
+			if got := hosts(v); strings.Join(got, ",") != strings.Join(want, ",") {
+				return fmt.Errorf("monitor runs on %v", got)
+			}
+			return nil
+		})
+	}
+	waitHosts("node-4", "node-5", "node-6", "node-7", "node-8")
+	c.startWorkers(9, 9)
+	waitHosts("node-4", "node-5", "node-6", "node-7", "node-8", "node-9")
+	c.setAvailability("node-9", api.NodeAvailability_NODE_AVAILABILITY_DRAIN)
+	waitHosts("node-4", "node-5", "node-6", "node-7", "node-8")
+}
+
+func stepPending(t *testing.T, c *cluster) {
+	big := simSpec("big", 2)
+	big.Task.Resources = &api.ResourceRequirements{Reservations: &api.Resources{NanoCpus: 1000 * 1e9}}
+	c.createService(big)
+	nowhere := simSpec("nowhere", 1)
+	nowhere.Task.Placement = &api.Placement{Constraints: []string{"node.labels.zone==mars"}}
+	c.createService(nowhere)
+	for _, want := range []struct{ service, reason string }{
+		{"big", "no suitable node"},
+		{"nowhere", "no suitable node"},
+	} {
+		eventually(t, 30*time.Second, want.service+" pending with a reason", func() error {
+			out, err := c.shoalctl(1, "service", "ps", "--no-trunc", want.service)
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			if !strings.Contains(strings.ToLower(out), "pending") || !strings.Contains(out, want.reason) {
+				return fmt.Errorf("service ps shows no pending reason:\n%s", out)
+			}
+			return nil
+		})
+	}
+	out, _ := c.shoalctl(1, "service", "ps", "--no-trunc", "big", "nowhere")
+	t.Logf("service ps big nowhere:\n%s", out)
+}
