@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ type orchestrationOptions struct {
 	replicas int
 	runs     int
 	timeout  time.Duration
+	cpuprof  string
 }
 
 func orchestrationCommand() *cobra.Command {
@@ -65,6 +67,7 @@ func orchestrationCommand() *cobra.Command {
 	f.IntVar(&o.replicas, "replicas", 10000, "replicas of the service created in each run")
 	f.IntVar(&o.runs, "runs", 3, "services created one after the other (each removed before the next)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up on a run after this long")
+	f.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the create runs to this file")
 	return cmd
 }
 
@@ -145,6 +148,17 @@ func measureOrchestration(ctx context.Context, o orchestrationOptions) (orchestr
 	res.nodesReady = o.nodes
 	fmt.Printf("orchestration: %d nodes ready after %s\n", o.nodes, res.setup.Round(time.Millisecond))
 
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			return res, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return res, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for i := range o.runs {
 		l, err := c.WaitLeader(ctx)
 		if err != nil {

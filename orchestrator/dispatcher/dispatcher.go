@@ -82,6 +82,8 @@ type Dispatcher struct {
 	deadlines map[string]time.Time
 	// statuses queues reported task states until the next commit.
 	statuses *statusQueue
+	// periodChanged wakes Run to retime its expiry ticker.
+	periodChanged chan struct{}
 }
 
 type session struct {
@@ -94,7 +96,7 @@ type session struct {
 
 // New returns a dispatcher that serves nothing until Run.
 func New(s *store.MemoryStore, c Cluster, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{store: s, cluster: c, log: log}
+	return &Dispatcher{store: s, cluster: c, log: log, periodChanged: make(chan struct{}, 1)}
 }
 
 // Run serves sessions until ctx ends; the manager calls it while this node
@@ -110,9 +112,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	watch := d.store.ViewAndWatch(ctx, func(tx store.ReadTx) {
 		nodes = tx.Nodes()
 		if cs := tx.Clusters(); len(cs) > 0 {
-			if p := cs[0].Spec.GetDispatcher().GetHeartbeatPeriod(); p != nil && p.AsDuration() > 0 {
-				period = p.AsDuration()
-			}
+			period = heartbeatPeriod(cs[0])
 		}
 	})
 	statuses := newStatusQueue()
@@ -164,6 +164,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.noteChanges(collect(b, watch))
 		case now := <-ticker.C:
 			d.expire(ctx, now)
+		case <-d.periodChanged:
+			d.mu.Lock()
+			p := d.period
+			d.mu.Unlock()
+			ticker.Reset(max(p/2, time.Millisecond))
 		}
 	}
 }
@@ -212,8 +217,11 @@ func (d *Dispatcher) noteChanges(batches []store.Batch) {
 			continue
 		}
 		for _, ev := range b.Events {
-			if ev.Kind == store.KindNode {
+			switch ev.Kind {
+			case store.KindNode:
 				d.noteNode(ev)
+			case store.KindCluster:
+				d.noteCluster(ev)
 			}
 		}
 	}
@@ -233,6 +241,41 @@ func (d *Dispatcher) noteChanges(batches []store.Batch) {
 	for q := range woken {
 		signal(q.wake)
 	}
+}
+
+// heartbeatPeriod is the cluster's configured period, or the default.
+func heartbeatPeriod(c *api.Cluster) time.Duration {
+	if p := c.GetSpec().GetDispatcher().GetHeartbeatPeriod(); p != nil && p.AsDuration() > 0 {
+		return p.AsDuration()
+	}
+	return DefaultHeartbeatPeriod
+}
+
+// noteCluster follows the cluster's heartbeat period: the cluster object
+// may be written after the dispatcher started (a new cluster's first
+// leader) or changed by an operator. Sessions resend their message with
+// the new period; d.mu is held.
+func (d *Dispatcher) noteCluster(ev store.Event) {
+	if ev.Action == api.StoreAction_KIND_DELETE {
+		return
+	}
+	c, _ := ev.Object.(*api.Cluster)
+	p := heartbeatPeriod(c)
+	if p == d.period {
+		return
+	}
+	d.log.Info("heartbeat period changed", "from", d.period, "to", p)
+	d.period = p
+	// Deadlines set under the old period would hold a node up (or let it
+	// go) on the wrong clock: give everyone one grace of the new one.
+	grace := time.Now().Add(missedHeartbeats * p)
+	for id := range d.deadlines {
+		d.deadlines[id] = grace
+	}
+	for _, s := range d.sessions {
+		signal(s.changed)
+	}
+	signal(d.periodChanged)
 }
 
 // noteNode handles a change of a node record; d.mu is held.
@@ -375,6 +418,7 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 
 	var last *api.SessionMessage
 	for {
+		period = d.heartbeatPeriodNow(period)
 		msg := d.sessionMessage(s, period)
 		if last == nil || !proto.Equal(msg, last) {
 			if err := stream.Send(msg); err != nil {
@@ -394,6 +438,17 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 			return ctx.Err()
 		}
 	}
+}
+
+// heartbeatPeriodNow is the current period while this dispatcher runs,
+// else last.
+func (d *Dispatcher) heartbeatPeriodNow(last time.Duration) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running == nil {
+		return last
+	}
+	return d.period
 }
 
 func (d *Dispatcher) sessionMessage(s *session, period time.Duration) *api.SessionMessage {

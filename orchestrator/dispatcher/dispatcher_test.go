@@ -15,9 +15,11 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/dispatcher"
+	"github.com/shoal/shoal/orchestrator/store"
 )
 
 const (
@@ -407,4 +409,32 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	if msg := second.recv(t); msg.DesiredRole != api.NodeRole_NODE_ROLE_MANAGER || msg.SessionId != id2 {
 		t.Errorf("new session got %v, want role manager on session %s", msg, id2)
 	}
+}
+
+// TestHeartbeatPeriodFollowsTheCluster starts the dispatcher with an hour's
+// period (as a new cluster's first leader may, before its cluster object is
+// written) and shortens it afterwards: sessions learn the new period and a
+// silent node goes down on the new clock.
+func TestHeartbeatPeriodFollowsTheCluster(t *testing.T) {
+	e := newTestEnv(t, time.Hour)
+	e.addNodes(t, newNode(node1, api.NodeState_NODE_STATE_DOWN))
+	e.run(t)
+	s := e.session(t, node1, "192.0.2.1:5000", desc1)
+	if got := s.recv(t).HeartbeatPeriod.AsDuration(); got != time.Hour {
+		t.Fatalf("first session message: period %s, want 1h", got)
+	}
+	if err := e.store.Update(t.Context(), func(tx store.Tx) error {
+		c := tx.Cluster(testClusterID)
+		c.Spec.Dispatcher = &api.DispatcherConfig{HeartbeatPeriod: durationpb.New(shortPeriod)}
+		return tx.Update(c)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.recv(t).HeartbeatPeriod.AsDuration(); got != shortPeriod {
+		t.Fatalf("after the change: period %s, want %s", got, shortPeriod)
+	}
+	// No heartbeats: the node goes down on the new clock.
+	eventually(t, "the node is marked down", func() bool {
+		return e.node(node1).Status.GetState() == api.NodeState_NODE_STATE_DOWN
+	})
 }

@@ -61,10 +61,20 @@ func (ix indexes) remove(o Object) {
 
 // lookup returns copies of the objects of kind k filed under key.
 func lookup[T Object](s *MemoryStore, k Kind, name index, key string) []T {
+	out := lookupShared[T](s, k, name, key)
+	for i, o := range out {
+		out[i] = clone(o)
+	}
+	return out
+}
+
+// lookupShared returns the store's own objects of kind k filed under key,
+// sorted by ID; the caller must not change them.
+func lookupShared[T Object](s *MemoryStore, k Kind, name index, key string) []T {
 	ids := s.index[name][key]
 	out := make([]T, 0, len(ids))
 	for id := range ids {
-		out = append(out, clone(s.tables[k][id].(T)))
+		out = append(out, s.tables[k][id].(T))
 	}
 	sortByID(out)
 	return out

@@ -66,6 +66,9 @@ func TestTaskIndexesFollowChanges(t *testing.T) {
 		if got := taskIDs(tx.TasksByService("s1")); !equalIDs(got, []string{"t1", "t2", "t3"}) {
 			t.Errorf("staged TasksByService(s1) = %v", got)
 		}
+		if got := taskIDs(tx.SharedTasksByService("s1")); !equalIDs(got, []string{"t1", "t2", "t3"}) {
+			t.Errorf("staged SharedTasksByService(s1) = %v", got)
+		}
 		if got := taskIDs(tx.TasksByNode("n1")); !equalIDs(got, []string{"t1", "t3"}) {
 			t.Errorf("staged TasksByNode(n1) = %v", got)
 		}
@@ -82,6 +85,7 @@ func TestTaskIndexesFollowChanges(t *testing.T) {
 				what      string
 			}{
 				{taskIDs(tx.TasksByService("s1")), []string{"t2", "t3"}, "service s1"},
+				{taskIDs(tx.SharedTasksByService("s1")), []string{"t2", "t3"}, "service s1 (shared)"},
 				{taskIDs(tx.TasksByService("s2")), []string{}, "service s2"},
 				{taskIDs(tx.TasksByNode("n1")), []string{"t3"}, "node n1"},
 				{taskIDs(tx.TasksByNode("n2")), []string{"t2"}, "node n2"},

@@ -26,6 +26,12 @@ type ReadTx interface {
 	// TasksByService and TasksByNode read through an index.
 	TasksByService(serviceID string) []*api.Task
 	TasksByNode(nodeID string) []*api.Task
+	// SharedTasksByService is TasksByService without the copies, for the
+	// hot paths that read every task of a large service on each change:
+	// the tasks are the store's own and must never be changed (the store
+	// replaces an object on every write, so holding one is safe; change a
+	// proto.Clone of it).
+	SharedTasksByService(serviceID string) []*api.Task
 }
 
 // Tx reads the store, its own staged changes included, and stages changes.
@@ -58,6 +64,9 @@ func (r *readTx) TasksByService(id string) []*api.Task {
 }
 func (r *readTx) TasksByNode(id string) []*api.Task {
 	return lookup[*api.Task](r.s, KindTask, indexTaskNode, id)
+}
+func (r *readTx) SharedTasksByService(id string) []*api.Task {
+	return lookupShared[*api.Task](r.s, KindTask, indexTaskService, id)
 }
 
 func get[T Object](s *MemoryStore, k Kind, id string) T {
@@ -131,6 +140,10 @@ func (t *tx) Tasks() []*api.Task { return mergeStaged(t, KindTask, t.readTx.Task
 
 func (t *tx) TasksByService(id string) []*api.Task {
 	return mergeStaged(t, KindTask, t.readTx.TasksByService(id), func(x *api.Task) bool { return x.ServiceId == id })
+}
+
+func (t *tx) SharedTasksByService(id string) []*api.Task {
+	return mergeStaged(t, KindTask, t.readTx.SharedTasksByService(id), func(x *api.Task) bool { return x.ServiceId == id })
 }
 
 func (t *tx) TasksByNode(id string) []*api.Task {

@@ -148,6 +148,18 @@ func stepKillWorker(t *testing.T, c *cluster) {
 	// It comes back empty-handed: its old tasks are not run again there.
 	c.start(6)
 	c.waitNodeState("node-6", api.NodeState_NODE_STATE_READY)
+	eventually(t, 30*time.Second, "node-6's replaced tasks reported stopped", func() error {
+		v, err := c.view("web")
+		if err != nil {
+			return err
+		}
+		for _, tk := range v.tasks {
+			if v.host[tk.NodeId] == "node-6" && tk.Status.GetState() == api.TaskState_TASK_STATE_RUNNING {
+				return fmt.Errorf("task %s (desired %s) still reported running on node-6", tk.Id, tk.DesiredState)
+			}
+		}
+		return nil
+	})
 	c.waitConverged("web", 10, 30*time.Second)
 }
 
