@@ -79,10 +79,10 @@ type createRun struct {
 }
 
 type orchestrationResult struct {
-	setup       time.Duration
-	runs        []createRun
-	planRates   []float64 // scheduler.Plan placements per second
-	nodesReady  int
+	setup      time.Duration
+	runs       []createRun
+	planRates  []float64 // scheduler.Plan placements per second
+	nodesReady int
 }
 
 func runOrchestrationBench(ctx context.Context, o orchestrationOptions) error {
