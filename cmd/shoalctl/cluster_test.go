@@ -184,10 +184,7 @@ func TestJoinToken(t *testing.T) {
 				tt.modify(f)
 			}
 			res := shoalctl(t, serve(t, f), append([]string{"cluster", "join-token"}, tt.args...)...)
-			if res.code != tt.wantCode || res.stdout != tt.wantStdout || res.stderr != tt.wantStderr {
-				t.Errorf("exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr %q",
-					res.code, res.stdout, res.stderr, tt.wantCode, tt.wantStdout, tt.wantStderr)
-			}
+			res.check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
 			if calls := f.callNames(); !slices.Equal(calls, tt.wantCalls) {
 				t.Errorf("RPCs %v, want %v", calls, tt.wantCalls)
 			}

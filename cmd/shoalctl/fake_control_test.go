@@ -69,22 +69,32 @@ func (f *fakeControl) callNames() []string {
 
 // find resolves ref like the real manager: ID, hostname or unique ID prefix.
 func (f *fakeControl) find(ref string) (*api.Node, error) {
-	var prefixed []*api.Node
-	for _, n := range f.nodes {
-		if n.GetId() == ref || n.GetDescription().GetHostname() == ref {
-			return n, nil
+	return findRef("node", ref, f.nodes, func(n *api.Node) string { return n.GetDescription().GetHostname() })
+}
+
+// findService resolves ref like the real manager: ID, name or unique ID prefix.
+func (f *fakeControl) findService(ref string) (*api.Service, error) {
+	return findRef("service", ref, f.services, serviceName)
+}
+
+func findRef[T interface{ GetId() string }](kind, ref string, objs []T, name func(T) string) (T, error) {
+	var zero T
+	var prefixed []T
+	for _, o := range objs {
+		if o.GetId() == ref || name(o) == ref {
+			return o, nil
 		}
-		if strings.HasPrefix(n.GetId(), ref) {
-			prefixed = append(prefixed, n)
+		if strings.HasPrefix(o.GetId(), ref) {
+			prefixed = append(prefixed, o)
 		}
 	}
 	switch len(prefixed) {
 	case 0:
-		return nil, status.Errorf(codes.NotFound, "node %q not found", ref)
+		return zero, status.Errorf(codes.NotFound, "%s %q not found", kind, ref)
 	case 1:
 		return prefixed[0], nil
 	}
-	return nil, status.Errorf(codes.InvalidArgument, "node prefix %q is ambiguous", ref)
+	return zero, status.Errorf(codes.InvalidArgument, "%s prefix %q is ambiguous", kind, ref)
 }
 
 func (f *fakeControl) GetCluster(ctx context.Context, _ *api.GetClusterRequest) (*api.GetClusterResponse, error) {
@@ -181,26 +191,6 @@ func (f *fakeControl) RemoveNode(_ context.Context, req *api.RemoveNodeRequest) 
 	}
 	f.nodes = slicesDelete(f.nodes, n)
 	return &api.RemoveNodeResponse{}, nil
-}
-
-// findService resolves ref like the real manager: ID, name or unique ID prefix.
-func (f *fakeControl) findService(ref string) (*api.Service, error) {
-	var prefixed []*api.Service
-	for _, svc := range f.services {
-		if svc.GetId() == ref || serviceName(svc) == ref {
-			return svc, nil
-		}
-		if strings.HasPrefix(svc.GetId(), ref) {
-			prefixed = append(prefixed, svc)
-		}
-	}
-	switch len(prefixed) {
-	case 0:
-		return nil, status.Errorf(codes.NotFound, "service %q not found", ref)
-	case 1:
-		return prefixed[0], nil
-	}
-	return nil, status.Errorf(codes.InvalidArgument, "service prefix %q is ambiguous", ref)
 }
 
 func (f *fakeControl) CreateService(_ context.Context, req *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
@@ -415,6 +405,47 @@ func serve(t *testing.T, f *fakeControl) string {
 type result struct {
 	stdout, stderr string
 	code           int
+}
+
+// check fails t unless the run ended with code and printed exactly stdout
+// and stderr.
+func (r result) check(t *testing.T, code int, stdout, stderr string) {
+	t.Helper()
+	if r.code != code || r.stdout != stdout || r.stderr != stderr {
+		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant exit %d, stderr %q, stdout\n%s", r.code, r.stderr, r.stdout, code, stderr, stdout)
+	}
+}
+
+// checkHasLines fails t unless out, a human-readable summary, has every
+// line of want. Lines compare with their runs of spaces collapsed: the
+// summary aligns its values.
+func checkHasLines(t *testing.T, out string, want []string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	for _, line := range want {
+		if !slices.Contains(lines, line) {
+			t.Errorf("output lacks line %q:\n%s", line, out)
+		}
+	}
+}
+
+// checkRequests fails t unless got, the requests f recorded of one RPC,
+// are want.
+func checkRequests[M proto.Message](t *testing.T, f *fakeControl, rpc string, got *[]M, want []M) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(*got) != len(want) {
+		t.Fatalf("%d %s calls %v, want %d", len(*got), rpc, *got, len(want))
+	}
+	for i := range want {
+		if !proto.Equal((*got)[i], want[i]) {
+			t.Errorf("%s call %d:\ngot  %v\nwant %v", rpc, i+1, (*got)[i], want[i])
+		}
+	}
 }
 
 // shoalctl runs the CLI against sock with args.

@@ -31,9 +31,7 @@ func TestUnreachableSocket(t *testing.T) {
 			res := shoalctl(t, tt.socket, tt.args...)
 			want := "Error: cannot reach the shoal manager at " + strings.TrimPrefix(tt.socket, "unix://") + ": " +
 				tt.wantReason + " (is shoald running? set --socket or SHOAL_SOCKET)\n"
-			if res.code != 1 || res.stderr != want || res.stdout != "" {
-				t.Errorf("exit %d, stdout %q, stderr %q\nwant exit 1, stderr %q", res.code, res.stdout, res.stderr, want)
-			}
+			res.check(t, 1, "", want)
 		})
 	}
 }

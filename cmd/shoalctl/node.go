@@ -1,15 +1,14 @@
 package main
 
-// This file owns the node commands: ls, inspect, promote, demote, update
-// (and its shortcuts drain, activate and pause) and rm; `node ps` lives with
-// the task table it shares with `service ps`, in service_tasks.go. Writes
-// read the node first and send its version, retrying once when another
-// change got there in between.
+// This file owns the node command tree and the commands that show and
+// remove nodes: ls, inspect and rm. node_update.go owns those that change a
+// node's spec (update, promote, demote, drain, activate, pause); `node ps`
+// lives with the task table it shares with `service ps`, in
+// service_tasks.go.
 
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -18,9 +17,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
 )
@@ -34,7 +30,7 @@ func newNodeCommand(a *app) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newNodeListCommand(a),
-		newNodeInspectCommand(a),
+		newInspectCommand(a, "NODE", "nodes", getNode, printNodePretty),
 		newNodeRoleCommand(a, "promote", api.NodeRole_NODE_ROLE_MANAGER),
 		newNodeRoleCommand(a, "demote", api.NodeRole_NODE_ROLE_WORKER),
 		newNodeUpdateCommand(a),
@@ -140,13 +136,6 @@ func availabilityName(av api.NodeAvailability) string {
 	return av.String()
 }
 
-// availabilityValues maps --availability values to the API's enum.
-var availabilityValues = map[string]api.NodeAvailability{
-	"active": api.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
-	"pause":  api.NodeAvailability_NODE_AVAILABILITY_PAUSE,
-	"drain":  api.NodeAvailability_NODE_AVAILABILITY_DRAIN,
-}
-
 // managerStatusName is the MANAGER STATUS column: empty for workers (no
 // manager status), else Leader, Reachable, Unreachable or Unknown.
 func managerStatusName(ms *api.ManagerStatus) string {
@@ -166,66 +155,6 @@ func managerStatusName(ms *api.ManagerStatus) string {
 	default:
 		return r.String()
 	}
-}
-
-func newNodeInspectCommand(a *app) *cobra.Command {
-	var (
-		format string
-		pretty bool
-	)
-	cmd := &cobra.Command{
-		Use:   "inspect NODE...",
-		Short: "Show nodes in detail",
-		Long: "Show nodes in detail: a JSON array of the nodes by default, or a\n" +
-			"human-readable summary with --pretty (or --format pretty).",
-		Args: requireArgs("NODE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat("format", format, formatJSON, formatPretty); err != nil {
-				return err
-			}
-			if pretty {
-				if cmd.Flags().Changed("format") && format != formatPretty {
-					return fmt.Errorf("--pretty and --format %s conflict: give one of them", format)
-				}
-				format = formatPretty
-			}
-			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				var (
-					nodes []*api.Node
-					errs  []error
-				)
-				for _, ref := range args {
-					n, err := getNode(ctx, c, ref)
-					if isUnreachable(err) {
-						return err
-					}
-					if err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					nodes = append(nodes, n)
-				}
-				if format == formatJSON {
-					if err := printJSONArray(a.stdout, nodes); err != nil {
-						return err
-					}
-				} else {
-					for i, n := range nodes {
-						if i > 0 {
-							fmt.Fprintln(a.stdout)
-						}
-						if err := printNodePretty(a.stdout, n); err != nil {
-							return err
-						}
-					}
-				}
-				return errors.Join(errs...)
-			})
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", formatJSON, "output format: json or pretty")
-	cmd.Flags().BoolVar(&pretty, "pretty", false, "print a human-readable summary (same as --format pretty)")
-	return cmd
 }
 
 // printNodePretty prints one node for a human.
@@ -275,166 +204,6 @@ func formatLabels(labels map[string]string) string {
 	return strings.Join(parts, ", ")
 }
 
-func newNodeRoleCommand(a *app, verb string, role api.NodeRole) *cobra.Command {
-	short := "Promote nodes to managers"
-	if role == api.NodeRole_NODE_ROLE_WORKER {
-		short = "Demote managers to workers"
-	}
-	return &cobra.Command{
-		Use:   verb + " NODE...",
-		Short: short,
-		Args:  requireArgs("NODE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				return forEachRef(args, func(ref string) error {
-					changed, err := updateNodeSpec(ctx, c, ref, func(spec *api.NodeSpec) bool {
-						if spec.GetDesiredRole() == role {
-							return false
-						}
-						spec.DesiredRole = role
-						return true
-					})
-					switch {
-					case err != nil:
-						return err
-					case !changed:
-						fmt.Fprintf(a.stdout, "Node %s is already a %s.\n", ref, role.Name())
-					case role == api.NodeRole_NODE_ROLE_MANAGER:
-						fmt.Fprintf(a.stdout, "Node %s promoted to a manager in the cluster.\n", ref)
-					default:
-						fmt.Fprintf(a.stdout, "Manager %s demoted in the cluster.\n", ref)
-					}
-					return nil
-				})
-			})
-		},
-	}
-}
-
-func newNodeUpdateCommand(a *app) *cobra.Command {
-	var (
-		availability      string
-		labelAdd, labelRm []string
-	)
-	cmd := &cobra.Command{
-		Use:   "update NODE",
-		Short: "Change a node's availability or labels",
-		Args:  exactArgs(1, "NODE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			edit, err := parseNodeEdit(cmd, availability, labelAdd, labelRm)
-			if err != nil {
-				return err
-			}
-			ref := args[0]
-			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				if _, err := updateNodeSpec(ctx, c, ref, edit.apply); err != nil {
-					return err
-				}
-				fmt.Fprintln(a.stdout, ref)
-				return nil
-			})
-		},
-	}
-	flags := cmd.Flags()
-	flags.StringVar(&availability, "availability", "", "availability of the node: active, pause or drain")
-	flags.StringArrayVar(&labelAdd, "label-add", nil, "add or change a node label (key=value); repeatable")
-	flags.StringArrayVar(&labelRm, "label-rm", nil, "remove a node label by key; repeatable")
-	return cmd
-}
-
-// newNodeAvailabilityCommand is a shortcut for `node update --availability`
-// taking several nodes.
-func newNodeAvailabilityCommand(a *app, verb string, av api.NodeAvailability, short string) *cobra.Command {
-	return &cobra.Command{
-		Use:   verb + " NODE...",
-		Short: short,
-		Long:  short + ".\nIt is `node update --availability " + strings.ToLower(availabilityName(av)) + "` for every NODE.",
-		Args:  requireArgs("NODE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			edit := &nodeEdit{availability: &av}
-			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				return forEachRef(args, func(ref string) error {
-					if _, err := updateNodeSpec(ctx, c, ref, edit.apply); err != nil {
-						return err
-					}
-					fmt.Fprintln(a.stdout, ref)
-					return nil
-				})
-			})
-		},
-	}
-}
-
-// nodeEdit is a validated `node update`: what to change in a NodeSpec.
-type nodeEdit struct {
-	availability *api.NodeAvailability
-	labelAdd     map[string]string
-	labelRm      []string
-}
-
-// parseNodeEdit validates the flags of `node update` before anything is sent.
-func parseNodeEdit(cmd *cobra.Command, availability string, labelAdd, labelRm []string) (*nodeEdit, error) {
-	edit := &nodeEdit{labelAdd: map[string]string{}}
-	if cmd.Flags().Changed("availability") {
-		av, ok := availabilityValues[strings.ToLower(availability)]
-		if !ok {
-			return nil, fmt.Errorf("invalid --availability %q: must be one of active, pause, drain", availability)
-		}
-		edit.availability = &av
-	}
-	for _, kv := range labelAdd {
-		k, v, _ := strings.Cut(kv, "=")
-		if k == "" {
-			return nil, fmt.Errorf("invalid --label-add %q: want key=value with a non-empty key", kv)
-		}
-		edit.labelAdd[k] = v
-	}
-	for _, k := range labelRm {
-		if k == "" || strings.Contains(k, "=") {
-			return nil, fmt.Errorf("invalid --label-rm %q: want a label key, without a value", k)
-		}
-		if _, ok := edit.labelAdd[k]; ok {
-			return nil, fmt.Errorf("label %q is in both --label-add and --label-rm", k)
-		}
-		edit.labelRm = append(edit.labelRm, k)
-	}
-	if edit.availability == nil && len(edit.labelAdd) == 0 && len(edit.labelRm) == 0 {
-		return nil, fmt.Errorf("nothing to update: give --availability, --label-add or --label-rm")
-	}
-	return edit, nil
-}
-
-// apply changes spec and says whether anything changed.
-func (e *nodeEdit) apply(spec *api.NodeSpec) bool {
-	changed := false
-	if e.availability != nil && spec.GetAvailability() != *e.availability {
-		spec.Availability = *e.availability
-		changed = true
-	}
-	if len(e.labelAdd) > 0 || len(e.labelRm) > 0 {
-		if spec.Annotations == nil {
-			spec.Annotations = &api.Annotations{}
-		}
-		if spec.Annotations.Labels == nil {
-			spec.Annotations.Labels = map[string]string{}
-		}
-		labels := spec.Annotations.Labels
-		for k, v := range e.labelAdd {
-			if old, ok := labels[k]; !ok || old != v {
-				labels[k] = v
-				changed = true
-			}
-		}
-		for _, k := range e.labelRm {
-			if _, ok := labels[k]; ok {
-				delete(labels, k)
-				changed = true
-			}
-		}
-	}
-	return changed
-}
-
 func newNodeRemoveCommand(a *app) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
@@ -460,28 +229,6 @@ func newNodeRemoveCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-// forEachRef runs fn for every NODE or SERVICE argument, going on after a
-// failure, and returns all failures joined. It stops early if the manager
-// cannot be reached: every other call would fail the same way.
-func forEachRef(refs []string, fn func(ref string) error) error {
-	var errs []error
-	for _, ref := range refs {
-		err := fn(ref)
-		if isUnreachable(err) {
-			return err
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func isUnreachable(err error) bool {
-	var u *unreachableError
-	return errors.As(err, &u)
-}
-
 func getNode(ctx context.Context, c api.ControlClient, ref string) (*api.Node, error) {
 	resp, err := c.GetNode(ctx, &api.GetNodeRequest{NodeId: ref})
 	if err != nil {
@@ -491,44 +238,4 @@ func getNode(ctx context.Context, c api.ControlClient, ref string) (*api.Node, e
 		return nil, fmt.Errorf("get node %s: the manager answered without a node", ref)
 	}
 	return resp.GetNode(), nil
-}
-
-// updateNodeSpec reads node ref, lets edit change a copy of its spec and,
-// if edit reports a change, writes it back with the version it read. When
-// the write loses a race with another change (Aborted: the version moved)
-// it re-reads and tries once more. It reports whether anything was written.
-func updateNodeSpec(ctx context.Context, c api.ControlClient, ref string, edit func(*api.NodeSpec) bool) (bool, error) {
-	for attempt := 1; ; attempt++ {
-		node, err := getNode(ctx, c, ref)
-		if err != nil {
-			return false, err
-		}
-		spec := &api.NodeSpec{}
-		if node.GetSpec() != nil {
-			spec = proto.Clone(node.GetSpec()).(*api.NodeSpec)
-		}
-		if !edit(spec) {
-			return false, nil
-		}
-		_, err = c.UpdateNode(ctx, &api.UpdateNodeRequest{
-			NodeId:      node.GetId(),
-			NodeVersion: node.GetMeta().GetVersion(),
-			Spec:        spec,
-		})
-		if err == nil {
-			return true, nil
-		}
-		if attempt == 1 && isVersionConflict(err) {
-			continue
-		}
-		return false, fmt.Errorf("update node %s: %w", ref, err)
-	}
-}
-
-// isVersionConflict says err is an optimistic-concurrency failure, worth one
-// retry after re-reading. The manager answers those with Aborted and keeps
-// FailedPrecondition for refusals a retry cannot fix (demoting the last
-// manager, removing a node that is up), so only Aborted is retried.
-func isVersionConflict(err error) bool {
-	return status.Code(err) == codes.Aborted
 }

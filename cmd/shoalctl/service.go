@@ -1,9 +1,10 @@
 package main
 
-// This file owns the service command tree and the commands that create,
-// show and remove a service; service_update.go changes services, and
-// service_list.go lists services and tasks. The manager resolves every
-// SERVICE argument (ID, unique ID prefix or name).
+// This file owns the service command tree and the commands that create
+// and remove a service; service_update.go changes services,
+// service_list.go and service_tasks.go list services and tasks, and
+// `inspect` is the one refs.go builds for nodes too. The manager resolves
+// every SERVICE argument (ID, unique ID prefix or name).
 
 import (
 	"context"
@@ -27,7 +28,7 @@ func newServiceCommand(a *app) *cobra.Command {
 		newServiceCreateCommand(a),
 		newServiceListCommand(a),
 		newServicePsCommand(a),
-		newServiceInspectCommand(a),
+		newInspectCommand(a, "SERVICE", "services", getService, printServicePretty),
 		newServiceUpdateCommand(a),
 		newServiceScaleCommand(a),
 		newServiceRollbackCommand(a),
@@ -100,62 +101,6 @@ func newServiceCreateCommand(a *app) *cobra.Command {
 	cmd.Flags().SetInterspersed(false)
 	sf = addServiceFlags(cmd, onCreate)
 	wait = addWaitFlags(cmd)
-	return cmd
-}
-
-func newServiceInspectCommand(a *app) *cobra.Command {
-	var (
-		format string
-		pretty bool
-	)
-	cmd := &cobra.Command{
-		Use:   "inspect SERVICE...",
-		Short: "Show services in detail",
-		Long: "Show services in detail: a JSON array of the services by default, or a\n" +
-			"human-readable summary with --pretty (or --format pretty).",
-		Args: requireArgs("SERVICE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat("format", format, formatJSON, formatPretty); err != nil {
-				return err
-			}
-			if pretty {
-				if cmd.Flags().Changed("format") && format != formatPretty {
-					return fmt.Errorf("--pretty and --format %s conflict: give one of them", format)
-				}
-				format = formatPretty
-			}
-			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				var services []*api.Service
-				errs := forEachRef(args, func(ref string) error {
-					svc, err := getService(ctx, c, ref)
-					if err == nil {
-						services = append(services, svc)
-					}
-					return err
-				})
-				if isUnreachable(errs) {
-					return errs
-				}
-				if format == formatJSON {
-					if err := printJSONArray(a.stdout, services); err != nil {
-						return err
-					}
-					return errs
-				}
-				for i, svc := range services {
-					if i > 0 {
-						fmt.Fprintln(a.stdout)
-					}
-					if err := printServicePretty(a.stdout, svc); err != nil {
-						return err
-					}
-				}
-				return errs
-			})
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", formatJSON, "output format: json or pretty")
-	cmd.Flags().BoolVar(&pretty, "pretty", false, "print a human-readable summary (same as --format pretty)")
 	return cmd
 }
 

@@ -144,10 +144,7 @@ webtask3new0   web.3                            nginx:1.27               Running
 			fixClock(t)
 			f := newFakeServices()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "ps"}, tt.args...)...)
-			if res.code != tt.wantCode || res.stdout != tt.want || res.stderr != tt.wantStderr {
-				t.Errorf("exit %d, stderr %q, stdout\n%s\nwant exit %d, stderr %q, stdout\n%s",
-					res.code, res.stderr, res.stdout, tt.wantCode, tt.wantStderr, tt.want)
-			}
+			res.check(t, tt.wantCode, tt.want, tt.wantStderr)
 			if tt.wantReq != nil {
 				f.mu.Lock()
 				defer f.mu.Unlock()
@@ -168,9 +165,7 @@ func TestNodePs(t *testing.T) {
 apitaskA0000   api.w1ready000000000000000000d   example/api:2   node-1   Running         Running 3 hours ago             *:9000->9000/tcp
 webtask1new0   web.1                            nginx:1.27      node-1   Running         Running 5 seconds ago
 `
-	if res.code != 0 || res.stdout != want || res.stderr != "" {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", res.code, res.stderr, res.stdout, want)
-	}
+	res.check(t, 0, want, "")
 
 	res = shoalctl(t, sock, "node", "ps", "-f", "node=node-2", "node-1")
 	if wantErr := "Error: invalid --filter node=node-2: node ps lists the tasks of the NODE arguments\n"; res.code != 1 || res.stderr != wantErr {

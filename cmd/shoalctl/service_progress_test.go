@@ -56,7 +56,7 @@ func TestFollowCreateConverges(t *testing.T) {
 	pendingWhy := slotTask(2, 1, pending, "")
 	pendingWhy.msg = noNodeReason
 	pendingNew := slotTask(1, 1, pending, "")
-	pendingNew.msg = defaultPendingMessage
+	pendingNew.msg = api.TaskMessagePendingScheduling
 	f.frames = []func(*fakeControl){
 		frame(idNewService, 0, nil),
 		frame(idNewService, 0, nil, pendingNew, pendingWhy),
@@ -77,9 +77,7 @@ func TestFollowCreateConverges(t *testing.T) {
 		"overall progress: 2 out of 2 tasks\n" +
 		"2/2: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
-	if res.code != 0 || res.stdout != want || res.stderr != "" {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", res.code, res.stderr, res.stdout, want)
-	}
+	res.check(t, 0, want, "")
 }
 
 func TestFollowUpdatePauses(t *testing.T) {
@@ -104,9 +102,7 @@ func TestFollowUpdatePauses(t *testing.T) {
 		"1/3: running   " + barRunning + "\n" +
 		"2/3: failed    task: non-zero exit (1)\n"
 	wantErr := "Error: service web: update paused due to failure or early termination of task failed2\n"
-	if res.code != 1 || res.stdout != wantOut || res.stderr != wantErr {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant exit 1, stderr %q, stdout\n%s", res.code, res.stderr, res.stdout, wantErr, wantOut)
-	}
+	res.check(t, 1, wantOut, wantErr)
 }
 
 func TestFollowAutomaticRollback(t *testing.T) {
@@ -139,9 +135,7 @@ func TestFollowAutomaticRollback(t *testing.T) {
 		"1/3: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
 	wantErr := "Error: service web: " + reason + "\n"
-	if res.code != 1 || res.stdout != wantOut || res.stderr != wantErr {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant exit 1, stderr %q, stdout\n%s", res.code, res.stderr, res.stdout, wantErr, wantOut)
-	}
+	res.check(t, 1, wantOut, wantErr)
 }
 
 // A rollback seen only once it completed has lost its reason.
@@ -154,9 +148,7 @@ func TestFollowAutomaticRollbackSeenLate(t *testing.T) {
 	}
 	res := shoalctl(t, serve(t, f), "service", "update", "-q", "--image", "nginx:broken", "web")
 	wantErr := "Error: service web: the update was rolled back (see 'shoalctl service ps web' for the failed tasks)\n"
-	if res.code != 1 || res.stdout != "web\n" || res.stderr != wantErr {
-		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, stderr %q", res.code, res.stdout, res.stderr, wantErr)
-	}
+	res.check(t, 1, "web\n", wantErr)
 }
 
 // A scale of a service whose update paused before cannot converge: the
@@ -178,9 +170,7 @@ func TestFollowScalePausedService(t *testing.T) {
 		"4/4: pending   " + barPending + "\n"
 	wantErr := "Error: service web: update paused due to failure or early termination of task old; " +
 		"it stays paused until the service is updated or rolled back\n"
-	if res.code != 1 || res.stdout != wantOut || res.stderr != wantErr {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant exit 1, stderr %q, stdout\n%s", res.code, res.stderr, res.stdout, wantErr, wantOut)
-	}
+	res.check(t, 1, wantOut, wantErr)
 }
 
 func TestFollowManualRollback(t *testing.T) {
@@ -203,9 +193,7 @@ func TestFollowManualRollback(t *testing.T) {
 		"2/3: running   " + barRunning + "\n" +
 		"3/3: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
-	if res.code != 0 || res.stdout != wantOut || res.stderr != "" {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", res.code, res.stderr, res.stdout, wantOut)
-	}
+	res.check(t, 0, wantOut, "")
 }
 
 // A scale moves no spec version and leaves the update status as it was: a
@@ -232,9 +220,7 @@ func TestFollowScaleIgnoresEarlierPause(t *testing.T) {
 		"overall progress: 4 out of 4 tasks\n" +
 		"4/4: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
-	if res.code != 0 || res.stdout != wantOut || res.stderr != "" {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", res.code, res.stderr, res.stdout, wantOut)
-	}
+	res.check(t, 0, wantOut, "")
 }
 
 func TestFollowRollbackPauses(t *testing.T) {
@@ -246,9 +232,7 @@ func TestFollowRollbackPauses(t *testing.T) {
 	}
 	res := shoalctl(t, serve(t, f), "service", "rollback", "-q", "web")
 	wantErr := "Error: service web: rollback paused due to failure or early termination of task task1\n"
-	if res.code != 1 || res.stdout != "web\n" || res.stderr != wantErr {
-		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, stderr %q", res.code, res.stdout, res.stderr, wantErr)
-	}
+	res.check(t, 1, "web\n", wantErr)
 }
 
 func TestFollowGlobal(t *testing.T) {
@@ -271,9 +255,7 @@ func TestFollowGlobal(t *testing.T) {
 		"overall progress: 2 out of 2 tasks\n" +
 		"mgr-1: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
-	if res.code != 0 || res.stdout != wantOut || res.stderr != "" {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", res.code, res.stderr, res.stdout, wantOut)
-	}
+	res.check(t, 0, wantOut, "")
 }
 
 func TestFollowQuietAndDetach(t *testing.T) {
@@ -284,9 +266,7 @@ func TestFollowQuietAndDetach(t *testing.T) {
 			frame(idNewService, 0, nil, slotTask(1, 1, running, idWorkerA)),
 		}
 		res := shoalctl(t, serve(t, f), "service", "create", flag, "busybox")
-		if res.code != 0 || res.stdout != idNewService+"\n" || res.stderr != "" {
-			t.Errorf("%s: exit %d, stdout %q, stderr %q", flag, res.code, res.stdout, res.stderr)
-		}
+		res.check(t, 0, idNewService+"\n", "")
 		waited := strings.Contains(strings.Join(f.callNames(), " "), "ListTasks")
 		if waited != (flag == "-q") {
 			t.Errorf("%s: polled the tasks: %v, RPCs %v", flag, waited, f.callNames())
@@ -348,9 +328,7 @@ func TestFollowScaleSeveral(t *testing.T) {
 		"web:\noverall progress: 1 out of 1 tasks\n1/1: running   " + barRunning + "\nverify: Service converged\n" +
 		"db:\noverall progress: 2 out of 2 tasks\n1/2: running   " + barRunning + "\n2/2: running   " + barRunning +
 		"\nverify: Service converged\n"
-	if res.code != 0 || res.stdout != wantOut || res.stderr != "" {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", res.code, res.stderr, res.stdout, wantOut)
-	}
+	res.check(t, 0, wantOut, "")
 }
 
 func TestProgressDrawerOnTerminal(t *testing.T) {

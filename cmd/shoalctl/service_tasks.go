@@ -24,65 +24,65 @@ import (
 )
 
 func newServicePsCommand(a *app) *cobra.Command {
-	opts := &taskListOptions{}
-	cmd := &cobra.Command{
-		Use:   "ps SERVICE...",
-		Short: "List the tasks of services",
-		Long: "List the tasks of services: each slot's current task, with the tasks\n" +
+	return newPsCommand(a, psTarget{
+		arg:   "SERVICE",
+		short: "List the tasks of services",
+		long: "List the tasks of services: each slot's current task, with the tasks\n" +
 			"it replaced under it. A pending task's ERROR says why it is not placed.",
-		Args: requireArgs("SERVICE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := opts.request()
-			if err != nil {
-				return err
-			}
-			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				errs := forEachRef(args, func(ref string) error {
-					svc, err := getService(ctx, c, ref)
-					if err == nil {
-						req.ServiceIds = append(req.ServiceIds, svc.GetId())
-					}
-					return err
-				})
-				if isUnreachable(errs) || len(req.ServiceIds) == 0 {
-					return errs
-				}
-				if err := opts.list(ctx, c, req, a.stdout); err != nil {
-					return err
-				}
-				return errs
-			})
+		resolve: func(ctx context.Context, c api.ControlClient, ref string) (string, error) {
+			svc, err := getService(ctx, c, ref)
+			return svc.GetId(), err
 		},
-	}
-	opts.addFlags(cmd)
-	return cmd
+		ids: func(req *api.ListTasksRequest) *[]string { return &req.ServiceIds },
+	})
 }
 
 func newNodePsCommand(a *app) *cobra.Command {
+	return newPsCommand(a, psTarget{
+		arg:   "NODE",
+		short: "List the tasks on nodes",
+		resolve: func(ctx context.Context, c api.ControlClient, ref string) (string, error) {
+			n, err := getNode(ctx, c, ref)
+			return n.GetId(), err
+		},
+		ids: func(req *api.ListTasksRequest) *[]string { return &req.NodeIds },
+	})
+}
+
+// psTarget is what `service ps` and `node ps` differ in: what their
+// arguments name, how one resolves to an ID, and which list of the request
+// the IDs go to.
+type psTarget struct {
+	arg, short, long string
+	resolve          func(ctx context.Context, c api.ControlClient, ref string) (id string, err error)
+	ids              func(*api.ListTasksRequest) *[]string
+}
+
+// newPsCommand lists the tasks of the objects its arguments name. One that
+// names nothing fails the command after the others' tasks are listed.
+func newPsCommand(a *app, target psTarget) *cobra.Command {
 	opts := &taskListOptions{}
+	kind := strings.ToLower(target.arg)
 	cmd := &cobra.Command{
-		Use:   "ps NODE...",
-		Short: "List the tasks on nodes",
-		Args:  requireArgs("NODE"),
+		Use:   "ps " + target.arg + "...",
+		Short: target.short,
+		Long:  target.long,
+		Args:  requireArgs(target.arg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := opts.request()
 			if err != nil {
 				return err
 			}
-			if len(req.NodeIds) > 0 {
-				return fmt.Errorf("invalid --filter node=%s: node ps lists the tasks of the NODE arguments", req.NodeIds[0])
+			ids := target.ids(req)
+			if len(*ids) > 0 {
+				return fmt.Errorf("invalid --filter %s=%s: %s ps lists the tasks of the %s arguments", kind, (*ids)[0], kind, target.arg)
 			}
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-				errs := forEachRef(args, func(ref string) error {
-					n, err := getNode(ctx, c, ref)
-					if err == nil {
-						req.NodeIds = append(req.NodeIds, n.GetId())
-					}
-					return err
-				})
-				if isUnreachable(errs) || len(req.NodeIds) == 0 {
+				found, errs := getEach(args, func(ref string) (string, error) { return target.resolve(ctx, c, ref) })
+				if isUnreachable(errs) || len(found) == 0 {
 					return errs
 				}
+				*ids = found
 				if err := opts.list(ctx, c, req, a.stdout); err != nil {
 					return err
 				}
@@ -299,11 +299,6 @@ func currentState(st *api.TaskStatus) string {
 	return state + " " + humanDuration(now().Sub(st.GetTimestamp().AsTime())) + " ago"
 }
 
-// defaultPendingMessage is the message of a task no scheduler has looked at
-// yet (reconcile.NewTask's); any other message of a pending task is the
-// scheduler's reason for not placing it.
-const defaultPendingMessage = "pending task scheduling"
-
 // maxErrLen is how much of an error tables show without --no-trunc.
 const maxErrLen = 30
 
@@ -325,11 +320,11 @@ func taskError(t *api.Task, noTrunc bool) string {
 }
 
 // pendingReason is why a pending task meant to run is not placed, if the
-// scheduler said.
+// scheduler said: any message but the one a task is made with.
 func pendingReason(t *api.Task) string {
 	st := t.GetStatus()
 	if st.GetState() != api.TaskState_TASK_STATE_PENDING || t.GetDesiredState() > api.TaskState_TASK_STATE_RUNNING ||
-		st.GetErr() != "" || st.GetMessage() == defaultPendingMessage {
+		st.GetErr() != "" || st.GetMessage() == api.TaskMessagePendingScheduling {
 		return ""
 	}
 	return st.GetMessage()

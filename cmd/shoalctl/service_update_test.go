@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"slices"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -125,22 +124,8 @@ func TestServiceUpdateChangesOnlyNamedFields(t *testing.T) {
 			if res.code != 0 || res.stdout != "web\n" || res.stderr != "" {
 				t.Fatalf("exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 			}
-			checkServiceUpdates(t, f, tt.want)
+			checkRequests(t, f, "UpdateService", &f.serviceUpdates, tt.want)
 		})
-	}
-}
-
-func checkServiceUpdates(t *testing.T, f *fakeControl, want []*api.UpdateServiceRequest) {
-	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.serviceUpdates) != len(want) {
-		t.Fatalf("%d UpdateService calls %v, want %d", len(f.serviceUpdates), f.serviceUpdates, len(want))
-	}
-	for i := range want {
-		if !proto.Equal(f.serviceUpdates[i], want[i]) {
-			t.Errorf("UpdateService call %d:\ngot  %v\nwant %v", i+1, f.serviceUpdates[i], want[i])
-		}
 	}
 }
 
@@ -196,9 +181,7 @@ func TestServiceUpdateErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeServices()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "update", "-d"}, tt.args...)...)
-			if res.code != 1 || res.stderr != tt.wantStderr || res.stdout != "" {
-				t.Errorf("exit %d, stdout %q, stderr %q\nwant exit 1, stderr %q", res.code, res.stdout, res.stderr, tt.wantStderr)
-			}
+			res.check(t, 1, "", tt.wantStderr)
 			if calls := f.callNames(); tt.wantRPCs == (len(calls) == 0) || slices.Contains(calls, "UpdateService") {
 				t.Errorf("RPCs made: %v", calls)
 			}
@@ -251,11 +234,8 @@ func TestServiceScale(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeServices()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "scale", "--detach"}, tt.args...)...)
-			if res.code != tt.wantCode || res.stdout != tt.wantStdout || res.stderr != tt.wantStderr {
-				t.Errorf("exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr %q",
-					res.code, res.stdout, res.stderr, tt.wantCode, tt.wantStdout, tt.wantStderr)
-			}
-			checkServiceUpdates(t, f, tt.want)
+			res.check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			checkRequests(t, f, "UpdateService", &f.serviceUpdates, tt.want)
 		})
 	}
 }
@@ -293,7 +273,7 @@ func TestServiceRollback(t *testing.T) {
 	if res.code != 0 || res.stdout != "web\n" || res.stderr != "" {
 		t.Fatalf("rollback web: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
-	checkServiceUpdates(t, f, []*api.UpdateServiceRequest{{ServiceId: idWeb, ServiceVersion: 20, Rollback: true}})
+	checkRequests(t, f, "UpdateService", &f.serviceUpdates, []*api.UpdateServiceRequest{{ServiceId: idWeb, ServiceVersion: 20, Rollback: true}})
 
 	res = shoalctl(t, sock, "service", "rollback", "-d", "api")
 	want := "Error: update service api: service api has no previous spec to roll back to\n"
@@ -306,9 +286,7 @@ func TestServiceRemove(t *testing.T) {
 	f := newFakeServices()
 	res := shoalctl(t, serve(t, f), "service", "rm", "web", "ghost", "apisvc")
 	wantErr := "Error: remove service ghost: service \"ghost\" not found\n"
-	if res.code != 1 || res.stdout != "web\napisvc\n" || res.stderr != wantErr {
-		t.Errorf("exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
-	}
+	res.check(t, 1, "web\napisvc\n", wantErr)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !slices.Equal(f.serviceRemovals, []string{idWeb, idAPI}) || len(f.services) != 0 {
@@ -345,11 +323,7 @@ func TestServiceInspect(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("inspect --pretty: exit %d, stderr %q", res.code, res.stderr)
 	}
-	lines := strings.Split(res.stdout, "\n")
-	for i, l := range lines {
-		lines[i] = strings.Join(strings.Fields(l), " ")
-	}
-	for _, want := range []string{
+	checkHasLines(t, res.stdout, []string{
 		"ID: " + idWeb, "Name: web", "Labels: team=edge", "Mode: replicated", "Replicas: 3",
 		"State: rollback paused", "Message: task failed", "Constraints: node.labels.zone==a",
 		"Image: nginx:1.27@sha256:0123456789abcdef", "Env: A=1", "Env: B=2",
@@ -357,9 +331,5 @@ func TestServiceInspect(t *testing.T) {
 		"Condition: any", "Parallelism: 1", "On failure: pause", "Monitor: 5s (default)",
 		"Endpoint mode: vip", "Port: published=8080,target=80,protocol=tcp,mode=ingress",
 		"Port: published=5353,target=53,protocol=udp,mode=ingress",
-	} {
-		if !slices.Contains(lines, want) {
-			t.Errorf("--pretty output lacks line %q:\n%s", want, res.stdout)
-		}
-	}
+	})
 }

@@ -5,9 +5,6 @@ package controlapi
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -223,41 +220,9 @@ func (s *Server) withManagerStatus(nodes ...*api.Node) {
 	}
 }
 
-// resolveNode finds a node by exact ID, unique ID prefix or hostname.
+// resolveNode finds a node by exact ID, hostname or unique ID prefix.
 func (s *Server) resolveNode(ctx context.Context, ref string) (*api.Node, error) {
-	if ref == "" {
-		return nil, status.Error(codes.InvalidArgument, "node_id: must name a node")
-	}
-	var nodes []*api.Node
-	if err := s.store.ViewLinearizable(ctx, func(tx store.ReadTx) { nodes = tx.Nodes() }); err != nil {
-		return nil, toStatus(err)
-	}
-	var byPrefix, byHost []*api.Node
-	for _, n := range nodes {
-		if n.Id == ref {
-			return n, nil
-		}
-		if strings.HasPrefix(n.Id, ref) {
-			byPrefix = append(byPrefix, n)
-		}
-		if n.Description.GetHostname() == ref {
-			byHost = append(byHost, n)
-		}
-	}
-	for _, matches := range [][]*api.Node{byHost, byPrefix} {
-		switch len(matches) {
-		case 0:
-			continue
-		case 1:
-			return matches[0], nil
-		default:
-			ids := make([]string, len(matches))
-			for i, n := range matches {
-				ids[i] = n.Id
-			}
-			sort.Strings(ids)
-			return nil, status.Errorf(codes.InvalidArgument, "node %q is ambiguous: it matches %s; use the full ID", ref, strings.Join(ids, ", "))
-		}
-	}
-	return nil, status.Error(codes.NotFound, fmt.Sprintf("node %s: no such node", ref))
+	return resolve(ctx, s, "node_id", "node", ref, store.ReadTx.Nodes, func(n *api.Node) bool {
+		return n.GetDescription().GetHostname() == ref
+	})
 }

@@ -2,12 +2,14 @@
 // validates requests, reads the store linearizably and writes it through
 // transactions. It never changes state on a request it refuses.
 //
-// It imports api, orchestrator/store and orchestrator/ca; raft is reached
-// through the Membership interface the manager supplies.
+// It imports api, orchestrator/store, orchestrator/ca and
+// orchestrator/scheduler (whose placement language it validates specs
+// with); raft is reached through the Membership interface the manager
+// supplies.
 package controlapi
 
 // This file owns the server, the cluster-wide RPCs (cluster info, join
-// tokens) and what every RPC shares: picking the object a reference names
+// tokens) and what every RPC shares: finding the object a reference names
 // and turning errors into statuses. nodes.go owns the node RPCs,
 // services.go the service RPCs (servicespec.go and servicecheck.go their
 // validation) and tasks.go the task RPCs.
@@ -143,13 +145,41 @@ func (s *Server) RotateJoinToken(ctx context.Context, req *api.RotateJoinTokenRe
 	return &api.RotateJoinTokenResponse{JoinTokens: tokens}, nil
 }
 
-// onlyMatch picks the one object of kind that ref names, trying each group
-// of matches in order of precedence (by name before by ID prefix): the
-// first non-empty group must hold a single object. It answers NotFound when
-// no group matched, InvalidArgument listing the IDs when ref is ambiguous.
-func onlyMatch[T interface{ GetId() string }](kind, ref string, groups ...[]T) (T, error) {
+// resolve finds the object of kind that ref, given in the request's field,
+// names among all of that kind read linearizably; see pick.
+func resolve[T interface{ GetId() string }](ctx context.Context, s *Server, field, kind, ref string,
+	all func(store.ReadTx) []T, named func(T) bool) (T, error) {
 	var zero T
-	for _, matches := range groups {
+	if ref == "" {
+		return zero, invalid(field, "must name a %s", kind)
+	}
+	var objs []T
+	if err := s.store.ViewLinearizable(ctx, func(tx store.ReadTx) { objs = all(tx) }); err != nil {
+		return zero, toStatus(err)
+	}
+	return pick(kind, ref, objs, named)
+}
+
+// pick returns the object of kind that ref names among objs: the one whose
+// ID is ref; else the only one named ref (named is nil for a kind without
+// names); else the only one whose ID starts with ref. It answers NotFound
+// when none matches, InvalidArgument listing the IDs when ref is
+// ambiguous.
+func pick[T interface{ GetId() string }](kind, ref string, objs []T, named func(T) bool) (T, error) {
+	var zero T
+	var byName, byPrefix []T
+	for _, o := range objs {
+		if o.GetId() == ref {
+			return o, nil
+		}
+		if named != nil && named(o) {
+			byName = append(byName, o)
+		}
+		if strings.HasPrefix(o.GetId(), ref) {
+			byPrefix = append(byPrefix, o)
+		}
+	}
+	for _, matches := range [][]T{byName, byPrefix} {
 		switch len(matches) {
 		case 0:
 			continue

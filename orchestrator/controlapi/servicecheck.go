@@ -2,17 +2,20 @@ package controlapi
 
 // This file owns the checks of a valid service spec against the cluster it
 // is written to: its name is free, its networks exist, constraints that
-// pin a node name one that exists, and its published ports are free. They
-// run inside the write's transaction, so they judge the state the write
-// commits over; servicespec.go checks the spec on its own.
+// pin a node name one that exists, and its published ports clash with no
+// other service's. They run inside the write's transaction, so they judge
+// the state the write commits over; servicespec.go checks the spec on its
+// own.
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/scheduler"
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
@@ -67,50 +70,49 @@ func checkNetworksExist(spec *api.ServiceSpec) error {
 // constraint that no node satisfies: such a service could never run.
 func checkConstraintNodesExist(tx store.ReadTx, spec *api.ServiceSpec) error {
 	exprs := spec.GetTask().GetPlacement().GetConstraints()
-	cs, err := parseConstraints(exprs)
+	cs, err := scheduler.ParseConstraints(exprs)
 	if err != nil {
-		return invalid("spec.task.placement.constraints", "%v", err)
+		// Only a rollback gets here: the spec it returns to was checked
+		// by the rules of its day. Refuse it as a new spec is refused.
+		return validatePlacement("spec.task.placement", spec.GetTask().GetPlacement())
 	}
 	var nodes []*api.Node
 	for i, c := range cs {
-		if !c.equal || (c.attr != "node.id" && c.attr != "node.hostname") {
+		if !c.NamesNode() {
 			continue
 		}
 		if nodes == nil {
 			nodes = tx.Nodes()
 		}
-		if !anyNodeMatches(nodes, c) {
+		if !slices.ContainsFunc(nodes, c.Match) {
 			return invalid(fmt.Sprintf("spec.task.placement.constraints[%d]", i),
-				"constraint %q: unknown node: no node has %s %s", exprs[i], strings.TrimPrefix(c.attr, "node."), c.value)
+				"constraint %q: unknown node: no node has %s %s", exprs[i], strings.TrimPrefix(strings.ToLower(c.Key), "node."), c.Value)
 		}
 	}
 	return nil
 }
 
-// anyNodeMatches reports whether a node has the ID or hostname c wants,
-// compared without regard to case as the scheduler matches constraints.
-func anyNodeMatches(nodes []*api.Node, c constraint) bool {
-	for _, n := range nodes {
-		if (c.attr == "node.id" && strings.EqualFold(n.Id, c.value)) ||
-			(c.attr == "node.hostname" && strings.EqualFold(n.GetDescription().GetHostname(), c.value)) {
-			return true
-		}
-	}
-	return false
-}
-
 // checkPortsFree refuses a published port (number and protocol) that
-// another service publishes, in ingress or host mode alike.
+// clashes with another service's. An ingress-mode port is open on every
+// node, so it clashes with the port published by any other service, in
+// either mode. A host-mode port is open only on the nodes running the
+// service's tasks: services may share one (the scheduler keeps their tasks
+// apart), but not with a service publishing it in ingress mode.
 func checkPortsFree(others []*api.Service, spec *api.ServiceSpec) error {
 	ports := spec.GetEndpoint().GetPorts()
 	if len(ports) == 0 {
 		return nil
 	}
-	publishedBy := make(map[string]string)
+	ingressBy := make(map[string]string) // port name → service name
+	hostBy := make(map[string]string)
 	for _, s := range others {
 		for _, p := range s.GetSpec().GetEndpoint().GetPorts() {
-			if p.PublishedPort != 0 {
-				publishedBy[portName(p)] = s.GetSpec().GetAnnotations().GetName()
+			switch {
+			case p.PublishedPort == 0:
+			case p.PublishMode == api.PortConfig_PUBLISH_MODE_HOST:
+				hostBy[portName(p)] = serviceName(s)
+			default:
+				ingressBy[portName(p)] = serviceName(s)
 			}
 		}
 	}
@@ -118,8 +120,16 @@ func checkPortsFree(others []*api.Service, spec *api.ServiceSpec) error {
 		if p.PublishedPort == 0 {
 			continue
 		}
-		if other, taken := publishedBy[portName(p)]; taken {
-			return invalid(fmt.Sprintf("spec.endpoint.ports[%d]", i), "port %s is already published by service %s", portName(p), other)
+		field, name := fmt.Sprintf("spec.endpoint.ports[%d]", i), portName(p)
+		host := p.PublishMode == api.PortConfig_PUBLISH_MODE_HOST
+		if other, taken := ingressBy[name]; taken {
+			if host {
+				return invalid(field, "port %s is already published by service %s in ingress mode, which takes it on every node", name, other)
+			}
+			return invalid(field, "port %s is already published by service %s", name, other)
+		}
+		if other, taken := hostBy[name]; taken && !host {
+			return invalid(field, "port %s is already published by service %s in host mode; an ingress port needs it free on every node", name, other)
 		}
 	}
 	return nil

@@ -176,12 +176,7 @@ func updateService(cur *api.Service, spec *api.ServiceSpec, now time.Time) (bool
 	cur.PreviousSpec, cur.PreviousSpecVersion = cur.Spec, cur.SpecVersion
 	cur.Spec = spec
 	if rolls {
-		cur.SpecVersion++
-		cur.UpdateStatus = &api.UpdateStatus{
-			State:     api.UpdateStatus_STATE_UPDATING,
-			StartedAt: timestamppb.New(now),
-			Message:   "update in progress",
-		}
+		startRollout(cur, api.UpdateStatus_STATE_UPDATING, "update in progress", now)
 	}
 	return true, nil
 }
@@ -198,14 +193,16 @@ func rollbackService(cur *api.Service, now time.Time) error {
 	cur.Spec, cur.PreviousSpec = cur.PreviousSpec, cur.Spec
 	cur.PreviousSpecVersion = cur.SpecVersion
 	if rolls {
-		cur.SpecVersion++
-		cur.UpdateStatus = &api.UpdateStatus{
-			State:     api.UpdateStatus_STATE_ROLLBACK_STARTED,
-			StartedAt: timestamppb.New(now),
-			Message:   "manually requested rollback",
-		}
+		startRollout(cur, api.UpdateStatus_STATE_ROLLBACK_STARTED, "manually requested rollback", now)
 	}
 	return nil
+}
+
+// startRollout moves cur's spec_version, so the updater replaces its tasks
+// one batch at a time, and records in update_status why.
+func startRollout(cur *api.Service, state api.UpdateStatus_State, message string, now time.Time) {
+	cur.SpecVersion++
+	cur.UpdateStatus = &api.UpdateStatus{State: state, StartedAt: timestamppb.New(now), Message: message}
 }
 
 // templateChanged reports whether tasks made from a would differ from
@@ -238,26 +235,9 @@ func (s *Server) RemoveService(ctx context.Context, req *api.RemoveServiceReques
 // resolveService finds a service by exact ID, name (in any case) or unique
 // ID prefix.
 func (s *Server) resolveService(ctx context.Context, ref string) (*api.Service, error) {
-	if ref == "" {
-		return nil, invalid("service_id", "must name a service")
-	}
-	var services []*api.Service
-	if err := s.store.ViewLinearizable(ctx, func(tx store.ReadTx) { services = tx.Services() }); err != nil {
-		return nil, toStatus(err)
-	}
-	var byName, byPrefix []*api.Service
-	for _, svc := range services {
-		if svc.Id == ref {
-			return svc, nil
-		}
-		if strings.EqualFold(serviceName(svc), ref) {
-			byName = append(byName, svc)
-		}
-		if strings.HasPrefix(svc.Id, ref) {
-			byPrefix = append(byPrefix, svc)
-		}
-	}
-	return onlyMatch("service", ref, byName, byPrefix)
+	return resolve(ctx, s, "service_id", "service", ref, store.ReadTx.Services, func(svc *api.Service) bool {
+		return strings.EqualFold(serviceName(svc), ref)
+	})
 }
 
 // committedService reads back a service just written, so the answer

@@ -91,11 +91,12 @@ func TestCreateServiceChecksTheCluster(t *testing.T) {
 		{"an ingress port taken in ingress mode", withPorts(published(8080, tcp, ingress)), codes.InvalidArgument,
 			[]string{"spec.endpoint.ports[0]: port 8080/tcp is already published by service web"}},
 		{"a host port taken in ingress mode", withPorts(published(8080, tcp, host)), codes.InvalidArgument,
-			[]string{"spec.endpoint.ports[0]: port 8080/tcp is already published by service web"}},
+			[]string{"spec.endpoint.ports[0]: port 8080/tcp is already published by service web in ingress mode, which takes it on every node"}},
 		{"an ingress port taken in host mode", withPorts(published(9000, tcp, ingress), published(5353, udp, ingress)), codes.InvalidArgument,
-			[]string{"spec.endpoint.ports[1]: port 5353/udp is already published by service dns"}},
-		{"a host port taken in host mode", withPorts(published(5353, udp, host)), codes.InvalidArgument,
-			[]string{"spec.endpoint.ports[0]: port 5353/udp is already published by service dns"}},
+			[]string{"spec.endpoint.ports[1]: port 5353/udp is already published by service dns in host mode; an ingress port needs it free on every node"}},
+		// Host-mode clashes are the scheduler's: it keeps the two
+		// services' tasks on different nodes.
+		{"a host port taken in host mode", withPorts(published(9000, tcp, host), published(5353, udp, host)), codes.OK, nil},
 		{"a constraint on an unknown node ID", withConstraints("node.role==worker", "node.id==nosuchnode"), codes.InvalidArgument,
 			[]string{`spec.task.placement.constraints[1]: constraint "node.id==nosuchnode": unknown node`}},
 		{"a constraint on an unknown hostname", withConstraints("node.hostname==host-x"), codes.InvalidArgument,

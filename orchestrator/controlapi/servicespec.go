@@ -1,14 +1,15 @@
 package controlapi
 
 // This file owns the validation of a service spec on its own:
-// ValidateServiceSpec checks fields, ranges, enums and the syntax of
-// placement constraints, and reads nothing. What a valid spec may still not
-// ask of this cluster (a taken name, a published port in use, a node or
-// network that does not exist) is checked against the store in
-// servicecheck.go. Every refusal is a FieldError naming the field as the
-// API's protobuf spells it.
+// ValidateServiceSpec checks fields, ranges, enums and, with the
+// scheduler's own parser, placement constraints and preferences; it reads
+// nothing. What a valid spec may still not ask of this cluster (a taken
+// name, a published port in use, a node or network that does not exist)
+// is checked against the store in servicecheck.go. Every refusal is a
+// FieldError naming the field as the API's protobuf spells it.
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/scheduler"
 )
 
 // FieldError refuses one field of a request. Its message is "FIELD: REASON"
@@ -211,15 +213,15 @@ func validateRestart(field string, r *api.RestartPolicy) error {
 	return validateDuration(field+".window", r.GetWindow())
 }
 
+// validatePlacement refuses the first constraint or preference the
+// scheduler could not parse: the scheduler owns what they mean.
 func validatePlacement(field string, p *api.Placement) error {
-	if _, err := parseConstraints(p.GetConstraints()); err != nil {
-		return invalid(field+".constraints", "%v", err)
+	err := scheduler.ValidatePlacement(p)
+	if pe := (*scheduler.PlacementError)(nil); errors.As(err, &pe) {
+		return invalid(field+"."+pe.Field, "%v", pe.Err)
 	}
-	for i, pref := range p.GetPreferences() {
-		if _, _, ok := labelAttribute(pref.GetSpread()); !ok {
-			return invalid(fmt.Sprintf("%s.preferences[%d].spread", field, i),
-				"%q is not a spread descriptor (node.labels.KEY or engine.labels.KEY)", pref.GetSpread())
-		}
+	if err != nil {
+		return invalid(field, "%v", err)
 	}
 	return nil
 }
@@ -314,88 +316,4 @@ func validateDuration(field string, d *durationpb.Duration) error {
 		return invalid(field, "%v is negative", d.AsDuration())
 	}
 	return nil
-}
-
-// constraint is one parsed placement constraint.
-type constraint struct {
-	// attr is the attribute as written, its fixed part lower-cased
-	// ("node.hostname", "node.labels.Zone").
-	attr string
-	// equal is true for "==", false for "!=".
-	equal bool
-	value string
-}
-
-// constraintAttributes are the attributes a constraint may test besides
-// node.labels.KEY and engine.labels.KEY.
-var constraintAttributes = map[string]bool{
-	"node.id": true, "node.hostname": true, "node.role": true,
-	"node.platform.os": true, "node.platform.arch": true,
-}
-
-// parseConstraints parses "ATTR==VALUE" and "ATTR!=VALUE" constraints;
-// errors name the constraint and the reason.
-//
-// It is a stand-in for the scheduler's ParseConstraints, which will replace
-// it: the scheduler owns what a constraint means.
-func parseConstraints(exprs []string) ([]constraint, error) {
-	out := make([]constraint, 0, len(exprs))
-	for _, expr := range exprs {
-		c, err := parseConstraint(expr)
-		if err != nil {
-			return nil, fmt.Errorf("constraint %q: %w", expr, err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-func parseConstraint(expr string) (constraint, error) {
-	eq, ne := strings.Index(expr, "=="), strings.Index(expr, "!=")
-	var c constraint
-	var i int
-	switch {
-	case eq < 0 && ne < 0:
-		return c, fmt.Errorf("expected ATTR==VALUE or ATTR!=VALUE")
-	case ne < 0 || (eq >= 0 && eq < ne):
-		c.equal, i = true, eq
-	default:
-		i = ne
-	}
-	attr, value := strings.TrimSpace(expr[:i]), strings.TrimSpace(expr[i+2:])
-	if attr == "" {
-		return c, fmt.Errorf("no attribute before the operator")
-	}
-	if value == "" {
-		return c, fmt.Errorf("no value after the operator")
-	}
-	if prefix, key, ok := labelAttribute(attr); ok {
-		c.attr = prefix + key
-	} else if lower := strings.ToLower(attr); constraintAttributes[lower] {
-		c.attr = lower
-	} else if strings.HasSuffix(lower, ".labels.") {
-		return c, fmt.Errorf("%q names no label", attr)
-	} else {
-		return c, fmt.Errorf("unknown attribute %q (node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.KEY or engine.labels.KEY)", attr)
-	}
-	if c.attr == "node.role" {
-		value = strings.ToLower(value)
-		if value != "manager" && value != "worker" {
-			return c, fmt.Errorf("node.role is manager or worker, not %q", value)
-		}
-	}
-	c.value = value
-	return c, nil
-}
-
-// labelAttribute splits "node.labels.KEY" or "engine.labels.KEY" (prefix
-// in any case) into its lower-cased prefix and KEY as written; ok is false
-// for anything else, an empty KEY included.
-func labelAttribute(attr string) (prefix, key string, ok bool) {
-	for _, p := range []string{"node.labels.", "engine.labels."} {
-		if len(attr) > len(p) && strings.EqualFold(attr[:len(p)], p) {
-			return p, attr[len(p):], true
-		}
-	}
-	return "", "", false
 }

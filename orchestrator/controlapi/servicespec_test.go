@@ -104,19 +104,27 @@ var invalidSpecCases = []specCase{
 	{"unknown restart condition", func(s *api.ServiceSpec) { s.Task.Restart = &api.RestartPolicy{Condition: 5} }, "spec.task.restart.condition", "not a restart condition"},
 	{"negative restart delay", func(s *api.ServiceSpec) { s.Task.Restart = &api.RestartPolicy{Delay: secs(-1)} }, "spec.task.restart.delay", "negative"},
 	{"negative restart window", func(s *api.ServiceSpec) { s.Task.Restart = &api.RestartPolicy{Window: secs(-0.5)} }, "spec.task.restart.window", "negative"},
-	{"constraint without operator", withConstraints("node.hostname"), "spec.task.placement.constraints", `constraint "node.hostname": expected ATTR==VALUE or ATTR!=VALUE`},
-	{"constraint without attribute", withConstraints("==x"), "spec.task.placement.constraints", "no attribute"},
-	{"constraint without value", withConstraints("node.role==manager", "node.hostname== "), "spec.task.placement.constraints", `constraint "node.hostname== ": no value`},
-	{"constraint on an unknown attribute", withConstraints("node.name==x"), "spec.task.placement.constraints", `unknown attribute "node.name"`},
-	{"constraint on a label without key", withConstraints("node.labels.==x"), "spec.task.placement.constraints", "names no label"},
-	{"constraint on an engine label without key", withConstraints("engine.labels.!=x"), "spec.task.placement.constraints", "names no label"},
-	{"constraint with a bad role", withConstraints("node.role==boss"), "spec.task.placement.constraints", `manager or worker, not "boss"`},
+	{"constraint without operator", withConstraints("node.hostname"), "spec.task.placement.constraints[0]", `constraint "node.hostname": unknown operator (want == or !=)`},
+	{"constraint without attribute", withConstraints("==x"), "spec.task.placement.constraints[0]", "no attribute before =="},
+	{"constraint without value", withConstraints("node.role==manager", "node.hostname== "), "spec.task.placement.constraints[1]", `constraint "node.hostname== ": empty value: no value after ==`},
+	{"constraint with a second operator", withConstraints("node.id!==a"), "spec.task.placement.constraints[0]", `"=a" holds a second operator`},
+	{"constraint on an unknown attribute", withConstraints("node.name==x"), "spec.task.placement.constraints[0]",
+		`unknown attribute "node.name" (want node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.KEY or engine.labels.KEY)`},
+	{"constraint on a label without key", withConstraints("node.labels.==x"), "spec.task.placement.constraints[0]", "names no label"},
+	{"constraint on an engine label without key", withConstraints("engine.labels.!=x"), "spec.task.placement.constraints[0]", "names no label"},
+	{"constraint with a bad role", withConstraints("node.labels.zone==a", "node.role==boss"), "spec.task.placement.constraints[1]", `manager or worker, not "boss"`},
 	{"spread over a non-label", func(s *api.ServiceSpec) {
 		s.Task.Placement = &api.Placement{Preferences: []*api.PlacementPreference{{Spread: "node.labels.zone"}, {Spread: "node.hostname"}}}
-	}, "spec.task.placement.preferences[1].spread", "not a spread descriptor"},
+	}, "spec.task.placement.preferences[1].spread", "tasks spread only over node.labels.KEY or engine.labels.KEY, not over node.hostname"},
+	{"spread over an unknown attribute", func(s *api.ServiceSpec) {
+		s.Task.Placement = &api.Placement{Preferences: []*api.PlacementPreference{{Spread: "zone"}}}
+	}, "spec.task.placement.preferences[0].spread", `unknown attribute "zone" (want node.labels.KEY or engine.labels.KEY)`},
 	{"spread over a label without key", func(s *api.ServiceSpec) {
 		s.Task.Placement = &api.Placement{Preferences: []*api.PlacementPreference{{Spread: "engine.labels."}}}
-	}, "spec.task.placement.preferences[0].spread", "not a spread descriptor"},
+	}, "spec.task.placement.preferences[0].spread", "names no label"},
+	{"constraint refused before a preference", func(s *api.ServiceSpec) {
+		s.Task.Placement = &api.Placement{Constraints: []string{"node.role=worker"}, Preferences: []*api.PlacementPreference{{Spread: ""}}}
+	}, "spec.task.placement.constraints[0]", "unknown operator"},
 	{"negative update delay", withUpdate(&api.UpdateConfig{Delay: secs(-1)}), "spec.update.delay", "negative"},
 	{"negative update monitor", withUpdate(&api.UpdateConfig{Monitor: secs(-1)}), "spec.update.monitor", "negative"},
 	{"unknown failure action", withUpdate(&api.UpdateConfig{FailureAction: 7}), "spec.update.failure_action", "not a failure action"},

@@ -97,27 +97,21 @@ func (s *Server) GetTask(ctx context.Context, req *api.GetTaskRequest) (*api.Get
 	if ref == "" {
 		return nil, invalid("task_id", "must name a task")
 	}
-	var exact *api.Task
-	var byPrefix []*api.Task
+	var (
+		t       *api.Task
+		pickErr error
+	)
 	err := s.store.ViewLinearizable(ctx, func(tx store.ReadTx) {
-		if exact = tx.Task(ref); exact != nil {
-			return
-		}
-		for _, t := range tx.Tasks() {
-			if strings.HasPrefix(t.Id, ref) {
-				byPrefix = append(byPrefix, t)
-			}
+		// Most references are whole IDs: look those up without a scan.
+		if t = tx.Task(ref); t == nil {
+			t, pickErr = pick("task", ref, tx.Tasks(), nil)
 		}
 	})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if exact != nil {
-		return &api.GetTaskResponse{Task: exact}, nil
-	}
-	t, err := onlyMatch("task", ref, byPrefix)
-	if err != nil {
-		return nil, err
+	if pickErr != nil {
+		return nil, pickErr
 	}
 	return &api.GetTaskResponse{Task: t}, nil
 }

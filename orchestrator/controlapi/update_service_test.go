@@ -134,7 +134,13 @@ func TestUpdateServiceRefuses(t *testing.T) {
 			spec := proto.Clone(web.Spec).(*api.ServiceSpec)
 			spec.Endpoint.Ports = append(spec.Endpoint.Ports, published(5353, udp, ingress))
 			return &api.UpdateServiceRequest{ServiceId: web.Id, ServiceVersion: web.Meta.Version, Spec: spec}
-		}, codes.InvalidArgument, []string{"spec.endpoint.ports[1]: port 5353/udp is already published by service dns"}},
+		}, codes.InvalidArgument, []string{"spec.endpoint.ports[1]: port 5353/udp is already published by service dns in host mode"}},
+		{"another service's ingress port, in host mode", func(_, dns *api.Service) *api.UpdateServiceRequest {
+			spec := proto.Clone(dns.Spec).(*api.ServiceSpec)
+			spec.Endpoint.Ports[0].PublishedPort = 8080
+			spec.Endpoint.Ports[0].Protocol = tcp
+			return &api.UpdateServiceRequest{ServiceId: dns.Id, ServiceVersion: dns.Meta.Version, Spec: spec}
+		}, codes.InvalidArgument, []string{"spec.endpoint.ports[0]: port 8080/tcp is already published by service web in ingress mode"}},
 		{"a constraint on an unknown node", func(web, _ *api.Service) *api.UpdateServiceRequest {
 			spec := proto.Clone(web.Spec).(*api.ServiceSpec)
 			spec.Task.Placement = &api.Placement{Constraints: []string{"node.id==gone"}}
@@ -248,6 +254,37 @@ func TestRollbackRefusesAPortTakenMeanwhile(t *testing.T) {
 	}())
 	before := e.snapshot(t)
 	_, err := e.rollback(t, web.Id)
-	assertCode(t, err, codes.InvalidArgument, "spec.endpoint.ports[0]: port 8080/tcp is already published by service api")
+	assertCode(t, err, codes.InvalidArgument, "spec.endpoint.ports[0]: port 8080/tcp is already published by service api in host mode")
 	e.assertUnchanged(t, before)
+}
+
+// Services may share a host-mode port, but a port in ingress mode is the
+// cluster's, whichever service publishes it first.
+func TestHostModePortsAreShared(t *testing.T) {
+	e, _, dns := newServicesEnv(t)
+	resolver := validSpec("resolver")
+	resolver.Endpoint = &api.EndpointSpec{Ports: []*api.PortConfig{published(5353, udp, host)}}
+	resolverSvc := e.create(t, resolver)
+
+	before := e.snapshot(t)
+	_, err := e.srv.UpdateService(t.Context(), &api.UpdateServiceRequest{
+		ServiceId: dns.Id, ServiceVersion: dns.Meta.Version,
+		Spec: func() *api.ServiceSpec {
+			s := proto.Clone(dns.Spec).(*api.ServiceSpec)
+			s.Endpoint.Ports[0].PublishMode = ingress
+			return s
+		}(),
+	})
+	assertCode(t, err, codes.InvalidArgument,
+		"spec.endpoint.ports[0]: port 5353/udp is already published by service resolver in host mode")
+	e.assertUnchanged(t, before)
+
+	// Once the other publisher leaves, dns may take the port cluster-wide.
+	if _, err := e.srv.RemoveService(t.Context(), &api.RemoveServiceRequest{ServiceId: resolverSvc.Id}); err != nil {
+		t.Fatalf("RemoveService: %v", err)
+	}
+	after := e.update(t, dns.Id, func(s *api.ServiceSpec) { s.Endpoint.Ports[0].PublishMode = ingress })
+	if got := after.Spec.Endpoint.Ports[0].PublishMode; got != ingress {
+		t.Errorf("publish mode %v after the update, want ingress", got)
+	}
 }

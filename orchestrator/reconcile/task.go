@@ -5,8 +5,10 @@ package reconcile
 // or still meant to run, and whether a node may keep tasks.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -51,7 +53,7 @@ func NewTask(service *api.Service, slot uint64, nodeID string, now time.Time) *a
 		Status: &api.TaskStatus{
 			State:     api.TaskState_TASK_STATE_PENDING,
 			Timestamp: ts,
-			Message:   "pending task scheduling",
+			Message:   api.TaskMessagePendingScheduling,
 		},
 	}
 }
@@ -87,6 +89,57 @@ func MeantToRun(t *api.Task) bool {
 // COMPLETE). A slot none of whose tasks occupies it is free.
 func OccupiesSlot(t *api.Task) bool {
 	return t.DesiredState <= api.TaskState_TASK_STATE_COMPLETE
+}
+
+// Holders splits the tasks holding slot (OccupiesSlot) into those that
+// keep it, one per spec_version, and the extra ones, to be shut down. Two
+// holders of one spec_version are never intended: an old leader's race
+// made them. Holders of different spec_versions are the Updater's
+// business: a start-first update runs the new task beside the old one
+// until it is up, so both are kept. Of one spec_version, the task kept is
+// the one furthest along (see furtherAlong).
+func Holders(slot Slot) (keep, extra []*api.Task) {
+	var holders []*api.Task
+	for _, t := range slot {
+		if OccupiesSlot(t) {
+			holders = append(holders, t)
+		}
+	}
+	slices.SortFunc(holders, furtherAlong)
+	kept := make(map[uint64]bool)
+	for _, t := range holders {
+		if kept[t.SpecVersion] {
+			extra = append(extra, t)
+			continue
+		}
+		kept[t.SpecVersion] = true
+		keep = append(keep, t)
+	}
+	return keep, extra
+}
+
+// furtherAlong orders a before b (negative) when a has the better claim to
+// keep its slot: a task meant to run and not ended first, then one meant to
+// run that ended (its restart is under way), then one completed for good;
+// within each, the higher observed state (RUNNING beats STARTING beats
+// PENDING), then the newest, then the greater ID so the choice never
+// depends on the order tasks were read in.
+func furtherAlong(a, b *api.Task) int {
+	claim := func(t *api.Task) int {
+		switch {
+		case MeantToRun(t) && !IsTerminal(t.GetStatus().GetState()):
+			return 0
+		case MeantToRun(t):
+			return 1
+		}
+		return 2
+	}
+	return cmp.Or(
+		cmp.Compare(claim(a), claim(b)),
+		cmp.Compare(b.GetStatus().GetState(), a.GetStatus().GetState()),
+		b.GetMeta().GetCreatedAt().AsTime().Compare(a.GetMeta().GetCreatedAt().AsTime()),
+		cmp.Compare(b.Id, a.Id),
+	)
 }
 
 // IsTerminal reports whether an observed state is final.

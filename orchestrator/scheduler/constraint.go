@@ -2,8 +2,9 @@ package scheduler
 
 // This file owns the placement language: node attributes ("node.hostname",
 // "node.labels.zone"), constraints over them ("node.role==manager") and the
-// spread attribute of placement preferences. Parsing happens here, once per
-// task group; the filters and the spreading only match parsed values.
+// spread attribute of placement preferences. It is the one parser of them:
+// the Control API validates a spec with ValidatePlacement, the filters and
+// the spreading match what ParseConstraints and parseSpread return.
 
 import (
 	"errors"
@@ -20,6 +21,13 @@ var (
 	ErrEmptyKey         = errors.New("empty key")
 	ErrEmptyValue       = errors.New("empty value")
 	ErrInvalidValue     = errors.New("invalid value")
+	ErrNotSpreadable    = errors.New("tasks spread only over node.labels.KEY or engine.labels.KEY")
+)
+
+// What an attribute may be, for the errors refusing one.
+const (
+	constraintAttributes = "node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.KEY or engine.labels.KEY"
+	spreadAttributes     = "node.labels.KEY or engine.labels.KEY"
 )
 
 // Operator compares a node attribute with a constraint's value.
@@ -89,28 +97,50 @@ func ParseConstraints(exprs []string) ([]Constraint, error) {
 	return out, nil
 }
 
-// ParseConstraint parses one constraint expression.
+// ParseConstraint parses one constraint expression. Besides the syntax it
+// checks what can be checked without nodes: the attribute exists, and a
+// node.role is manager or worker (in any case).
 func ParseConstraint(expr string) (Constraint, error) {
+	c, err := parseConstraint(expr)
+	if err != nil {
+		return Constraint{}, fmt.Errorf("constraint %q: %w", expr, err)
+	}
+	return c, nil
+}
+
+func parseConstraint(expr string) (Constraint, error) {
 	i, op := operatorIndex(expr)
 	if i < 0 {
-		return Constraint{}, fmt.Errorf("constraint %q: %w", expr, ErrUnknownOperator)
+		return Constraint{}, ErrUnknownOperator
 	}
 	key := strings.TrimSpace(expr[:i])
 	value := strings.TrimSpace(expr[i+2:])
 	if key == "" {
-		return Constraint{}, fmt.Errorf("constraint %q: %w", expr, ErrEmptyKey)
+		return Constraint{}, fmt.Errorf("%w: no attribute before %s", ErrEmptyKey, op)
 	}
 	attr, err := parseAttribute(key)
+	if errors.Is(err, ErrUnknownAttribute) {
+		return Constraint{}, fmt.Errorf("%w (want %s)", err, constraintAttributes)
+	}
 	if err != nil {
-		return Constraint{}, fmt.Errorf("constraint %q: %w", expr, err)
+		return Constraint{}, err
 	}
-	if value == "" {
-		return Constraint{}, fmt.Errorf("constraint %q: %w", expr, ErrEmptyValue)
-	}
-	if j, _ := operatorIndex(value); j >= 0 || strings.ContainsRune(value, '=') {
-		return Constraint{}, fmt.Errorf("constraint %q: %w: %q holds a second operator", expr, ErrInvalidValue, value)
+	switch {
+	case value == "":
+		return Constraint{}, fmt.Errorf("%w: no value after %s", ErrEmptyValue, op)
+	case strings.ContainsRune(value, '='):
+		return Constraint{}, fmt.Errorf("%w: %q holds a second operator", ErrInvalidValue, value)
+	case attr.kind == attrRole && !strings.EqualFold(value, "manager") && !strings.EqualFold(value, "worker"):
+		return Constraint{}, fmt.Errorf("%w: node.role is manager or worker, not %q", ErrInvalidValue, value)
 	}
 	return Constraint{Key: key, Op: op, Value: value, attr: attr}, nil
+}
+
+// NamesNode reports whether c asks for one particular node: node.id==X or
+// node.hostname==X. A service so constrained runs only if such a node
+// exists, which the Control API checks when the spec is written.
+func (c Constraint) NamesNode() bool {
+	return c.Op == OpEqual && (c.attr.kind == attrID || c.attr.kind == attrHostname)
 }
 
 // operatorIndex finds the first "==" or "!=" in s; -1 when there is none.
@@ -126,30 +156,54 @@ func operatorIndex(s string) (int, Operator) {
 	}
 }
 
+// PlacementError refuses one part of a placement. Field names the part as
+// the API's protobuf does, relative to the placement: "constraints[2]" or
+// "preferences[0].spread". Err says why and wraps one of the Err* reasons.
+type PlacementError struct {
+	Field string
+	Err   error
+}
+
+func (e *PlacementError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+func (e *PlacementError) Unwrap() error { return e.Err }
+
 // ValidatePlacement checks everything of a placement the scheduler parses:
-// its constraints and the spread attribute of each preference. Errors name
-// the constraint or the preference (by index) and the reason.
+// its constraints and the spread attribute of each preference. It returns
+// a *PlacementError for every bad part, joined, in the placement's order.
 func ValidatePlacement(p *api.Placement) error {
 	var errs []error
-	if _, err := ParseConstraints(p.GetConstraints()); err != nil {
-		errs = append(errs, err)
+	for i, expr := range p.GetConstraints() {
+		if _, err := ParseConstraint(expr); err != nil {
+			errs = append(errs, &PlacementError{Field: fmt.Sprintf("constraints[%d]", i), Err: err})
+		}
 	}
 	for i, pref := range p.GetPreferences() {
 		if _, err := parseSpread(pref.GetSpread()); err != nil {
-			errs = append(errs, fmt.Errorf("placement preference %d: %w", i, err))
+			errs = append(errs, &PlacementError{Field: fmt.Sprintf("preferences[%d].spread", i), Err: err})
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// parseSpread reads the attribute a placement preference spreads over. As
+// in docker, that is a label: tasks spread over nodes anyway, so spreading
+// over node.id or node.hostname adds nothing, and role and platform are
+// what constraints are for.
 func parseSpread(s string) (attribute, error) {
 	key := strings.TrimSpace(s)
 	if key == "" {
-		return attribute{}, fmt.Errorf("spread: %w", ErrEmptyKey)
+		return attribute{}, fmt.Errorf("spread: %w (want %s)", ErrEmptyKey, spreadAttributes)
 	}
 	a, err := parseAttribute(key)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrUnknownAttribute):
+		return attribute{}, fmt.Errorf("spread %q: %w (want %s)", s, err, spreadAttributes)
+	case err != nil:
 		return attribute{}, fmt.Errorf("spread %q: %w", s, err)
+	case a.kind != attrNodeLabel && a.kind != attrEngineLabel:
+		return attribute{}, fmt.Errorf("spread %q: %w, not over %s: tasks spread over nodes anyway, "+
+			"and a constraint chooses nodes by role or platform", s, ErrNotSpreadable, strings.ToLower(key))
 	}
 	return a, nil
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +33,9 @@ func TestParseConstraint(t *testing.T) {
 		{expr: "node.id==", wantErr: ErrEmptyValue},
 		{expr: "node.id==a==b", wantErr: ErrInvalidValue},
 		{expr: "node.id!==a", wantErr: ErrInvalidValue},
+		{expr: "node.role==Worker", want: Constraint{Key: "node.role", Op: OpEqual, Value: "Worker"}},
+		{expr: "node.role==boss", wantErr: ErrInvalidValue},
+		{expr: "node.role!=", wantErr: ErrEmptyValue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
@@ -122,12 +126,20 @@ func TestValidatePlacement(t *testing.T) {
 			Constraints: []string{"node.role==worker"},
 			Preferences: []*api.PlacementPreference{{Spread: "node.labels.zone"}, {Spread: "engine.labels.rack"}},
 		}},
-		{name: "bad constraint", p: &api.Placement{Constraints: []string{"node.zone==a"}},
-			wantErr: ErrUnknownAttribute, naming: "node.zone==a"},
+		{name: "bad constraint", p: &api.Placement{Constraints: []string{"node.role==worker", "node.zone==a"}},
+			wantErr: ErrUnknownAttribute, naming: `constraints[1]: constraint "node.zone==a"`},
+		{name: "bad role", p: &api.Placement{Constraints: []string{"node.role==boss"}},
+			wantErr: ErrInvalidValue, naming: `constraints[0]: constraint "node.role==boss": invalid value: node.role is manager or worker, not "boss"`},
 		{name: "empty spread", p: &api.Placement{Preferences: []*api.PlacementPreference{{Spread: ""}}},
-			wantErr: ErrEmptyKey, naming: "placement preference 0"},
+			wantErr: ErrEmptyKey, naming: "preferences[0].spread"},
 		{name: "unknown spread", p: &api.Placement{Preferences: []*api.PlacementPreference{{Spread: "node.labels.zone"}, {Spread: "zone"}}},
-			wantErr: ErrUnknownAttribute, naming: "placement preference 1"},
+			wantErr: ErrUnknownAttribute, naming: `preferences[1].spread: spread "zone"`},
+		{name: "spread over a label without key", p: &api.Placement{Preferences: []*api.PlacementPreference{{Spread: "engine.labels."}}},
+			wantErr: ErrEmptyKey, naming: "preferences[0].spread"},
+		{name: "spread over hostnames", p: &api.Placement{Preferences: []*api.PlacementPreference{{Spread: "NODE.HOSTNAME"}}},
+			wantErr: ErrNotSpreadable, naming: "not over node.hostname"},
+		{name: "spread over roles", p: &api.Placement{Preferences: []*api.PlacementPreference{{Spread: "node.role"}}},
+			wantErr: ErrNotSpreadable, naming: "preferences[0].spread"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,6 +153,52 @@ func TestValidatePlacement(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.naming) {
 				t.Fatalf("ValidatePlacement error = %v, want %v naming %q", err, tt.wantErr, tt.naming)
 			}
+			var pe *PlacementError
+			if !errors.As(err, &pe) || !strings.HasPrefix(err.Error(), pe.Field+": ") {
+				t.Errorf("ValidatePlacement error = %v, want a *PlacementError that starts with its field", err)
+			}
 		})
+	}
+}
+
+// Every bad part is reported, in the placement's order, each as its own
+// *PlacementError.
+func TestValidatePlacementReportsEveryBadPart(t *testing.T) {
+	err := ValidatePlacement(&api.Placement{
+		Constraints: []string{"node.id==a", "node.foo==b", "node.labels.x=y"},
+		Preferences: []*api.PlacementPreference{{Spread: "node.id"}},
+	})
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("error %v (%T) does not join the parts' errors", err, err)
+	}
+	var fields []string
+	for _, e := range joined.Unwrap() {
+		var pe *PlacementError
+		if !errors.As(e, &pe) {
+			t.Fatalf("part error %v (%T) is not a *PlacementError", e, e)
+		}
+		fields = append(fields, pe.Field)
+	}
+	if want := []string{"constraints[1]", "constraints[2]", "preferences[0].spread"}; !slices.Equal(fields, want) {
+		t.Errorf("refused fields %v, want %v", fields, want)
+	}
+}
+
+func TestConstraintNamesNode(t *testing.T) {
+	for expr, want := range map[string]bool{
+		"node.id==n1":        true,
+		"Node.Hostname==web": true,
+		"node.id!=n1":        false,
+		"node.role==manager": false,
+		"node.labels.id==n1": false,
+	} {
+		c, err := ParseConstraint(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.NamesNode(); got != want {
+			t.Errorf("%s: NamesNode() = %v, want %v", expr, got, want)
+		}
 	}
 }

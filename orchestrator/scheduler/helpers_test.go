@@ -3,13 +3,10 @@ package scheduler
 // Builders of nodes and tasks for the tests, and a way to wait on the store.
 
 import (
-	"context"
 	"fmt"
-	"testing"
-	"time"
 
 	"github.com/shoal/shoal/api"
-	"github.com/shoal/shoal/orchestrator/store"
+	"github.com/shoal/shoal/orchestrator/reconcile/reconciletest"
 )
 
 const gib = 1 << 30
@@ -166,35 +163,10 @@ func reasons(r Result) map[string]string {
 	return out
 }
 
-// create writes objects to the store in one transaction.
-func create(t *testing.T, s *store.MemoryStore, objs ...store.Object) {
-	t.Helper()
-	err := s.Update(context.Background(), func(tx store.Tx) error {
-		for _, o := range objs {
-			if err := tx.Create(o); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("create: %v", err)
-	}
-}
-
-// waitFor blocks until cond holds on the store, re-checking after every
-// committed batch. The deadline only guards against a hang; no test asserts
-// how long anything takes.
-func waitFor(t *testing.T, s *store.MemoryStore, what string, cond func(store.ReadTx) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var ok bool
-	watch := s.ViewAndWatch(ctx, func(tx store.ReadTx) { ok = cond(tx) })
-	for !ok {
-		if _, open := <-watch; !open {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		s.View(func(tx store.ReadTx) { ok = cond(tx) })
-	}
-}
+// create writes objects to the store in one transaction; waitFor blocks
+// until a condition holds on the store, re-checking after every committed
+// batch (its deadline only guards against a hang).
+var (
+	create  = reconciletest.Create
+	waitFor = reconciletest.WaitFor
+)

@@ -196,7 +196,7 @@ func TestPlanPendingReasons(t *testing.T) {
 			name:    "unparsable constraint",
 			nodes:   []*api.Node{node("n1")},
 			pending: tasks("web", 1, constrained("node.zone==a")),
-			reason:  `no suitable node (invalid scheduling constraints: constraint "node.zone==a": unknown attribute "node.zone")`,
+			reason:  `no suitable node (invalid scheduling constraints: constraint "node.zone==a": unknown attribute "node.zone" (want node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.KEY or engine.labels.KEY))`,
 		},
 		{
 			name:    "platform",

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/shoal/shoal/api"
@@ -106,4 +107,42 @@ func TestTaskIndexesFollowChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("restored", restored)
+}
+
+// TestUpdateOfDeletedObjectIsAConflict: a transaction that changes an
+// object another transaction deleted since it was read fails as a version
+// conflict (so Update runs its callback again) that still says not found.
+func TestUpdateOfDeletedObjectIsAConflict(t *testing.T) {
+	ctx := context.Background()
+	s, p := newTestStore(t)
+	if err := s.Update(ctx, func(tx Tx) error { return tx.Create(&api.Task{Id: "t1"}) }); err != nil {
+		t.Fatal(err)
+	}
+	stale := newTx(s, s.now())
+	tk := stale.Task("t1")
+	tk.DesiredState = api.TaskState_TASK_STATE_REMOVE
+	if err := stale.Update(tk); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := stale.payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx Tx) error { return tx.Delete(tx.Task("t1")) }); err != nil {
+		t.Fatal(err)
+	}
+	p.index++
+	res, _ := s.Apply(p.index, payload).(error)
+	if !errors.Is(res, ErrVersionConflict) || !errors.Is(res, ErrNotFound) {
+		t.Fatalf("applying the stale update: %v, want a version conflict that is also not found", res)
+	}
+	// Update re-runs a callback that meets this, and it sees the task gone.
+	runs := 0
+	err = s.Update(ctx, func(tx Tx) error {
+		runs++
+		return nil
+	})
+	if err != nil || runs != 1 {
+		t.Fatalf("a plain update after it: %v, %d runs", err, runs)
+	}
 }

@@ -199,6 +199,13 @@ func (s *MemoryStore) check(actions []*api.StoreAction) error {
 			}
 		case api.StoreAction_KIND_UPDATE, api.StoreAction_KIND_DELETE:
 			if !exists {
+				if a.ExpectedVersion != 0 {
+					// Read at a version, deleted since: the read was
+					// stale, as with any other change, and Update
+					// runs its callback again on the new state.
+					return fmt.Errorf("%w: %s %s was deleted after it was read at version %d (%w)",
+						ErrVersionConflict, kind, o.GetId(), a.ExpectedVersion, ErrNotFound)
+				}
 				return fmt.Errorf("%w: %s %s", ErrNotFound, kind, o.GetId())
 			}
 			if version(cur) != a.ExpectedVersion {

@@ -2,7 +2,10 @@
 # make demo: a 3-manager shoal cluster on this machine's loopback addresses
 # (127.0.0.11-13), state in a temporary folder. It shows node ls, kills the
 # leader with SIGKILL, shows the new leader and that the state survived,
-# brings the old leader back as a follower, and stops everything it started.
+# brings the old leader back as a follower; then two workers join
+# (127.0.0.14-15) and a service runs on them (tasks run in memory: the sim
+# executor): spread, drain, a rolling update, a rollback and scaling. It
+# stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$PWD/bin"
@@ -22,8 +25,13 @@ ctl() { local n=$1; shift; "$BIN/shoalctl" --socket "$WORK/m$n/control.sock" "$@
 
 start() { # start N [join flags...]
   local n=$1; shift
+  start_as "manager-$n" "$n" "$@"
+}
+
+start_as() { # start_as HOSTNAME N [join flags...]
+  local host=$1 n=$2; shift 2
   mkdir -p "$WORK/m$n"
-  "$BIN/shoald" -d "$WORK/m$n" --hostname "manager-$n" \
+  "$BIN/shoald" -d "$WORK/m$n" --hostname "$host" \
     --listen-remote-api "127.0.0.1$n:$PORT" --listen-control-api "$WORK/m$n/control.sock" \
     --dispatcher-heartbeat 1s --executor sim "$@" >>"$WORK/m$n/shoald.log" 2>&1 &
   PID[$n]=$!
@@ -82,5 +90,41 @@ reachable() { [ "$(ctl "$ALIVE" node ls | grep -c -E 'Ready .*(Leader|Reachable)
 wait_for 30 "manager-$OLD to be reachable" reachable
 wait_for 30 "manager-$OLD to answer" ctl "$OLD" node ls
 ctl "$OLD" node ls
+
+say "two workers join with the worker join token"
+WTOKEN=$(ctl "$ALIVE" cluster join-token -q worker)
+start_as worker-4 4 --join-addr "127.0.0.11:$PORT" --join-token "$WTOKEN"
+start_as worker-5 5 --join-addr "127.0.0.11:$PORT" --join-token "$WTOKEN"
+ready5() { [ "$(ctl "$ALIVE" node ls | grep -c Ready)" = 5 ]; }
+wait_for 30 "five ready nodes" ready5
+say "draining the managers: tasks run on the workers only"
+ctl "$ALIVE" node drain manager-1 manager-2 manager-3
+ctl "$ALIVE" node ls
+
+say "service create: 6 replicas, spread over the two workers (the CLI follows convergence)"
+ctl "$ALIVE" service create --name web --replicas 6 --update-parallelism 2 --update-delay 1s sim/web:1
+ctl "$ALIVE" service ls
+ctl "$ALIVE" service ps web
+
+say "draining worker-5: its tasks move to worker-4, same slots"
+ctl "$ALIVE" node drain worker-5
+moved() { ! ctl "$ALIVE" service ps --filter desired-state=running web | grep -q worker-5; }
+wait_for 30 "web's tasks to leave worker-5" moved
+ctl "$ALIVE" service ps --filter desired-state=running web
+ctl "$ALIVE" node activate worker-5
+
+say "rolling update to sim/web:2, two tasks at a time, 1s apart"
+ctl "$ALIVE" service update --image sim/web:2 web
+ctl "$ALIVE" service ps web | head -n 8
+
+say "service rollback: back to sim/web:1"
+ctl "$ALIVE" service rollback web
+ctl "$ALIVE" service ls
+
+say "scale 6 → 2 → 6: the slots come back as 1..6"
+ctl "$ALIVE" service scale web=2
+ctl "$ALIVE" service scale web=6
+ctl "$ALIVE" service ps --filter desired-state=running web
+ctl "$ALIVE" service rm web
 
 say "stopping everything"

@@ -8,39 +8,22 @@ import (
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/reconcile"
+	"github.com/shoal/shoal/orchestrator/reconcile/reconciletest"
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
-func setNode(id string, fn func(*api.Node)) func(store.Tx) error {
-	return func(tx store.Tx) error {
-		n := tx.Node(id)
-		fn(n)
-		return tx.Update(n)
-	}
-}
-
-func availability(a api.NodeAvailability) func(*api.Node) {
-	return func(n *api.Node) { n.Spec.Availability = a }
-}
-
-func state(s api.NodeState) func(*api.Node) {
-	return func(n *api.Node) { n.Status.State = s }
-}
-
-func label(k, v string) func(*api.Node) {
-	return func(n *api.Node) { n.Spec.Annotations.Labels[k] = v }
-}
+// Short names for the steps of TestFollowsNodes.
+var (
+	setNode      = reconciletest.SetNode
+	availability = reconciletest.WithAvailability
+	state        = reconciletest.WithState
+	label        = reconciletest.WithLabel
+)
 
 func TestFollowsNodes(t *testing.T) {
 	h := newHarness(t)
-	h.update(t, func(tx store.Tx) error {
-		for _, n := range []*api.Node{node("n1", "zone", "a"), node("n2", "zone", "a"), node("n3", "zone", "b")} {
-			if err := tx.Create(n); err != nil {
-				return err
-			}
-		}
-		return tx.Create(service("agent", "node.labels.zone==a"))
-	})
+	reconciletest.Create(t, h.s, node("n1", "zone", "a"), node("n2", "zone", "a"), node("n3", "zone", "b"),
+		service("agent", "node.labels.zone==a"))
 	h.start(t)
 	h.waitNodes(t, "agent", "n1", "n2")
 
@@ -112,12 +95,7 @@ func TestEligibilityForNewTasks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.update(t, func(tx store.Tx) error {
-				if err := tx.Create(tc.node); err != nil {
-					return err
-				}
-				return tx.Create(tc.svc)
-			})
+			reconciletest.Create(t, h.s, tc.node, tc.svc)
 			h.start(t)
 			h.settle(t)
 			if got := len(h.tasks("s")) == 1; got != tc.want {
@@ -151,7 +129,7 @@ func TestEndedTaskRestartsOnItsNode(t *testing.T) {
 		reconcile.SetStatus(failed, api.TaskState_TASK_STATE_FAILED, "exit 1", time.Now())
 		return tx.Update(failed)
 	})
-	waitFor(t, h.s, "a replacement on n1", func(tx store.ReadTx) bool {
+	reconciletest.WaitFor(t, h.s, "a replacement on n1", func(tx store.ReadTx) bool {
 		if tx.Task(failed.Id).DesiredState != api.TaskState_TASK_STATE_SHUTDOWN {
 			return false
 		}
@@ -201,14 +179,7 @@ func TestNewLeaderConvergesWithoutDuplicates(t *testing.T) {
 
 func TestDirtyNodesGoToTheUpdater(t *testing.T) {
 	h := newHarness(t)
-	h.update(t, func(tx store.Tx) error {
-		for _, n := range []*api.Node{node("n1"), node("n2")} {
-			if err := tx.Create(n); err != nil {
-				return err
-			}
-		}
-		return tx.Create(service("agent"))
-	})
+	reconciletest.Create(t, h.s, node("n1"), node("n2"), service("agent"))
 	h.start(t)
 	h.waitNodes(t, "agent", "n1", "n2")
 	h.update(t, func(tx store.Tx) error {
@@ -218,10 +189,10 @@ func TestDirtyNodesGoToTheUpdater(t *testing.T) {
 		return tx.Update(s)
 	})
 	h.settle(t)
-	c, ok := h.updater.last()
-	if !ok || c.service.SpecVersion != 2 || len(c.slots) != 2 {
+	c, ok := h.updater.Last()
+	if !ok || c.Service.SpecVersion != 2 || len(c.Slots) != 2 {
 		t.Fatalf("updater last called with %d slots of %+v (called: %v), want both nodes at spec_version 2",
-			len(c.slots), c.service, ok)
+			len(c.Slots), c.Service, ok)
 	}
 	if got := len(h.tasks("agent")); got != 2 {
 		t.Errorf("%d tasks: the reconciler replaced tasks itself", got)
@@ -230,16 +201,11 @@ func TestDirtyNodesGoToTheUpdater(t *testing.T) {
 
 func TestDeletedServiceTasksAreRemoved(t *testing.T) {
 	h := newHarness(t)
-	h.update(t, func(tx store.Tx) error {
-		if err := tx.Create(node("n1")); err != nil {
-			return err
-		}
-		return tx.Create(service("agent"))
-	})
+	reconciletest.Create(t, h.s, node("n1"), service("agent"))
 	h.start(t)
 	h.waitNodes(t, "agent", "n1")
 	h.update(t, func(tx store.Tx) error { return tx.Delete(tx.Service("agent")) })
-	waitFor(t, h.s, "every task desired REMOVE", func(tx store.ReadTx) bool {
+	reconciletest.WaitFor(t, h.s, "every task desired REMOVE", func(tx store.ReadTx) bool {
 		for _, task := range tx.TasksByService("agent") {
 			if task.DesiredState != api.TaskState_TASK_STATE_REMOVE {
 				return false

@@ -3,14 +3,13 @@ package global
 // This file owns one service's pass over every node: shutting down tasks of
 // nodes that stopped being eligible, restarts, one task per eligible node,
 // and handing out-of-date nodes to the Updater. A pass is one transaction
-// that stages at most maxChangesPerUpdate task writes; a bigger change
+// of at most reconcile.MaxWritesPerUpdate task writes; a bigger change
 // takes a few passes in a row.
 
 import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/shoal/shoal/api"
@@ -19,37 +18,29 @@ import (
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
-// maxChangesPerUpdate bounds the task creates and updates of one
-// transaction.
-const maxChangesPerUpdate = 2000
-
 // reconcileService gives one service its task on every eligible node, in
 // as many transactions as the change needs, then hands its out-of-date
 // nodes to the Updater.
 func (r *Reconciler) reconcileService(ctx context.Context, id string) error {
-	for {
-		var p *pass
-		err := r.store.Update(ctx, func(tx store.Tx) error {
-			p = &pass{tx: tx, restart: r.restart, budget: maxChangesPerUpdate, now: time.Now()}
-			return p.reconcile(id)
-		})
-		if err != nil {
-			return fmt.Errorf("reconcile service %s: %w", id, err)
-		}
+	var p *pass
+	err := reconcile.UpdateInChunks(ctx, r.store, func(tx store.Tx, b *reconcile.Budget) error {
+		p = &pass{tx: tx, restart: r.restart, budget: b, now: time.Now()}
+		return p.reconcile(id)
+	}, func() {
 		if p.badPlacement != nil {
 			r.log.Warn("service placement unreadable; its nodes keep their tasks but get no new ones",
 				"service", id, "err", p.badPlacement)
 		}
 		r.restart.Schedule(p.later...)
 		r.restart.Cancel(p.cancel...)
-		if p.more {
-			continue
-		}
-		if len(p.dirty) > 0 && r.updater != nil {
-			r.updater.Update(ctx, p.service, p.dirty)
-		}
-		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile service %s: %w", id, err)
 	}
+	if len(p.dirty) > 0 && r.updater != nil {
+		r.updater.Update(ctx, p.service, p.dirty)
+	}
+	return nil
 }
 
 // pass is one transaction's work on one service.
@@ -57,8 +48,7 @@ type pass struct {
 	tx      store.Tx
 	restart *restart.Supervisor
 	now     time.Time
-	budget  int
-	more    bool
+	budget  *reconcile.Budget
 
 	// Results, acted on once the transaction commits.
 	service      *api.Service
@@ -68,21 +58,11 @@ type pass struct {
 	dirty        []reconcile.Slot
 }
 
-// spend takes n writes from the budget; false when they do not fit.
-func (p *pass) spend(n int) bool {
-	if p.budget < n {
-		p.more = true
-		return false
-	}
-	p.budget -= n
-	return true
-}
-
 func (p *pass) reconcile(id string) error {
 	svc := p.tx.Service(id)
 	tasks := p.tx.TasksByService(id)
 	if svc == nil {
-		return p.setAll(tasks, api.TaskState_TASK_STATE_REMOVE)
+		return p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_REMOVE, tasks...)
 	}
 	if !reconcile.IsGlobal(svc) {
 		return nil
@@ -95,7 +75,7 @@ func (p *pass) reconcile(id string) error {
 	byNode := make(map[string]reconcile.Slot)
 	for _, t := range tasks {
 		if t.Slot != 0 { // left from another mode
-			if err := p.setAll([]*api.Task{t}, api.TaskState_TASK_STATE_REMOVE); err != nil {
+			if err := p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_REMOVE, t); err != nil {
 				return err
 			}
 			continue
@@ -105,7 +85,7 @@ func (p *pass) reconcile(id string) error {
 	for _, n := range p.tx.Nodes() {
 		slot := byNode[n.Id]
 		delete(byNode, n.Id)
-		if p.more {
+		if p.budget.Exhausted() {
 			return nil
 		}
 		// An unreadable placement keeps what runs and starts nothing.
@@ -136,14 +116,14 @@ func (p *pass) reconcileNode(svc *api.Service, nodeID string, slot reconcile.Slo
 	key := restart.Key{ServiceID: svc.Id, NodeID: nodeID}
 	if !keeps {
 		p.cancel = append(p.cancel, key)
-		return p.setAll(runnable(slot), api.TaskState_TASK_STATE_SHUTDOWN)
+		return p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_SHUTDOWN, runnable(slot)...)
 	}
 	held := p.restart.Held(key)
 	for _, t := range slices.Clone(slot) {
 		if !reconcile.MeantToRun(t) || !reconcile.IsTerminal(t.GetStatus().GetState()) {
 			continue
 		}
-		if !p.spend(2) {
+		if !p.budget.Spend(2) {
 			return nil
 		}
 		repl, later, err := p.restart.Restart(p.tx, svc, slot, t, restart.Ended)
@@ -158,8 +138,8 @@ func (p *pass) reconcileNode(svc *api.Service, nodeID string, slot reconcile.Slo
 			held = true
 		}
 	}
-	holders, extra := occupying(slot)
-	if err := p.setAll(extra, api.TaskState_TASK_STATE_SHUTDOWN); err != nil {
+	holders, extra := reconcile.Holders(slot)
+	if err := p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_SHUTDOWN, extra...); err != nil {
 		return err
 	}
 	switch {
@@ -168,7 +148,7 @@ func (p *pass) reconcileNode(svc *api.Service, nodeID string, slot reconcile.Slo
 			p.dirty = append(p.dirty, slot)
 		}
 	case !held && takesNew:
-		if !p.spend(1) {
+		if !p.budget.Spend(1) {
 			return nil
 		}
 		if err := p.tx.Create(reconcile.NewTask(svc, 0, nodeID, p.now)); err != nil {
@@ -176,41 +156,6 @@ func (p *pass) reconcileNode(svc *api.Service, nodeID string, slot reconcile.Slo
 		}
 	}
 	return nil
-}
-
-// occupying splits slot's tasks that hold the node's place into those to
-// keep, one per spec_version, and the extra ones (an old leader's race).
-// Tasks of different spec_versions are left to the Updater: a start-first
-// update runs the new task beside the old one until it is up. The one kept
-// of a spec_version is meant to run rather than completed, then the
-// furthest along, then the newest.
-func occupying(slot reconcile.Slot) (keep, extra []*api.Task) {
-	var holders []*api.Task
-	for _, t := range slot {
-		if reconcile.OccupiesSlot(t) {
-			holders = append(holders, t)
-		}
-	}
-	sort.SliceStable(holders, func(i, j int) bool {
-		a, b := holders[i], holders[j]
-		if ra, rb := reconcile.MeantToRun(a), reconcile.MeantToRun(b); ra != rb {
-			return ra
-		}
-		if sa, sb := a.GetStatus().GetState(), b.GetStatus().GetState(); sa != sb {
-			return sa > sb
-		}
-		return a.GetMeta().GetCreatedAt().AsTime().After(b.GetMeta().GetCreatedAt().AsTime())
-	})
-	kept := make(map[uint64]bool)
-	for _, t := range holders {
-		if kept[t.SpecVersion] {
-			extra = append(extra, t)
-			continue
-		}
-		kept[t.SpecVersion] = true
-		keep = append(keep, t)
-	}
-	return keep, extra
 }
 
 // runnable returns slot's tasks meant to run.
@@ -222,18 +167,4 @@ func runnable(slot reconcile.Slot) []*api.Task {
 		}
 	}
 	return out
-}
-
-// setAll moves the desired state of tasks forward to state (never back).
-func (p *pass) setAll(tasks []*api.Task, state api.TaskState) error {
-	for _, t := range tasks {
-		if t.DesiredState >= state || !p.spend(1) {
-			continue
-		}
-		t.DesiredState = state
-		if err := p.tx.Update(t); err != nil {
-			return fmt.Errorf("set task %s desired %s: %w", t.Id, state, err)
-		}
-	}
-	return nil
 }

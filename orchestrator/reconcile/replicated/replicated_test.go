@@ -9,8 +9,10 @@ import (
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/reconcile"
+	"github.com/shoal/shoal/orchestrator/reconcile/reconciletest"
 	"github.com/shoal/shoal/orchestrator/reconcile/restart"
 	"github.com/shoal/shoal/orchestrator/store"
+	"github.com/shoal/shoal/orchestrator/store/storetest"
 )
 
 func TestScale(t *testing.T) {
@@ -93,18 +95,13 @@ func TestNodeLossMovesTasks(t *testing.T) {
 			h.start(t)
 			// A long delay and one attempt: a node loss must ignore both.
 			policy := &api.RestartPolicy{Delay: durationpb.New(time.Hour), MaxAttempts: 1}
-			h.update(t, func(tx store.Tx) error {
-				if err := tx.Create(node("a")); err != nil {
-					return err
-				}
-				return tx.Create(service("web", 3, policy))
-			})
+			reconciletest.Create(t, h.s, reconciletest.Node("a"), service("web", 3, policy))
 			h.waitSlots(t, "web", seq(1, 3))
 			h.schedule(t, "web", "a")
 			before := h.tasks("web")
 
 			h.update(t, tc.lose)
-			waitFor(t, h.s, "replacements", func(tx store.ReadTx) bool {
+			reconciletest.WaitFor(t, h.s, "replacements", func(tx store.ReadTx) bool {
 				var fresh []uint64
 				for _, task := range tx.TasksByService("web") {
 					if reconcile.MeantToRun(task) && task.NodeId == "" {
@@ -146,12 +143,7 @@ func TestEndedTasksFollowTheRestartPolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
 			h.start(t)
-			h.update(t, func(tx store.Tx) error {
-				if err := tx.Create(node("a")); err != nil {
-					return err
-				}
-				return tx.Create(service("web", 2, tc.policy))
-			})
+			reconciletest.Create(t, h.s, reconciletest.Node("a"), service("web", 2, tc.policy))
 			h.waitSlots(t, "web", seq(1, 2))
 			h.schedule(t, "web", "a")
 			var victim *api.Task
@@ -164,7 +156,7 @@ func TestEndedTasksFollowTheRestartPolicy(t *testing.T) {
 				reconcile.SetStatus(victim, tc.end, "ended", time.Now())
 				return tx.Update(victim)
 			})
-			waitFor(t, h.s, "the policy applied", func(tx store.ReadTx) bool {
+			reconciletest.WaitFor(t, h.s, "the policy applied", func(tx store.ReadTx) bool {
 				return tx.Task(victim.Id).DesiredState == tc.wantDesired
 			})
 			if tc.wantNew {
@@ -182,12 +174,7 @@ func TestEndedTasksFollowTheRestartPolicy(t *testing.T) {
 func TestDelayedRestartHoldsTheSlot(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start(t)
-	h.update(t, func(tx store.Tx) error {
-		if err := tx.Create(node("a")); err != nil {
-			return err
-		}
-		return tx.Create(service("web", 1, &api.RestartPolicy{Delay: durationpb.New(time.Hour)}))
-	})
+	reconciletest.Create(t, h.s, reconciletest.Node("a"), service("web", 1, &api.RestartPolicy{Delay: durationpb.New(time.Hour)}))
 	h.waitSlots(t, "web", seq(1, 1))
 	h.schedule(t, "web", "a")
 	h.update(t, func(tx store.Tx) error {
@@ -217,12 +204,12 @@ func TestDirtySlotsGoToTheUpdater(t *testing.T) {
 		return tx.Update(s)
 	})
 	h.settle(t)
-	c, ok := h.updater.last()
-	if !ok || c.service.SpecVersion != 2 {
-		t.Fatalf("updater last called with %+v (called: %v), want the service at spec_version 2", c.service, ok)
+	c, ok := h.updater.Last()
+	if !ok || c.Service.SpecVersion != 2 {
+		t.Fatalf("updater last called with %+v (called: %v), want the service at spec_version 2", c.Service, ok)
 	}
 	var slots []uint64
-	for _, slot := range c.slots {
+	for _, slot := range c.Slots {
 		if len(slot) != 1 {
 			t.Errorf("slot of %d tasks, want 1", len(slot))
 		}
@@ -243,7 +230,7 @@ func TestDeletedServiceTasksAreRemoved(t *testing.T) {
 	h.update(t, func(tx store.Tx) error { return tx.Create(service("web", 4, nil)) })
 	h.waitSlots(t, "web", seq(1, 4))
 	h.update(t, func(tx store.Tx) error { return tx.Delete(tx.Service("web")) })
-	waitFor(t, h.s, "every task desired REMOVE", func(tx store.ReadTx) bool {
+	reconciletest.WaitFor(t, h.s, "every task desired REMOVE", func(tx store.ReadTx) bool {
 		for _, task := range tx.TasksByService("web") {
 			if task.DesiredState != api.TaskState_TASK_STATE_REMOVE {
 				return false
@@ -256,7 +243,7 @@ func TestDeletedServiceTasksAreRemoved(t *testing.T) {
 func TestNewLeaderConvergesWithoutDuplicates(t *testing.T) {
 	h := newHarness(t, nil)
 	h.update(t, func(tx store.Tx) error {
-		if err := tx.Create(node("a")); err != nil {
+		if err := tx.Create(reconciletest.Node("a")); err != nil {
 			return err
 		}
 		svc := service("web", 5, &api.RestartPolicy{Delay: durationpb.New(time.Hour)})
@@ -291,22 +278,22 @@ func TestNewLeaderConvergesWithoutDuplicates(t *testing.T) {
 }
 
 func TestTenThousandReplicasInFewTransactions(t *testing.T) {
-	s, p := newCountingStore()
+	s, p := storetest.NewWithProposer()
 	h := newHarness(t, s)
 	h.start(t)
-	before := p.count()
+	before := p.Proposals()
 	h.update(t, func(tx store.Tx) error { return tx.Create(service("big", 10000, nil)) })
-	waitFor(t, h.s, "10,000 tasks", func(tx store.ReadTx) bool { return len(tx.TasksByService("big")) == 10000 })
+	reconciletest.WaitFor(t, h.s, "10,000 tasks", func(tx store.ReadTx) bool { return len(tx.TasksByService("big")) == 10000 })
 	h.waitSlots(t, "big", seq(1, 10000))
 	// 1 service create + 5 chunks of 2,000 tasks.
-	if n := p.count() - before; n > 10 {
+	if n := p.Proposals() - before; n > 10 {
 		t.Errorf("%d transactions to create 10,000 replicas, want at most 10", n)
 	}
 }
 
 func BenchmarkCreateTenThousandReplicas(b *testing.B) {
 	for b.Loop() {
-		s, _ := newCountingStore()
+		s := storetest.New()
 		sup := restart.NewSupervisor(s, quiet)
 		r := New(s, sup, nil, quiet)
 		svc := service("big", 10000, nil)
@@ -322,7 +309,7 @@ func BenchmarkCreateTenThousandReplicas(b *testing.B) {
 // BenchmarkIdlePass is the cost of a pass over a 10,000-replica service
 // that needs nothing: what every relevant task event costs.
 func BenchmarkIdlePass(b *testing.B) {
-	s, _ := newCountingStore()
+	s := storetest.New()
 	r := New(s, restart.NewSupervisor(s, quiet), nil, quiet)
 	if err := s.Update(b.Context(), func(tx store.Tx) error { return tx.Create(service("big", 10000, nil)) }); err != nil {
 		b.Fatal(err)

@@ -1,9 +1,10 @@
 package replicated
 
-// This file owns one service's pass: restarts, scaling up and down, and
-// handing out-of-date slots to the Updater. A pass is one transaction that
-// stages at most maxChangesPerUpdate task writes; a bigger change (10,000
-// new replicas) takes a few passes in a row.
+// This file owns one service's pass: restarts, scaling up and down,
+// shutting down duplicates, and handing out-of-date slots to the Updater.
+// A pass is one transaction of at most reconcile.MaxWritesPerUpdate task
+// writes; a bigger change (10,000 new replicas) takes a few passes in a
+// row.
 
 import (
 	"context"
@@ -17,33 +18,25 @@ import (
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
-// maxChangesPerUpdate bounds the task creates and updates of one
-// transaction, so one raft entry stays a few megabytes at most.
-const maxChangesPerUpdate = 2000
-
 // reconcileService brings one service to its replica count, in as many
 // transactions as the change needs, then hands its out-of-date slots to
 // the Updater.
 func (r *Reconciler) reconcileService(ctx context.Context, id string) error {
-	for {
-		var p *pass
-		err := r.store.Update(ctx, func(tx store.Tx) error {
-			p = &pass{tx: tx, restart: r.restart, budget: maxChangesPerUpdate, now: time.Now()}
-			return p.reconcile(id)
-		})
-		if err != nil {
-			return fmt.Errorf("reconcile service %s: %w", id, err)
-		}
+	var p *pass
+	err := reconcile.UpdateInChunks(ctx, r.store, func(tx store.Tx, b *reconcile.Budget) error {
+		p = &pass{tx: tx, restart: r.restart, budget: b, now: time.Now()}
+		return p.reconcile(id)
+	}, func() {
 		r.restart.Schedule(p.later...)
 		r.restart.Cancel(p.cancel...)
-		if p.more {
-			continue
-		}
-		if len(p.dirty) > 0 && r.updater != nil {
-			r.updater.Update(ctx, p.service, p.dirty)
-		}
-		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile service %s: %w", id, err)
 	}
+	if len(p.dirty) > 0 && r.updater != nil {
+		r.updater.Update(ctx, p.service, p.dirty)
+	}
+	return nil
 }
 
 // pass is one transaction's work on one service.
@@ -51,10 +44,9 @@ type pass struct {
 	tx      store.Tx
 	restart *restart.Supervisor
 	now     time.Time
-	// budget is how many more task writes this transaction may stage;
-	// more is set when it ran out and another pass must follow.
-	budget int
-	more   bool
+	// budget counts the task writes this transaction may still stage;
+	// once exhausted, the pass stops and another follows.
+	budget *reconcile.Budget
 
 	nodes map[string]*api.Node
 
@@ -65,21 +57,11 @@ type pass struct {
 	dirty   []reconcile.Slot
 }
 
-// spend takes n writes from the budget; false when they do not fit.
-func (p *pass) spend(n int) bool {
-	if p.budget < n {
-		p.more = true
-		return false
-	}
-	p.budget -= n
-	return true
-}
-
 func (p *pass) reconcile(id string) error {
 	svc := p.tx.Service(id)
 	tasks := p.tx.TasksByService(id)
 	if svc == nil {
-		return p.removeAll(tasks)
+		return p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_REMOVE, tasks...)
 	}
 	if !reconcile.IsReplicated(svc) {
 		return nil
@@ -88,7 +70,7 @@ func (p *pass) reconcile(id string) error {
 	slots := make(map[uint64]reconcile.Slot)
 	for _, t := range tasks {
 		if t.Slot == 0 { // left from another mode
-			if err := p.setDesired(t, api.TaskState_TASK_STATE_REMOVE); err != nil {
+			if err := p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_REMOVE, t); err != nil {
 				return err
 			}
 			continue
@@ -119,6 +101,10 @@ func (p *pass) reconcile(id string) error {
 		return err
 	}
 	for _, num := range occupied {
+		_, extra := reconcile.Holders(slots[num])
+		if err := p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_SHUTDOWN, extra...); err != nil {
+			return err
+		}
 		if dirtySlot(svc, slots[num]) {
 			p.dirty = append(p.dirty, slots[num])
 		}
@@ -140,7 +126,7 @@ func (p *pass) restartTasks(svc *api.Service, slots map[uint64]reconcile.Slot, h
 			if !ok {
 				continue
 			}
-			if !p.spend(2) {
+			if !p.budget.Spend(2) {
 				return nil
 			}
 			repl, later, err := p.restart.Restart(p.tx, svc, slots[num], t, cause)
@@ -189,12 +175,10 @@ func (p *pass) node(id string) *api.Node {
 func (p *pass) scaleDown(slots map[uint64]reconcile.Slot, excess []uint64) error {
 	for i := len(excess) - 1; i >= 0; i-- {
 		num := excess[i]
-		for _, t := range slots[num] {
-			if err := p.setDesired(t, api.TaskState_TASK_STATE_REMOVE); err != nil {
-				return err
-			}
+		if err := p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_REMOVE, slots[num]...); err != nil {
+			return err
 		}
-		if p.more {
+		if p.budget.Exhausted() {
 			return nil
 		}
 		p.cancel = append(p.cancel, restart.Key{ServiceID: p.service.Id, Slot: num})
@@ -212,35 +196,13 @@ func (p *pass) scaleUp(svc *api.Service, occupied []uint64, n uint64) error {
 		if taken[num] {
 			continue
 		}
-		if !p.spend(1) {
+		if !p.budget.Spend(1) {
 			return nil
 		}
 		if err := p.tx.Create(reconcile.NewTask(svc, num, "", p.now)); err != nil {
 			return fmt.Errorf("create task for slot %d: %w", num, err)
 		}
 		n--
-	}
-	return nil
-}
-
-// removeAll gives every task of a deleted service desired REMOVE.
-func (p *pass) removeAll(tasks []*api.Task) error {
-	for _, t := range tasks {
-		if err := p.setDesired(t, api.TaskState_TASK_STATE_REMOVE); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// setDesired moves t's desired state forward to state (never back).
-func (p *pass) setDesired(t *api.Task, state api.TaskState) error {
-	if t.DesiredState >= state || !p.spend(1) {
-		return nil
-	}
-	t.DesiredState = state
-	if err := p.tx.Update(t); err != nil {
-		return fmt.Errorf("set task %s desired %s: %w", t.Id, state, err)
 	}
 	return nil
 }

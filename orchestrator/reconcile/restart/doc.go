@@ -24,6 +24,11 @@
 // nothing refills it. A task whose node is down, drained or gone is
 // replaced at once, whatever the policy, and does not count as an attempt.
 //
+// No replacement is made, at once or after the delay, while another task
+// still holds the slot (meant to run, or completed for good): the old task
+// of a start-first update whose new task failed keeps the slot alone, and
+// the Updater decides what follows.
+//
 // The delay is kept in memory: when it is not zero the transaction only
 // stops the old task, and the Supervisor holds the slot (Held) and creates
 // the replacement once the delay has passed, in its Run loop. We have no

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/reconcile"
+	"github.com/shoal/shoal/orchestrator/reconcile/reconciletest"
 	"github.com/shoal/shoal/orchestrator/store"
 	"github.com/shoal/shoal/orchestrator/store/storetest"
 )
@@ -31,32 +32,17 @@ func newFixture(t *testing.T, policy *api.RestartPolicy, global bool) *fixture {
 	f := &fixture{s: storetest.New(), now: t0}
 	f.sup = NewSupervisor(f.s, slog.New(slog.DiscardHandler))
 	f.sup.now = func() time.Time { return f.now }
-	f.svc = &api.Service{
-		Id:          "svc",
-		SpecVersion: 1,
-		Spec: &api.ServiceSpec{
-			Annotations: &api.Annotations{Name: "web"},
-			Task:        &api.TaskSpec{Restart: policy},
-			Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}},
-		},
-	}
+	f.svc = reconciletest.ReplicatedService("svc", 1, reconciletest.WithRestart(policy))
 	if global {
-		f.svc.Spec.Mode = &api.ServiceSpec_Global{Global: &api.GlobalService{}}
+		f.svc = reconciletest.GlobalService("svc", reconciletest.WithRestart(policy))
 	}
-	f.update(t, func(tx store.Tx) error {
-		if err := tx.Create(&api.Node{Id: "n1", Status: &api.NodeStatus{State: api.NodeState_NODE_STATE_READY}}); err != nil {
-			return err
-		}
-		return tx.Create(f.svc)
-	})
+	reconciletest.Create(t, f.s, reconciletest.Node("n1"), f.svc)
 	return f
 }
 
 func (f *fixture) update(t *testing.T, fn func(store.Tx) error) {
 	t.Helper()
-	if err := f.s.Update(context.Background(), fn); err != nil {
-		t.Fatal(err)
-	}
+	reconciletest.Update(t, f.s, fn)
 }
 
 // addTask stores a task of slot 1 (global: of node n1) that ended in state
@@ -267,15 +253,50 @@ func TestRestartTwiceIsHarmless(t *testing.T) {
 	}
 }
 
+// A slot another task still holds gets no replacement, now or later: the
+// ended task is only stopped. The case that matters most is a start-first
+// update whose new task failed while the old one still runs the slot.
 func TestRestartLeavesAnOccupiedSlot(t *testing.T) {
-	f := newFixture(t, &api.RestartPolicy{Delay: durationpb.New(0)}, false)
-	f.addTask(t, api.TaskState_TASK_STATE_RUNNING, api.TaskState_TASK_STATE_RUNNING, t0)
-	old := f.addTask(t, api.TaskState_TASK_STATE_FAILED, api.TaskState_TASK_STATE_RUNNING, t0)
-	if repl, later := f.restart(t, old.Id, Ended); repl != nil || later != nil {
-		t.Fatalf("restart in a slot another task holds made %v / %v", repl, later)
-	}
-	if got := f.task(old.Id).DesiredState; got != api.TaskState_TASK_STATE_SHUTDOWN {
-		t.Fatalf("old task desired %v, want SHUTDOWN", got)
+	const (
+		running  = api.TaskState_TASK_STATE_RUNNING
+		complete = api.TaskState_TASK_STATE_COMPLETE
+		failed   = api.TaskState_TASK_STATE_FAILED
+	)
+	for _, tc := range []struct {
+		name   string
+		global bool
+		delay  time.Duration
+		cause  Cause
+		// other is the state, desired and observed, of the task holding
+		// the slot; otherOld says it runs the previous spec (start-first).
+		other    api.TaskState
+		otherOld bool
+	}{
+		{"same spec running", false, 0, Ended, running, false},
+		{"start-first: old task runs", false, 0, Ended, running, true},
+		{"start-first, delayed restart", false, time.Minute, Ended, running, true},
+		{"start-first, node lost", false, 0, NodeLost, running, true},
+		{"completed for good", false, 0, Ended, complete, false},
+		{"global start-first", true, 0, Ended, running, true},
+		{"global start-first, delayed restart", true, time.Minute, Ended, running, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &api.RestartPolicy{Delay: durationpb.New(tc.delay)}, tc.global)
+			f.addTask(t, tc.other, tc.other, t0)
+			if tc.otherOld {
+				f.svc.SpecVersion++ // the tasks made from here on are the update's
+			}
+			ended := f.addTask(t, failed, running, t0)
+			if repl, later := f.restart(t, ended.Id, tc.cause); repl != nil || later != nil {
+				t.Fatalf("restart in a slot another task holds made %v / %v", repl, later)
+			}
+			if got := f.task(ended.Id).DesiredState; got != api.TaskState_TASK_STATE_SHUTDOWN {
+				t.Fatalf("ended task desired %v, want SHUTDOWN", got)
+			}
+			if n := f.count(); n != 2 {
+				t.Fatalf("%d tasks, want the two there were", n)
+			}
+		})
 	}
 }
 
@@ -326,7 +347,7 @@ func TestDelayedReplacementIsCreatedByRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- f.sup.Run(ctx) }()
-	waitFor(t, f.s, "the delayed replacement", func(tx store.ReadTx) bool { return len(tx.Tasks()) == 2 })
+	reconciletest.WaitFor(t, f.s, "the delayed replacement", func(tx store.ReadTx) bool { return len(tx.Tasks()) == 2 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -370,21 +391,5 @@ func TestHoldExpires(t *testing.T) {
 	defer f.sup.mu.Unlock()
 	if len(f.sup.held) != 0 {
 		t.Fatal("cancel left the hold")
-	}
-}
-
-// waitFor waits until cond holds on the store, re-checking after every
-// committed batch. The deadline only stops a hung test.
-func waitFor(t *testing.T, s *store.MemoryStore, what string, cond func(store.ReadTx) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var ok bool
-	watch := s.ViewAndWatch(ctx, func(tx store.ReadTx) { ok = cond(tx) })
-	for !ok {
-		if _, open := <-watch; !open {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		s.View(func(tx store.ReadTx) { ok = cond(tx) })
 	}
 }

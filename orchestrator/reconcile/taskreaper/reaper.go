@@ -18,7 +18,7 @@
 //
 // It never deletes a task meant to run, one completed for good (desired
 // COMPLETE: it holds its slot), or one still running on a live node. Deletes
-// are batched, at most maxDeletesPerUpdate per transaction.
+// are batched, at most reconcile.MaxWritesPerUpdate per transaction.
 //
 // Store events only mark services dirty; dirty services are reaped once
 // per committed batch, and every service again on a periodic tick. Run
@@ -28,8 +28,8 @@
 // orchestrator/reconcile/restart.
 package taskreaper
 
-// This file owns the Reaper: Run's loop, which events make a service
-// dirty, and the deletion rules of one service.
+// This file owns the Reaper: Run, which drives it with a reconcile.Loop,
+// which events make a service dirty, and the deletion rules of one service.
 
 import (
 	"cmp"
@@ -49,91 +49,39 @@ import (
 // changed.
 const DefaultTick = 30 * time.Second
 
-// maxDeletesPerUpdate bounds the deletes of one transaction.
-const maxDeletesPerUpdate = 2000
-
-// maxCoalescedBatches bounds how many batches one reaping waits behind.
-const maxCoalescedBatches = 256
-
 // Reaper deletes finished tasks.
 type Reaper struct {
 	store *store.MemoryStore
 	log   *slog.Logger
-	tick  time.Duration
-
-	// afterReap, when set (tests), is called after each round of reaping
-	// dirty services.
-	afterReap func()
+	// loop drives the Reaper; tests may set its AfterRound.
+	loop reconcile.Loop
 }
 
 // New returns a Reaper deleting from s.
 func New(s *store.MemoryStore, log *slog.Logger) *Reaper {
-	return &Reaper{store: s, log: log, tick: DefaultTick}
+	r := &Reaper{store: s, log: log}
+	r.loop = reconcile.Loop{Name: "taskreaper", Store: s, Log: log, Tick: DefaultTick,
+		MarkAll: markAll, Note: r.note, Reconcile: r.reapService}
+	return r
 }
 
 // Run reaps until ctx ends, then returns nil. Call it on the leader only.
-func (r *Reaper) Run(ctx context.Context) error {
-	if err := r.store.ViewLinearizable(ctx, func(store.ReadTx) {}); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("taskreaper: catch up with the log: %w", err)
-	}
-	dirty := make(map[string]struct{})
-	watch := r.store.ViewAndWatch(ctx, func(tx store.ReadTx) { markAll(tx, dirty, true) })
-	ticker := time.NewTicker(r.tick)
-	defer ticker.Stop()
-	for {
-		r.reapDirty(ctx, dirty)
-		select {
-		case <-ctx.Done():
-			return nil
-		case b, ok := <-watch:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				watch = r.store.ViewAndWatch(ctx, func(tx store.ReadTx) { markAll(tx, dirty, true) })
-				continue
-			}
-			r.note(append([]store.Batch{b}, queued(watch)...), dirty)
-		case <-ticker.C:
-			r.store.View(func(tx store.ReadTx) { markAll(tx, dirty, false) })
-		}
-	}
-}
+func (r *Reaper) Run(ctx context.Context) error { return r.loop.Run(ctx) }
 
-// queued returns the batches already waiting on watch.
-func queued(watch <-chan store.Batch) []store.Batch {
-	var out []store.Batch
-	for len(out) < maxCoalescedBatches {
-		select {
-		case b, ok := <-watch:
-			if !ok {
-				return out
-			}
-			out = append(out, b)
-		default:
-			return out
-		}
-	}
-	return out
-}
-
-// markAll marks every service dirty and, with orphans, every service ID
-// that tasks still name though the service is gone (walking every task, so
-// only when Run starts or the store was restored; later deletes of services
+// markAll marks every service dirty and, when full, every service ID that
+// tasks still name though the service is gone (walking every task, so only
+// when Run starts or the store was restored; later deletes of services
 // arrive as events).
-func markAll(tx store.ReadTx, dirty map[string]struct{}, orphans bool) {
+func markAll(tx store.ReadTx, dirty reconcile.Dirty, full bool) {
 	for _, s := range tx.Services() {
-		dirty[s.Id] = struct{}{}
+		dirty.Mark(s.Id)
 	}
-	if !orphans {
+	if !full {
 		return
 	}
 	for _, t := range tx.Tasks() {
 		if _, ok := dirty[t.ServiceId]; !ok && tx.Service(t.ServiceId) == nil {
-			dirty[t.ServiceId] = struct{}{}
+			dirty.Mark(t.ServiceId)
 		}
 	}
 }
@@ -142,23 +90,19 @@ func markAll(tx store.ReadTx, dirty map[string]struct{}, orphans bool) {
 // holding its slot or changed while not holding it, a deleted service, the
 // services of a node that went down or away, everything when the cluster's
 // history limit may have changed.
-func (r *Reaper) note(batches []store.Batch, dirty map[string]struct{}) {
+func (r *Reaper) note(batches []store.Batch, dirty reconcile.Dirty) {
 	var lostNodes []string
-	all, restored := false, false
+	all := false
 	for _, b := range batches {
-		if b.Restored {
-			all, restored = true, true
-			continue
-		}
 		for _, ev := range b.Events {
 			switch ev.Kind {
 			case store.KindTask:
 				if t, _ := ev.Object.(*api.Task); ev.Action != api.StoreAction_KIND_DELETE && !reconcile.OccupiesSlot(t) {
-					dirty[t.ServiceId] = struct{}{}
+					dirty.Mark(t.ServiceId)
 				}
 			case store.KindService:
 				if ev.Action == api.StoreAction_KIND_DELETE {
-					dirty[ev.Object.GetId()] = struct{}{}
+					dirty.Mark(ev.Object.GetId())
 				}
 			case store.KindNode:
 				n, _ := ev.Object.(*api.Node)
@@ -175,70 +119,44 @@ func (r *Reaper) note(batches []store.Batch, dirty map[string]struct{}) {
 	}
 	r.store.View(func(tx store.ReadTx) {
 		if all {
-			markAll(tx, dirty, restored)
+			markAll(tx, dirty, false)
 			return
 		}
 		for _, id := range lostNodes {
 			for _, t := range tx.TasksByNode(id) {
 				if !reconcile.OccupiesSlot(t) {
-					dirty[t.ServiceId] = struct{}{}
+					dirty.Mark(t.ServiceId)
 				}
 			}
 		}
 	})
 }
 
-// reapDirty reaps the dirty services and forgets them; one that fails
-// waits for its next event or the tick.
-func (r *Reaper) reapDirty(ctx context.Context, dirty map[string]struct{}) {
-	if len(dirty) == 0 {
-		return
-	}
-	ids := make([]string, 0, len(dirty))
-	for id := range dirty {
-		ids = append(ids, id)
-	}
-	clear(dirty)
-	slices.Sort(ids)
-	for _, id := range ids {
-		if ctx.Err() != nil {
-			return
-		}
-		if err := r.reapService(ctx, id); err != nil && ctx.Err() == nil {
-			r.log.Error("tasks not reaped", "service", id, "err", err)
-		}
-	}
-	if r.afterReap != nil {
-		r.afterReap()
-	}
-}
-
 // reapService deletes what the rules allow of one service's tasks, in
-// transactions of at most maxDeletesPerUpdate deletes.
+// transactions of at most reconcile.MaxWritesPerUpdate deletes.
 func (r *Reaper) reapService(ctx context.Context, id string) error {
-	for {
-		deleted, more := 0, false
-		err := r.store.Update(ctx, func(tx store.Tx) error {
-			doomed := reapable(tx, id)
-			deleted, more = 0, len(doomed) > maxDeletesPerUpdate
-			for _, t := range doomed[:min(len(doomed), maxDeletesPerUpdate)] {
-				if err := tx.Delete(t); err != nil {
-					return fmt.Errorf("delete task %s: %w", t.Id, err)
-				}
-				deleted++
+	deleted := 0
+	err := reconcile.UpdateInChunks(ctx, r.store, func(tx store.Tx, b *reconcile.Budget) error {
+		deleted = 0
+		for _, t := range reapable(tx, id) {
+			if !b.Spend(1) {
+				return nil
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("reap tasks of service %s: %w", id, err)
+			if err := tx.Delete(t); err != nil {
+				return fmt.Errorf("delete task %s: %w", t.Id, err)
+			}
+			deleted++
 		}
+		return nil
+	}, func() {
 		if deleted > 0 {
 			r.log.Debug("tasks reaped", "service", id, "count", deleted)
 		}
-		if !more {
-			return nil
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("reap tasks of service %s: %w", id, err)
 	}
+	return nil
 }
 
 // reapable lists the tasks of service id the rules delete.

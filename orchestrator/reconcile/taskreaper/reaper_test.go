@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/reconcile"
+	"github.com/shoal/shoal/orchestrator/reconcile/reconciletest"
 	"github.com/shoal/shoal/orchestrator/store"
 	"github.com/shoal/shoal/orchestrator/store/storetest"
 )
@@ -30,14 +30,7 @@ const (
 )
 
 func service(id string, maxAttempts uint64) *api.Service {
-	return &api.Service{
-		Id: id,
-		Spec: &api.ServiceSpec{
-			Annotations: &api.Annotations{Name: id},
-			Task:        &api.TaskSpec{Restart: &api.RestartPolicy{MaxAttempts: maxAttempts}},
-			Mode:        &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}},
-		},
-	}
+	return reconciletest.ReplicatedService(id, 1, reconciletest.WithRestart(&api.RestartPolicy{MaxAttempts: maxAttempts}))
 }
 
 func task(id, svc string, slot uint64, nodeID string, desired, observed api.TaskState, end time.Time) *api.Task {
@@ -47,23 +40,8 @@ func task(id, svc string, slot uint64, nodeID string, desired, observed api.Task
 	}
 }
 
-func seed(t *testing.T, s *store.MemoryStore, objs ...store.Object) {
-	t.Helper()
-	err := s.Update(context.Background(), func(tx store.Tx) error {
-		for _, o := range objs {
-			if err := tx.Create(o); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func nodeIn(id string, st api.NodeState) *api.Node {
-	return &api.Node{Id: id, Status: &api.NodeStatus{State: st}}
+	return reconciletest.Node(id, reconciletest.WithState(st))
 }
 
 func TestReapable(t *testing.T) {
@@ -94,7 +72,7 @@ func TestReapable(t *testing.T) {
 			if tc.svc != nil {
 				objs = append(objs, tc.svc)
 			}
-			seed(t, s, objs...)
+			reconciletest.Create(t, s, objs...)
 			var got []*api.Task
 			s.View(func(tx store.ReadTx) { got = reapable(tx, "s") })
 			if reaped := len(got) == 1; reaped != tc.reaped {
@@ -133,7 +111,7 @@ func TestHistoryBound(t *testing.T) {
 			for i := range tc.finished {
 				objs = append(objs, task(fmt.Sprintf("old-%02d", i), "s", 1, "up", shutdown, failed, t0.Add(time.Duration(i)*time.Second)))
 			}
-			seed(t, s, objs...)
+			reconciletest.Create(t, s, objs...)
 			var got []*api.Task
 			s.View(func(tx store.ReadTx) { got = reapable(tx, "s") })
 			if n := tc.finished - len(got); n != tc.wantKept {
@@ -152,88 +130,33 @@ func TestHistoryBound(t *testing.T) {
 	}
 }
 
-// countingProposer commits like storetest's and counts transactions.
-type countingProposer struct {
-	mu    sync.Mutex
-	index uint64
-	store *store.MemoryStore
-}
-
-func (p *countingProposer) Propose(_ context.Context, payload []byte) (any, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.index++
-	return p.store.Apply(p.index, payload), nil
-}
-
-func (p *countingProposer) ReadBarrier(context.Context) error { return nil }
-
 func TestRunReapsInBatches(t *testing.T) {
-	s := store.New()
-	p := &countingProposer{store: s}
-	s.SetProposer(p)
+	s, p := storetest.NewWithProposer()
 	objs := []store.Object{service("s", 0), nodeIn("up", api.NodeState_NODE_STATE_READY)}
 	for i := range 3000 {
 		objs = append(objs, task(fmt.Sprintf("gone-%04d", i), "s", uint64(i+1), "up", remove, shutdown, t0))
 	}
 	objs = append(objs, task("live", "s", 9999, "up", running, running, t0))
-	seed(t, s, objs...)
-	before := p.index
+	reconciletest.Create(t, s, objs...)
+	before := p.Proposals()
 
-	r := New(s, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	waitFor(t, s, "the reaping", func(tx store.ReadTx) bool { return len(tx.Tasks()) == 1 })
-	if n := p.index - before; n > 3 {
+	reconciletest.Start(t, map[string]func(context.Context) error{"reaper": New(s, slog.New(slog.DiscardHandler)).Run})
+	reconciletest.WaitFor(t, s, "the reaping", func(tx store.ReadTx) bool { return len(tx.Tasks()) == 1 })
+	if n := p.Proposals() - before; n > 3 {
 		t.Errorf("%d transactions to delete 3,000 tasks, want at most 3", n)
 	}
 }
 
 func TestRunFollowsEvents(t *testing.T) {
 	s := storetest.New()
-	seed(t, s, service("s", 0), nodeIn("up", api.NodeState_NODE_STATE_READY),
+	reconciletest.Create(t, s, service("s", 0), nodeIn("up", api.NodeState_NODE_STATE_READY),
 		task("t", "s", 1, "up", remove, running, t0))
-	r := New(s, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	reconciletest.Start(t, map[string]func(context.Context) error{"reaper": New(s, slog.New(slog.DiscardHandler)).Run})
 	// The agent reports the task stopped: the reaper deletes it.
-	err := s.Update(ctx, func(tx store.Tx) error {
+	reconciletest.Update(t, s, func(tx store.Tx) error {
 		t := tx.Task("t")
 		reconcile.SetStatus(t, shutdown, "stopped", t0)
 		return tx.Update(t)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, s, "the stopped task reaped", func(tx store.ReadTx) bool { return tx.Task("t") == nil })
-}
-
-// waitFor waits until cond holds on the store, re-checking after every
-// committed batch. The deadline only stops a hung test.
-func waitFor(t *testing.T, s *store.MemoryStore, what string, cond func(store.ReadTx) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var ok bool
-	watch := s.ViewAndWatch(ctx, func(tx store.ReadTx) { ok = cond(tx) })
-	for !ok {
-		if _, open := <-watch; !open {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		s.View(func(tx store.ReadTx) { ok = cond(tx) })
-	}
+	reconciletest.WaitFor(t, s, "the stopped task reaped", func(tx store.ReadTx) bool { return tx.Task("t") == nil })
 }

@@ -19,9 +19,25 @@ type Proposer struct {
 
 // New returns an empty store that commits through a Proposer.
 func New() *store.MemoryStore {
-	s := store.New()
-	s.SetProposer(&Proposer{store: s})
+	s, _ := NewWithProposer()
 	return s
+}
+
+// NewWithProposer returns an empty store and the Proposer it commits
+// through, for tests that count transactions.
+func NewWithProposer() (*store.MemoryStore, *Proposer) {
+	s := store.New()
+	p := &Proposer{store: s}
+	s.SetProposer(p)
+	return s, p
+}
+
+// Proposals returns how many proposals p has applied: every transaction
+// the store committed or refused (a version conflict) so far.
+func (p *Proposer) Proposals() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.index
 }
 
 // Propose applies payload at the next index and returns Apply's result.

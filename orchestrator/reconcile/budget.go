@@ -1,0 +1,85 @@
+package reconcile
+
+// This file owns how a reconciler splits a big change into transactions:
+// each stages at most MaxWritesPerUpdate task writes, counted by a Budget,
+// and UpdateInChunks runs transaction after transaction until the work fits
+// in one.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// MaxWritesPerUpdate bounds the task creates, updates and deletes of one
+// transaction, so one raft entry stays a few megabytes at most: 10,000 new
+// replicas take five transactions in a row.
+const MaxWritesPerUpdate = 2000
+
+// Budget counts the task writes a transaction may still stage.
+type Budget struct {
+	left      int
+	exhausted bool
+}
+
+// NewBudget returns a budget of n writes.
+func NewBudget(n int) *Budget { return &Budget{left: n} }
+
+// Spend takes n writes from the budget; false when they do not fit, and
+// from then on the budget is exhausted.
+func (b *Budget) Spend(n int) bool {
+	if b.left < n {
+		b.exhausted = true
+		return false
+	}
+	b.left -= n
+	return true
+}
+
+// Exhausted reports whether a write did not fit: another transaction must
+// do the rest.
+func (b *Budget) Exhausted() bool { return b.exhausted }
+
+// SetDesired moves the desired state of tasks forward to state, never back,
+// staging each change in tx while the budget lasts. It changes the tasks it
+// stages.
+func (b *Budget) SetDesired(tx store.Tx, state api.TaskState, tasks ...*api.Task) error {
+	for _, t := range tasks {
+		if t.DesiredState >= state || !b.Spend(1) {
+			continue
+		}
+		t.DesiredState = state
+		if err := tx.Update(t); err != nil {
+			return fmt.Errorf("set task %s desired %s: %w", t.Id, state, err)
+		}
+	}
+	return nil
+}
+
+// UpdateInChunks runs fn in store transactions, one after another, each
+// with a new Budget of MaxWritesPerUpdate, until fn leaves its budget
+// unexhausted. fn stages what fits and leaves the rest to the next
+// transaction, which reads the earlier ones' commits; like any Update
+// callback it may run again on a version conflict, so it keeps its results
+// only in what it stages and in variables it resets. committed, when set,
+// is called after each commit, before the next transaction.
+func UpdateInChunks(ctx context.Context, s *store.MemoryStore, fn func(store.Tx, *Budget) error, committed func()) error {
+	for {
+		var b *Budget
+		err := s.Update(ctx, func(tx store.Tx) error {
+			b = NewBudget(MaxWritesPerUpdate)
+			return fn(tx, b)
+		})
+		if err != nil {
+			return err
+		}
+		if committed != nil {
+			committed()
+		}
+		if !b.Exhausted() {
+			return nil
+		}
+	}
+}
