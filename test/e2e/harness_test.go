@@ -164,6 +164,13 @@ func (p *proc) kill() {
 	<-p.done
 }
 
+// pause stops the process (SIGSTOP): it keeps its state and its sim
+// tasks, but answers nothing, as a node cut off from the network would.
+func (p *proc) pause() { _ = p.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// resume continues a paused process (SIGCONT).
+func (p *proc) resume() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
+
 // exited tells whether the process has ended.
 func (p *proc) exited() bool {
 	select {

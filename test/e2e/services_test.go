@@ -36,6 +36,7 @@ func TestOrchestration(t *testing.T) {
 		{"drain moves tasks off a node", stepDrain},
 		{"pause stops new placements only", stepPause},
 		{"killed worker's tasks run elsewhere", stepKillWorker},
+		{"a silent worker comes back and stops its replaced tasks", stepSilentWorker},
 		{"scale 10 to 3 to 10", stepScale},
 		{"rolling update in groups of 2 with 1s delay", stepRollingUpdate},
 		{"start-first keeps replicas running", stepStartFirst},
@@ -161,6 +162,65 @@ func stepKillWorker(t *testing.T, c *cluster) {
 		return nil
 	})
 	c.waitConverged("web", 10, 30*time.Second)
+}
+
+// stepSilentWorker freezes node-5 (SIGSTOP: its process and its sim tasks
+// live on, but it sends no heartbeat), waits until its tasks run elsewhere,
+// then lets it go on: it must stop the tasks that were replaced, so no slot
+// runs twice.
+func stepSilentWorker(t *testing.T, c *cluster) {
+	v, err := c.view("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frozen []string
+	for _, tk := range v.running() {
+		if v.host[tk.NodeId] == "node-5" {
+			frozen = append(frozen, tk.Id)
+		}
+	}
+	if len(frozen) == 0 {
+		t.Fatalf("node-5 runs no web task: %v", v.perHost())
+	}
+	p := c.node(5)
+	p.pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			p.resume()
+		}
+	}()
+	c.waitNodeState("node-5", api.NodeState_NODE_STATE_DOWN)
+	eventually(t, 60*time.Second, "web runs 10 without node-5", func() error {
+		v, err := c.view("web")
+		if err != nil {
+			return err
+		}
+		if n := len(v.meantToRunOn("node-5")); n > 0 {
+			return fmt.Errorf("%d tasks still meant to run on node-5", n)
+		}
+		return v.converged(10)
+	})
+	p.resume()
+	resumed = true
+	c.waitNodeState("node-5", api.NodeState_NODE_STATE_READY)
+	eventually(t, 30*time.Second, "node-5 stopped its replaced tasks", func() error {
+		for _, id := range frozen {
+			got, err := c.anyControl().GetTask(ctxT(t, 5*time.Second), &api.GetTaskRequest{TaskId: id})
+			if err != nil {
+				return err
+			}
+			if st := got.Task.Status.GetState(); st != api.TaskState_TASK_STATE_SHUTDOWN {
+				return fmt.Errorf("replaced task %s (desired %s) is %s on node-5", id, got.Task.DesiredState, st)
+			}
+		}
+		return nil
+	})
+	v = c.waitConverged("web", 10, 30*time.Second)
+	// Each slot has one task running, and node-5 none of the old ones.
+	if err := checkSlots(v.slots(), 1, 10); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func stepScale(t *testing.T, c *cluster) {
