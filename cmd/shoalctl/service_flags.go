@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/units"
 )
 
 // flagScope says which commands have a flag.
@@ -124,12 +125,12 @@ var scalarFlags = slices.Concat([]scalarFlag{
 		}},
 	{name: "reserve-memory", typ: "bytes", usage: "memory reserved for each task, e.g. 512m", scope: onBoth,
 		apply: func(s *api.ServiceSpec, v string) (err error) {
-			resources(s, reserve).MemoryBytes, err = parseBytes(v)
+			resources(s, reserve).MemoryBytes, err = units.ParseBytes(v)
 			return err
 		}},
 	{name: "limit-memory", typ: "bytes", usage: "memory each task may use, e.g. 1g", scope: onBoth,
 		apply: func(s *api.ServiceSpec, v string) (err error) {
-			resources(s, limit).MemoryBytes, err = parseBytes(v)
+			resources(s, limit).MemoryBytes, err = units.ParseBytes(v)
 			return err
 		}},
 	{name: "restart-condition", typ: "string", usage: "when to restart a task: any, on-failure or none (default any)", scope: onBoth,

@@ -45,9 +45,10 @@ func newServiceUpdateCommand(a *app) *cobra.Command {
 			ref := args[0]
 			return a.withConnection(cmd, func(c api.ControlClient) error {
 				ctx, cancel := a.callContext(cmd.Context())
+				rollbackOnce := rollbackRequest(ref)
 				svc, err := changeService(ctx, c, ref, func(svc *api.Service) (*api.UpdateServiceRequest, error) {
 					if rollback {
-						return &api.UpdateServiceRequest{Rollback: true}, nil
+						return rollbackOnce(svc)
 					}
 					spec := cloneSpec(svc)
 					if err := sf.edit(cmd, spec); err != nil {
@@ -90,9 +91,7 @@ func newServiceRollbackCommand(a *app) *cobra.Command {
 			ref := args[0]
 			return a.withConnection(cmd, func(c api.ControlClient) error {
 				ctx, cancel := a.callContext(cmd.Context())
-				svc, err := changeService(ctx, c, ref, func(*api.Service) (*api.UpdateServiceRequest, error) {
-					return &api.UpdateServiceRequest{Rollback: true}, nil
-				})
+				svc, err := changeService(ctx, c, ref, rollbackRequest(ref))
 				cancel()
 				if err != nil {
 					return err
@@ -104,6 +103,28 @@ func newServiceRollbackCommand(a *app) *cobra.Command {
 	}
 	wait = addWaitFlags(cmd)
 	return cmd
+}
+
+// rollbackRequest is changeService's change for a rollback of the service
+// ref names. A rollback swaps the spec and the previous spec: sent again
+// after a version conflict over a service whose spec_version moved since
+// it was first read (the updater rolled back on its own, or someone
+// updated it), it would swap back to the spec just left. So it is sent
+// again only when the re-read service still has the spec versions first
+// read; a change that rolls no task (a scale, the updater's status) does
+// not stand in its way.
+func rollbackRequest(ref string) func(*api.Service) (*api.UpdateServiceRequest, error) {
+	var first *api.Service
+	return func(svc *api.Service) (*api.UpdateServiceRequest, error) {
+		if first == nil {
+			first = svc
+		} else if svc.GetSpecVersion() != first.GetSpecVersion() || svc.GetPreviousSpecVersion() != first.GetPreviousSpecVersion() {
+			return nil, fmt.Errorf("rollback service %s: it changed while the rollback was sent "+
+				"(spec_version %d is now %d: an update or a rollback started meanwhile), so it was not rolled back again; "+
+				"inspect it and roll back again if still needed", ref, first.GetSpecVersion(), svc.GetSpecVersion())
+		}
+		return &api.UpdateServiceRequest{Rollback: true}, nil
+	}
 }
 
 // scaleTarget is one SERVICE=REPLICAS argument of scale.

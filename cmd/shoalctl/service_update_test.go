@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -279,6 +280,61 @@ func TestServiceRollback(t *testing.T) {
 	want := "Error: update service api: service api has no previous spec to roll back to\n"
 	if res.code != 1 || res.stderr != want {
 		t.Errorf("rollback api: exit %d, stderr %q; want %q", res.code, res.stderr, want)
+	}
+}
+
+// A rollback swaps the spec and the previous spec. If spec_version moved
+// between the read and the write (the updater rolled back on its own),
+// retrying it would swap back to the spec just rolled away from: shoalctl
+// retries only a rollback the other write did not change the meaning of.
+func TestRollbackRetriesOnlyWhenTheSpecsStayed(t *testing.T) {
+	autoRollback := func(svc *api.Service) {
+		svc.Spec, svc.PreviousSpec = svc.PreviousSpec, svc.Spec
+		svc.PreviousSpecVersion = svc.SpecVersion
+		svc.SpecVersion++
+		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_STATE_ROLLBACK_STARTED, Message: "update rolled back"}
+	}
+	scale := func(svc *api.Service) {
+		svc.Spec.GetReplicated().Replicas = 9
+		svc.PreviousSpec.GetReplicated().Replicas = 9
+	}
+	for _, args := range [][]string{{"service", "rollback", "-d", "web"}, {"service", "update", "--rollback", "-d", "web"}} {
+		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
+			tests := []struct {
+				name       string
+				race       func(*api.Service)
+				wantCode   int
+				wantStderr string
+				want       []*api.UpdateServiceRequest
+			}{
+				{"the updater wrote its status", nil, 0, "", []*api.UpdateServiceRequest{
+					{ServiceId: idWeb, ServiceVersion: 20, Rollback: true},
+					{ServiceId: idWeb, ServiceVersion: 21, Rollback: true},
+				}},
+				{"the updater rolled back", autoRollback, 1,
+					"Error: rollback service web: it changed while the rollback was sent " +
+						"(spec_version 2 is now 3: an update or a rollback started meanwhile), so it was not rolled back again; " +
+						"inspect it and roll back again if still needed\n",
+					[]*api.UpdateServiceRequest{{ServiceId: idWeb, ServiceVersion: 20, Rollback: true}}},
+				{"someone scaled it", scale, 0, "", []*api.UpdateServiceRequest{
+					{ServiceId: idWeb, ServiceVersion: 20, Rollback: true},
+					{ServiceId: idWeb, ServiceVersion: 21, Rollback: true},
+				}},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					f := newFakeServices()
+					f.serviceConflicts, f.serviceRace = 1, tt.race
+					res := shoalctl(t, serve(t, f), args...)
+					wantStdout := "web\n"
+					if tt.wantCode != 0 {
+						wantStdout = ""
+					}
+					res.check(t, tt.wantCode, wantStdout, tt.wantStderr)
+					checkRequests(t, f, "UpdateService", &f.serviceUpdates, tt.want)
+				})
+			}
+		})
 	}
 }
 

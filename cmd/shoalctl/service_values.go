@@ -1,9 +1,10 @@
 package main
 
-// This file owns parsing the values of service flags: sizes, CPUs,
-// durations, enums and the comma-separated forms of --mount, --publish and
-// --network. Each parser returns the reason a value is wrong; flagError puts
-// the flag's name and the value in front of it.
+// This file owns parsing the values of service flags: CPUs, durations,
+// enums and the comma-separated forms of --mount, --publish and --network
+// (sizes are internal/units', shared with shoald). Each parser returns the
+// reason a value is wrong; flagError puts the flag's name and the value in
+// front of it.
 
 import (
 	"errors"
@@ -143,30 +144,6 @@ func parseNanoCPUs(s string) (int64, error) {
 		return 0, errors.New("too large")
 	}
 	return r.Num().Int64(), nil
-}
-
-// sizeRE matches docker's memory sizes: a decimal number, an optional
-// space and a unit of b, k, m, g, t or p, the latter five optionally
-// followed by b or ib. Every unit is a power of 1024, as in docker.
-var sizeRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) ?(?:([kmgtp])(?:i?b)?|b)?$`)
-
-// parseBytes parses a memory size like 512m, 1g or 1.5GiB into bytes.
-func parseBytes(s string) (int64, error) {
-	m := sizeRE.FindStringSubmatch(strings.ToLower(s))
-	if m == nil {
-		return 0, errors.New("want a size like 512m, 1g or 1.5GiB (units b, k, m, g, t, p)")
-	}
-	r, _ := new(big.Rat).SetString(m[1])
-	var shift uint
-	if m[2] != "" {
-		shift = uint(strings.Index("kmgtp", m[2])+1) * 10
-	}
-	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), shift)))
-	n := new(big.Int).Quo(r.Num(), r.Denom()) // whole bytes, rounded down
-	if !n.IsInt64() {
-		return 0, errors.New("too large")
-	}
-	return n.Int64(), nil
 }
 
 // parseKeyValue splits KEY=VALUE; a bare KEY has an empty value.

@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/shoal/shoal/agent/exec"
 	"github.com/shoal/shoal/agent/exec/sim"
+	"github.com/shoal/shoal/internal/units"
 )
 
 // parseExecutorFlags checks the executor flags and fills the values parsed
@@ -36,9 +36,12 @@ func (c *nodeConfig) parseExecutorFlags() error {
 	}
 	c.simMemoryBytes = 0
 	if c.simMemory != "" {
-		n, err := parseSize(c.simMemory)
-		if err != nil {
-			return fmt.Errorf("--sim-memory: %w", err)
+		n, err := units.ParseBytes(c.simMemory)
+		switch {
+		case err != nil:
+			return fmt.Errorf("--sim-memory: %q: %w", c.simMemory, err)
+		case n == 0:
+			return fmt.Errorf("--sim-memory: %q: a node offers some memory; leave the flag out for the host's", c.simMemory)
 		}
 		c.simMemoryBytes = n
 	}
@@ -72,35 +75,4 @@ func (c *nodeConfig) newExecutor() (exec.Executor, error) {
 		return nil, fmt.Errorf("create the sim executor: %w", err)
 	}
 	return e, nil
-}
-
-// sizeUnits are the suffixes parseSize knows: decimal kB/MB/..., binary
-// KiB/MiB/... and docker's one-letter binary k/m/g/t.
-var sizeUnits = map[string]float64{
-	"": 1, "b": 1,
-	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-	"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
-}
-
-// parseSize reads a byte count such as 4GiB, 512MiB, 1.5g or 1000000.
-func parseSize(s string) (int64, error) {
-	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	if i < 0 {
-		i = len(s)
-	}
-	num, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
-	mult, ok := sizeUnits[unit]
-	if !ok {
-		return 0, fmt.Errorf("%q: unknown unit %q (use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB)", s, s[i:])
-	}
-	n, err := strconv.ParseFloat(num, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a positive size such as 4GiB", s)
-	}
-	bytes := n * mult
-	if bytes >= math.MaxInt64 {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return int64(bytes), nil
 }

@@ -118,31 +118,38 @@ func TestExecutorFlags(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
+// --sim-memory reads sizes as shoalctl's --reserve-memory does (docker's
+// convention: every unit a power of 1024), so a node offering 4GB fits a
+// task reserving 4GB.
+func TestSimMemoryUnits(t *testing.T) {
 	tests := []struct {
 		in   string
 		want int64
 	}{
 		{"1000", 1000},
 		{"512B", 512},
+		{"4GB", 4 << 30},
 		{"4GiB", 4 << 30},
 		{"4gib", 4 << 30},
-		{"1.5GiB", 3 << 29},
 		{"4g", 4 << 30},
-		{"2GB", 2e9},
-		{"256MiB", 256 << 20},
+		{"1.5GiB", 3 << 29},
+		{"256MB", 256 << 20},
 		{"1TiB", 1 << 40},
 		{"8 KiB", 8 << 10},
+		{"8kb", 8 << 10},
 	}
 	for _, tc := range tests {
-		got, err := parseSize(tc.in)
-		if err != nil || got != tc.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		c := validConfig()
+		c.simMemory = tc.in
+		if err := c.validate(); err != nil || c.simMemoryBytes != tc.want {
+			t.Errorf("--sim-memory %s: %d bytes, %v; want %d", tc.in, c.simMemoryBytes, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "GiB", "-1GiB", "0", "4 parsecs", "1.2.3G", "99999999999TiB"} {
-		if _, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) accepted", bad)
+	for _, bad := range []string{"GiB", "-1GiB", "0", "0GB", "4 parsecs", "1.2.3G", "99999999999TiB"} {
+		c := validConfig()
+		c.simMemory = bad
+		if err := c.validate(); err == nil || !strings.HasPrefix(err.Error(), "--sim-memory: ") {
+			t.Errorf("--sim-memory %s: %v, want an error naming --sim-memory", bad, err)
 		}
 	}
 }

@@ -30,7 +30,7 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 	}
 	svc := &api.Service{Id: api.NewID(), Spec: req.Spec, SpecVersion: 1}
 	err := s.store.Update(ctx, func(tx store.Tx) error {
-		if err := checkSpecInCluster(tx, svc.Spec, ""); err != nil {
+		if err := checkSpecInCluster(tx, svc, nil); err != nil {
 			return err
 		}
 		return tx.Create(svc)
@@ -131,6 +131,7 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 				Code: codes.Aborted,
 			}
 		}
+		stored := proto.Clone(cur).(*api.Service)
 		var err error
 		if req.Rollback {
 			changed, err = true, rollbackService(cur, now)
@@ -141,7 +142,7 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 			updated = cur
 			return err
 		}
-		if err := checkSpecInCluster(tx, cur.Spec, cur.Id); err != nil {
+		if err := checkSpecInCluster(tx, cur, stored); err != nil {
 			return err
 		}
 		updated = cur
@@ -159,9 +160,12 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 }
 
 // updateService changes cur to carry spec and reports whether anything
-// changed. The current spec becomes the previous one; spec_version moves,
-// and an update starts, only when the task template or the endpoint
-// changed.
+// changed. spec_version moves, and an update starts, only when the task
+// template or the endpoint changed; only then does the current spec become
+// the previous one. Any other change (a scale, labels, the update config)
+// is made to the previous spec too, so previous_spec keeps the template
+// the last update came from: the rollback the updater starts on its own,
+// or one an operator asks for, returns that template and keeps the scale.
 func updateService(cur *api.Service, spec *api.ServiceSpec, now time.Time) (bool, error) {
 	if (cur.GetSpec().GetGlobal() != nil) != (spec.GetGlobal() != nil) {
 		return false, invalid("spec.mode", "cannot change a %s service to %s; remove it and create it again", modeName(cur.Spec), modeName(spec))
@@ -172,19 +176,33 @@ func updateService(cur *api.Service, spec *api.ServiceSpec, now time.Time) (bool
 	if sameSpec(cur.Spec, spec) {
 		return false, nil
 	}
-	rolls := templateChanged(cur.Spec, spec)
+	if !templateChanged(cur.Spec, spec) {
+		cur.Spec = spec
+		if cur.PreviousSpec != nil {
+			cur.PreviousSpec = withTemplateOf(spec, cur.PreviousSpec)
+		}
+		return true, nil
+	}
 	cur.PreviousSpec, cur.PreviousSpecVersion = cur.Spec, cur.SpecVersion
 	cur.Spec = spec
-	if rolls {
-		startRollout(cur, api.UpdateStatus_STATE_UPDATING, "update in progress", now)
-	}
+	startRollout(cur, api.UpdateStatus_STATE_UPDATING, "update in progress", now)
 	return true, nil
 }
 
-// rollbackService swaps cur's spec and previous spec, as docker does:
-// everything returns, the replica count included. Like an update, it moves
-// spec_version only when the task template or the endpoint differ, so
-// undoing a scale restarts no task.
+// withTemplateOf returns a copy of spec with the task template and the
+// endpoint of from.
+func withTemplateOf(spec, from *api.ServiceSpec) *api.ServiceSpec {
+	out := proto.Clone(spec).(*api.ServiceSpec)
+	out.Task, out.Endpoint = from.GetTask(), from.GetEndpoint()
+	return out
+}
+
+// rollbackService swaps cur's spec and previous spec: the task template
+// and the endpoint of the last update return. Everything else is the same
+// in both (see updateService), so a scale made since stays. Like an
+// update, it moves spec_version only when the task template or the
+// endpoint differ, which they do unless an older manager kept a previous
+// spec with the same template.
 func rollbackService(cur *api.Service, now time.Time) error {
 	if cur.PreviousSpec == nil {
 		return status.Errorf(codes.FailedPrecondition, "service %s has no previous spec to roll back to", serviceName(cur))

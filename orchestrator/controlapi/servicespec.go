@@ -51,6 +51,12 @@ func invalid(field, format string, args ...any) *FieldError {
 
 const maxServiceNameLen = 63
 
+// MaxReplicas is the most tasks a replicated service may ask for. The
+// store holds every task in memory on every manager and the reconciler
+// creates them all at once, so an unbounded count (a typo of 1e12) would
+// exhaust the managers; a larger workload is split over several services.
+const MaxReplicas = 100_000
+
 var serviceNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // ValidateServiceSpec checks a service spec on its own and returns nil or
@@ -102,6 +108,9 @@ func validateLabels(field string, labels map[string]string) error {
 func validateMode(spec *api.ServiceSpec) error {
 	if spec.GetReplicated() == nil && spec.GetGlobal() == nil {
 		return invalid("spec.mode", "required: replicated or global")
+	}
+	if n := spec.GetReplicated().GetReplicas(); n > MaxReplicas {
+		return invalid("spec.replicated.replicas", "%d is more than %d, the most tasks a service may have", n, MaxReplicas)
 	}
 	return nil
 }

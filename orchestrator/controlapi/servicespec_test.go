@@ -2,6 +2,7 @@ package controlapi_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -72,6 +73,10 @@ var invalidSpecCases = []specCase{
 	{"no mode", func(s *api.ServiceSpec) { s.Mode = nil }, "spec.mode", "replicated or global"},
 	{"empty replicated mode", func(s *api.ServiceSpec) { s.Mode = &api.ServiceSpec_Replicated{} }, "spec.mode", "replicated or global"},
 	{"empty global mode", func(s *api.ServiceSpec) { s.Mode = &api.ServiceSpec_Global{} }, "spec.mode", "replicated or global"},
+	{"a trillion replicas", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 1e12 }, "spec.replicated.replicas",
+		fmt.Sprintf("1000000000000 is more than %d, the most tasks a service may have", controlapi.MaxReplicas)},
+	{"one replica too many", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = controlapi.MaxReplicas + 1 }, "spec.replicated.replicas", "is more than"},
+	{"the most replicas uint64 holds", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = math.MaxUint64 }, "spec.replicated.replicas", "is more than"},
 	{"no task", func(s *api.ServiceSpec) { s.Task = nil }, "spec.task.container.image", "required"},
 	{"no container", func(s *api.ServiceSpec) { s.Task.Container = nil }, "spec.task.container.image", "required"},
 	{"no image", func(s *api.ServiceSpec) { s.Task.Container.Image = "" }, "spec.task.container.image", "required"},
@@ -159,6 +164,7 @@ var validSpecCases = []specCase{
 	{name: "name with _ . and -", change: func(s *api.ServiceSpec) { s.Annotations.Name = "0web_front.v1-b" }},
 	{name: "global", change: func(s *api.ServiceSpec) { s.Mode = &api.ServiceSpec_Global{Global: &api.GlobalService{}} }},
 	{name: "zero replicas", change: func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 0 }},
+	{name: "the most replicas", change: func(s *api.ServiceSpec) { s.GetReplicated().Replicas = controlapi.MaxReplicas }},
 	{name: "env with an empty value and an = in the value", change: func(s *api.ServiceSpec) { s.Task.Container.Env = []string{"A=", "B=c=d"} }},
 	{name: "mounts of every type", change: withMounts(
 		&api.Mount{Type: api.Mount_TYPE_BIND, Source: "/srv/data", Target: "/data", ReadOnly: true},

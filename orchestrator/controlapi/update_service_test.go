@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/store"
 )
 
 // update reads the service, lets change edit its spec and writes it back.
@@ -79,9 +80,6 @@ func TestUpdateServiceVersions(t *testing.T) {
 			if !proto.Equal(after.Spec, want) {
 				t.Errorf("spec %v, want %v", after.Spec, want)
 			}
-			if !proto.Equal(after.PreviousSpec, before.Spec) || after.PreviousSpecVersion != 1 {
-				t.Errorf("previous spec %v at %d, want the old spec at 1", after.PreviousSpec, after.PreviousSpecVersion)
-			}
 			if after.Meta.Version <= before.Meta.Version {
 				t.Errorf("meta.version %d did not move past %d", after.Meta.Version, before.Meta.Version)
 			}
@@ -89,7 +87,15 @@ func TestUpdateServiceVersions(t *testing.T) {
 				if after.SpecVersion != 1 || after.UpdateStatus != nil {
 					t.Errorf("spec_version %d, update_status %v; want 1 and none: no task changes", after.SpecVersion, after.UpdateStatus)
 				}
+				// Nothing to roll back to: a rollback returns the task
+				// template, which did not change.
+				if after.PreviousSpec != nil || after.PreviousSpecVersion != 0 {
+					t.Errorf("previous spec %v at %d, want none", after.PreviousSpec, after.PreviousSpecVersion)
+				}
 				return
+			}
+			if !proto.Equal(after.PreviousSpec, before.Spec) || after.PreviousSpecVersion != 1 {
+				t.Errorf("previous spec %v at %d, want the old spec at 1", after.PreviousSpec, after.PreviousSpecVersion)
 			}
 			us := after.UpdateStatus
 			if after.SpecVersion != 2 || us.GetState() != api.UpdateStatus_STATE_UPDATING || us.GetMessage() != "update in progress" || us.GetStartedAt() == nil {
@@ -228,20 +234,59 @@ func TestRollbackService(t *testing.T) {
 	}
 }
 
-func TestRollbackRestoresTheReplicaCountWithoutRestarts(t *testing.T) {
+// A change that replaces no task (a scale, labels, the update config) made
+// during an update must leave the template the update came from as the one
+// to return to: the updater's automatic rollback and a manual one swap the
+// spec with previous_spec. Such a change carries over to previous_spec, so
+// the rollback keeps it.
+func TestChangesThatRollNoTaskKeepThePreviousTemplate(t *testing.T) {
 	e := newTestEnv(t)
 	created := e.create(t, validSpec("web"))
-	e.update(t, created.Id, func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 7 })
+	e.update(t, created.Id, func(s *api.ServiceSpec) { s.Task.Container.Image = "nginx:2" })
+	changes := []func(*api.ServiceSpec){
+		func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 5 },
+		func(s *api.ServiceSpec) { s.Annotations.Labels = map[string]string{"team": "a"} },
+		withUpdate(&api.UpdateConfig{Parallelism: 2}),
+	}
+	var cur *api.Service
+	for _, change := range changes {
+		cur = e.update(t, created.Id, change)
+	}
+	if img := cur.GetPreviousSpec().GetTask().GetContainer().GetImage(); img != "nginx:1" || cur.PreviousSpecVersion != 1 || cur.SpecVersion != 2 {
+		t.Fatalf("after a scale, labels and an update config: previous image %q at %d, spec_version %d; want nginx:1 at 1 and 2",
+			img, cur.PreviousSpecVersion, cur.SpecVersion)
+	}
+	wantPrevious := proto.Clone(cur.Spec).(*api.ServiceSpec)
+	wantPrevious.Task.Container.Image = "nginx:1"
+	if !proto.Equal(cur.PreviousSpec, wantPrevious) {
+		t.Errorf("previous spec %v, want the current one with the previous template %v", cur.PreviousSpec, wantPrevious)
+	}
+
 	back, err := e.rollback(t, created.Id)
 	if err != nil {
 		t.Fatalf("rollback: %v", err)
 	}
-	if got := back.Spec.GetReplicated().GetReplicas(); got != 3 {
-		t.Errorf("replicas %d after rolling back a scale, want 3", got)
+	if img := back.Spec.Task.Container.Image; img != "nginx:1" || back.SpecVersion != 3 ||
+		back.UpdateStatus.GetState() != api.UpdateStatus_STATE_ROLLBACK_STARTED {
+		t.Errorf("after the rollback: image %q, spec_version %d, status %v; want nginx:1 rolling back at 3",
+			img, back.SpecVersion, back.UpdateStatus)
 	}
-	if back.SpecVersion != 1 || back.UpdateStatus != nil {
-		t.Errorf("spec_version %d, update status %v: undoing a scale must restart no task", back.SpecVersion, back.UpdateStatus)
+	if got := back.Spec.GetReplicated().GetReplicas(); got != 5 || back.Spec.Annotations.Labels["team"] != "a" {
+		t.Errorf("after the rollback: replicas %d, labels %v; want the scale and labels kept", got, back.Spec.Annotations.Labels)
 	}
+	if img := back.PreviousSpec.GetTask().GetContainer().GetImage(); img != "nginx:2" || back.PreviousSpecVersion != 2 {
+		t.Errorf("after the rollback: previous image %q at %d, want nginx:2 at 2", img, back.PreviousSpecVersion)
+	}
+}
+
+func TestRollbackAfterOnlyAScaleHasNothingToReturnTo(t *testing.T) {
+	e := newTestEnv(t)
+	created := e.create(t, validSpec("web"))
+	e.update(t, created.Id, func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 7 })
+	before := e.snapshot(t)
+	_, err := e.rollback(t, created.Id)
+	assertCode(t, err, codes.FailedPrecondition, "service web has no previous spec to roll back to")
+	e.assertUnchanged(t, before)
 }
 
 func TestRollbackRefusesAPortTakenMeanwhile(t *testing.T) {
@@ -287,4 +332,32 @@ func TestHostModePortsAreShared(t *testing.T) {
 	if got := after.Spec.Endpoint.Ports[0].PublishMode; got != ingress {
 		t.Errorf("publish mode %v after the update, want ingress", got)
 	}
+}
+
+// A constraint pinning a node that has since left the cluster must not
+// lock its service: only a constraint the update adds has to name a node
+// that exists, so the operator can still scale the service to zero or
+// move it elsewhere.
+func TestUpdateChecksOnlyTheConstraintsItAdds(t *testing.T) {
+	e := newTestEnv(t)
+	e.addNodes(t, workerNode(worker1ID, "host-w1", api.NodeState_NODE_STATE_READY))
+	spec := validSpec("web")
+	withConstraints("node.id=="+worker1ID, "node.hostname == host-w1")(spec)
+	created := e.create(t, spec)
+	if err := e.store.Update(t.Context(), func(tx store.Tx) error { return tx.Delete(tx.Node(worker1ID)) }); err != nil {
+		t.Fatalf("remove the node: %v", err)
+	}
+
+	e.update(t, created.Id, func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 0 })
+	e.update(t, created.Id, func(s *api.ServiceSpec) { s.Task.Container.Image = "nginx:2" })
+	// The same constraints, written another way, are not new ones.
+	e.update(t, created.Id, withConstraints("node.hostname==host-w1", "NODE.ID=="+worker1ID, "node.role==worker"))
+
+	cur := e.service(t, created.Id)
+	before := e.snapshot(t)
+	spec = proto.Clone(cur.Spec).(*api.ServiceSpec)
+	spec.Task.Placement.Constraints = append(spec.Task.Placement.Constraints, "node.hostname==host-w2")
+	_, err := e.srv.UpdateService(t.Context(), &api.UpdateServiceRequest{ServiceId: cur.Id, ServiceVersion: cur.Meta.Version, Spec: spec})
+	assertCode(t, err, codes.InvalidArgument, `spec.task.placement.constraints[3]: constraint "node.hostname==host-w2": unknown node`)
+	e.assertUnchanged(t, before)
 }

@@ -139,6 +139,13 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	}
 	defer d.unsubscribe(s, q)
 
+	// Read barriers end with the stream or with this leadership term, so
+	// one a deposed leader cannot pass does not hold the stream open.
+	readCtx, cancelReads := context.WithCancel(ctx)
+	defer cancelReads()
+	stopReads := context.AfterFunc(leaderCtx, cancelReads)
+	defer stopReads()
+
 	// sent holds the version of every task the agent was sent, so a change
 	// routed before the COMPLETE message's read, and so already in it, is
 	// not sent again older than the agent has it.
@@ -147,7 +154,9 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 		full, changed := q.take()
 		var msg *api.AssignmentsMessage
 		if full {
-			msg = d.completeAssignments(s.nodeID, sent)
+			if msg, err = d.completeAssignments(readCtx, s.nodeID, sent); err != nil {
+				return completeFailed(ctx, leaderCtx, err)
+			}
 		} else {
 			msg = incrementalAssignments(changed, sent)
 		}
@@ -171,10 +180,15 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 }
 
 // completeAssignments reads every task of nodeID the agent is told about
-// and resets sent to them.
-func (d *Dispatcher) completeAssignments(nodeID string, sent map[string]uint64) *api.AssignmentsMessage {
+// and resets sent to them. The agent stops every task the message leaves
+// out, so the read is linearizable: it waits until this manager has
+// applied everything committed, which a leader deposed without knowing it
+// cannot do (a local read could miss what the new leader assigned).
+func (d *Dispatcher) completeAssignments(ctx context.Context, nodeID string, sent map[string]uint64) (*api.AssignmentsMessage, error) {
 	var tasks []*api.Task
-	d.store.View(func(tx store.ReadTx) { tasks = tx.TasksByNode(nodeID) })
+	if err := d.store.ViewLinearizable(ctx, func(tx store.ReadTx) { tasks = tx.TasksByNode(nodeID) }); err != nil {
+		return nil, err
+	}
 	clear(sent)
 	msg := &api.AssignmentsMessage{Type: api.AssignmentsMessage_TYPE_COMPLETE}
 	for _, t := range tasks {
@@ -183,7 +197,21 @@ func (d *Dispatcher) completeAssignments(nodeID string, sent map[string]uint64) 
 			sent[t.Id] = t.GetMeta().GetVersion()
 		}
 	}
-	return msg
+	return msg, nil
+}
+
+// completeFailed is the error that ends a stream whose COMPLETE message
+// could not be read: err, from a read barrier whose context ends with the
+// stream (ctx) or the leadership term (leaderCtx).
+func completeFailed(ctx, leaderCtx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case leaderCtx.Err() != nil:
+		return status.Error(codes.Unavailable, "this manager stopped leading; reconnect to the new leader")
+	default:
+		return status.Errorf(codes.Unavailable, "cannot confirm this manager has every assignment (%v); reconnect, to the new leader if there is one", err)
+	}
 }
 
 // incrementalAssignments turns queued changes into a message, nil if none

@@ -1,6 +1,7 @@
 package dispatcher_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/store"
 )
 
 func taskIDs(tasks []*api.Task) []string {
@@ -170,6 +172,57 @@ func TestNewStreamStartsComplete(t *testing.T) {
 	}
 	if want := e.task("t1"); !proto.Equal(m.UpdateTasks[0], want) {
 		t.Errorf("t1 sent as %v, want its stored state %v", m.UpdateTasks[0], want)
+	}
+}
+
+// The COMPLETE message is the agent's whole truth: a task missing from it
+// is stopped. So it is read after a raft read barrier, never from a store
+// that may lag the log (a deposed leader that has not stepped down yet, or
+// one that has not applied what the new leader assigned).
+func TestCompleteAssignmentsReadTheWholeLog(t *testing.T) {
+	e := newTestEnv(t, longPeriod)
+	e.addNodes(t, newNode(node1, api.NodeState_NODE_STATE_DOWN))
+	e.addTasks(t, newTask("t1", node1, api.TaskState_TASK_STATE_RUNNING))
+	e.run(t)
+	sid := e.session(t, node1, "192.0.2.1:5000", desc1).recv(t).SessionId
+
+	// Committed in the log, not yet applied here.
+	e.commitUnseen(t, func(tx store.Tx) error { return tx.Create(newTask("t2", node1, api.TaskState_TASK_STATE_ASSIGNED)) })
+	a := e.assignments(t, node1, sid)
+	m := a.recv(t)
+	if m.Type != api.AssignmentsMessage_TYPE_COMPLETE {
+		t.Fatalf("first message is %v, want COMPLETE", m.Type)
+	}
+	if got := taskIDs(m.UpdateTasks); !slices.Equal(got, []string{"t1", "t2"}) {
+		t.Fatalf("COMPLETE lists %v, want [t1 t2]: the agent would stop what it was not told of", got)
+	}
+
+	// The change the catch-up applied is not sent again.
+	e.changeTask(t, "t1", func(task *api.Task) { task.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN })
+	if m := a.recv(t); !slices.Equal(taskIDs(m.UpdateTasks), []string{"t1"}) || len(m.RemoveTasks) != 0 {
+		t.Errorf("next message updates %v and removes %v, want only t1", taskIDs(m.UpdateTasks), m.RemoveTasks)
+	}
+}
+
+// A manager that cannot confirm it has the whole log sends no COMPLETE
+// message: the stream ends Unavailable and the agent reconnects, to the new
+// leader if there is one.
+func TestCompleteAssignmentsNeedAReadBarrier(t *testing.T) {
+	e := newTestEnv(t, longPeriod)
+	e.addNodes(t, newNode(node1, api.NodeState_NODE_STATE_DOWN))
+	e.addTasks(t, newTask("t1", node1, api.TaskState_TASK_STATE_RUNNING))
+	e.run(t)
+	sid := e.session(t, node1, "192.0.2.1:5000", desc1).recv(t).SessionId
+
+	e.proposer.failBarriers(errors.New("no leader"))
+	a := e.assignments(t, node1, sid)
+	if err := a.end(t); status.Code(err) != codes.Unavailable {
+		t.Errorf("the stream ended with %v, want Unavailable", err)
+	}
+	select {
+	case m := <-a.stream.msgs:
+		t.Errorf("sent %v %v without a read barrier", m.Type, taskIDs(m.UpdateTasks))
+	default:
 	}
 }
 

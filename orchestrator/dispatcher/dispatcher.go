@@ -16,7 +16,10 @@
 //  3. Open Assignments: the first message is COMPLETE (every task of the
 //     node assigned or past it, including those to stop), then INCREMENTAL
 //     messages carry tasks whose desired state or spec changed, new
-//     assignments, and removed task IDs.
+//     assignments, and removed task IDs. COMPLETE is read after a raft read
+//     barrier, so it holds every assignment committed before it was built;
+//     a manager that cannot confirm that (deposed without knowing it) ends
+//     the stream Unavailable instead: reconnect.
 //  4. Report task states with UpdateTaskStatus. The call returns once the
 //     states are committed; after a new session (a new leader) report the
 //     latest state of every task again, since a failed call committed

@@ -35,6 +35,10 @@ import (
 // syncProposer applies every proposal to the store at once, in order. If
 // hold is set, a proposal for which it returns a channel waits for that
 // channel to close before it is applied.
+//
+// It can also play a manager whose store lags the log: what commitUnseen
+// commits (another leader's writes) is applied here only by the next read
+// barrier or before the next proposal, in log order.
 type syncProposer struct {
 	store *store.MemoryStore
 
@@ -47,6 +51,12 @@ type syncProposer struct {
 	index uint64
 	// taskUpdates counts the transactions that updated a task.
 	taskUpdates int
+	// behind makes proposals committed but not applied here: they join
+	// unseen.
+	behind bool
+	unseen [][]byte
+	// barrierErr, when set, fails every read barrier.
+	barrierErr error
 }
 
 func (p *syncProposer) Propose(ctx context.Context, payload []byte) (any, error) {
@@ -73,6 +83,11 @@ func (p *syncProposer) Propose(ctx context.Context, payload []byte) (any, error)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.behind {
+		p.unseen = append(p.unseen, payload)
+		return nil, nil
+	}
+	p.catchUp()
 	for _, a := range txn.Actions {
 		if a.GetTask() != nil && a.Kind == api.StoreAction_KIND_UPDATE {
 			p.taskUpdates++
@@ -83,6 +98,15 @@ func (p *syncProposer) Propose(ctx context.Context, payload []byte) (any, error)
 	return p.store.Apply(p.index, payload), nil
 }
 
+// catchUp applies the unseen transactions; p.mu is held.
+func (p *syncProposer) catchUp() {
+	for _, payload := range p.unseen {
+		p.index++
+		p.store.Apply(p.index, payload)
+	}
+	p.unseen = nil
+}
+
 // taskUpdateCount is how many transactions updated a task so far.
 func (p *syncProposer) taskUpdateCount() int {
 	p.mu.Lock()
@@ -90,7 +114,40 @@ func (p *syncProposer) taskUpdateCount() int {
 	return p.taskUpdates
 }
 
-func (p *syncProposer) ReadBarrier(context.Context) error { return nil }
+func (p *syncProposer) ReadBarrier(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.barrierErr != nil {
+		return p.barrierErr
+	}
+	p.catchUp()
+	return nil
+}
+
+// failBarriers makes every read barrier from now on fail with err.
+func (p *syncProposer) failBarriers(err error) {
+	p.mu.Lock()
+	p.barrierErr = err
+	p.mu.Unlock()
+}
+
+// commitUnseen commits what fn writes, as another leader would, without
+// applying it to this manager's store.
+func (e *testEnv) commitUnseen(t *testing.T, fn func(store.Tx) error) {
+	t.Helper()
+	p := e.proposer
+	p.mu.Lock()
+	p.behind = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.behind = false
+		p.mu.Unlock()
+	}()
+	if err := e.store.Update(t.Context(), fn); err != nil {
+		t.Fatalf("commit unseen: %v", err)
+	}
+}
 
 func (p *syncProposer) setHold(hold func(*api.StoreTransaction) <-chan struct{}) {
 	p.holdMu.Lock()

@@ -90,7 +90,10 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.AdvertiseAddr == "" {
 		cfg.AdvertiseAddr = cfg.ListenRemoteAPI
 	}
-	m := &Manager{cfg: cfg, nodeID: cfg.Security.Identity().NodeID, store: store.New(), log: cfg.Logger, ready: make(chan struct{})}
+	// The store enforces the service name and port invariants as each entry
+	// applies, replayed ones included, so it gets them before raft exists.
+	st := store.New(store.CheckOf(controlapi.CheckServiceConflicts))
+	m := &Manager{cfg: cfg, nodeID: cfg.Security.Identity().NodeID, store: st, log: cfg.Logger, ready: make(chan struct{})}
 	lis, err := net.Listen("tcp", cfg.ListenRemoteAPI)
 	if err != nil {
 		return nil, fmt.Errorf("listen on the remote API address %s: %w", cfg.ListenRemoteAPI, err)

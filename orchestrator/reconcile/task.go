@@ -26,12 +26,25 @@ const DefaultTaskHistory = 5
 type Slot []*api.Task
 
 // Updater replaces out-of-date tasks with tasks of the service's current
-// spec. The replicated and global reconcilers hand it the slots holding a
-// task whose spec_version differs from the service's; it must be safe to
-// call again with the same slots (a later event, a new leader) while an
-// update is in flight.
+// spec. The replicated and global reconcilers hand it, on every pass, the
+// slots holding a task whose spec_version differs from the service's, and
+// call it with no slot while UpdateInProgress says so (only the Updater
+// ends an update, and one may have no slot left to roll: a leader gone
+// after its last group started, no replicas, no eligible node). It must be
+// safe to call again with the same slots (a later event, a new leader)
+// while an update is in flight.
 type Updater interface {
 	Update(ctx context.Context, service *api.Service, slots []Slot)
+}
+
+// UpdateInProgress reports whether service's update_status says an update
+// or a rollback is under way (UPDATING, ROLLBACK_STARTED); false for nil.
+func UpdateInProgress(service *api.Service) bool {
+	switch service.GetUpdateStatus().GetState() {
+	case api.UpdateStatus_STATE_UPDATING, api.UpdateStatus_STATE_ROLLBACK_STARTED:
+		return true
+	}
+	return false
 }
 
 // NewTask returns a task of service for slot (replicated) or nodeID

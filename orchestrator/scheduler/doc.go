@@ -17,18 +17,22 @@
 // lowest node ID.
 //
 // A task counts against a node (its reservations, its host ports, its
-// service's tally) while it is on the node, meant to run and observed
-// ASSIGNED to RUNNING.
+// service's tally) while it is on the node and observed ASSIGNED to
+// RUNNING, whatever its desired state: a task told to stop holds its room
+// until its agent reports it ended, and that report is what lets a task
+// waiting for the room be placed.
 //
 // Plan is the whole placement decision as a pure function, for benchmarks
 // and simulations; Scheduler.Run makes the same decisions on a view it keeps
 // from store events. Its caller's duties:
 //
 //  1. Create it with New and call Run on the leader only, in one goroutine;
-//     Run returns nil when its context ends (leadership lost).
-//  2. Nothing else: Run reads the whole state when it starts and again when
-//     its watch closes or a raft snapshot replaces the store, so a new leader
-//     resumes where the old one stopped.
+//     Run returns nil when its context ends (leadership lost), and an error
+//     only when it could not catch up with the log (call it again).
+//  2. Nothing else: Run first waits for a raft read barrier, so it has
+//     applied everything committed before it started, then reads the whole
+//     state, and reads it again when its watch closes or a raft snapshot
+//     replaces the store, so a new leader resumes where the old one stopped.
 //
 // ParseConstraints and ValidatePlacement are what the Control API uses to
 // refuse a service spec the scheduler could never satisfy.

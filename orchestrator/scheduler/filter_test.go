@@ -76,13 +76,22 @@ func TestFilters(t *testing.T) {
 		{name: "resources: short of memory", filter: &resourceFilter{}, node: node("n1"),
 			task:    task("s", 1, reserving(0, 9*gib)),
 			applies: true, pass: false, explain: "insufficient resources on 2 nodes"},
-		{name: "resources: finished and stopping tasks free their room", filter: &resourceFilter{}, node: node("n1"),
+		{name: "resources: finished tasks free their room", filter: &resourceFilter{}, node: node("n1"),
 			existing: []*api.Task{
 				task("other", 1, running("n1"), reserving(4, 0), func(t *api.Task) { t.Status.State = api.TaskState_TASK_STATE_FAILED }),
-				task("other", 2, running("n1"), reserving(4, 0), func(t *api.Task) { t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN }),
+				task("other", 2, running("n1"), reserving(4, 0), func(t *api.Task) {
+					t.Status.State = api.TaskState_TASK_STATE_SHUTDOWN
+					t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
+				}),
 			},
 			task:    task("s", 1, reserving(4, 0)),
 			applies: true, pass: true, explain: "insufficient resources on 2 nodes"},
+		{name: "resources: a stopping task keeps its room until it ends", filter: &resourceFilter{}, node: node("n1"),
+			existing: []*api.Task{
+				task("other", 1, running("n1"), reserving(4, 0), func(t *api.Task) { t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN }),
+			},
+			task:    task("s", 1, reserving(1, 0)),
+			applies: true, pass: false, explain: "insufficient resources on 2 nodes"},
 		{name: "resources: node offers nothing", filter: &resourceFilter{}, node: node("n1", func(n *api.Node) { n.Description.Resources = nil }),
 			task:    task("s", 1, reserving(0.5, 0)),
 			applies: true, pass: false, explain: "insufficient resources on 2 nodes"},
@@ -121,6 +130,11 @@ func TestFilters(t *testing.T) {
 				func(t *api.Task) { t.Status.State = api.TaskState_TASK_STATE_COMPLETE })},
 			task:    task("s", 1, publishing(host, tcp, 8080)),
 			applies: true, pass: true, explain: "host-mode port already in use on 2 nodes"},
+		{name: "host ports: holder stopping", filter: &hostPortFilter{}, node: node("n1"),
+			existing: []*api.Task{task("other", 1, running("n1"), publishing(host, tcp, 8080),
+				func(t *api.Task) { t.DesiredState = api.TaskState_TASK_STATE_REMOVE })},
+			task:    task("s", 1, publishing(host, tcp, 8080)),
+			applies: true, pass: false, explain: "host-mode port already in use on 2 nodes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

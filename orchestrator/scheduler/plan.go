@@ -34,10 +34,11 @@ type Unplaced struct {
 }
 
 // Plan decides where the pending tasks go. nodes are the cluster's nodes;
-// existing are the other tasks, of which those on a node, meant to run and
-// ASSIGNED to RUNNING take room there (the rest are ignored); pending are the
-// tasks to place, PENDING and desired RUNNING, with a node set for those
-// that may only go there. Plan neither changes nor keeps its arguments.
+// existing are the other tasks, of which those on a node and observed
+// ASSIGNED to RUNNING take room there, also when told to stop (the rest are
+// ignored); pending are the tasks to place, PENDING and desired RUNNING,
+// with a node set for those that may only go there. Plan neither changes
+// nor keeps its arguments.
 func Plan(nodes []*api.Node, existing []*api.Task, pending []*api.Task) Result {
 	v := newView()
 	v.counted = make(map[string]usage, len(existing)+len(pending))

@@ -44,14 +44,38 @@ func TestPlanSpreads(t *testing.T) {
 			want:    map[string]int{"n1": 1, "n2": 1, "n3": 2},
 		},
 		{
-			name:  "tasks no longer meant to run do not count",
+			name:  "finished tasks do not count",
+			nodes: []*api.Node{node("n1"), node("n2")},
+			existing: []*api.Task{
+				task("web", 1, running("n1"), func(t *api.Task) { t.Status.State = api.TaskState_TASK_STATE_FAILED }),
+				task("web", 2, running("n1"), func(t *api.Task) { t.Status.State = api.TaskState_TASK_STATE_SHUTDOWN }),
+			},
+			pending: []*api.Task{task("web", 3), task("web", 4)},
+			want:    map[string]int{"n1": 1, "n2": 1},
+		},
+		{
+			// A task told to stop still runs until its agent says it
+			// ended: its replacement goes elsewhere.
+			name:  "stopping tasks count until they end",
 			nodes: []*api.Node{node("n1"), node("n2")},
 			existing: []*api.Task{
 				task("web", 1, running("n1"), func(t *api.Task) { t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN }),
-				task("web", 2, running("n1"), func(t *api.Task) { t.Status.State = api.TaskState_TASK_STATE_FAILED }),
+				task("db", 1, running("n2"), func(t *api.Task) {
+					t.Status.State = api.TaskState_TASK_STATE_ASSIGNED
+					t.DesiredState = api.TaskState_TASK_STATE_REMOVE
+				}),
 			},
-			pending: tasks("web", 2),
-			want:    map[string]int{"n1": 1, "n2": 1},
+			pending: []*api.Task{task("web", 2)},
+			want:    map[string]int{"n2": 1},
+		},
+		{
+			name:  "then the node with fewer stopping tasks",
+			nodes: []*api.Node{node("n1"), node("n2")},
+			existing: []*api.Task{
+				task("db", 1, running("n1"), func(t *api.Task) { t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN }),
+			},
+			pending: tasks("web", 1),
+			want:    map[string]int{"n2": 1},
 		},
 		{
 			name:    "capacity fills within a pass",
@@ -225,6 +249,22 @@ func TestPlanPendingReasons(t *testing.T) {
 			pending:  tasks("web", 3, publishing(host, tcp, 80)),
 			placed:   2,
 			reason:   "no suitable node (host-mode port already in use on 3 nodes)",
+		},
+		{
+			name:  "host port of a stopping task",
+			nodes: []*api.Node{node("n1")},
+			existing: []*api.Task{task("other", 1, running("n1"), publishing(host, tcp, 80),
+				func(t *api.Task) { t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN })},
+			pending: tasks("web", 1, publishing(host, tcp, 80)),
+			reason:  "no suitable node (host-mode port already in use on 1 node)",
+		},
+		{
+			name:  "reservations of a stopping task",
+			nodes: []*api.Node{node("n1", withResources(1, 8*gib))},
+			existing: []*api.Task{task("other", 1, running("n1"), reserving(1, 0),
+				func(t *api.Task) { t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN })},
+			pending: tasks("web", 1, reserving(1, 0)),
+			reason:  "no suitable node (insufficient resources on 1 node)",
 		},
 		{
 			name:    "no nodes",

@@ -7,6 +7,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -41,8 +42,19 @@ func New(s *store.MemoryStore, log *slog.Logger) *Scheduler {
 }
 
 // Run schedules until ctx ends, then returns nil. Call it on the leader
-// only, and from one goroutine at a time.
+// only, and from one goroutine at a time. It fails only when it cannot
+// catch up with the log first.
 func (s *Scheduler) Run(ctx context.Context) error {
+	// A new leader may not have applied everything its predecessor
+	// committed (tasks it placed or saw start): placing against that
+	// stale view would overcommit nodes. Wait until the local store has
+	// every entry committed before this point.
+	if err := s.store.ViewLinearizable(ctx, func(store.ReadTx) {}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("scheduler: catch up with the log: %w", err)
+	}
 	ticker := time.NewTicker(s.tick)
 	defer ticker.Stop()
 	for ctx.Err() == nil {

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"testing"
@@ -57,6 +58,147 @@ func total(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// laggingProposer is raft as seen from a manager that just won an
+// election with its store behind the log: the transactions proposed while
+// behind is set are committed but not applied here yet. They are applied,
+// in log order, by the next read barrier or before the next proposal.
+type laggingProposer struct {
+	store *store.MemoryStore
+
+	mu     sync.Mutex
+	index  uint64
+	behind bool
+	unseen [][]byte
+	// barrier, when set, is what ReadBarrier does instead of catching up.
+	barrier func(context.Context) error
+}
+
+func newLaggingStore() (*store.MemoryStore, *laggingProposer) {
+	s := store.New()
+	p := &laggingProposer{store: s}
+	s.SetProposer(p)
+	return s, p
+}
+
+func (p *laggingProposer) Propose(ctx context.Context, payload []byte) (any, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.behind {
+		p.unseen = append(p.unseen, payload)
+		return nil, nil
+	}
+	p.catchUp()
+	p.index++
+	return p.store.Apply(p.index, payload), nil
+}
+
+func (p *laggingProposer) ReadBarrier(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.barrier != nil {
+		return p.barrier(ctx)
+	}
+	p.catchUp()
+	return nil
+}
+
+// catchUp applies the unseen transactions; p.mu is held.
+func (p *laggingProposer) catchUp() {
+	for _, payload := range p.unseen {
+		p.index++
+		p.store.Apply(p.index, payload)
+	}
+	p.unseen = nil
+}
+
+// commitUnseen commits what fn writes without applying it here.
+func (p *laggingProposer) commitUnseen(t *testing.T, fn func(store.Tx) error) {
+	t.Helper()
+	p.mu.Lock()
+	p.behind = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.behind = false
+		p.mu.Unlock()
+	}()
+	if err := p.store.Update(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A new leader whose store lags the log must catch up before it places
+// anything: here the old leader's last commits (a task now running on n1
+// and using all of it) are not applied yet when Run starts.
+func TestRunCatchesUpWithTheLogFirst(t *testing.T) {
+	st, p := newLaggingStore()
+	create(t, st, node("n1", withResources(1, 8*gib)))
+	create(t, st, task("web", 1, reserving(1, 0)))
+	p.commitUnseen(t, func(tx store.Tx) error { return tx.Create(task("old", 1, running("n1"), reserving(1, 0))) })
+	start(t, st)
+
+	const why = "no suitable node (insufficient resources on 1 node)"
+	waitFor(t, st, "web.1 placed or explained", func(tx store.ReadTx) bool {
+		w := tx.Task("web.1")
+		return w.Status.State != api.TaskState_TASK_STATE_PENDING || w.Status.Message == why
+	})
+	st.View(func(tx store.ReadTx) {
+		if w := tx.Task("web.1"); w.Status.State != api.TaskState_TASK_STATE_PENDING {
+			t.Errorf("web.1 is %v on %q beside old.1, which uses all of n1; want pending: %q", w.Status.State, w.NodeId, why)
+		}
+	})
+}
+
+// A leader that cannot confirm it caught up places nothing: Run fails (the
+// manager restarts it), or returns nil if leadership ended meanwhile.
+func TestRunWithoutCatchingUp(t *testing.T) {
+	errNoLeader := errors.New("no leader")
+	tests := []struct {
+		name    string
+		barrier func(context.Context) error
+		cancel  bool // end Run's context while it waits
+		want    error
+	}{
+		{"barrier fails", func(context.Context) error { return errNoLeader }, false, errNoLeader},
+		{"leadership ends first", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, p := newLaggingStore()
+			create(t, st, node("n1"))
+			create(t, st, task("web", 1))
+			p.mu.Lock()
+			p.barrier = tt.barrier
+			p.mu.Unlock()
+
+			s := New(st, nil)
+			s.tick = time.Hour
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			if tt.cancel {
+				cancel()
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, tt.want) || (err == nil) != (tt.want == nil) {
+					t.Errorf("Run returned %v, want %v", err, tt.want)
+				}
+			case <-time.After(30 * time.Second): // guards against a hang only
+				cancel()
+				<-done
+				t.Fatal("Run kept running without catching up with the log")
+			}
+			st.View(func(tx store.ReadTx) {
+				if w := tx.Task("web.1"); w.Status.State != api.TaskState_TASK_STATE_PENDING || w.Meta.Version != 2 {
+					t.Errorf("web.1 was written (%v, %q) by a scheduler that had not caught up", w.Status.State, w.Status.Message)
+				}
+			})
+		})
+	}
 }
 
 func TestRunAssignsPendingTasks(t *testing.T) {
@@ -133,6 +275,61 @@ func TestRunRetriesWhenRoomIsFreed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, st, "web.1 assigned", func(tx store.ReadTx) bool { return assigned(tx, "web")["n1"] == 1 })
+}
+
+// A task told to stop keeps its node's room (reservations, host ports)
+// until its agent reports it ended: its replacement must not be placed
+// beside a task that still runs. The report alone frees the room and
+// places the waiting task, with no tick.
+func TestRunKeepsAStoppingTasksRoomUntilItEnds(t *testing.T) {
+	const host, tcp = api.PortConfig_PUBLISH_MODE_HOST, api.PortConfig_PROTOCOL_TCP
+	tests := []struct {
+		name string
+		node *api.Node
+		uses func(*api.Task) // what old.1 and web.1 both need
+		why  string
+	}{
+		{"reservations", node("n1", withResources(1, 8*gib)), reserving(1, 0),
+			"no suitable node (insufficient resources on 1 node)"},
+		{"host port", node("n1"), publishing(host, tcp, 8080),
+			"no suitable node (host-mode port already in use on 1 node)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := storetest.New()
+			create(t, st, tt.node)
+			create(t, st, task("old", 1, running("n1"), tt.uses))
+			create(t, st, task("web", 1, tt.uses))
+			start(t, st)
+			waitFor(t, st, "web.1 explained", func(tx store.ReadTx) bool { return tx.Task("web.1").Status.Message == tt.why })
+
+			update := func(id string, change func(*api.Task)) {
+				t.Helper()
+				err := st.Update(context.Background(), func(tx store.Tx) error {
+					tk := tx.Task(id)
+					change(tk)
+					return tx.Update(tk)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// old.1 is told to stop; it still runs. A probe task created
+			// after it is placed by a pass that saw the stop order.
+			update("old.1", func(tk *api.Task) { tk.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN })
+			create(t, st, task("probe", 1))
+			waitFor(t, st, "probe.1 assigned", func(tx store.ReadTx) bool { return assigned(tx, "probe")["n1"] == 1 })
+			st.View(func(tx store.ReadTx) {
+				if w := tx.Task("web.1"); w.Status.State != api.TaskState_TASK_STATE_PENDING || w.Status.Message != tt.why {
+					t.Errorf("web.1 is %v on %q (%q) while old.1 still runs there; want pending: %q",
+						w.Status.State, w.NodeId, w.Status.Message, tt.why)
+				}
+			})
+
+			update("old.1", func(tk *api.Task) { tk.Status.State = api.TaskState_TASK_STATE_SHUTDOWN })
+			waitFor(t, st, "web.1 assigned", func(tx store.ReadTx) bool { return assigned(tx, "web")["n1"] == 1 })
+		})
+	}
 }
 
 func TestRunDoesNotOverwriteAChangedTask(t *testing.T) {

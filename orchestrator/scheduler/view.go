@@ -7,10 +7,7 @@ package scheduler
 // Placing a task in a pass updates the view at once (assume), so the next
 // placement of the same pass sees it.
 
-import (
-	"github.com/shoal/shoal/api"
-	"github.com/shoal/shoal/orchestrator/reconcile"
-)
+import "github.com/shoal/shoal/api"
 
 // hostPort is a port published in host mode on a node.
 type hostPort struct {
@@ -56,12 +53,14 @@ func schedulable(t *api.Task) bool {
 		t.DesiredState == api.TaskState_TASK_STATE_RUNNING
 }
 
-// countsOnNode reports whether t takes room on its node: it has one, is
-// meant to run, and was handed to the node without having ended.
+// countsOnNode reports whether t takes room on its node: it has one and
+// was handed to the node without having ended, whatever its desired state.
+// A task told to stop still runs (holds its memory, binds its host ports)
+// until its agent reports it ended; releasing its room earlier would let
+// its replacement be placed beside it, overcommitted or on a taken port.
 func countsOnNode(t *api.Task) bool {
 	s := t.GetStatus().GetState()
-	return t.NodeId != "" && reconcile.MeantToRun(t) &&
-		s >= api.TaskState_TASK_STATE_ASSIGNED && s <= api.TaskState_TASK_STATE_RUNNING
+	return t.NodeId != "" && s >= api.TaskState_TASK_STATE_ASSIGNED && s <= api.TaskState_TASK_STATE_RUNNING
 }
 
 // nodeInfo is one node and what the tasks counted on it take. node is nil

@@ -1,14 +1,16 @@
 package store
 
 // This file owns MemoryStore: the tables, the read paths and the raft state
-// machine side (Apply). Staging writes lives in tx.go, watching in watch.go,
-// snapshots in snapshot.go.
+// machine side (Apply). Staging writes lives in tx.go, the checks Apply
+// runs across objects in check.go, watching in watch.go, snapshots in
+// snapshot.go.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +41,7 @@ type MemoryStore struct {
 	index    indexes
 	applied  uint64
 	watchers map[*watcher]struct{}
+	checks   []Check
 
 	proposerMu sync.RWMutex
 	proposer   Proposer
@@ -46,12 +49,15 @@ type MemoryStore struct {
 	now func() time.Time
 }
 
-// New returns an empty store.
-func New() *MemoryStore {
+// New returns an empty store that enforces checks on every transaction it
+// applies. They are fixed for the store's life: a check added after raft
+// replayed the log would leave this manager's state unlike the others'.
+func New(checks ...Check) *MemoryStore {
 	s := &MemoryStore{
 		tables:   make(map[Kind]map[string]Object, len(kinds)),
 		index:    make(indexes),
 		watchers: make(map[*watcher]struct{}),
+		checks:   slices.Clone(checks),
 		now:      time.Now,
 	}
 	for _, k := range kinds {
@@ -166,6 +172,9 @@ func (s *MemoryStore) Apply(index uint64, payload []byte) any {
 	defer s.mu.Unlock()
 	s.applied = index
 	if err := s.check(txn.Actions); err != nil {
+		return err
+	}
+	if err := s.runChecks(txn.Actions); err != nil {
 		return err
 	}
 	events := make([]Event, 0, len(txn.Actions))

@@ -24,7 +24,11 @@
 //  4. Create a task where an eligible node has none and no delayed restart
 //     is held for it.
 //  5. Hand nodes whose task has another spec_version than the service to
-//     the Updater, which replaces them; the reconciler never does.
+//     the Updater, which replaces them; the reconciler never does. While
+//     update_status says an update is in progress, call the Updater even
+//     with no such node, so that it can end the update. (The Updater
+//     leaves the task of a node that takes no new tasks, e.g. a paused
+//     one, until the node does.)
 //
 // A deleted service's tasks all get desired REMOVE; the task reaper
 // deletes them once they stop.

@@ -199,6 +199,38 @@ func TestDirtyNodesGoToTheUpdater(t *testing.T) {
 	}
 }
 
+// While update_status says an update or a rollback is in progress, the
+// service goes to the Updater on every pass, out-of-date nodes or not:
+// only the Updater ends an update. Otherwise only out-of-date nodes do.
+func TestUpdateInProgressGoesToTheUpdater(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		state api.UpdateStatus_State
+		svc   *api.Service
+		want  bool
+	}{
+		{"updating, no eligible node", api.UpdateStatus_STATE_UPDATING, service("agent", "node.id==none"), true},
+		{"updating, every node up to date", api.UpdateStatus_STATE_UPDATING, service("agent"), true},
+		{"rolling back, no eligible node", api.UpdateStatus_STATE_ROLLBACK_STARTED, service("agent", "node.id==none"), true},
+		{"completed, every node up to date", api.UpdateStatus_STATE_COMPLETED, service("agent"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			tc.svc.UpdateStatus = &api.UpdateStatus{State: tc.state}
+			reconciletest.Create(t, h.s, node("n1"), tc.svc)
+			h.start(t)
+			h.settle(t)
+			c, ok := h.updater.Last()
+			if called := ok && c.Service.GetId() == "agent"; called != tc.want {
+				t.Fatalf("updater called for agent: %v, want %v", called, tc.want)
+			}
+			if ok && len(c.Slots) != 0 {
+				t.Errorf("updater handed %d nodes, want none: none is out of date", len(c.Slots))
+			}
+		})
+	}
+}
+
 func TestDeletedServiceTasksAreRemoved(t *testing.T) {
 	h := newHarness(t)
 	reconciletest.Create(t, h.s, node("n1"), service("agent"))

@@ -22,6 +22,8 @@
 //     are a start-first update under way: the Updater's.
 //  4. Occupied slots whose task has another spec_version than the service
 //     go to the Updater, which replaces them; the reconciler never does.
+//     While update_status says an update is in progress, the Updater is
+//     called even with no such slot, so that it can end the update.
 //
 // A deleted service's tasks all get desired REMOVE; the task reaper
 // deletes them once they stop.

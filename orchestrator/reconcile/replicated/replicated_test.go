@@ -224,6 +224,41 @@ func TestDirtySlotsGoToTheUpdater(t *testing.T) {
 	}
 }
 
+// While update_status says an update or a rollback is in progress, the
+// service goes to the Updater on every pass, out-of-date slots or not: only
+// the Updater ends an update. Otherwise only out-of-date slots do.
+func TestUpdateInProgressGoesToTheUpdater(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		state    api.UpdateStatus_State
+		replicas uint64
+		want     bool
+	}{
+		{"updating, no replicas", api.UpdateStatus_STATE_UPDATING, 0, true},
+		{"updating, every slot up to date", api.UpdateStatus_STATE_UPDATING, 2, true},
+		{"rolling back, no replicas", api.UpdateStatus_STATE_ROLLBACK_STARTED, 0, true},
+		{"completed, every slot up to date", api.UpdateStatus_STATE_COMPLETED, 2, false},
+		{"paused, no replicas", api.UpdateStatus_STATE_PAUSED, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			svc := service("web", tc.replicas, nil)
+			svc.UpdateStatus = &api.UpdateStatus{State: tc.state}
+			reconciletest.Create(t, h.s, svc)
+			h.start(t)
+			h.waitSlots(t, "web", seq(1, tc.replicas))
+			h.settle(t)
+			c, ok := h.updater.Last()
+			if called := ok && c.Service.GetId() == "web"; called != tc.want {
+				t.Fatalf("updater called for web: %v, want %v", called, tc.want)
+			}
+			if ok && len(c.Slots) != 0 {
+				t.Errorf("updater handed %d slots, want none: none is out of date", len(c.Slots))
+			}
+		})
+	}
+}
+
 func TestDeletedServiceTasksAreRemoved(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start(t)

@@ -20,7 +20,7 @@ import (
 
 // reconcileService brings one service to its replica count, in as many
 // transactions as the change needs, then hands its out-of-date slots to
-// the Updater.
+// the Updater, and calls it with none while an update is in progress.
 func (r *Reconciler) reconcileService(ctx context.Context, id string) error {
 	var p *pass
 	err := reconcile.UpdateInChunks(ctx, r.store, func(tx store.Tx, b *reconcile.Budget) error {
@@ -33,7 +33,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("reconcile service %s: %w", id, err)
 	}
-	if len(p.dirty) > 0 && r.updater != nil {
+	if r.updater != nil && (len(p.dirty) > 0 || reconcile.UpdateInProgress(p.service)) {
 		r.updater.Update(ctx, p.service, p.dirty)
 	}
 	return nil

@@ -44,7 +44,9 @@ type env struct {
 
 	afterMu sync.Mutex
 	afters  []time.Duration
-	wg      sync.WaitGroup
+	// afterSet is signalled after each timer the updaters ask for.
+	afterSet chan struct{}
+	wg       sync.WaitGroup
 	// close stops everything the env started; it runs on cleanup too.
 	close func()
 }
@@ -52,7 +54,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
-	e := &env{t: t, ctx: ctx, st: storetest.New(), agent: newAgent()}
+	e := &env{t: t, ctx: ctx, st: storetest.New(), agent: newAgent(), afterSet: make(chan struct{}, 1)}
 	e.sup = e.newSupervisor()
 	e.wg.Go(func() { e.agent.run(ctx, e.st) })
 	e.close = sync.OnceFunc(func() {
@@ -72,9 +74,38 @@ func (e *env) newSupervisor() *Supervisor {
 		e.afterMu.Lock()
 		e.afters = append(e.afters, d)
 		e.afterMu.Unlock()
+		select {
+		case e.afterSet <- struct{}{}:
+		default:
+		}
 		return time.After(d)
 	}
 	return sup
+}
+
+// waitTimers waits until the updaters have asked for n timers for which
+// match holds, failing rather than hanging.
+func (e *env) waitTimers(n int, match func(time.Duration) bool) {
+	e.t.Helper()
+	for {
+		e.afterMu.Lock()
+		afters := slices.Clone(e.afters)
+		e.afterMu.Unlock()
+		got := 0
+		for _, d := range afters {
+			if match(d) {
+				got++
+			}
+		}
+		if got >= n {
+			return
+		}
+		select {
+		case <-e.afterSet:
+		case <-time.After(guard):
+			e.t.Fatalf("gave up waiting for %d timers; asked for %v", n, afters)
+		}
+	}
 }
 
 // waits counts the timers of exactly d the updaters asked for.
@@ -354,7 +385,8 @@ func (a *agent) next(t *api.Task) (api.TaskState, bool) {
 func image(t *api.Task) string { return t.GetSpec().GetContainer().GetImage() }
 
 // runReconciler hands sup the service's dirty slots after every batch, as
-// the replicated and global reconcilers do on every pass.
+// the replicated and global reconcilers do on every pass; with no dirty
+// slot, it still calls while an update is in progress.
 func runReconciler(ctx context.Context, st *store.MemoryStore, sup *Supervisor) {
 	batches := st.Watch(ctx)
 	for {
@@ -365,7 +397,7 @@ func runReconciler(ctx context.Context, st *store.MemoryStore, sup *Supervisor) 
 			tasks = tx.TasksByService(svcID)
 		})
 		if svc != nil {
-			if slots := dirtySlots(svc, tasks); len(slots) > 0 {
+			if slots := dirtySlots(svc, tasks); len(slots) > 0 || reconcile.UpdateInProgress(svc) {
 				sup.Update(ctx, svc, slots)
 			}
 		}

@@ -101,6 +101,16 @@ func (v *taskView) slot(k slotKey) []*api.Task {
 	return out
 }
 
+// keys returns the slots the view holds tasks in, in rolling order.
+func (v *taskView) keys() []slotKey {
+	out := make([]slotKey, 0, len(v.slots))
+	for k := range v.slots {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, compareKeys)
+	return out
+}
+
 // ids returns the IDs of the tasks the view holds in slot k.
 func (v *taskView) ids(k slotKey) []string {
 	out := make([]string, 0, len(v.slots[k]))

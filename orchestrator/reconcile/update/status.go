@@ -3,7 +3,8 @@ package update
 // This file owns Service.update_status: the states an update moves
 // through, the messages that go with them, and the automatic rollback that
 // swaps the spec back. The functions change a service read inside a
-// transaction; the caller stages it.
+// transaction; the caller stages it. Whether an update is in progress is
+// reconcile.UpdateInProgress: the slot owners go by it too.
 
 import (
 	"fmt"
@@ -42,12 +43,6 @@ func RollbackPausedMessage(taskID string) string {
 
 func stateOf(svc *api.Service) api.UpdateStatus_State {
 	return svc.GetUpdateStatus().GetState()
-}
-
-// inProgress reports whether an update or a rollback is under way.
-func inProgress(svc *api.Service) bool {
-	s := stateOf(svc)
-	return s == api.UpdateStatus_STATE_UPDATING || s == api.UpdateStatus_STATE_ROLLBACK_STARTED
 }
 
 // isPaused reports whether an update or a rollback stopped on failures; it

@@ -5,7 +5,10 @@ package update
 // tasks, and for stop-first the old ones' shutdown, in one transaction),
 // retiring old tasks once a start-first task runs, and the last sweep.
 // Every write re-reads the tasks it changes inside its transaction: the
-// view only says which tasks to look at.
+// view only says which tasks to look at. A step writes every old task
+// holding its slot, unchanged for start-first, so that it conflicts with a
+// restart of one of them that read the slot before it committed: one of
+// the two runs again and sees the other's new task.
 
 import (
 	"context"
@@ -71,9 +74,16 @@ func (u *updater) startGroup(ctx context.Context) error {
 	for lo := 0; lo < len(group); lo += maxPerTx {
 		chunk := group[lo:min(lo+maxPerTx, len(group))]
 		var made []*step
+		var deferred []slotKey
 		err := u.update(ctx, func(tx store.Tx, svc *api.Service) error {
-			made = made[:0]
+			made, deferred = made[:0], deferred[:0]
 			for _, k := range chunk {
+				if k.node != "" && !reconcile.NodeTakesNewTasks(tx.Node(k.node)) {
+					// Paused since the updater started, or on its way
+					// out (the global reconciler then stops its task).
+					deferred = append(deferred, k)
+					continue
+				}
 				st, err := u.stepSlot(tx, svc, k)
 				if err != nil {
 					return fmt.Errorf("roll %s: %w", k, err)
@@ -87,6 +97,7 @@ func (u *updater) startGroup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		u.deferred = append(u.deferred, deferred...)
 		now := u.clock.now()
 		for _, st := range made {
 			u.steps = append(u.steps, st)
@@ -104,8 +115,12 @@ func (u *updater) startGroup(ctx context.Context) error {
 // stepSlot stages the start of slot k's roll: tasks out of date only by
 // number are brought up to date, a new task is created unless one of the
 // current spec is there, and for stop-first (or when that task already
-// runs) the others get desired SHUTDOWN. It returns nil when the slot needs
-// nothing.
+// runs) the others get desired SHUTDOWN; for start-first they are staged
+// unchanged, so that a restart of one of them committed meanwhile (which
+// would have made a replacement beside the new task) fails this
+// transaction's version check, and one made later sees the new task. It
+// returns nil when the slot needs nothing. The caller checks that a global
+// slot's node takes new tasks.
 func (u *updater) stepSlot(tx store.Tx, svc *api.Service, k slotKey) (*step, error) {
 	var tasks []*api.Task
 	for _, id := range u.view.ids(k) {
@@ -125,9 +140,6 @@ func (u *updater) stepSlot(tx store.Tx, svc *api.Service, k slotKey) (*step, err
 	if !ok {
 		return nil, nil
 	}
-	if k.node != "" && !reconcile.NodeKeepsTasks(tx.Node(k.node)) {
-		return nil, nil // the global reconciler shuts tasks on such nodes down
-	}
 	task := p.keep
 	if task == nil {
 		task = reconcile.NewTask(svc, k.slot, k.node, u.clock.now())
@@ -139,10 +151,9 @@ func (u *updater) stepSlot(tx store.Tx, svc *api.Service, k slotKey) (*step, err
 	st := &step{key: k, taskID: task.Id, startFirst: u.cfg.startFirst && !running, settled: running}
 	for _, t := range p.retire {
 		st.retire = append(st.retire, t.Id)
-		if st.startFirst {
-			continue
+		if !st.startFirst {
+			t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
 		}
-		t.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
 		if err := tx.Update(t); err != nil {
 			return nil, err
 		}

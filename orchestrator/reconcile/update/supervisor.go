@@ -1,9 +1,10 @@
 package update
 
 // This file owns the Supervisor: which updater runs for which service and
-// spec_version, replacing one when the spec moves on, and remembering
-// finished updates so the reconcilers' repeated calls stay no-ops. The
-// update itself is updater.go's.
+// spec_version, replacing one when the spec moves on, remembering finished
+// updates so the reconcilers' repeated calls stay no-ops, and starting one
+// again for a finished spec_version when a node it left out (one taking
+// no new tasks) takes them again. The update itself is updater.go's.
 
 import (
 	"context"
@@ -50,8 +51,12 @@ type run struct {
 	done    chan struct{}
 	// finished is set once the updater reached a final state for version
 	// (completed, paused, rolled back, nothing to do): calls for that
-	// version stay no-ops.
+	// version stay no-ops, unless they hand a slot of one of the deferred
+	// nodes and that node now takes new tasks.
 	finished bool
+	// deferred is the nodes whose out-of-date task the finished updater
+	// left because they took no new tasks.
+	deferred map[string]bool
 }
 
 // stopping reports whether r's updater is on its way out without having
@@ -81,12 +86,15 @@ func NewSupervisor(s *store.MemoryStore, log *slog.Logger) *Supervisor {
 	}
 }
 
-// Update makes sure an updater rolls slots onto service's current spec. It
-// returns at once; the updater runs in a goroutine until it finishes, the
-// spec moves on, or ctx ends. A call for the spec_version an updater
-// already ran or runs does nothing, as does one older than that.
+// Update makes sure an updater rolls slots onto service's current spec,
+// and ends the update in progress, if any, once they are rolled: slots may
+// be empty. It returns at once; the updater runs in a goroutine until it
+// finishes, the spec moves on, or ctx ends. A call for the spec_version an
+// updater already ran or runs does nothing, as does one older than that,
+// except that a finished one is run again for slots it deferred whose node
+// now takes new tasks.
 func (s *Supervisor) Update(ctx context.Context, service *api.Service, slots []reconcile.Slot) {
-	if service == nil || len(slots) == 0 || ctx.Err() != nil {
+	if service == nil || ctx.Err() != nil {
 		return
 	}
 	id, version := service.Id, service.SpecVersion
@@ -95,7 +103,7 @@ func (s *Supervisor) Update(ctx context.Context, service *api.Service, slots []r
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.runs[id]
-	if prev != nil && prev.version >= version && !prev.stopping() {
+	if prev != nil && prev.version >= version && !prev.stopping() && !s.undefers(prev, version, keys) {
 		return
 	}
 	if prev != nil {
@@ -112,9 +120,32 @@ func (s *Supervisor) Update(ctx context.Context, service *api.Service, slots []r
 			<-prev.done // one updater per service at any time
 		}
 		u := newUpdater(s.store, s.log, s.clock, id, version, keys)
-		s.finish(id, r, u.run(rctx))
+		finished := u.run(rctx)
+		s.finish(id, r, finished, u.deferred)
 	})
 	s.maybePrune()
+}
+
+// undefers reports whether keys name a slot the finished updater prev of
+// version deferred whose node now takes new tasks. s.mu is held.
+func (s *Supervisor) undefers(prev *run, version uint64, keys []slotKey) bool {
+	if !prev.finished || prev.version != version || len(prev.deferred) == 0 {
+		return false
+	}
+	var nodes []string
+	for _, k := range keys {
+		if prev.deferred[k.node] {
+			nodes = append(nodes, k.node)
+		}
+	}
+	if len(nodes) == 0 {
+		return false
+	}
+	ready := false
+	s.store.View(func(tx store.ReadTx) {
+		ready = slices.ContainsFunc(nodes, func(id string) bool { return reconcile.NodeTakesNewTasks(tx.Node(id)) })
+	})
+	return ready
 }
 
 // Wait blocks until no updater runs. Cancel the ctx given to Update first,
@@ -151,19 +182,26 @@ func (s *Supervisor) goLocked(fn func()) {
 	}()
 }
 
-// finish records how r ended: a finished update is remembered, anything
-// else is forgotten so the next call starts over.
-func (s *Supervisor) finish(id string, r *run, finished bool) {
+// finish records how r ended: a finished update is remembered with the
+// slots it deferred, anything else is forgotten so the next call starts
+// over.
+func (s *Supervisor) finish(id string, r *run, finished bool, deferred []slotKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.runs[id] != r {
 		return
 	}
-	if finished {
-		r.finished = true
+	if !finished {
+		delete(s.runs, id)
 		return
 	}
-	delete(s.runs, id)
+	r.finished = true
+	for _, k := range deferred {
+		if r.deferred == nil {
+			r.deferred = make(map[string]bool)
+		}
+		r.deferred[k.node] = true
+	}
 }
 
 // maybePrune forgets, in the background, finished updates of services

@@ -279,6 +279,57 @@ func TestGlobalService(t *testing.T) {
 	}
 }
 
+// A paused node takes no new task (the scheduler admits none to it), so an
+// update leaves its task alone, stop-first or start-first, and completes
+// without it; once the node is active again its task is rolled.
+func TestPausedNodeKeepsItsTaskUntilActive(t *testing.T) {
+	for _, order := range []api.UpdateConfig_Order{api.UpdateConfig_ORDER_STOP_FIRST, api.UpdateConfig_ORDER_START_FIRST} {
+		t.Run(order.String(), func(t *testing.T) {
+			e := newEnv(t)
+			onPaused := func(t *api.Task) bool { return t.NodeId == "n2" && image(t) == "agentd:2" }
+			e.agent.set(func(a *agent) { a.hold = onPaused })
+			uc := updateConfig(0, 0, time.Millisecond, pause)
+			uc.Order = order
+			e.seed(globalSpec("agentd:1", uc),
+				readyNode("n1", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE),
+				readyNode("n2", api.NodeAvailability_NODE_AVAILABILITY_PAUSE))
+			var kept string
+			for _, task := range e.tasks() {
+				if task.NodeId == "n2" {
+					kept = task.Id
+				}
+			}
+			e.changeSpec(setImage("agentd:2"))
+			e.reconcile(e.ctx, e.sup)
+			e.waitState(api.UpdateStatus_STATE_COMPLETED)
+
+			for _, task := range e.tasks() {
+				switch {
+				case task.Id == kept && !reconcile.MeantToRun(task):
+					t.Errorf("the paused node's task was stopped (desired %v)", task.DesiredState)
+				case task.NodeId == "n2" && task.Id != kept:
+					t.Errorf("task %s (%s) created on the paused node", task.Id, image(task))
+				case task.NodeId == "n1" && reconcile.MeantToRun(task) && image(task) != "agentd:2":
+					t.Errorf("task %s on n1 runs %s, want agentd:2", task.Id, image(task))
+				}
+			}
+
+			e.agent.set(func(a *agent) { a.hold = nil })
+			err := e.st.Update(e.ctx, func(tx store.Tx) error {
+				n := tx.Node("n2")
+				n.Spec.Availability = api.NodeAvailability_NODE_AVAILABILITY_ACTIVE
+				return tx.Update(n)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.waitConverged("agentd:2")
+			e.waitState(api.UpdateStatus_STATE_COMPLETED)
+			checkConverged(t, e, 2, "agentd:2")
+		})
+	}
+}
+
 func TestSameTaskSpecUpdatesInPlace(t *testing.T) {
 	e := newEnv(t)
 	e.seed(replicatedSpec(3, "web:1", updateConfig(1, 0, 0, pause)))

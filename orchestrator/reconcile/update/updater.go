@@ -1,8 +1,9 @@
 package update
 
 // This file owns one update's life: reading the service when it starts,
-// deciding which slots to roll, and the single goroutine's loop that rolls
-// them group by group, handles the store batches it watches and ends the
+// deciding which slots to roll, which to leave for later and which new
+// tasks to take over, and the single goroutine's loop that rolls them
+// group by group, handles the store batches it watches and ends the
 // update. How a slot is rolled is steps.go's; watching new tasks for
 // failure is monitor.go's.
 
@@ -11,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/reconcile"
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
@@ -38,10 +41,15 @@ type updater struct {
 	cfg         config
 	rollingBack bool
 	// queue is the dirty slots not rolled yet, in order; total is how many
-	// there were when the updater started, the failure ratio's divisor.
+	// there were when the updater started, plus the new tasks it took over,
+	// the failure ratio's divisor.
 	queue    []slotKey
 	total    int
 	failures int
+	// deferred is the dirty slots left alone because their node takes no
+	// new tasks (paused, or on its way out): a new task there would never
+	// run.
+	deferred []slotKey
 	// steps is the group in flight; tracked the new tasks still watched.
 	steps   []*step
 	tracked map[string]*tracked
@@ -92,19 +100,31 @@ func (u *updater) roll(ctx context.Context) (bool, error) {
 	if err := u.adopt(ctx, svc); err != nil {
 		return false, err
 	}
-	for _, k := range u.candidates {
-		if needsRoll(svc, u.view.slot(k)) {
-			u.queue = append(u.queue, k)
+	u.store.View(func(tx store.ReadTx) {
+		for _, k := range u.candidates {
+			switch {
+			case !needsRoll(svc, u.view.slot(k)):
+			case k.node != "" && !reconcile.NodeTakesNewTasks(tx.Node(k.node)):
+				u.deferred = append(u.deferred, k)
+			default:
+				u.queue = append(u.queue, k)
+			}
 		}
+		if reconcile.UpdateInProgress(svc) {
+			u.takeOver(tx)
+		}
+	})
+	if len(u.deferred) > 0 {
+		u.log.Info("slots left until their nodes take new tasks", "slots", len(u.deferred))
 	}
-	u.total = len(u.queue)
+	u.total = len(u.queue) + len(u.tracked)
 	if u.total == 0 {
-		if inProgress(svc) {
+		if reconcile.UpdateInProgress(svc) {
 			return true, u.complete(ctx)
 		}
 		return true, nil
 	}
-	if !inProgress(svc) {
+	if !reconcile.UpdateInProgress(svc) {
 		err := u.update(ctx, func(tx store.Tx, s *api.Service) error {
 			markStarted(s, u.clock.now())
 			return tx.Update(s)
@@ -113,7 +133,7 @@ func (u *updater) roll(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("mark update started: %w", err)
 		}
 	}
-	u.log.Info("rolling tasks", "slots", u.total, "rollback", u.rollingBack,
+	u.log.Info("rolling tasks", "slots", len(u.queue), "taken_over", len(u.tracked), "rollback", u.rollingBack,
 		"parallelism", u.cfg.parallelism, "delay", u.cfg.delay, "start_first", u.cfg.startFirst,
 		"monitor", u.cfg.monitor, "failure_action", u.cfg.failureAction)
 	return u.loop(ctx)
@@ -128,11 +148,14 @@ const (
 	phaseMonitoring              // every slot rolled; watching the last new tasks
 )
 
-// loop rolls the queue group by group. Store batches move the group's new
-// tasks along; timers end the delay and the final monitoring.
+// loop rolls the queue group by group, after the group taken over if any.
+// Store batches move the group's new tasks along; timers end the delay and
+// the final monitoring.
 func (u *updater) loop(ctx context.Context) (bool, error) {
-	if err := u.startGroup(ctx); err != nil {
-		return false, err
+	if len(u.steps) == 0 {
+		if err := u.startGroup(ctx); err != nil {
+			return false, err
+		}
 	}
 	ph := phaseRolling
 	var timer <-chan time.Time // nil unless delaying or monitoring
@@ -177,6 +200,53 @@ func (u *updater) loop(ctx context.Context) (bool, error) {
 					continue
 				}
 				return true, u.complete(ctx)
+			}
+		}
+	}
+}
+
+// takeOver watches the new tasks an update in progress may have in flight
+// in slots it rolled that are no longer out of date (a previous leader's
+// last groups): in each such slot, the tasks of the current spec meant to
+// run that have not run yet become the group in flight, and those that
+// have run for less than monitor are watched for the rest of it, as that
+// leader would have. A slot the update rolled still holds the older task
+// it replaced; tasks of other slots (new replicas of a scale) are not the
+// update's. A task not run yet on a node that takes no new tasks is left
+// out: it will not run before the node does. tx reads the nodes.
+func (u *updater) takeOver(tx store.ReadTx) {
+	queued := make(map[slotKey]bool, len(u.queue)+len(u.deferred))
+	for _, k := range slices.Concat(u.queue, u.deferred) {
+		queued[k] = true
+	}
+	now := u.clock.now()
+	for _, k := range u.view.keys() {
+		tasks := u.view.slot(k)
+		rolled := slices.ContainsFunc(tasks, func(t *api.Task) bool { return t.SpecVersion < u.version })
+		if queued[k] || !rolled {
+			continue
+		}
+		for _, t := range tasks {
+			if t.SpecVersion != u.version || !reconcile.MeantToRun(t) {
+				continue
+			}
+			switch state := t.GetStatus().GetState(); {
+			case reconcile.IsTerminal(state):
+			case state < api.TaskState_TASK_STATE_RUNNING:
+				if k.node != "" && !reconcile.NodeTakesNewTasks(tx.Node(k.node)) {
+					continue
+				}
+				st := &step{key: k, taskID: t.Id}
+				u.steps = append(u.steps, st)
+				u.tracked[t.Id] = &tracked{step: st}
+			default:
+				ran := t.GetStatus().GetTimestamp().AsTime()
+				if ran.After(now) { // the agent's clock is ahead
+					ran = now
+				}
+				if now.Sub(ran) < u.cfg.monitor {
+					u.tracked[t.Id] = &tracked{runningAt: ran}
+				}
 			}
 		}
 	}
@@ -263,7 +333,7 @@ func (u *updater) complete(ctx context.Context) error {
 	}
 	var rollback bool
 	err := u.update(ctx, func(tx store.Tx, s *api.Service) error {
-		if !inProgress(s) {
+		if !reconcile.UpdateInProgress(s) {
 			return nil
 		}
 		rollback = isRollingBack(s)

@@ -1,0 +1,85 @@
+package store
+
+// This file owns the checks the store runs as it applies a transaction:
+// invariants across objects (a service name held once, say) that version
+// checks cannot keep, because two transactions made on the same state
+// write different objects and so never conflict. A check runs inside
+// Apply, so every manager judges each entry, replayed ones included, on
+// the same state and refuses the same ones.
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shoal/shoal/api"
+)
+
+// A Check is an invariant the store enforces on every transaction it
+// applies to objects of one kind; CheckOf makes one.
+type Check struct {
+	kind Kind
+	run  func(after ReadTx, old, obj Object) error
+}
+
+// CheckOf returns the Check that calls fn for each object of type T a
+// transaction creates or updates, with after, the state as the whole
+// transaction would leave it, old, the object as stored before (nil for a
+// create), and obj, the object written. fn returns nil, or the error that
+// refuses the whole transaction; Apply returns that error to the writer
+// as it is.
+//
+// fn must decide from its arguments alone, so that every manager decides
+// alike, and must not change old or obj, which are the store's own. It
+// runs under the store's write lock, so it must be quick. CheckOf panics
+// when the store holds no T.
+func CheckOf[T Object](fn func(after ReadTx, old, obj T) error) Check {
+	var zero T
+	kind, err := kindOf(zero)
+	if err != nil {
+		panic(fmt.Sprintf("store.CheckOf: %v", err))
+	}
+	return Check{kind: kind, run: func(after ReadTx, old, obj Object) error {
+		prev, _ := old.(T) // the zero T for a create
+		return fn(after, prev, obj.(T))
+	}}
+}
+
+// runChecks runs the store's checks on a transaction whose actions
+// check() has vetted; s.mu is held. The state after the transaction is
+// staged only when some check judges one of its objects, so transactions
+// of other kinds (the scheduler's thousands of tasks) cost no more.
+func (s *MemoryStore) runChecks(actions []*api.StoreAction) error {
+	var after *tx
+	for _, a := range actions {
+		if a.Kind == api.StoreAction_KIND_DELETE {
+			continue
+		}
+		o, _ := actionObject(a)
+		k, _ := kindOf(o)
+		for _, c := range s.checks {
+			if c.kind != k {
+				continue
+			}
+			if after == nil {
+				after = s.stagedState(actions)
+			}
+			old := s.tables[k][o.GetId()] // nil for a create
+			if err := c.run(after, old, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stagedState is the state as actions would leave it, read through a
+// transaction that stages them.
+func (s *MemoryStore) stagedState(actions []*api.StoreAction) *tx {
+	t := newTx(s, time.Time{})
+	for _, a := range actions {
+		o, _ := actionObject(a)
+		k, _ := kindOf(o)
+		t.stage(k, o.GetId(), &staged{action: a.Kind, object: o})
+	}
+	return t
+}
