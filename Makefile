@@ -27,6 +27,7 @@ test-short:
 # Benchmarks write their figures to docs/benchmarks.md.
 bench: build
 	$(GO) run ./cmd/shoal-bench raft --out docs/benchmarks.md
+	$(GO) run ./cmd/shoal-bench orchestration --out docs/benchmarks.md
 
 demo: build
 	bash test/demo/demo.sh

@@ -79,9 +79,12 @@ type createRun struct {
 }
 
 type orchestrationResult struct {
-	setup      time.Duration
-	runs       []createRun
-	planRates  []float64 // scheduler.Plan placements per second
+	setup     time.Duration
+	runs      []createRun
+	planRates []float64 // scheduler.Plan placements per second
+	// placement is how long the leader's scheduler took to place every
+	// task of a service whose tasks all waited, pending, for nodes.
+	placement  time.Duration
 	nodesReady int
 }
 
@@ -173,12 +176,18 @@ func measureOrchestration(ctx context.Context, o orchestrationOptions) (orchestr
 		res.runs = append(res.runs, r)
 	}
 
-	// The scheduler on its own: the same placement code the leader runs,
-	// on the same nodes, for the same number of new tasks.
 	l, err := c.WaitLeader(ctx)
 	if err != nil {
 		return res, err
 	}
+	if res.placement, err = measurePlacement(ctx, l, o); err != nil {
+		return res, fmt.Errorf("placement run: %w", err)
+	}
+	fmt.Printf("orchestration: the leader's scheduler placed %d waiting tasks in %s (%.0f placements/s, raft commits included)\n",
+		o.replicas, ms(res.placement), float64(o.replicas)/res.placement.Seconds())
+
+	// The scheduler on its own: the same placement code the leader runs,
+	// on the same nodes, for the same number of new tasks.
 	var nodes []*api.Node
 	l.Store().View(func(tx store.ReadTx) {
 		for _, n := range tx.Nodes() {
@@ -369,6 +378,88 @@ func createAndWait(ctx context.Context, leader *managertest.Member, name string,
 	return r, fmt.Errorf("tasks of the removed service still in the store after %s", o.timeout)
 }
 
+// setWorkersAvailability sets every worker's availability in one
+// transaction.
+func setWorkersAvailability(ctx context.Context, s *store.MemoryStore, a api.NodeAvailability) error {
+	return s.Update(ctx, func(tx store.Tx) error {
+		for _, n := range tx.Nodes() {
+			if n.Role != api.NodeRole_NODE_ROLE_WORKER || n.Spec.GetAvailability() == a {
+				continue
+			}
+			if n.Spec == nil {
+				n.Spec = &api.NodeSpec{}
+			}
+			n.Spec.Availability = a
+			if err := tx.Update(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// measurePlacement pauses every worker, creates a service whose tasks all
+// wait, pending, then makes every worker active again in one transaction
+// and times until the leader's scheduler has placed (and committed) every
+// task: its placement rate in the cluster, raft commits included.
+func measurePlacement(ctx context.Context, leader *managertest.Member, o orchestrationOptions) (time.Duration, error) {
+	s := leader.Store()
+	if err := setWorkersAvailability(ctx, s, api.NodeAvailability_NODE_AVAILABILITY_PAUSE); err != nil {
+		return 0, err
+	}
+	conn, err := grpc.NewClient("unix://"+leader.ControlSocket(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	ctl := api.NewControlClient(conn)
+	resp, err := ctl.CreateService(ctx, &api.CreateServiceRequest{Spec: benchSpec("placement", o.replicas)})
+	if err != nil {
+		return 0, fmt.Errorf("create service: %w", err)
+	}
+	id := resp.Service.Id
+	count := func(min api.TaskState) int {
+		n := 0
+		s.View(func(tx store.ReadTx) {
+			for _, t := range tx.SharedTasksByService(id) {
+				if t.Status.GetState() >= min {
+					n++
+				}
+			}
+		})
+		return n
+	}
+	wait := func(what string, done func() bool) error {
+		deadline := time.Now().Add(o.timeout)
+		for !done() {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: not after %s", what, o.timeout)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		return nil
+	}
+	if err := wait("every task pending", func() bool { return count(api.TaskState_TASK_STATE_PENDING) >= o.replicas }); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := setWorkersAvailability(ctx, s, api.NodeAvailability_NODE_AVAILABILITY_ACTIVE); err != nil {
+		return 0, err
+	}
+	if err := wait("every task placed", func() bool { return count(api.TaskState_TASK_STATE_ASSIGNED) >= o.replicas }); err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	if _, err := ctl.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: id}); err != nil {
+		return 0, fmt.Errorf("remove service: %w", err)
+	}
+	return took, wait("tasks of the removed service reaped", func() bool {
+		n := 0
+		s.View(func(tx store.ReadTx) { n = len(tx.SharedTasksByService(id)) })
+		return n == 0
+	})
+}
+
 func renderOrchestration(o orchestrationOptions, res orchestrationResult) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "## Orchestration\n\n### %d replicas on %d simulated nodes, 3 managers\n\n", o.replicas, o.nodes)
@@ -382,6 +473,12 @@ func renderOrchestration(o orchestrationOptions, res orchestrationResult) string
 	fmt.Fprintf(&b, "| run | all created | all assigned | all RUNNING | tasks/s |\n|---:|---:|---:|---:|---:|\n")
 	for i, r := range res.runs {
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %.0f |\n", i+1, ms(r.created), ms(r.assigned), ms(r.running), float64(o.replicas)/r.running.Seconds())
+	}
+	if res.placement > 0 {
+		fmt.Fprintf(&b, "\nThe leader's scheduler in the cluster: with every worker paused, a service of %d replicas is\n"+
+			"created and waits, pending; then all %d workers are made active in one transaction, and the scheduler\n"+
+			"places every task and commits the placements through raft in **%s: %.0f placements/s**.\n",
+			o.replicas, o.nodes, ms(res.placement), float64(o.replicas)/res.placement.Seconds())
 	}
 	if n := len(res.planRates); n > 0 {
 		fmt.Fprintf(&b, "\nThe scheduler on its own (`scheduler.Plan`, the code the leader runs, on the same %d nodes,\n"+

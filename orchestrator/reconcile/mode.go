@@ -91,7 +91,8 @@ func (m Mode) Note(ev store.Event, dirty Dirty) {
 
 // taskEventMatters reports whether a task event can change what its
 // service's pass does: a task taking or leaving a slot (or a node's place),
-// a new desired state or node, or a task meant to run that just ended.
+// a new desired state, a move to another node, or a task meant to run that
+// just ended.
 // Progress reports on the way to RUNNING do not.
 func taskEventMatters(ev store.Event) bool {
 	t, _ := ev.Object.(*api.Task)
@@ -100,7 +101,11 @@ func taskEventMatters(ev store.Event) bool {
 		return OccupiesSlot(t)
 	}
 	ended := IsTerminal(t.GetStatus().GetState()) && !IsTerminal(old.GetStatus().GetState())
-	return old.DesiredState != t.DesiredState || old.NodeId != t.NodeId || (ended && MeantToRun(t))
+	// A first placement (the scheduler's) changes nothing a pass decides:
+	// the node was fit when placed, and its going down or draining later
+	// arrives as a node event.
+	moved := old.NodeId != t.NodeId && old.NodeId != ""
+	return old.DesiredState != t.DesiredState || moved || (ended && MeantToRun(t))
 }
 
 // serviceExists reports whether service id exists, remembering answers in

@@ -292,7 +292,7 @@ func startService(tx store.Tx, serviceID string, ds []Delayed, now time.Time) (i
 		return 0, nil
 	}
 	occupied := make(map[Key]bool)
-	for _, t := range tx.TasksByService(serviceID) {
+	for _, t := range tx.SharedTasksByService(serviceID) {
 		if reconcile.OccupiesSlot(t) {
 			occupied[KeyOf(t)] = true
 		}

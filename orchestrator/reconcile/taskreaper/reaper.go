@@ -177,7 +177,7 @@ func reapable(tx store.ReadTx, id string) []*api.Task {
 	}
 	var doomed []*api.Task
 	history := make(map[restart.Key][]*api.Task)
-	for _, t := range tx.TasksByService(id) {
+	for _, t := range tx.SharedTasksByService(id) {
 		if reconcile.OccupiesSlot(t) {
 			continue
 		}
