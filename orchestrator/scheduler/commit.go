@@ -2,12 +2,13 @@ package scheduler
 
 // This file owns writing a pass's decisions: tasks ASSIGNED to their node,
 // and new reasons for tasks left pending, in as few store transactions as
-// the size bound allows. A task that changed since the pass read it is left
+// the size bound allows, committed concurrently. A task that changed since the pass read it is left
 // alone, and the view forgets the placement it assumed for it.
 
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/reconcile"
@@ -46,33 +47,60 @@ func (s *Scheduler) commit(ctx context.Context, pending []*api.Task, res Result)
 			decisions = append(decisions, decision{task: t, reason: u.Reason})
 		}
 	}
+	// The chunks touch disjoint tasks, so they are committed concurrently:
+	// raft carries them in flight together instead of one round trip
+	// after another. The view is changed here, on the scheduler's
+	// goroutine, once every write is back.
+	type outcome struct {
+		written int
+		changed []int
+		err     error
+	}
+	var chunks [][]decision
 	for start := 0; start < len(decisions); start += maxTasksPerUpdate {
-		chunk := decisions[start:min(start+maxTasksPerUpdate, len(decisions))]
-		n, lost, err := s.write(ctx, chunk)
-		written += n
-		dropped = dropped || lost
-		if err != nil {
+		chunks = append(chunks, decisions[start:min(start+maxTasksPerUpdate, len(decisions))])
+	}
+	outcomes := make([]outcome, len(chunks))
+	var wg sync.WaitGroup
+	for i, chunk := range chunks {
+		wg.Go(func() {
+			o := &outcomes[i]
+			o.written, o.changed, o.err = s.write(ctx, chunk)
+		})
+	}
+	wg.Wait()
+	for i, chunk := range chunks {
+		o := outcomes[i]
+		written += o.written
+		if o.err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("scheduling decisions not written; retrying on the next pass", "err", err)
+				s.log.Warn("scheduling decisions not written; retrying on the next pass", "err", o.err)
 			}
 			// Forget the placements assumed for what was not written.
-			for _, d := range decisions[start:] {
+			for _, d := range chunk {
 				if d.nodeID != "" {
 					s.view.setTask(d.task)
 				}
 			}
-			return written, true
+			dropped = true
+			continue
 		}
+		for _, j := range o.changed {
+			if d := chunk[j]; d.nodeID != "" {
+				s.view.setTask(d.task)
+			}
+		}
+		dropped = dropped || len(o.changed) > 0
 	}
 	return written, dropped
 }
 
 // write commits one chunk of decisions as one transaction. It returns how
-// many tasks it changed and whether it left out a task that changed since
-// the pass read it.
-func (s *Scheduler) write(ctx context.Context, chunk []decision) (written int, lost bool, err error) {
+// many tasks it changed and the indexes of the decisions it left out
+// because their task changed since the pass read it. It must not touch the
+// view: chunks are written concurrently.
+func (s *Scheduler) write(ctx context.Context, chunk []decision) (written int, changed []int, err error) {
 	now := s.now()
-	var changed []int // decisions whose task moved on
 	err = s.store.Update(ctx, func(tx store.Tx) error {
 		changed, written = changed[:0], 0
 		for i, d := range chunk {
@@ -97,14 +125,9 @@ func (s *Scheduler) write(ctx context.Context, chunk []decision) (written int, l
 		return nil
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("write %d scheduling decisions: %w", len(chunk), err)
+		return 0, nil, fmt.Errorf("write %d scheduling decisions: %w", len(chunk), err)
 	}
-	for _, i := range changed {
-		if d := chunk[i]; d.nodeID != "" {
-			s.view.setTask(d.task)
-		}
-	}
-	return written, len(changed) > 0, nil
+	return written, changed, nil
 }
 
 // unchanged reports whether cur, the task as the store has it now, is

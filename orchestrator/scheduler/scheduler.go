@@ -157,13 +157,16 @@ func (s *Scheduler) apply(b store.Batch) bool {
 // whether some decision was not written (a task changed meanwhile, or the
 // write failed), so another pass is due.
 func (s *Scheduler) pass(ctx context.Context) (retry bool) {
+	start := time.Now()
 	pending := s.view.pendingTasks()
 	res := s.view.plan(pending)
+	planned := time.Since(start)
 	if s.beforeCommit != nil {
 		s.beforeCommit()
 	}
 	written, retry := s.commit(ctx, pending, res)
 	s.log.Debug("scheduling pass", "pending", len(pending), "assigned", len(res.Assigned),
-		"unplaced", len(res.Unplaced), "written", written, "retry", retry)
+		"unplaced", len(res.Unplaced), "written", written, "retry", retry,
+		"plan", planned, "took", time.Since(start))
 	return retry
 }
