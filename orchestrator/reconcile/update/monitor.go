@@ -148,6 +148,17 @@ func (u *updater) failureAction(ctx context.Context, taskID string) error {
 		status = svc.UpdateStatus
 		return tx.Update(svc)
 	})
+	if err != nil && ctx.Err() == nil && status.GetState() == api.UpdateStatus_STATE_ROLLBACK_STARTED {
+		// The store refused the previous spec (another service took a
+		// port it publishes meanwhile): pause, and say why.
+		refused := err
+		err = u.update(ctx, func(tx store.Tx, svc *api.Service) error {
+			markPaused(svc, taskID)
+			svc.UpdateStatus.Message += fmt.Sprintf("; the rollback was refused: %v", refused)
+			status = svc.UpdateStatus
+			return tx.Update(svc)
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("apply failure action: %w", err)
 	}

@@ -102,3 +102,33 @@ func TestStatusMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkRolledBack: a rollback returns to the previous template, and
+// refuses (changing nothing) when there is none or it is the failed one.
+func TestMarkRolledBack(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name     string
+		previous *api.ServiceSpec
+		want     bool
+	}{
+		{"no previous spec", nil, false},
+		{"previous template differs", replicatedSpec(3, "web:1", nil), true},
+		{"previous template is the failed one (a scale since)", replicatedSpec(5, "web:2", nil), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := &api.Service{Id: svcID, SpecVersion: 4, Spec: replicatedSpec(3, "web:2", nil), PreviousSpec: tc.previous}
+			got := markRolledBack(svc, "task-x", now)
+			if got != tc.want {
+				t.Fatalf("markRolledBack = %v, want %v", got, tc.want)
+			}
+			img := svc.Spec.GetTask().GetContainer().GetImage()
+			switch {
+			case got && (img != "web:1" || svc.SpecVersion != 5 || svc.UpdateStatus.GetState() != api.UpdateStatus_STATE_ROLLBACK_STARTED):
+				t.Fatalf("after a rollback: image %s, spec_version %d, status %v", img, svc.SpecVersion, svc.UpdateStatus)
+			case !got && (img != "web:2" || svc.SpecVersion != 4 || svc.UpdateStatus != nil):
+				t.Fatalf("a refused rollback changed the service: image %s, spec_version %d, status %v", img, svc.SpecVersion, svc.UpdateStatus)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal/shoal/api"
@@ -99,9 +100,12 @@ func markPaused(svc *api.Service, taskID string) {
 // taskID failed the update: the specs swap (the failed one is kept as
 // previous_spec) and the spec gets a new number, so the failed spec's
 // tasks are out of date and get rolled back. It reports false, changing
-// nothing, when there is no previous spec to return to.
+// nothing, when there is no previous spec to return to, or when the previous
+// spec would run the same tasks (its template and endpoint are the failed
+// ones: rolling "back" would only roll the failure forward).
 func markRolledBack(svc *api.Service, taskID string, now time.Time) bool {
-	if svc.PreviousSpec == nil {
+	prev, cur := svc.PreviousSpec, svc.GetSpec()
+	if prev == nil || (proto.Equal(prev.GetTask(), cur.GetTask()) && proto.Equal(prev.GetEndpoint(), cur.GetEndpoint())) {
 		return false
 	}
 	svc.Spec, svc.PreviousSpec = svc.PreviousSpec, svc.Spec
