@@ -30,23 +30,16 @@ package dispatcher
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/api"
-	"github.com/shoal/shoal/orchestrator/ca"
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
@@ -388,150 +381,4 @@ func (d *Dispatcher) setNodeState(ctx context.Context, nodeID string, state api.
 		}
 		return tx.Update(next)
 	})
-}
-
-// Session registers the calling node and streams what it must know until
-// the node goes away, a newer session replaces this one, or this manager
-// stops leading.
-func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_SessionServer) error {
-	ctx := stream.Context()
-	id, ok := ca.IdentityFromContext(ctx)
-	if !ok {
-		return status.Error(codes.Unauthenticated, "a session needs a node certificate")
-	}
-	s, period, leaderCtx, err := d.register(id.NodeID)
-	if err != nil {
-		return err
-	}
-	addr := ""
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			addr = host
-		}
-	}
-	uctx, cancel := context.WithTimeout(ctx, storeWriteTimeout)
-	err = d.setNodeState(uctx, id.NodeID, api.NodeState_NODE_STATE_READY, "", addr, req.Description)
-	cancel()
-	if err != nil {
-		d.unregister(s)
-		return status.Errorf(codes.Unavailable, "record node %s ready: %v", id.NodeID, err)
-	}
-	d.log.Info("node session started", "node", id.NodeID, "addr", addr)
-	defer d.unregister(s)
-
-	var last *api.SessionMessage
-	for {
-		period = d.heartbeatPeriodNow(period)
-		msg := d.sessionMessage(s, period)
-		if last == nil || !proto.Equal(msg, last) {
-			if err := stream.Send(msg); err != nil {
-				return err
-			}
-			last = msg
-		}
-		select {
-		case <-s.changed:
-		case <-time.After(missedHeartbeats * period):
-			// Refresh the manager list now and then.
-		case <-s.done:
-			return status.Error(codes.Unavailable, "session ended by the dispatcher; open a new one")
-		case <-leaderCtx.Done():
-			return status.Error(codes.Unavailable, "this manager stopped leading; reconnect to the new leader")
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// heartbeatPeriodNow is the current period while this dispatcher runs,
-// else last.
-func (d *Dispatcher) heartbeatPeriodNow(last time.Duration) time.Duration {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.running == nil {
-		return last
-	}
-	return d.period
-}
-
-func (d *Dispatcher) sessionMessage(s *session, period time.Duration) *api.SessionMessage {
-	role := api.NodeRole_NODE_ROLE_WORKER
-	d.store.View(func(tx store.ReadTx) {
-		if n := tx.Node(s.nodeID); n != nil {
-			role = n.Spec.GetDesiredRole()
-		}
-	})
-	return &api.SessionMessage{
-		SessionId:       s.id,
-		Managers:        d.cluster.ManagerAddrs(),
-		DesiredRole:     role,
-		HeartbeatPeriod: durationpb.New(period),
-	}
-}
-
-func (d *Dispatcher) register(nodeID string) (*session, time.Duration, context.Context, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.running == nil {
-		return nil, 0, nil, d.notLeader()
-	}
-	if old, ok := d.sessions[nodeID]; ok {
-		close(old.done)
-	}
-	s := &session{id: newSessionID(), nodeID: nodeID, changed: make(chan struct{}, 1), done: make(chan struct{})}
-	d.sessions[nodeID] = s
-	d.deadlines[nodeID] = time.Now().Add(missedHeartbeats * d.period)
-	return s, d.period, d.running, nil
-}
-
-func (d *Dispatcher) unregister(s *session) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if cur, ok := d.sessions[s.nodeID]; ok && cur == s {
-		delete(d.sessions, s.nodeID)
-		close(s.done)
-	}
-}
-
-// Heartbeat extends a session's deadline.
-func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
-	id, ok := ca.IdentityFromContext(ctx)
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "a heartbeat needs a node certificate")
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.running == nil {
-		return nil, d.notLeader()
-	}
-	s, ok := d.sessions[id.NodeID]
-	if !ok || s.id != req.SessionId {
-		return nil, staleSession(id.NodeID, req.SessionId)
-	}
-	d.deadlines[id.NodeID] = time.Now().Add(missedHeartbeats * d.period)
-	return &api.HeartbeatResponse{Period: durationpb.New(d.period)}, nil
-}
-
-// notLeader is the error followers answer with; its message names the
-// leader so the agent can move there.
-func (d *Dispatcher) notLeader() error {
-	leader := d.cluster.LeaderAddr()
-	if leader == "" {
-		return status.Error(codes.Unavailable, "this manager is not the leader and no leader is known")
-	}
-	st := status.Newf(codes.Unavailable, "this manager is not the leader; the leader is at %s", leader)
-	if withLeader, err := st.WithDetails(&errdetails.ErrorInfo{
-		Reason:   api.NotLeaderReason,
-		Domain:   api.ErrorDomain,
-		Metadata: map[string]string{api.LeaderAddrKey: leader},
-	}); err == nil {
-		st = withLeader
-	}
-	return st.Err()
-}
-
-func newSessionID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
-	return hex.EncodeToString(b)
 }
