@@ -97,15 +97,30 @@ func (s *Scheduler) commit(ctx context.Context, pending []*api.Task, res Result)
 
 // write commits one chunk of decisions as one transaction. It returns how
 // many tasks it changed and the indexes of the decisions it left out
-// because their task changed since the pass read it. It must not touch the
+// because their task changed since the pass read it, or their node no
+// longer takes tasks. It must not touch the
 // view: chunks are written concurrently.
 func (s *Scheduler) write(ctx context.Context, chunk []decision) (written int, changed []int, err error) {
 	now := s.now()
 	err = s.store.Update(ctx, func(tx store.Tx) error {
 		changed, written = changed[:0], 0
+		// The node as the store has it now, not as the pass saw it: one
+		// that went down or was drained meanwhile gets nothing (the view
+		// hears of it next and the task is planned again).
+		fit := make(map[string]bool)
+		nodeFit := func(id string) bool {
+			ok, seen := fit[id]
+			if !seen {
+				n := tx.Node(id)
+				ok = n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY &&
+					n.GetSpec().GetAvailability() == api.NodeAvailability_NODE_AVAILABILITY_ACTIVE
+				fit[id] = ok
+			}
+			return ok
+		}
 		for i, d := range chunk {
 			cur := tx.Task(d.task.Id)
-			if !unchanged(cur, d.task) {
+			if !unchanged(cur, d.task) || (d.nodeID != "" && !nodeFit(d.nodeID)) {
 				changed = append(changed, i)
 				continue
 			}

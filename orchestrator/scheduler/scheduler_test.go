@@ -372,6 +372,40 @@ func TestRunDoesNotOverwriteAChangedTask(t *testing.T) {
 	})
 }
 
+// TestRunDoesNotPlaceOnANodeThatWentDownMeanwhile: a node that goes down
+// between a pass's plan and its commit gets nothing; the task is planned
+// again, on a node that is up.
+func TestRunDoesNotPlaceOnANodeThatWentDownMeanwhile(t *testing.T) {
+	st := storetest.New()
+	create(t, st, node("n1", withResources(1, 8*gib)))
+	create(t, st, objects(tasks("web", 1, reserving(1, 0))...)...)
+
+	var once sync.Once
+	start(t, st, func(s *Scheduler) {
+		s.beforeCommit = func() {
+			once.Do(func() {
+				err := st.Update(context.Background(), func(tx store.Tx) error {
+					n := tx.Node("n1")
+					n.Status.State = api.NodeState_NODE_STATE_DOWN
+					if err := tx.Update(n); err != nil {
+						return err
+					}
+					return tx.Create(node("n2", withResources(1, 8*gib)))
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	})
+	waitFor(t, st, "web.1 on n2", func(tx store.ReadTx) bool { return assigned(tx, "web")["n2"] == 1 })
+	st.View(func(tx store.ReadTx) {
+		if n := assigned(tx, "web")["n1"]; n != 0 {
+			t.Errorf("%d tasks placed on n1, which went down before the commit", n)
+		}
+	})
+}
+
 func TestRunWritesAPendingReasonOnlyWhenItChanges(t *testing.T) {
 	st := storetest.New()
 	create(t, st, node("n1", withState(api.NodeState_NODE_STATE_DOWN)))

@@ -65,7 +65,7 @@ func (s *MemoryStore) runChecks(actions []*api.StoreAction) error {
 			}
 			old := s.tables[k][o.GetId()] // nil for a create
 			if err := c.run(after, old, o); err != nil {
-				return err
+				return refusedError{err}
 			}
 		}
 	}

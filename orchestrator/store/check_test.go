@@ -65,7 +65,8 @@ func TestCheckRefusesTheSecondOfTwoRacingCreates(t *testing.T) {
 		t.Fatalf("first create refused: %v", res)
 	}
 	res, _ := p.Propose(ctx, second)
-	if err, _ := res.(error); !errors.Is(err, errHostnameTaken) || !strings.Contains(err.Error(), "node n2: hostname taken by n1") {
+	if err, _ := res.(error); !errors.Is(err, errHostnameTaken) || !errors.Is(err, ErrRefused) ||
+		errors.Is(err, ErrVersionConflict) || !strings.Contains(err.Error(), "node n2: hostname taken by n1") {
 		t.Fatalf("second create: result %v, want the check's refusal", res)
 	}
 

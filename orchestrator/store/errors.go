@@ -17,4 +17,16 @@ var (
 	ErrNoProposer = errors.New("store is not connected to raft")
 	// ErrInvalidObject is returned for objects the store cannot hold (no ID).
 	ErrInvalidObject = errors.New("invalid object")
+	// ErrRefused marks a transaction one of the store's checks refused
+	// (New's checks): the error says why, and errors.Is(err, ErrRefused)
+	// tells it from a lost proposal or a version conflict.
+	ErrRefused = errors.New("refused by a store check")
 )
+
+// refusedError carries a check's own error unchanged (message and
+// errors.As targets) and answers errors.Is(err, ErrRefused).
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string        { return e.err.Error() }
+func (e refusedError) Unwrap() error        { return e.err }
+func (e refusedError) Is(target error) bool { return target == ErrRefused }

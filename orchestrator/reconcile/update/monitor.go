@@ -7,6 +7,7 @@ package update
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -148,7 +149,7 @@ func (u *updater) failureAction(ctx context.Context, taskID string) error {
 		status = svc.UpdateStatus
 		return tx.Update(svc)
 	})
-	if err != nil && ctx.Err() == nil && status.GetState() == api.UpdateStatus_STATE_ROLLBACK_STARTED {
+	if errors.Is(err, store.ErrRefused) && status.GetState() == api.UpdateStatus_STATE_ROLLBACK_STARTED {
 		// The store refused the previous spec (another service took a
 		// port it publishes meanwhile): pause, and say why.
 		refused := err
