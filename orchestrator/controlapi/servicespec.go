@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/api"
@@ -57,6 +58,12 @@ const maxServiceNameLen = 63
 // exhaust the managers; a larger workload is split over several services.
 const MaxReplicas = 100_000
 
+// MaxServiceSpecBytes bounds a service spec's encoded size. Every task
+// carries a copy of the task template, and the reconcilers, the scheduler
+// and the dispatcher write thousands of tasks per raft entry: a bound here
+// keeps every entry far below raft's and gRPC's message limits.
+const MaxServiceSpecBytes = 32 << 10
+
 var serviceNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // ValidateServiceSpec checks a service spec on its own and returns nil or
@@ -66,6 +73,9 @@ var serviceNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 func ValidateServiceSpec(spec *api.ServiceSpec) error {
 	if spec == nil {
 		return invalid("spec", "missing")
+	}
+	if n := proto.Size(spec); n > MaxServiceSpecBytes {
+		return invalid("spec", "%d bytes encoded, more than the %d a service spec may have (every task carries a copy)", n, MaxServiceSpecBytes)
 	}
 	checks := []func() error{
 		func() error { return validateServiceAnnotations(spec.Annotations) },

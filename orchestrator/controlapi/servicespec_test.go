@@ -76,6 +76,9 @@ var invalidSpecCases = []specCase{
 	{"a trillion replicas", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 1e12 }, "spec.replicated.replicas",
 		fmt.Sprintf("1000000000000 is more than %d, the most tasks a service may have", controlapi.MaxReplicas)},
 	{"one replica too many", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = controlapi.MaxReplicas + 1 }, "spec.replicated.replicas", "is more than"},
+	{"spec too large", func(s *api.ServiceSpec) {
+		s.Task.Container.Env = []string{"BIG=" + strings.Repeat("x", controlapi.MaxServiceSpecBytes)}
+	}, "spec", "bytes encoded"},
 	{"the most replicas uint64 holds", func(s *api.ServiceSpec) { s.GetReplicated().Replicas = math.MaxUint64 }, "spec.replicated.replicas", "is more than"},
 	{"no task", func(s *api.ServiceSpec) { s.Task = nil }, "spec.task.container.image", "required"},
 	{"no container", func(s *api.ServiceSpec) { s.Task.Container = nil }, "spec.task.container.image", "required"},

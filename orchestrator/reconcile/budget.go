@@ -1,13 +1,16 @@
 package reconcile
 
 // This file owns how a reconciler splits a big change into transactions:
-// each stages at most MaxWritesPerUpdate task writes, counted by a Budget,
+// each stages at most MaxWritesPerUpdate task writes (fewer for large
+// templates: FitTasks), counted by a Budget,
 // and UpdateInChunks runs transaction after transaction until the work fits
 // in one.
 
 import (
 	"context"
 	"fmt"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/store"
@@ -21,6 +24,14 @@ import (
 // orchestration).
 const MaxWritesPerUpdate = 5000
 
+// MaxBytesPerUpdate bounds, roughly, the bytes of task writes in one
+// transaction: tasks carry a copy of their service's template, so a large
+// template means fewer tasks per transaction (see FitTasks).
+const MaxBytesPerUpdate = 16 << 20
+
+// taskOverhead is what a task weighs besides its template, generously.
+const taskOverhead = 512
+
 // Budget counts the task writes a transaction may still stage.
 type Budget struct {
 	left      int
@@ -29,6 +40,12 @@ type Budget struct {
 
 // NewBudget returns a budget of n writes.
 func NewBudget(n int) *Budget { return &Budget{left: n} }
+
+// FitTasks lowers the budget so that writes of tasks made from spec stay
+// within MaxBytesPerUpdate; it never raises it.
+func (b *Budget) FitTasks(spec *api.TaskSpec) {
+	b.left = min(b.left, MaxBytesPerUpdate/(proto.Size(spec)+taskOverhead))
+}
 
 // Spend takes n writes from the budget; false when they do not fit, and
 // from then on the budget is exhausted.

@@ -3,8 +3,12 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/reconcile"
 	"github.com/shoal/shoal/orchestrator/reconcile/reconciletest"
 	"github.com/shoal/shoal/orchestrator/store"
@@ -54,5 +58,32 @@ func TestBudget(t *testing.T) {
 	}
 	if !b.Spend(1) || !b.Exhausted() {
 		t.Fatal("the last write did not fit, or the budget forgot it ran out")
+	}
+}
+
+func TestFitTasksBoundsTheBytesOfATransaction(t *testing.T) {
+	small := &api.TaskSpec{Container: &api.ContainerSpec{Image: "web:1"}}
+	big := &api.TaskSpec{Container: &api.ContainerSpec{Image: "web:1", Env: []string{"BIG=" + strings.Repeat("x", 32<<10)}}}
+	for _, tc := range []struct {
+		name string
+		spec *api.TaskSpec
+		want func(n int) bool
+	}{
+		{"a small template keeps the count bound", small, func(n int) bool { return n == reconcile.MaxWritesPerUpdate }},
+		{"a 32 KiB template fits the byte bound", big, func(n int) bool {
+			return n < reconcile.MaxWritesPerUpdate && n*(proto.Size(big)) <= reconcile.MaxBytesPerUpdate && n > 100
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := reconcile.NewBudget(reconcile.MaxWritesPerUpdate)
+			b.FitTasks(tc.spec)
+			n := 0
+			for b.Spend(1) {
+				n++
+			}
+			if !tc.want(n) {
+				t.Fatalf("%d writes fit", n)
+			}
+		})
 	}
 }

@@ -63,12 +63,16 @@ func (p *pass) reconcile(id string) error {
 	svc := p.tx.Service(id)
 	tasks := p.tx.TasksByService(id)
 	if svc == nil {
+		if len(tasks) > 0 {
+			p.budget.FitTasks(tasks[0].GetSpec())
+		}
 		return p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_REMOVE, tasks...)
 	}
 	if !reconcile.IsGlobal(svc) {
 		return nil
 	}
 	p.service = svc
+	p.budget.FitTasks(svc.GetSpec().GetTask())
 	pl, err := parsePlacement(svc.GetSpec().GetTask().GetPlacement())
 	if err != nil {
 		p.badPlacement = err

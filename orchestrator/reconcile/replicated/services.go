@@ -61,12 +61,16 @@ func (p *pass) reconcile(id string) error {
 	svc := p.tx.Service(id)
 	tasks := p.tx.TasksByService(id)
 	if svc == nil {
+		if len(tasks) > 0 {
+			p.budget.FitTasks(tasks[0].GetSpec())
+		}
 		return p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_REMOVE, tasks...)
 	}
 	if !reconcile.IsReplicated(svc) {
 		return nil
 	}
 	p.service = svc
+	p.budget.FitTasks(svc.GetSpec().GetTask())
 	slots := make(map[uint64]reconcile.Slot)
 	for _, t := range tasks {
 		if t.Slot == 0 { // left from another mode

@@ -138,7 +138,11 @@ func (r *Reaper) reapService(ctx context.Context, id string) error {
 	deleted := 0
 	err := reconcile.UpdateInChunks(ctx, r.store, func(tx store.Tx, b *reconcile.Budget) error {
 		deleted = 0
-		for _, t := range reapable(tx, id) {
+		doomed := reapable(tx, id)
+		if len(doomed) > 0 {
+			b.FitTasks(doomed[0].GetSpec()) // a delete carries the whole task
+		}
+		for _, t := range doomed {
 			if !b.Spend(1) {
 				return nil
 			}

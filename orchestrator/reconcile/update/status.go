@@ -23,6 +23,9 @@ const (
 	MessageInProgress        = "update in progress"
 	MessageCompleted         = "update completed"
 	MessageRollbackCompleted = "rollback completed"
+	// MessageRollbackResumed is ROLLBACK_STARTED's message when slots a
+	// finished rollback left (their node was paused) are rolled back.
+	MessageRollbackResumed = "rollback resumed for the slots it left"
 )
 
 // PausedMessage is PAUSED's message when task taskID failed the update.
@@ -60,12 +63,17 @@ func isRollingBack(svc *api.Service) bool {
 }
 
 // markStarted records an update found under way with no status saying so
-// (status unset or finished, e.g. after a leader change).
-func markStarted(svc *api.Service, now time.Time) {
+// (status unset or finished, e.g. after a leader change), or, with
+// rollback, the rest of a finished rollback.
+func markStarted(svc *api.Service, now time.Time, rollback bool) {
 	svc.UpdateStatus = &api.UpdateStatus{
 		State:     api.UpdateStatus_STATE_UPDATING,
 		StartedAt: timestamppb.New(now),
 		Message:   MessageInProgress,
+	}
+	if rollback {
+		svc.UpdateStatus.State = api.UpdateStatus_STATE_ROLLBACK_STARTED
+		svc.UpdateStatus.Message = MessageRollbackResumed
 	}
 }
 

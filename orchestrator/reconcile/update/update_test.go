@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/reconcile"
 	"github.com/shoal/shoal/orchestrator/store"
@@ -413,4 +415,47 @@ func TestNextLeaderCallIsNotARepeat(t *testing.T) {
 	e.waitState(api.UpdateStatus_STATE_COMPLETED)
 	e.waitConverged("web:2")
 	checkConverged(t, e, 2, "web:2")
+}
+
+// TestSlotsLeftByARollbackAreRolledBack: a finished rollback left a slot on
+// the failed spec (its node was paused); when that slot is rolled later and
+// fails again, the rollback pauses. It must not take the update's failure
+// action and "roll back" to the spec the rollback left behind, the failed
+// one.
+func TestSlotsLeftByARollbackAreRolledBack(t *testing.T) {
+	e := newEnv(t)
+	e.agent.set(func(a *agent) {
+		a.fail = func(t *api.Task) bool { return t.NodeId == "n2" && t.SpecVersion == 3 }
+	})
+	e.seed(globalSpec("agentd:1", updateConfig(1, 0, time.Millisecond, rollback)),
+		readyNode("n1", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE),
+		readyNode("n2", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE))
+	err := e.st.Update(e.ctx, func(tx store.Tx) error {
+		svc := tx.Service(svcID)
+		failed := proto.Clone(svc.Spec).(*api.ServiceSpec)
+		failed.Task.Container.Image = "agentd:2"
+		svc.PreviousSpec, svc.PreviousSpecVersion, svc.SpecVersion = failed, 2, 3
+		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_STATE_ROLLBACK_COMPLETED, Message: MessageRollbackCompleted}
+		if err := tx.Update(svc); err != nil {
+			return err
+		}
+		for _, task := range tx.TasksByService(svcID) {
+			if task.NodeId == "n2" { // left on the failed spec
+				task.Spec.Container.Image, task.SpecVersion = "agentd:2", 2
+				if err := tx.Update(task); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := e.service()
+	e.sup.Update(e.ctx, svc, dirtySlots(svc, e.tasks()))
+	e.waitState(api.UpdateStatus_STATE_ROLLBACK_PAUSED)
+	if got := e.service(); got.Spec.Task.Container.Image != "agentd:1" || got.SpecVersion != 3 {
+		t.Fatalf("after the failure: spec %s at version %d, want agentd:1 at 3", got.Spec.Task.Container.Image, got.SpecVersion)
+	}
 }

@@ -95,7 +95,12 @@ func (u *updater) roll(ctx context.Context) (bool, error) {
 		u.log.Info("update paused; waiting for a spec change", "status", svc.GetUpdateStatus().GetMessage())
 		return true, nil
 	}
-	u.rollingBack = isRollingBack(svc)
+	// Slots left by a finished rollback (deferred on a paused node, or
+	// found by a new leader) are rolled as the rollback they belong to:
+	// with its config, and a failure pauses it; an update's failure action
+	// would swap back to the spec the rollback left, the failed one.
+	resumesRollback := stateOf(svc) == api.UpdateStatus_STATE_ROLLBACK_COMPLETED
+	u.rollingBack = isRollingBack(svc) || resumesRollback
 	u.cfg = configFor(svc.GetSpec(), u.rollingBack)
 	if err := u.adopt(ctx, svc); err != nil {
 		return false, err
@@ -126,7 +131,7 @@ func (u *updater) roll(ctx context.Context) (bool, error) {
 	}
 	if !reconcile.UpdateInProgress(svc) {
 		err := u.update(ctx, func(tx store.Tx, s *api.Service) error {
-			markStarted(s, u.clock.now())
+			markStarted(s, u.clock.now(), resumesRollback)
 			return tx.Update(s)
 		})
 		if err != nil {
