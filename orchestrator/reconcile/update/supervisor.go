@@ -57,6 +57,10 @@ type run struct {
 	// deferred is the nodes whose out-of-date task the finished updater
 	// left because they took no new tasks.
 	deferred map[string]bool
+	// recall repeats the last call for version that came while the
+	// updater still ran: it may hand a deferred node that has become
+	// active meanwhile, and no later call may come to say so.
+	recall func()
 }
 
 // stopping reports whether r's updater is on its way out without having
@@ -104,6 +108,9 @@ func (s *Supervisor) Update(ctx context.Context, service *api.Service, slots []r
 	defer s.mu.Unlock()
 	prev := s.runs[id]
 	if prev != nil && prev.version >= version && !prev.stopping() && !s.undefers(prev, version, keys) {
+		if !prev.finished && prev.version == version {
+			prev.recall = func() { s.Update(ctx, service, slots) }
+		}
 		return
 	}
 	if prev != nil {
@@ -201,6 +208,10 @@ func (s *Supervisor) finish(id string, r *run, finished bool, deferred []slotKey
 			r.deferred = make(map[string]bool)
 		}
 		r.deferred[k.node] = true
+	}
+	if recall := r.recall; recall != nil && len(r.deferred) > 0 {
+		r.recall = nil
+		s.goLocked(recall)
 	}
 }
 
