@@ -2080,8 +2080,13 @@ func (*StoreAction_Task) isStoreAction_Target() {}
 
 // StoreTransaction is the payload of one raft entry written by the store.
 type StoreTransaction struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Actions       []*StoreAction         `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Actions []*StoreAction         `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	// checks_version is the version of the store's apply-time checks (the
+	// uniqueness rules) in force when the entry was written; every manager
+	// applies an entry by the rules of its version, so replaying an old log
+	// ends where the managers that applied it first did. 0: no checks.
+	ChecksVersion uint32 `protobuf:"varint,2,opt,name=checks_version,json=checksVersion,proto3" json:"checks_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2121,6 +2126,13 @@ func (x *StoreTransaction) GetActions() []*StoreAction {
 		return x.Actions
 	}
 	return nil
+}
+
+func (x *StoreTransaction) GetChecksVersion() uint32 {
+	if x != nil {
+		return x.ChecksVersion
+	}
+	return 0
 }
 
 // StoreSnapshot is the whole state of the store at a raft index.
@@ -2350,9 +2362,10 @@ const file_api_objects_proto_rawDesc = "" +
 	"\vKIND_CREATE\x10\x00\x12\x0f\n" +
 	"\vKIND_UPDATE\x10\x01\x12\x0f\n" +
 	"\vKIND_DELETE\x10\x02B\b\n" +
-	"\x06target\"D\n" +
+	"\x06target\"k\n" +
 	"\x10StoreTransaction\x120\n" +
-	"\aactions\x18\x01 \x03(\v2\x16.shoal.api.StoreActionR\aactions\"\xbd\x01\n" +
+	"\aactions\x18\x01 \x03(\v2\x16.shoal.api.StoreActionR\aactions\x12%\n" +
+	"\x0echecks_version\x18\x02 \x01(\rR\rchecksVersion\"\xbd\x01\n" +
 	"\rStoreSnapshot\x12%\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x0f.shoal.api.NodeR\x05nodes\x12.\n" +
 	"\bclusters\x18\x02 \x03(\v2\x12.shoal.api.ClusterR\bclusters\x12.\n" +

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal/shoal/api"
 )
 
@@ -137,4 +139,40 @@ func TestCheckSeesTheWholeTransaction(t *testing.T) {
 			t.Errorf("nodes %v after a refused and an accepted transaction", tx.Nodes())
 		}
 	})
+}
+
+// TestEntriesWrittenBeforeTheChecksApplyUnchecked: an entry from a log
+// written before the checks existed (checks_version 0) applies as it did
+// then, so a manager replaying that log ends where the others are; the same
+// change written today is refused.
+func TestEntriesWrittenBeforeTheChecksApplyUnchecked(t *testing.T) {
+	s := New(CheckOf((&uniqueHostnames{}).check))
+	first := proposeUnapplied(t, s, func(tx Tx) error { return tx.Create(node("n1", "web")) })
+	second := proposeUnapplied(t, s, func(tx Tx) error { return tx.Create(node("n2", "web")) })
+	var old api.StoreTransaction
+	if err := proto.Unmarshal(second, &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.ChecksVersion != ChecksVersion {
+		t.Fatalf("a new entry says checks_version %d, want %d", old.ChecksVersion, ChecksVersion)
+	}
+	old.ChecksVersion = 0
+	unchecked, err := proto.Marshal(&old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := s.Apply(1, first); res != nil {
+		t.Fatalf("first: %v", res)
+	}
+	if res, _ := s.Apply(2, second).(error); !errors.Is(res, ErrRefused) {
+		t.Fatalf("today's entry: %v, want refused", res)
+	}
+	if res := s.Apply(3, unchecked); res != nil {
+		t.Fatalf("an entry from before the checks: %v, want applied", res)
+	}
+	var n int
+	s.View(func(tx ReadTx) { n = len(tx.Nodes()) })
+	if n != 2 {
+		t.Fatalf("%d nodes, want the 2 the old log wrote", n)
+	}
 }

@@ -174,7 +174,7 @@ func (s *MemoryStore) Apply(index uint64, payload []byte) any {
 	if err := s.check(txn.Actions); err != nil {
 		return err
 	}
-	if err := s.runChecks(txn.Actions); err != nil {
+	if err := s.runChecks(txn.ChecksVersion, txn.Actions); err != nil {
 		return err
 	}
 	events := make([]Event, 0, len(txn.Actions))

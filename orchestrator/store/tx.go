@@ -322,7 +322,7 @@ func (t *tx) payload() ([]byte, error) {
 	if len(t.order) == 0 {
 		return nil, nil
 	}
-	txn := &api.StoreTransaction{Actions: make([]*api.StoreAction, 0, len(t.order))}
+	txn := &api.StoreTransaction{Actions: make([]*api.StoreAction, 0, len(t.order)), ChecksVersion: ChecksVersion}
 	for _, key := range t.order {
 		c := t.changes[key.kind][key.id]
 		a, err := newAction(c.action, c.object, c.expectedVersion)
