@@ -1,0 +1,105 @@
+package ipam
+
+// This file owns State: what a Pool holds beyond its Config, taken out with State and put back
+// with Restore, so that a new leader rebuilds from replicated records the pool the old one had.
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// State is everything a Pool holds beyond its Config. New(cfg) followed by Restore(st) gives a
+// pool that answers every call exactly as the pool st was taken from.
+type State struct {
+	Allocated []netip.Addr // ascending from State; any order for Restore
+	Cooling   []Released   // ascending by address from State; any order for Restore
+	Last      netip.Addr   // the address AllocateNext returned last; the zero Addr if none yet
+}
+
+// Released is an address cooling down since At.
+type Released struct {
+	Addr netip.Addr
+	At   time.Time
+}
+
+// State returns the pool's state as of the latest now it was given (an address whose cooldown is
+// over but that no call has expired yet is still listed; it makes no difference to any answer).
+func (p *Pool) State() State {
+	var st State
+	p.used.each(func(sp span) bool {
+		for x := sp.first; ; x = x.next() {
+			st.Allocated = append(st.Allocated, x.addr(p.is4))
+			if x == sp.last {
+				return true
+			}
+		}
+	})
+	for x, at := range p.cooling {
+		st.Cooling = append(st.Cooling, Released{x.addr(p.is4), time.Unix(0, at).UTC()})
+	}
+	slices.SortFunc(st.Cooling, func(a, b Released) int { return a.Addr.Compare(b.Addr) })
+	if p.hasLast {
+		st.Last = p.last.addr(p.is4)
+	}
+	return st
+}
+
+// Restore replaces the pool's state with st, typically on a fresh pool built by New from the same
+// Config as the pool st describes. It checks everything first and changes nothing on error: an
+// address that is not assignable, listed twice, or both allocated and cooling, or a Last outside
+// the dynamic range. With a zero cooldown, Cooling is ignored.
+func (p *Pool) Restore(st State) error {
+	np := *p
+	np.clear()
+	for i, a := range st.Allocated {
+		field := func() string { return fmt.Sprintf("state.allocated[%d]", i) } // only on error: 100,000 of these add up
+		x, err := np.assignable("", a, true)
+		if err != nil {
+			return renamed(err, field())
+		}
+		if np.used.contains(x) {
+			return &Error{Field: field(), Value: a.String(), Err: fmt.Errorf("%w: listed twice", ErrInUse)}
+		}
+		np.take(x)
+	}
+	if np.cooldown > 0 {
+		np.cooling = make(map[u128]int64, len(st.Cooling))
+		np.queue = make(coolQueue, 0, len(st.Cooling))
+		for i, r := range st.Cooling {
+			x, err := np.assignable("", r.Addr, true)
+			if err != nil {
+				return renamed(err, fmt.Sprintf("state.cooling[%d]", i))
+			}
+			if _, dup := np.cooling[x]; dup || np.used.contains(x) {
+				return &Error{Field: fmt.Sprintf("state.cooling[%d]", i), Value: r.Addr.String(), Err: fmt.Errorf("%w: listed twice", ErrInUse)}
+			}
+			at := r.At.UnixNano()
+			np.cooling[x] = at
+			np.queue.push(coolEntry{x, at})
+			if np.blocked.add(x) && np.dyn.contains(x) {
+				np.dynBlocked = np.dynBlocked.next()
+			}
+		}
+	}
+	if st.Last.IsValid() {
+		x, err := np.inSubnet("state.last", st.Last)
+		if err != nil {
+			return err
+		}
+		if !np.dyn.contains(x) {
+			return &Error{Field: "state.last", Value: st.Last.String(), Err: fmt.Errorf("%w %s", ErrOutsideRange, np.dynRange())}
+		}
+		np.last, np.hasLast, np.next = x, true, np.after(x)
+	}
+	*p = np
+	return nil
+}
+
+// renamed is err, an *Error, with its field replaced.
+func renamed(err error, field string) error {
+	e := *err.(*Error)
+	e.Field = field
+	return &e
+}
