@@ -1250,6 +1250,343 @@ func (x *GetTaskResponse) GetTask() *Task {
 	return nil
 }
 
+type CreateNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Spec          *NetworkSpec           `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkRequest) Reset() {
+	*x = CreateNetworkRequest{}
+	mi := &file_api_control_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkRequest) ProtoMessage() {}
+
+func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
+func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CreateNetworkRequest) GetSpec() *NetworkSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type CreateNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       *Network               `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkResponse) Reset() {
+	*x = CreateNetworkResponse{}
+	mi := &file_api_control_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkResponse) ProtoMessage() {}
+
+func (x *CreateNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkResponse.ProtoReflect.Descriptor instead.
+func (*CreateNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CreateNetworkResponse) GetNetwork() *Network {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+type GetNetworkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// network_id is a network ID, a unique prefix of one, or a name.
+	NetworkId     string `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNetworkRequest) Reset() {
+	*x = GetNetworkRequest{}
+	mi := &file_api_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNetworkRequest) ProtoMessage() {}
+
+func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNetworkRequest.ProtoReflect.Descriptor instead.
+func (*GetNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetNetworkRequest) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+type GetNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       *Network               `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNetworkResponse) Reset() {
+	*x = GetNetworkResponse{}
+	mi := &file_api_control_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNetworkResponse) ProtoMessage() {}
+
+func (x *GetNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNetworkResponse.ProtoReflect.Descriptor instead.
+func (*GetNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetNetworkResponse) GetNetwork() *Network {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+type ListNetworksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworksRequest) Reset() {
+	*x = ListNetworksRequest{}
+	mi := &file_api_control_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworksRequest) ProtoMessage() {}
+
+func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
+func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{30}
+}
+
+type ListNetworksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Networks      []*Network             `protobuf:"bytes,1,rep,name=networks,proto3" json:"networks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworksResponse) Reset() {
+	*x = ListNetworksResponse{}
+	mi := &file_api_control_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworksResponse) ProtoMessage() {}
+
+func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
+func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListNetworksResponse) GetNetworks() []*Network {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+type RemoveNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId     string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNetworkRequest) Reset() {
+	*x = RemoveNetworkRequest{}
+	mi := &file_api_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNetworkRequest) ProtoMessage() {}
+
+func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RemoveNetworkRequest) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+type RemoveNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNetworkResponse) Reset() {
+	*x = RemoveNetworkResponse{}
+	mi := &file_api_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNetworkResponse) ProtoMessage() {}
+
+func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{33}
+}
+
 var File_api_control_proto protoreflect.FileDescriptor
 
 const file_api_control_proto_rawDesc = "" +
@@ -1326,7 +1663,24 @@ const file_api_control_proto_rawDesc = "" +
 	"\x0eGetTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"6\n" +
 	"\x0fGetTaskResponse\x12#\n" +
-	"\x04task\x18\x01 \x01(\v2\x0f.shoal.api.TaskR\x04task2\xf0\a\n" +
+	"\x04task\x18\x01 \x01(\v2\x0f.shoal.api.TaskR\x04task\"B\n" +
+	"\x14CreateNetworkRequest\x12*\n" +
+	"\x04spec\x18\x01 \x01(\v2\x16.shoal.api.NetworkSpecR\x04spec\"E\n" +
+	"\x15CreateNetworkResponse\x12,\n" +
+	"\anetwork\x18\x01 \x01(\v2\x12.shoal.api.NetworkR\anetwork\"2\n" +
+	"\x11GetNetworkRequest\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\"B\n" +
+	"\x12GetNetworkResponse\x12,\n" +
+	"\anetwork\x18\x01 \x01(\v2\x12.shoal.api.NetworkR\anetwork\"\x15\n" +
+	"\x13ListNetworksRequest\"F\n" +
+	"\x14ListNetworksResponse\x12.\n" +
+	"\bnetworks\x18\x01 \x03(\v2\x12.shoal.api.NetworkR\bnetworks\"5\n" +
+	"\x14RemoveNetworkRequest\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\"\x17\n" +
+	"\x15RemoveNetworkResponse2\xb4\n" +
+	"\n" +
 	"\aControl\x12I\n" +
 	"\n" +
 	"GetCluster\x12\x1c.shoal.api.GetClusterRequest\x1a\x1d.shoal.api.GetClusterResponse\x12X\n" +
@@ -1344,7 +1698,12 @@ const file_api_control_proto_rawDesc = "" +
 	"\rUpdateService\x12\x1f.shoal.api.UpdateServiceRequest\x1a .shoal.api.UpdateServiceResponse\x12R\n" +
 	"\rRemoveService\x12\x1f.shoal.api.RemoveServiceRequest\x1a .shoal.api.RemoveServiceResponse\x12F\n" +
 	"\tListTasks\x12\x1b.shoal.api.ListTasksRequest\x1a\x1c.shoal.api.ListTasksResponse\x12@\n" +
-	"\aGetTask\x12\x19.shoal.api.GetTaskRequest\x1a\x1a.shoal.api.GetTaskResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
+	"\aGetTask\x12\x19.shoal.api.GetTaskRequest\x1a\x1a.shoal.api.GetTaskResponse\x12R\n" +
+	"\rCreateNetwork\x12\x1f.shoal.api.CreateNetworkRequest\x1a .shoal.api.CreateNetworkResponse\x12I\n" +
+	"\n" +
+	"GetNetwork\x12\x1c.shoal.api.GetNetworkRequest\x1a\x1d.shoal.api.GetNetworkResponse\x12O\n" +
+	"\fListNetworks\x12\x1e.shoal.api.ListNetworksRequest\x1a\x1f.shoal.api.ListNetworksResponse\x12R\n" +
+	"\rRemoveNetwork\x12\x1f.shoal.api.RemoveNetworkRequest\x1a .shoal.api.RemoveNetworkResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
 	file_api_control_proto_rawDescOnce sync.Once
@@ -1358,7 +1717,7 @@ func file_api_control_proto_rawDescGZIP() []byte {
 	return file_api_control_proto_rawDescData
 }
 
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_api_control_proto_goTypes = []any{
 	(*GetClusterRequest)(nil),       // 0: shoal.api.GetClusterRequest
 	(*GetClusterResponse)(nil),      // 1: shoal.api.GetClusterResponse
@@ -1386,68 +1745,90 @@ var file_api_control_proto_goTypes = []any{
 	(*ListTasksResponse)(nil),       // 23: shoal.api.ListTasksResponse
 	(*GetTaskRequest)(nil),          // 24: shoal.api.GetTaskRequest
 	(*GetTaskResponse)(nil),         // 25: shoal.api.GetTaskResponse
-	nil,                             // 26: shoal.api.ListServicesResponse.RunningEntry
-	nil,                             // 27: shoal.api.ListServicesResponse.DesiredEntry
-	(*Cluster)(nil),                 // 28: shoal.api.Cluster
-	(NodeRole)(0),                   // 29: shoal.api.NodeRole
-	(*JoinTokens)(nil),              // 30: shoal.api.JoinTokens
-	(*Node)(nil),                    // 31: shoal.api.Node
-	(*NodeSpec)(nil),                // 32: shoal.api.NodeSpec
-	(*ServiceSpec)(nil),             // 33: shoal.api.ServiceSpec
-	(*Service)(nil),                 // 34: shoal.api.Service
-	(TaskState)(0),                  // 35: shoal.api.TaskState
-	(*Task)(nil),                    // 36: shoal.api.Task
+	(*CreateNetworkRequest)(nil),    // 26: shoal.api.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil),   // 27: shoal.api.CreateNetworkResponse
+	(*GetNetworkRequest)(nil),       // 28: shoal.api.GetNetworkRequest
+	(*GetNetworkResponse)(nil),      // 29: shoal.api.GetNetworkResponse
+	(*ListNetworksRequest)(nil),     // 30: shoal.api.ListNetworksRequest
+	(*ListNetworksResponse)(nil),    // 31: shoal.api.ListNetworksResponse
+	(*RemoveNetworkRequest)(nil),    // 32: shoal.api.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),   // 33: shoal.api.RemoveNetworkResponse
+	nil,                             // 34: shoal.api.ListServicesResponse.RunningEntry
+	nil,                             // 35: shoal.api.ListServicesResponse.DesiredEntry
+	(*Cluster)(nil),                 // 36: shoal.api.Cluster
+	(NodeRole)(0),                   // 37: shoal.api.NodeRole
+	(*JoinTokens)(nil),              // 38: shoal.api.JoinTokens
+	(*Node)(nil),                    // 39: shoal.api.Node
+	(*NodeSpec)(nil),                // 40: shoal.api.NodeSpec
+	(*ServiceSpec)(nil),             // 41: shoal.api.ServiceSpec
+	(*Service)(nil),                 // 42: shoal.api.Service
+	(TaskState)(0),                  // 43: shoal.api.TaskState
+	(*Task)(nil),                    // 44: shoal.api.Task
+	(*NetworkSpec)(nil),             // 45: shoal.api.NetworkSpec
+	(*Network)(nil),                 // 46: shoal.api.Network
 }
 var file_api_control_proto_depIdxs = []int32{
-	28, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
-	29, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
-	30, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
-	31, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
-	31, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
-	32, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
-	31, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
-	33, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
-	34, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
-	34, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
-	34, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
-	26, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
-	27, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
-	33, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
-	34, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
-	35, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
-	36, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
-	36, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
-	0,  // 18: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
-	2,  // 19: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
-	4,  // 20: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
-	6,  // 21: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
-	8,  // 22: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
-	10, // 23: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
-	12, // 24: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
-	14, // 25: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
-	16, // 26: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
-	18, // 27: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
-	20, // 28: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
-	22, // 29: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
-	24, // 30: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
-	1,  // 31: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
-	3,  // 32: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
-	5,  // 33: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
-	7,  // 34: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
-	9,  // 35: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
-	11, // 36: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
-	13, // 37: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
-	15, // 38: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
-	17, // 39: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
-	19, // 40: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
-	21, // 41: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
-	23, // 42: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
-	25, // 43: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
-	31, // [31:44] is the sub-list for method output_type
-	18, // [18:31] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	36, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
+	37, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
+	38, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
+	39, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
+	39, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
+	40, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
+	39, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
+	41, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	42, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
+	42, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
+	42, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
+	34, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
+	35, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
+	41, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	42, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
+	43, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
+	44, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
+	44, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
+	45, // 18: shoal.api.CreateNetworkRequest.spec:type_name -> shoal.api.NetworkSpec
+	46, // 19: shoal.api.CreateNetworkResponse.network:type_name -> shoal.api.Network
+	46, // 20: shoal.api.GetNetworkResponse.network:type_name -> shoal.api.Network
+	46, // 21: shoal.api.ListNetworksResponse.networks:type_name -> shoal.api.Network
+	0,  // 22: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
+	2,  // 23: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
+	4,  // 24: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
+	6,  // 25: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
+	8,  // 26: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
+	10, // 27: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
+	12, // 28: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
+	14, // 29: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
+	16, // 30: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
+	18, // 31: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
+	20, // 32: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
+	22, // 33: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
+	24, // 34: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
+	26, // 35: shoal.api.Control.CreateNetwork:input_type -> shoal.api.CreateNetworkRequest
+	28, // 36: shoal.api.Control.GetNetwork:input_type -> shoal.api.GetNetworkRequest
+	30, // 37: shoal.api.Control.ListNetworks:input_type -> shoal.api.ListNetworksRequest
+	32, // 38: shoal.api.Control.RemoveNetwork:input_type -> shoal.api.RemoveNetworkRequest
+	1,  // 39: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
+	3,  // 40: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
+	5,  // 41: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
+	7,  // 42: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
+	9,  // 43: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
+	11, // 44: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
+	13, // 45: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
+	15, // 46: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
+	17, // 47: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
+	19, // 48: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
+	21, // 49: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
+	23, // 50: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
+	25, // 51: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
+	27, // 52: shoal.api.Control.CreateNetwork:output_type -> shoal.api.CreateNetworkResponse
+	29, // 53: shoal.api.Control.GetNetwork:output_type -> shoal.api.GetNetworkResponse
+	31, // 54: shoal.api.Control.ListNetworks:output_type -> shoal.api.ListNetworksResponse
+	33, // 55: shoal.api.Control.RemoveNetwork:output_type -> shoal.api.RemoveNetworkResponse
+	39, // [39:56] is the sub-list for method output_type
+	22, // [22:39] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_api_control_proto_init() }
@@ -1462,7 +1843,7 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -411,7 +411,7 @@ func (x StoreAction_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StoreAction_Kind.Descriptor instead.
 func (StoreAction_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{21, 0}
+	return file_api_objects_proto_rawDescGZIP(), []int{25, 0}
 }
 
 // Meta is kept by the store on every object. Version is the raft index of the
@@ -1945,6 +1945,282 @@ func (x *Task) GetEndpoint() *EndpointSpec {
 	return nil
 }
 
+// IPAMConfig is one subnet of a network.
+type IPAMConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subnet is a CIDR, e.g. 10.20.0.0/16.
+	Subnet string `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	// gateway defaults to the subnet's first usable address.
+	Gateway string `protobuf:"bytes,2,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	// ip_range (a CIDR or A-B inside the subnet) bounds automatic
+	// allocation; pins may still use the rest of the subnet.
+	IpRange string `protobuf:"bytes,3,opt,name=ip_range,json=ipRange,proto3" json:"ip_range,omitempty"`
+	// aux_addresses are excluded from automatic allocation (name → address).
+	AuxAddresses  map[string]string `protobuf:"bytes,4,rep,name=aux_addresses,json=auxAddresses,proto3" json:"aux_addresses,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IPAMConfig) Reset() {
+	*x = IPAMConfig{}
+	mi := &file_api_objects_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IPAMConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IPAMConfig) ProtoMessage() {}
+
+func (x *IPAMConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IPAMConfig.ProtoReflect.Descriptor instead.
+func (*IPAMConfig) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *IPAMConfig) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *IPAMConfig) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *IPAMConfig) GetIpRange() string {
+	if x != nil {
+		return x.IpRange
+	}
+	return ""
+}
+
+func (x *IPAMConfig) GetAuxAddresses() map[string]string {
+	if x != nil {
+		return x.AuxAddresses
+	}
+	return nil
+}
+
+// CNIPlugin is one extra plugin chained after shoal's own for a network.
+type CNIPlugin struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// config_json is the plugin's configuration object, as JSON, without
+	// the fields the runtime fills (name, cniVersion, prevResult).
+	ConfigJson    []byte `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CNIPlugin) Reset() {
+	*x = CNIPlugin{}
+	mi := &file_api_objects_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CNIPlugin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CNIPlugin) ProtoMessage() {}
+
+func (x *CNIPlugin) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CNIPlugin.ProtoReflect.Descriptor instead.
+func (*CNIPlugin) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CNIPlugin) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *CNIPlugin) GetConfigJson() []byte {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return nil
+}
+
+type NetworkSpec struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Annotations *Annotations           `protobuf:"bytes,1,opt,name=annotations,proto3" json:"annotations,omitempty"`
+	// driver is "overlay", the only one so far.
+	Driver string        `protobuf:"bytes,2,opt,name=driver,proto3" json:"driver,omitempty"`
+	Ipam   []*IPAMConfig `protobuf:"bytes,3,rep,name=ipam,proto3" json:"ipam,omitempty"`
+	// attachable lets standalone containers join (later issues).
+	Attachable    bool         `protobuf:"varint,4,opt,name=attachable,proto3" json:"attachable,omitempty"`
+	Plugins       []*CNIPlugin `protobuf:"bytes,5,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkSpec) Reset() {
+	*x = NetworkSpec{}
+	mi := &file_api_objects_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkSpec) ProtoMessage() {}
+
+func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
+func (*NetworkSpec) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *NetworkSpec) GetAnnotations() *Annotations {
+	if x != nil {
+		return x.Annotations
+	}
+	return nil
+}
+
+func (x *NetworkSpec) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *NetworkSpec) GetIpam() []*IPAMConfig {
+	if x != nil {
+		return x.Ipam
+	}
+	return nil
+}
+
+func (x *NetworkSpec) GetAttachable() bool {
+	if x != nil {
+		return x.Attachable
+	}
+	return false
+}
+
+func (x *NetworkSpec) GetPlugins() []*CNIPlugin {
+	if x != nil {
+		return x.Plugins
+	}
+	return nil
+}
+
+type Network struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Meta  *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	Spec  *NetworkSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	// vni is the VXLAN network identifier the cluster allocated.
+	Vni           uint32 `protobuf:"varint,4,opt,name=vni,proto3" json:"vni,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Network) Reset() {
+	*x = Network{}
+	mi := &file_api_objects_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Network) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Network) ProtoMessage() {}
+
+func (x *Network) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Network.ProtoReflect.Descriptor instead.
+func (*Network) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Network) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Network) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Network) GetSpec() *NetworkSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *Network) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
 // StoreAction is one change inside a transaction.
 type StoreAction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1958,6 +2234,7 @@ type StoreAction struct {
 	//	*StoreAction_Cluster
 	//	*StoreAction_Service
 	//	*StoreAction_Task
+	//	*StoreAction_Network
 	Target        isStoreAction_Target `protobuf_oneof:"target"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1965,7 +2242,7 @@ type StoreAction struct {
 
 func (x *StoreAction) Reset() {
 	*x = StoreAction{}
-	mi := &file_api_objects_proto_msgTypes[21]
+	mi := &file_api_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2254,7 @@ func (x *StoreAction) String() string {
 func (*StoreAction) ProtoMessage() {}
 
 func (x *StoreAction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[21]
+	mi := &file_api_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2267,7 @@ func (x *StoreAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreAction.ProtoReflect.Descriptor instead.
 func (*StoreAction) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{21}
+	return file_api_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StoreAction) GetKind() StoreAction_Kind {
@@ -2050,6 +2327,15 @@ func (x *StoreAction) GetTask() *Task {
 	return nil
 }
 
+func (x *StoreAction) GetNetwork() *Network {
+	if x != nil {
+		if x, ok := x.Target.(*StoreAction_Network); ok {
+			return x.Network
+		}
+	}
+	return nil
+}
+
 type isStoreAction_Target interface {
 	isStoreAction_Target()
 }
@@ -2070,6 +2356,10 @@ type StoreAction_Task struct {
 	Task *Task `protobuf:"bytes,13,opt,name=task,proto3,oneof"`
 }
 
+type StoreAction_Network struct {
+	Network *Network `protobuf:"bytes,14,opt,name=network,proto3,oneof"`
+}
+
 func (*StoreAction_Node) isStoreAction_Target() {}
 
 func (*StoreAction_Cluster) isStoreAction_Target() {}
@@ -2077,6 +2367,8 @@ func (*StoreAction_Cluster) isStoreAction_Target() {}
 func (*StoreAction_Service) isStoreAction_Target() {}
 
 func (*StoreAction_Task) isStoreAction_Target() {}
+
+func (*StoreAction_Network) isStoreAction_Target() {}
 
 // StoreTransaction is the payload of one raft entry written by the store.
 type StoreTransaction struct {
@@ -2093,7 +2385,7 @@ type StoreTransaction struct {
 
 func (x *StoreTransaction) Reset() {
 	*x = StoreTransaction{}
-	mi := &file_api_objects_proto_msgTypes[22]
+	mi := &file_api_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2397,7 @@ func (x *StoreTransaction) String() string {
 func (*StoreTransaction) ProtoMessage() {}
 
 func (x *StoreTransaction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[22]
+	mi := &file_api_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2410,7 @@ func (x *StoreTransaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreTransaction.ProtoReflect.Descriptor instead.
 func (*StoreTransaction) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{22}
+	return file_api_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StoreTransaction) GetActions() []*StoreAction {
@@ -2142,13 +2434,14 @@ type StoreSnapshot struct {
 	Clusters      []*Cluster             `protobuf:"bytes,2,rep,name=clusters,proto3" json:"clusters,omitempty"`
 	Services      []*Service             `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
 	Tasks         []*Task                `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Networks      []*Network             `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreSnapshot) Reset() {
 	*x = StoreSnapshot{}
-	mi := &file_api_objects_proto_msgTypes[23]
+	mi := &file_api_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2453,7 @@ func (x *StoreSnapshot) String() string {
 func (*StoreSnapshot) ProtoMessage() {}
 
 func (x *StoreSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[23]
+	mi := &file_api_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2466,7 @@ func (x *StoreSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshot.ProtoReflect.Descriptor instead.
 func (*StoreSnapshot) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{23}
+	return file_api_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StoreSnapshot) GetNodes() []*Node {
@@ -2200,6 +2493,13 @@ func (x *StoreSnapshot) GetServices() []*Service {
 func (x *StoreSnapshot) GetTasks() []*Task {
 	if x != nil {
 		return x.Tasks
+	}
+	return nil
+}
+
+func (x *StoreSnapshot) GetNetworks() []*Network {
+	if x != nil {
+		return x.Networks
 	}
 	return nil
 }
@@ -2349,7 +2649,33 @@ const file_api_objects_proto_rawDesc = "" +
 	"\rdesired_state\x18\t \x01(\x0e2\x14.shoal.api.TaskStateR\fdesiredState\x12-\n" +
 	"\x06status\x18\n" +
 	" \x01(\v2\x15.shoal.api.TaskStatusR\x06status\x123\n" +
-	"\bendpoint\x18\v \x01(\v2\x17.shoal.api.EndpointSpecR\bendpoint\"\xdc\x02\n" +
+	"\bendpoint\x18\v \x01(\v2\x17.shoal.api.EndpointSpecR\bendpoint\"\xe8\x01\n" +
+	"\n" +
+	"IPAMConfig\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x18\n" +
+	"\agateway\x18\x02 \x01(\tR\agateway\x12\x19\n" +
+	"\bip_range\x18\x03 \x01(\tR\aipRange\x12L\n" +
+	"\raux_addresses\x18\x04 \x03(\v2'.shoal.api.IPAMConfig.AuxAddressesEntryR\fauxAddresses\x1a?\n" +
+	"\x11AuxAddressesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
+	"\tCNIPlugin\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1f\n" +
+	"\vconfig_json\x18\x02 \x01(\fR\n" +
+	"configJson\"\xda\x01\n" +
+	"\vNetworkSpec\x128\n" +
+	"\vannotations\x18\x01 \x01(\v2\x16.shoal.api.AnnotationsR\vannotations\x12\x16\n" +
+	"\x06driver\x18\x02 \x01(\tR\x06driver\x12)\n" +
+	"\x04ipam\x18\x03 \x03(\v2\x15.shoal.api.IPAMConfigR\x04ipam\x12\x1e\n" +
+	"\n" +
+	"attachable\x18\x04 \x01(\bR\n" +
+	"attachable\x12.\n" +
+	"\aplugins\x18\x05 \x03(\v2\x14.shoal.api.CNIPluginR\aplugins\"|\n" +
+	"\aNetwork\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\x04meta\x18\x02 \x01(\v2\x0f.shoal.api.MetaR\x04meta\x12*\n" +
+	"\x04spec\x18\x03 \x01(\v2\x16.shoal.api.NetworkSpecR\x04spec\x12\x10\n" +
+	"\x03vni\x18\x04 \x01(\rR\x03vni\"\x8c\x03\n" +
 	"\vStoreAction\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.shoal.api.StoreAction.KindR\x04kind\x12)\n" +
 	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12%\n" +
@@ -2357,7 +2683,8 @@ const file_api_objects_proto_rawDesc = "" +
 	" \x01(\v2\x0f.shoal.api.NodeH\x00R\x04node\x12.\n" +
 	"\acluster\x18\v \x01(\v2\x12.shoal.api.ClusterH\x00R\acluster\x12.\n" +
 	"\aservice\x18\f \x01(\v2\x12.shoal.api.ServiceH\x00R\aservice\x12%\n" +
-	"\x04task\x18\r \x01(\v2\x0f.shoal.api.TaskH\x00R\x04task\"9\n" +
+	"\x04task\x18\r \x01(\v2\x0f.shoal.api.TaskH\x00R\x04task\x12.\n" +
+	"\anetwork\x18\x0e \x01(\v2\x12.shoal.api.NetworkH\x00R\anetwork\"9\n" +
 	"\x04Kind\x12\x0f\n" +
 	"\vKIND_CREATE\x10\x00\x12\x0f\n" +
 	"\vKIND_UPDATE\x10\x01\x12\x0f\n" +
@@ -2365,12 +2692,13 @@ const file_api_objects_proto_rawDesc = "" +
 	"\x06target\"k\n" +
 	"\x10StoreTransaction\x120\n" +
 	"\aactions\x18\x01 \x03(\v2\x16.shoal.api.StoreActionR\aactions\x12%\n" +
-	"\x0echecks_version\x18\x02 \x01(\rR\rchecksVersion\"\xbd\x01\n" +
+	"\x0echecks_version\x18\x02 \x01(\rR\rchecksVersion\"\xed\x01\n" +
 	"\rStoreSnapshot\x12%\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x0f.shoal.api.NodeR\x05nodes\x12.\n" +
 	"\bclusters\x18\x02 \x03(\v2\x12.shoal.api.ClusterR\bclusters\x12.\n" +
 	"\bservices\x18\x03 \x03(\v2\x12.shoal.api.ServiceR\bservices\x12%\n" +
-	"\x05tasks\x18\x04 \x03(\v2\x0f.shoal.api.TaskR\x05tasks*7\n" +
+	"\x05tasks\x18\x04 \x03(\v2\x0f.shoal.api.TaskR\x05tasks\x12.\n" +
+	"\bnetworks\x18\x05 \x03(\v2\x12.shoal.api.NetworkR\bnetworks*7\n" +
 	"\bNodeRole\x12\x14\n" +
 	"\x10NODE_ROLE_WORKER\x10\x00\x12\x15\n" +
 	"\x11NODE_ROLE_MANAGER\x10\x01*j\n" +
@@ -2416,7 +2744,7 @@ func file_api_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_api_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_api_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.api.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.api.NodeAvailability
@@ -2446,33 +2774,38 @@ var file_api_objects_proto_goTypes = []any{
 	(*Service)(nil),               // 25: shoal.api.Service
 	(*TaskStatus)(nil),            // 26: shoal.api.TaskStatus
 	(*Task)(nil),                  // 27: shoal.api.Task
-	(*StoreAction)(nil),           // 28: shoal.api.StoreAction
-	(*StoreTransaction)(nil),      // 29: shoal.api.StoreTransaction
-	(*StoreSnapshot)(nil),         // 30: shoal.api.StoreSnapshot
-	nil,                           // 31: shoal.api.Annotations.LabelsEntry
-	nil,                           // 32: shoal.api.NodeDescription.EngineLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(*Resources)(nil),             // 34: shoal.api.Resources
-	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
-	(*TaskSpec)(nil),              // 36: shoal.api.TaskSpec
-	(*ReplicatedService)(nil),     // 37: shoal.api.ReplicatedService
-	(*GlobalService)(nil),         // 38: shoal.api.GlobalService
-	(*UpdateConfig)(nil),          // 39: shoal.api.UpdateConfig
-	(*EndpointSpec)(nil),          // 40: shoal.api.EndpointSpec
+	(*IPAMConfig)(nil),            // 28: shoal.api.IPAMConfig
+	(*CNIPlugin)(nil),             // 29: shoal.api.CNIPlugin
+	(*NetworkSpec)(nil),           // 30: shoal.api.NetworkSpec
+	(*Network)(nil),               // 31: shoal.api.Network
+	(*StoreAction)(nil),           // 32: shoal.api.StoreAction
+	(*StoreTransaction)(nil),      // 33: shoal.api.StoreTransaction
+	(*StoreSnapshot)(nil),         // 34: shoal.api.StoreSnapshot
+	nil,                           // 35: shoal.api.Annotations.LabelsEntry
+	nil,                           // 36: shoal.api.NodeDescription.EngineLabelsEntry
+	nil,                           // 37: shoal.api.IPAMConfig.AuxAddressesEntry
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*Resources)(nil),             // 39: shoal.api.Resources
+	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
+	(*TaskSpec)(nil),              // 41: shoal.api.TaskSpec
+	(*ReplicatedService)(nil),     // 42: shoal.api.ReplicatedService
+	(*GlobalService)(nil),         // 43: shoal.api.GlobalService
+	(*UpdateConfig)(nil),          // 44: shoal.api.UpdateConfig
+	(*EndpointSpec)(nil),          // 45: shoal.api.EndpointSpec
 }
 var file_api_objects_proto_depIdxs = []int32{
-	33, // 0: shoal.api.Meta.created_at:type_name -> google.protobuf.Timestamp
-	33, // 1: shoal.api.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	31, // 2: shoal.api.Annotations.labels:type_name -> shoal.api.Annotations.LabelsEntry
+	38, // 0: shoal.api.Meta.created_at:type_name -> google.protobuf.Timestamp
+	38, // 1: shoal.api.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 2: shoal.api.Annotations.labels:type_name -> shoal.api.Annotations.LabelsEntry
 	8,  // 3: shoal.api.NodeSpec.annotations:type_name -> shoal.api.Annotations
 	0,  // 4: shoal.api.NodeSpec.desired_role:type_name -> shoal.api.NodeRole
 	1,  // 5: shoal.api.NodeSpec.availability:type_name -> shoal.api.NodeAvailability
-	34, // 6: shoal.api.NodeDescription.resources:type_name -> shoal.api.Resources
-	32, // 7: shoal.api.NodeDescription.engine_labels:type_name -> shoal.api.NodeDescription.EngineLabelsEntry
+	39, // 6: shoal.api.NodeDescription.resources:type_name -> shoal.api.Resources
+	36, // 7: shoal.api.NodeDescription.engine_labels:type_name -> shoal.api.NodeDescription.EngineLabelsEntry
 	2,  // 8: shoal.api.NodeStatus.state:type_name -> shoal.api.NodeState
 	3,  // 9: shoal.api.ManagerStatus.reachability:type_name -> shoal.api.Reachability
 	0,  // 10: shoal.api.NodeCertificate.role:type_name -> shoal.api.NodeRole
-	33, // 11: shoal.api.NodeCertificate.not_after:type_name -> google.protobuf.Timestamp
+	38, // 11: shoal.api.NodeCertificate.not_after:type_name -> google.protobuf.Timestamp
 	7,  // 12: shoal.api.Node.meta:type_name -> shoal.api.Meta
 	9,  // 13: shoal.api.Node.spec:type_name -> shoal.api.NodeSpec
 	10, // 14: shoal.api.Node.description:type_name -> shoal.api.NodeDescription
@@ -2481,8 +2814,8 @@ var file_api_objects_proto_depIdxs = []int32{
 	0,  // 17: shoal.api.Node.role:type_name -> shoal.api.NodeRole
 	13, // 18: shoal.api.Node.certificate:type_name -> shoal.api.NodeCertificate
 	15, // 19: shoal.api.RootCA.join_tokens:type_name -> shoal.api.JoinTokens
-	35, // 20: shoal.api.CAConfig.node_cert_expiry:type_name -> google.protobuf.Duration
-	35, // 21: shoal.api.DispatcherConfig.heartbeat_period:type_name -> google.protobuf.Duration
+	40, // 20: shoal.api.CAConfig.node_cert_expiry:type_name -> google.protobuf.Duration
+	40, // 21: shoal.api.DispatcherConfig.heartbeat_period:type_name -> google.protobuf.Duration
 	8,  // 22: shoal.api.ClusterSpec.annotations:type_name -> shoal.api.Annotations
 	17, // 23: shoal.api.ClusterSpec.ca_config:type_name -> shoal.api.CAConfig
 	18, // 24: shoal.api.ClusterSpec.raft:type_name -> shoal.api.RaftConfig
@@ -2492,41 +2825,49 @@ var file_api_objects_proto_depIdxs = []int32{
 	21, // 28: shoal.api.Cluster.spec:type_name -> shoal.api.ClusterSpec
 	16, // 29: shoal.api.Cluster.root_ca:type_name -> shoal.api.RootCA
 	8,  // 30: shoal.api.ServiceSpec.annotations:type_name -> shoal.api.Annotations
-	36, // 31: shoal.api.ServiceSpec.task:type_name -> shoal.api.TaskSpec
-	37, // 32: shoal.api.ServiceSpec.replicated:type_name -> shoal.api.ReplicatedService
-	38, // 33: shoal.api.ServiceSpec.global:type_name -> shoal.api.GlobalService
-	39, // 34: shoal.api.ServiceSpec.update:type_name -> shoal.api.UpdateConfig
-	39, // 35: shoal.api.ServiceSpec.rollback:type_name -> shoal.api.UpdateConfig
-	40, // 36: shoal.api.ServiceSpec.endpoint:type_name -> shoal.api.EndpointSpec
+	41, // 31: shoal.api.ServiceSpec.task:type_name -> shoal.api.TaskSpec
+	42, // 32: shoal.api.ServiceSpec.replicated:type_name -> shoal.api.ReplicatedService
+	43, // 33: shoal.api.ServiceSpec.global:type_name -> shoal.api.GlobalService
+	44, // 34: shoal.api.ServiceSpec.update:type_name -> shoal.api.UpdateConfig
+	44, // 35: shoal.api.ServiceSpec.rollback:type_name -> shoal.api.UpdateConfig
+	45, // 36: shoal.api.ServiceSpec.endpoint:type_name -> shoal.api.EndpointSpec
 	5,  // 37: shoal.api.UpdateStatus.state:type_name -> shoal.api.UpdateStatus.State
-	33, // 38: shoal.api.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	33, // 39: shoal.api.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	38, // 38: shoal.api.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	38, // 39: shoal.api.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
 	7,  // 40: shoal.api.Service.meta:type_name -> shoal.api.Meta
 	23, // 41: shoal.api.Service.spec:type_name -> shoal.api.ServiceSpec
 	23, // 42: shoal.api.Service.previous_spec:type_name -> shoal.api.ServiceSpec
 	24, // 43: shoal.api.Service.update_status:type_name -> shoal.api.UpdateStatus
 	4,  // 44: shoal.api.TaskStatus.state:type_name -> shoal.api.TaskState
-	33, // 45: shoal.api.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	38, // 45: shoal.api.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
 	7,  // 46: shoal.api.Task.meta:type_name -> shoal.api.Meta
-	36, // 47: shoal.api.Task.spec:type_name -> shoal.api.TaskSpec
+	41, // 47: shoal.api.Task.spec:type_name -> shoal.api.TaskSpec
 	4,  // 48: shoal.api.Task.desired_state:type_name -> shoal.api.TaskState
 	26, // 49: shoal.api.Task.status:type_name -> shoal.api.TaskStatus
-	40, // 50: shoal.api.Task.endpoint:type_name -> shoal.api.EndpointSpec
-	6,  // 51: shoal.api.StoreAction.kind:type_name -> shoal.api.StoreAction.Kind
-	14, // 52: shoal.api.StoreAction.node:type_name -> shoal.api.Node
-	22, // 53: shoal.api.StoreAction.cluster:type_name -> shoal.api.Cluster
-	25, // 54: shoal.api.StoreAction.service:type_name -> shoal.api.Service
-	27, // 55: shoal.api.StoreAction.task:type_name -> shoal.api.Task
-	28, // 56: shoal.api.StoreTransaction.actions:type_name -> shoal.api.StoreAction
-	14, // 57: shoal.api.StoreSnapshot.nodes:type_name -> shoal.api.Node
-	22, // 58: shoal.api.StoreSnapshot.clusters:type_name -> shoal.api.Cluster
-	25, // 59: shoal.api.StoreSnapshot.services:type_name -> shoal.api.Service
-	27, // 60: shoal.api.StoreSnapshot.tasks:type_name -> shoal.api.Task
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	45, // 50: shoal.api.Task.endpoint:type_name -> shoal.api.EndpointSpec
+	37, // 51: shoal.api.IPAMConfig.aux_addresses:type_name -> shoal.api.IPAMConfig.AuxAddressesEntry
+	8,  // 52: shoal.api.NetworkSpec.annotations:type_name -> shoal.api.Annotations
+	28, // 53: shoal.api.NetworkSpec.ipam:type_name -> shoal.api.IPAMConfig
+	29, // 54: shoal.api.NetworkSpec.plugins:type_name -> shoal.api.CNIPlugin
+	7,  // 55: shoal.api.Network.meta:type_name -> shoal.api.Meta
+	30, // 56: shoal.api.Network.spec:type_name -> shoal.api.NetworkSpec
+	6,  // 57: shoal.api.StoreAction.kind:type_name -> shoal.api.StoreAction.Kind
+	14, // 58: shoal.api.StoreAction.node:type_name -> shoal.api.Node
+	22, // 59: shoal.api.StoreAction.cluster:type_name -> shoal.api.Cluster
+	25, // 60: shoal.api.StoreAction.service:type_name -> shoal.api.Service
+	27, // 61: shoal.api.StoreAction.task:type_name -> shoal.api.Task
+	31, // 62: shoal.api.StoreAction.network:type_name -> shoal.api.Network
+	32, // 63: shoal.api.StoreTransaction.actions:type_name -> shoal.api.StoreAction
+	14, // 64: shoal.api.StoreSnapshot.nodes:type_name -> shoal.api.Node
+	22, // 65: shoal.api.StoreSnapshot.clusters:type_name -> shoal.api.Cluster
+	25, // 66: shoal.api.StoreSnapshot.services:type_name -> shoal.api.Service
+	27, // 67: shoal.api.StoreSnapshot.tasks:type_name -> shoal.api.Task
+	31, // 68: shoal.api.StoreSnapshot.networks:type_name -> shoal.api.Network
+	69, // [69:69] is the sub-list for method output_type
+	69, // [69:69] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_api_objects_proto_init() }
@@ -2539,11 +2880,12 @@ func file_api_objects_proto_init() {
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 	}
-	file_api_objects_proto_msgTypes[21].OneofWrappers = []any{
+	file_api_objects_proto_msgTypes[25].OneofWrappers = []any{
 		(*StoreAction_Node)(nil),
 		(*StoreAction_Cluster)(nil),
 		(*StoreAction_Service)(nil),
 		(*StoreAction_Task)(nil),
+		(*StoreAction_Network)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2551,7 +2893,7 @@ func file_api_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_objects_proto_rawDesc), len(file_api_objects_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   26,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -146,3 +146,27 @@ func TestUpdateOfDeletedObjectIsAConflict(t *testing.T) {
 		t.Fatalf("a plain update after it: %v, %d runs", err, runs)
 	}
 }
+
+func TestNetworksSurviveASnapshot(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	if err := s.Update(ctx, func(tx Tx) error {
+		return tx.Create(&api.Network{Id: "nw1", Vni: 4097, Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "front"}}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := New()
+	if err := restored.Restore(7, snap); err != nil {
+		t.Fatal(err)
+	}
+	restored.View(func(tx ReadTx) {
+		n := tx.Network("nw1")
+		if n == nil || n.Vni != 4097 || n.Spec.Annotations.Name != "front" || len(tx.Networks()) != 1 {
+			t.Fatalf("restored network %v", n)
+		}
+	})
+}

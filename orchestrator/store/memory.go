@@ -271,6 +271,8 @@ func setMeta(o Object, m *api.Meta) {
 		t.Meta = m
 	case *api.Task:
 		t.Meta = m
+	case *api.Network:
+		t.Meta = m
 	}
 }
 

@@ -31,10 +31,11 @@ const (
 	KindCluster Kind = "cluster"
 	KindService Kind = "service"
 	KindTask    Kind = "task"
+	KindNetwork Kind = "network"
 )
 
 // kinds lists every table, in the order snapshots and restores walk them.
-var kinds = []Kind{KindCluster, KindNode, KindService, KindTask}
+var kinds = []Kind{KindCluster, KindNode, KindNetwork, KindService, KindTask}
 
 // kindOf says which table an object belongs to.
 func kindOf(o Object) (Kind, error) {
@@ -47,6 +48,8 @@ func kindOf(o Object) (Kind, error) {
 		return KindService, nil
 	case *api.Task:
 		return KindTask, nil
+	case *api.Network:
+		return KindNetwork, nil
 	}
 	return "", fmt.Errorf("%w: the store holds no %T", ErrInvalidObject, o)
 }
@@ -62,6 +65,8 @@ func actionObject(a *api.StoreAction) (Object, error) {
 		return t.Service, nil
 	case *api.StoreAction_Task:
 		return t.Task, nil
+	case *api.StoreAction_Network:
+		return t.Network, nil
 	}
 	return nil, fmt.Errorf("%w: store action without a known target", ErrInvalidObject)
 }
@@ -78,6 +83,8 @@ func newAction(kind api.StoreAction_Kind, o Object, expectedVersion uint64) (*ap
 		a.Target = &api.StoreAction_Service{Service: t}
 	case *api.Task:
 		a.Target = &api.StoreAction_Task{Task: t}
+	case *api.Network:
+		a.Target = &api.StoreAction_Network{Network: t}
 	default:
 		return nil, fmt.Errorf("%w: the store holds no %T", ErrInvalidObject, o)
 	}

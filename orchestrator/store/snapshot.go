@@ -26,14 +26,16 @@ func (s *MemoryStore) SnapshotLater() func() ([]byte, error) {
 	clusters := tableObjects[*api.Cluster](s, KindCluster)
 	services := tableObjects[*api.Service](s, KindService)
 	tasks := tableObjects[*api.Task](s, KindTask)
+	networks := tableObjects[*api.Network](s, KindNetwork)
 	s.mu.RUnlock()
 	return func() ([]byte, error) {
 		sortByID(nodes)
 		sortByID(clusters)
 		sortByID(services)
 		sortByID(tasks)
+		sortByID(networks)
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&api.StoreSnapshot{
-			Nodes: nodes, Clusters: clusters, Services: services, Tasks: tasks,
+			Nodes: nodes, Clusters: clusters, Services: services, Tasks: tasks, Networks: networks,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("encode store snapshot: %w", err)
@@ -60,6 +62,9 @@ func (s *MemoryStore) Restore(index uint64, state []byte) error {
 	}
 	for _, sv := range snap.Services {
 		tables[KindService][sv.Id] = sv
+	}
+	for _, n := range snap.Networks {
+		tables[KindNetwork][n.Id] = n
 	}
 	ix := make(indexes)
 	for _, t := range snap.Tasks {

@@ -32,6 +32,8 @@ type ReadTx interface {
 	// replaces an object on every write, so holding one is safe; change a
 	// proto.Clone of it).
 	SharedTasksByService(serviceID string) []*api.Task
+	Network(id string) *api.Network
+	Networks() []*api.Network
 }
 
 // Tx reads the store, its own staged changes included, and stages changes.
@@ -65,6 +67,8 @@ func (r *readTx) TasksByService(id string) []*api.Task {
 func (r *readTx) TasksByNode(id string) []*api.Task {
 	return lookup[*api.Task](r.s, KindTask, indexTaskNode, id)
 }
+func (r *readTx) Network(id string) *api.Network { return get[*api.Network](r.s, KindNetwork, id) }
+func (r *readTx) Networks() []*api.Network       { return list[*api.Network](r.s, KindNetwork) }
 func (r *readTx) SharedTasksByService(id string) []*api.Task {
 	return lookupShared[*api.Task](r.s, KindTask, indexTaskService, id)
 }
@@ -141,6 +145,10 @@ func (t *tx) Tasks() []*api.Task { return mergeStaged(t, KindTask, t.readTx.Task
 func (t *tx) TasksByService(id string) []*api.Task {
 	return mergeStaged(t, KindTask, t.readTx.TasksByService(id), func(x *api.Task) bool { return x.ServiceId == id })
 }
+
+func (t *tx) Network(id string) *api.Network { return stagedGet(t, KindNetwork, id, t.readTx.Network) }
+
+func (t *tx) Networks() []*api.Network { return mergeStaged(t, KindNetwork, t.readTx.Networks(), nil) }
 
 func (t *tx) SharedTasksByService(id string) []*api.Task {
 	return mergeStaged(t, KindTask, t.readTx.SharedTasksByService(id), func(x *api.Task) bool { return x.ServiceId == id })
