@@ -2025,7 +2025,7 @@ type CNIPlugin struct {
 	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
 	// config_json is the plugin's configuration object, as JSON, without
 	// the fields the runtime fills (name, cniVersion, prevResult).
-	ConfigJson    []byte `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	ConfigJson    string `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2067,11 +2067,11 @@ func (x *CNIPlugin) GetType() string {
 	return ""
 }
 
-func (x *CNIPlugin) GetConfigJson() []byte {
+func (x *CNIPlugin) GetConfigJson() string {
 	if x != nil {
 		return x.ConfigJson
 	}
-	return nil
+	return ""
 }
 
 type NetworkSpec struct {
@@ -2661,7 +2661,7 @@ const file_api_objects_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
 	"\tCNIPlugin\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1f\n" +
-	"\vconfig_json\x18\x02 \x01(\fR\n" +
+	"\vconfig_json\x18\x02 \x01(\tR\n" +
 	"configJson\"\xda\x01\n" +
 	"\vNetworkSpec\x128\n" +
 	"\vannotations\x18\x01 \x01(\v2\x16.shoal.api.AnnotationsR\vannotations\x12\x16\n" +

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +59,13 @@ type fakeControl struct {
 	// frames script a service converging: each ListTasks call first applies
 	// the next one, so a follower sees one frame per poll.
 	frames []func(f *fakeControl)
+
+	networks        []*api.Network
+	networkCreates  []*api.CreateNetworkRequest
+	networkRemovals []string
+	// networkUsers names the services using each network (by ID), which
+	// RemoveNetwork refuses to remove.
+	networkUsers map[string][]string
 }
 
 func (f *fakeControl) record(name string) {
@@ -371,6 +379,81 @@ func (f *fakeControl) GetTask(_ context.Context, req *api.GetTaskRequest) (*api.
 		}
 	}
 	return nil, status.Errorf(codes.NotFound, "task %q not found", req.GetTaskId())
+}
+
+// findNetwork resolves ref like the real manager: ID, name or unique ID prefix.
+func (f *fakeControl) findNetwork(ref string) (*api.Network, error) {
+	return findRef("network", ref, f.networks, networkName)
+}
+
+// CreateNetwork refuses a subnet overlapping another network's, as the
+// manager does, and otherwise allocates the next VNI from 4097.
+func (f *fakeControl) CreateNetwork(_ context.Context, req *api.CreateNetworkRequest) (*api.CreateNetworkResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("CreateNetwork")
+	f.networkCreates = append(f.networkCreates, proto.Clone(req).(*api.CreateNetworkRequest))
+	for _, c := range req.GetSpec().GetIpam() {
+		p, err := netip.ParsePrefix(c.GetSubnet())
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "subnet %q: %v", c.GetSubnet(), err)
+		}
+		for _, other := range f.networks {
+			for _, oc := range other.GetSpec().GetIpam() {
+				if netip.MustParsePrefix(oc.GetSubnet()).Overlaps(p) {
+					return nil, status.Errorf(codes.InvalidArgument, "subnet %s overlaps subnet %s of network %s",
+						p, oc.GetSubnet(), networkName(other))
+				}
+			}
+		}
+	}
+	n := &api.Network{
+		Id:   idNewNetwork,
+		Meta: &api.Meta{Version: 1},
+		Spec: proto.Clone(req.GetSpec()).(*api.NetworkSpec),
+		Vni:  uint32(4097 + len(f.networks)),
+	}
+	f.networks = append(f.networks, n)
+	return &api.CreateNetworkResponse{Network: proto.Clone(n).(*api.Network)}, nil
+}
+
+func (f *fakeControl) GetNetwork(_ context.Context, req *api.GetNetworkRequest) (*api.GetNetworkResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("GetNetwork")
+	n, err := f.findNetwork(req.GetNetworkId())
+	if err != nil {
+		return nil, err
+	}
+	return &api.GetNetworkResponse{Network: proto.Clone(n).(*api.Network)}, nil
+}
+
+func (f *fakeControl) ListNetworks(context.Context, *api.ListNetworksRequest) (*api.ListNetworksResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListNetworks")
+	resp := &api.ListNetworksResponse{}
+	for _, n := range f.networks {
+		resp.Networks = append(resp.Networks, proto.Clone(n).(*api.Network))
+	}
+	return resp, nil
+}
+
+func (f *fakeControl) RemoveNetwork(_ context.Context, req *api.RemoveNetworkRequest) (*api.RemoveNetworkResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("RemoveNetwork")
+	n, err := f.findNetwork(req.GetNetworkId())
+	if err != nil {
+		return nil, err
+	}
+	if users := f.networkUsers[n.GetId()]; len(users) > 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "network %s is in use by services %s",
+			networkName(n), strings.Join(users, ", "))
+	}
+	f.networkRemovals = append(f.networkRemovals, n.GetId())
+	f.networks = slices.DeleteFunc(f.networks, func(cand *api.Network) bool { return cand == n })
+	return &api.RemoveNetworkResponse{}, nil
 }
 
 func slicesDelete(nodes []*api.Node, n *api.Node) []*api.Node {
@@ -706,5 +789,54 @@ func newFakeServices() *fakeControl {
 	f := newFakeCluster()
 	f.services = []*api.Service{webService(), apiService()}
 	f.tasks = append(webTasks(), apiTasks()...)
+	return f
+}
+
+// Network fixtures: "front", one IPv4 subnet with every option set, and
+// "back", dual-stack, used by the web service.
+const (
+	idFront      = "frontnet00000000000000001"
+	idBack       = "backnet000000000000000002"
+	idNewNetwork = "newnet0000000000000000009"
+)
+
+func frontNetwork() *api.Network {
+	return &api.Network{
+		Id:   idFront,
+		Meta: &api.Meta{Version: 3, CreatedAt: timestamppb.New(fixedTime)},
+		Spec: &api.NetworkSpec{
+			Annotations: &api.Annotations{Name: "front", Labels: map[string]string{"team": "edge"}},
+			Driver:      "overlay",
+			Ipam: []*api.IPAMConfig{{
+				Subnet:       "10.20.0.0/16",
+				Gateway:      "10.20.0.1",
+				IpRange:      "10.20.128.0/17",
+				AuxAddresses: map[string]string{"router": "10.20.0.2", "dns": "10.20.0.3"},
+			}},
+			Attachable: true,
+			Plugins:    []*api.CNIPlugin{{Type: "bandwidth", ConfigJson: `{"type":"bandwidth","egressRate":1000000}`}},
+		},
+		Vni: 4097,
+	}
+}
+
+func backNetwork() *api.Network {
+	return &api.Network{
+		Id:   idBack,
+		Meta: &api.Meta{Version: 5},
+		Spec: &api.NetworkSpec{
+			Annotations: &api.Annotations{Name: "back"},
+			Driver:      "overlay",
+			Ipam:        []*api.IPAMConfig{{Subnet: "10.30.0.0/24"}, {Subnet: "fd00:30::/64"}},
+		},
+		Vni: 4098,
+	}
+}
+
+// newFakeNetworks returns the fake cluster with the fixture networks.
+func newFakeNetworks() *fakeControl {
+	f := newFakeCluster()
+	f.networks = []*api.Network{frontNetwork(), backNetwork()}
+	f.networkUsers = map[string][]string{idBack: {"web", "api"}}
 	return f
 }

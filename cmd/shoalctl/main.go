@@ -1,12 +1,13 @@
 // Command shoalctl is the operator CLI of a shoal cluster. It talks to the
 // Control gRPC service of a manager over that manager's local unix socket
-// and offers commands shaped like `docker swarm`, `docker node` and
-// `docker service`:
+// and offers commands shaped like `docker swarm`, `docker node`,
+// `docker service` and `docker network`:
 //
 //	shoalctl cluster info
 //	shoalctl cluster join-token worker|manager [--rotate] [-q]
 //	shoalctl node ls | inspect | ps | promote | demote | update | drain | activate | pause | rm
 //	shoalctl service create | ls | ps | inspect | update | scale | rollback | rm
+//	shoalctl network create | ls | inspect | rm
 //
 // Every RPC is bounded by --timeout. Commands that change a service then
 // follow its tasks until the service converges (unless --detach), a wait
@@ -118,7 +119,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		"how long a command may wait for the manager (for each poll, while following a service)")
 	a.socketSet = func() bool { return flags.Changed("socket") }
 
-	root.AddCommand(newClusterCommand(a), newNodeCommand(a), newServiceCommand(a))
+	root.AddCommand(newClusterCommand(a), newNodeCommand(a), newServiceCommand(a), newNetworkCommand(a))
 	return root
 }
 

@@ -2,9 +2,9 @@
 // validates requests, reads the store linearizably and writes it through
 // transactions. It never changes state on a request it refuses.
 //
-// It imports api, orchestrator/store, orchestrator/ca and
+// It imports api, orchestrator/store, orchestrator/ca,
 // orchestrator/scheduler (whose placement language it validates specs
-// with); raft is reached through the Membership interface the manager
+// with) and ipam (whose pools it validates network subnets with); raft is reached through the Membership interface the manager
 // supplies.
 package controlapi
 
@@ -12,6 +12,7 @@ package controlapi
 // tokens) and what every RPC shares: finding the object a reference names
 // and turning errors into statuses. nodes.go owns the node RPCs,
 // services.go the service RPCs (servicespec.go and servicecheck.go their
+// validation), networks.go the network RPCs (networkspec.go their
 // validation) and tasks.go the task RPCs.
 
 import (

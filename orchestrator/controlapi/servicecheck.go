@@ -5,9 +5,12 @@ package controlapi
 // pin a node name one that exists, and its published ports clash with no
 // other service's. They run inside the write's transaction, on the state
 // it read; that state may be older than the one the write commits over,
-// so the name and port checks, which keep invariants across services, run
+// so the name and port checks, which keep invariants across services, and
+// the network check, which a network's removal could otherwise race, run
 // once more in the store as the write applies (CheckServiceConflicts).
-// servicespec.go checks the spec on its own.
+// servicespec.go checks the spec on its own; networks.go finds the
+// networks a spec's attachments name (resolveNetworkTargets), before these
+// checks run.
 
 import (
 	"fmt"
@@ -30,7 +33,7 @@ func checkSpecInCluster(tx store.ReadTx, svc, cur *api.Service) error {
 	if err := checkConflicts(tx, svc, cur); err != nil {
 		return err
 	}
-	if err := checkNetworksExist(svc.Spec); err != nil {
+	if err := checkNetworksExist(tx, svc.Spec, cur.GetSpec()); err != nil {
 		return err
 	}
 	return checkConstraintNodesExist(tx, svc.Spec, cur.GetSpec())
@@ -45,8 +48,17 @@ func checkSpecInCluster(tx store.ReadTx, svc, cur *api.Service) error {
 // store.New, so every manager runs it on every entry, replayed ones
 // included, and refuses the same ones; the client gets the *FieldError
 // the Control API's own check would have given.
+//
+// It also refuses an attachment, new to svc, to a network that is not
+// there (removed after the write read it). That rule came after
+// ChecksVersion 1 without a bump: until it came every service spec with a
+// network attachment was refused, so no entry it could judge differently
+// was ever written.
 func CheckServiceConflicts(after store.ReadTx, old, svc *api.Service) error {
-	return checkConflicts(after, svc, old)
+	if err := checkConflicts(after, svc, old); err != nil {
+		return err
+	}
+	return checkNetworksExist(after, svc.GetSpec(), old.GetSpec())
 }
 
 // checkConflicts refuses svc when it takes a name or a published port
@@ -109,15 +121,6 @@ func checkNameFree(others []*api.Service, spec *api.ServiceSpec) error {
 				Code:   codes.AlreadyExists,
 			}
 		}
-	}
-	return nil
-}
-
-// checkNetworksExist refuses every network attachment: there are no
-// network objects yet, so no target can be found.
-func checkNetworksExist(spec *api.ServiceSpec) error {
-	if nets := spec.GetTask().GetNetworks(); len(nets) > 0 {
-		return invalid("spec.task.networks[0]", "network %q not found", nets[0].GetTarget())
 	}
 	return nil
 }

@@ -28,8 +28,11 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 	if err := ValidateServiceSpec(req.GetSpec()); err != nil {
 		return nil, err
 	}
-	svc := &api.Service{Id: api.NewID(), Spec: req.Spec, SpecVersion: 1}
+	svc := &api.Service{Id: api.NewID(), Spec: proto.Clone(req.Spec).(*api.ServiceSpec), SpecVersion: 1}
 	err := s.store.Update(ctx, func(tx store.Tx) error {
+		if err := resolveNetworkTargets(tx, svc.Spec); err != nil {
+			return err
+		}
 		if err := checkSpecInCluster(tx, svc, nil); err != nil {
 			return err
 		}
@@ -136,7 +139,13 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		if req.Rollback {
 			changed, err = true, rollbackService(cur, now)
 		} else {
-			changed, err = updateService(cur, req.Spec, now)
+			// Targets become IDs before the comparison, so naming a
+			// network by its name again changes nothing.
+			spec := proto.Clone(req.Spec).(*api.ServiceSpec)
+			if err := resolveNetworkTargets(tx, spec); err != nil {
+				return err
+			}
+			changed, err = updateService(cur, spec, now)
 		}
 		if err != nil || !changed {
 			updated = cur

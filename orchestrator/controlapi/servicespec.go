@@ -135,7 +135,27 @@ func validateTaskSpec(field string, t *api.TaskSpec) error {
 	if err := validateRestart(field+".restart", t.GetRestart()); err != nil {
 		return err
 	}
+	if err := validateAttachments(field+".networks", t.GetNetworks()); err != nil {
+		return err
+	}
 	return validatePlacement(field+".placement", t.GetPlacement())
+}
+
+// validateAttachments checks that each network attachment names a network
+// and its aliases; which network it names is found when the spec is
+// written (resolveNetworkTargets).
+func validateAttachments(field string, atts []*api.NetworkAttachmentConfig) error {
+	for i, a := range atts {
+		if a.GetTarget() == "" {
+			return invalid(fmt.Sprintf("%s[%d].target", field, i), "required: a network name or ID")
+		}
+		for j, alias := range a.Aliases {
+			if alias == "" {
+				return invalid(fmt.Sprintf("%s[%d].aliases[%d]", field, i, j), "empty")
+			}
+		}
+	}
+	return nil
 }
 
 func validateContainer(field string, c *api.ContainerSpec) error {

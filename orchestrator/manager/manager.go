@@ -90,9 +90,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.AdvertiseAddr == "" {
 		cfg.AdvertiseAddr = cfg.ListenRemoteAPI
 	}
-	// The store enforces the service name and port invariants as each entry
+	// The store enforces the service and network invariants as each entry
 	// applies, replayed ones included, so it gets them before raft exists.
-	st := store.New(store.CheckOf(controlapi.CheckServiceConflicts))
+	st := store.New(store.CheckOf(controlapi.CheckServiceConflicts), store.CheckOf(controlapi.CheckNetworkConflicts))
 	m := &Manager{cfg: cfg, nodeID: cfg.Security.Identity().NodeID, store: st, log: cfg.Logger, ready: make(chan struct{})}
 	lis, err := net.Listen("tcp", cfg.ListenRemoteAPI)
 	if err != nil {
