@@ -6,7 +6,6 @@ package main
 // that the JSON output carries.
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -44,20 +43,9 @@ func newNetworkListCommand(a *app) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("list networks: %w", err)
 				}
-				networks := resp.GetNetworks()
-				slices.SortFunc(networks, func(x, y *api.Network) int {
-					return cmp.Or(cmp.Compare(networkName(x), networkName(y)), cmp.Compare(x.GetId(), y.GetId()))
+				return printListing(a.stdout, resp.GetNetworks(), networkName, quiet, format, func(ns []*api.Network) error {
+					return printNetworkTable(a.stdout, ns)
 				})
-				switch {
-				case quiet:
-					for _, n := range networks {
-						fmt.Fprintln(a.stdout, shortID(n.GetId(), false))
-					}
-					return nil
-				case format == formatJSON:
-					return printJSONArray(a.stdout, networks)
-				}
-				return printNetworkTable(a.stdout, networks)
 			})
 		},
 	}

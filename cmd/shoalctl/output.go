@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -171,4 +172,28 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// named is an object listed by name: a service or a network.
+type named interface {
+	proto.Message
+	GetId() string
+}
+
+// printListing prints what an `ls` lists, sorted by name then ID: the IDs
+// with -q, a JSON array with --format json, else the table.
+func printListing[T named](w io.Writer, items []T, name func(T) string, quiet bool, format string, table func([]T) error) error {
+	slices.SortFunc(items, func(x, y T) int {
+		return cmp.Or(cmp.Compare(name(x), name(y)), cmp.Compare(x.GetId(), y.GetId()))
+	})
+	switch {
+	case quiet:
+		for _, it := range items {
+			fmt.Fprintln(w, shortID(it.GetId(), false))
+		}
+		return nil
+	case format == formatJSON:
+		return printJSONArray(w, items)
+	}
+	return table(items)
 }

@@ -6,11 +6,9 @@ package main
 // them.
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,20 +52,9 @@ func newServiceListCommand(a *app) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("list services: %w", err)
 				}
-				services := resp.GetServices()
-				slices.SortFunc(services, func(x, y *api.Service) int {
-					return cmp.Or(cmp.Compare(serviceName(x), serviceName(y)), cmp.Compare(x.GetId(), y.GetId()))
+				return printListing(a.stdout, resp.GetServices(), serviceName, quiet, format, func(ss []*api.Service) error {
+					return printServiceTable(a.stdout, ss, resp.GetRunning(), resp.GetDesired())
 				})
-				switch {
-				case quiet:
-					for _, svc := range services {
-						fmt.Fprintln(a.stdout, shortID(svc.GetId(), false))
-					}
-					return nil
-				case format == formatJSON:
-					return printJSONArray(a.stdout, services)
-				}
-				return printServiceTable(a.stdout, services, resp.GetRunning(), resp.GetDesired())
 			})
 		},
 	}
