@@ -128,7 +128,8 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	s := store.New(store.CheckOf(controlapi.CheckServiceConflicts), store.CheckOf(controlapi.CheckNetworkConflicts)) // as the manager makes it
+	s := store.New(store.CheckOf(controlapi.CheckServiceConflicts), store.CheckOf(controlapi.CheckNetworkConflicts),
+		store.DeleteCheckOf(controlapi.CheckNetworkRemoval)) // as the manager makes it
 	s.SetProposer(&syncProposer{store: s})
 	root, err := ca.NewRootCA(testClusterID)
 	if err != nil {

@@ -97,8 +97,8 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkReques
 		if cur == nil {
 			return nil // removed meanwhile: what was asked is done
 		}
-		if users := networkUsers(tx, cur.Id); users != "" {
-			return status.Errorf(codes.FailedPrecondition, "network %s is in use by %s; remove them or detach them from it first", networkName(cur), users)
+		if err := networkInUse(tx, cur); err != nil {
+			return err
 		}
 		return tx.Delete(cur)
 	})
@@ -107,6 +107,24 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkReques
 	}
 	s.log.Info("network removed", "network", nw.Id, "name", networkName(nw))
 	return &api.RemoveNetworkResponse{}, nil
+}
+
+// CheckNetworkRemoval is the store delete check (see store.DeleteCheckOf)
+// that keeps a network from going while something uses it. RemoveNetwork
+// checks the same in its transaction, but a service attaching to the
+// network between that read and the commit would be missed: this check,
+// run as the delete applies, sees it. Networks are new with it, so, like
+// CheckNetworkConflicts, it needs no ChecksVersion bump.
+func CheckNetworkRemoval(after store.ReadTx, old *api.Network) error {
+	return networkInUse(after, old)
+}
+
+// networkInUse refuses the removal of nw while something uses it.
+func networkInUse(tx store.ReadTx, nw *api.Network) error {
+	if users := networkUsers(tx, nw.Id); users != "" {
+		return status.Errorf(codes.FailedPrecondition, "network %s is in use by %s; remove them or detach them from it first", networkName(nw), users)
+	}
+	return nil
 }
 
 // networkUsers says what in the state tx reads uses the network id: the

@@ -480,3 +480,42 @@ func TestServiceCreateRacingNetworkRemoval(t *testing.T) {
 		t.Errorf("the store holds %v", svcs)
 	}
 }
+
+// The other order: a removal that read the state before a service attached
+// commits after the attach, and the store refuses it as it applies, so no
+// service is left attached to a network that is gone.
+func TestNetworkRemovalRacingServiceCreate(t *testing.T) {
+	e := newTestEnv(t)
+	e.createNetwork(t, networkSpec("front", "10.20.0.0/16"))
+	p := holdProposals(e)
+	removed := make(chan error, 1)
+	go func() {
+		_, err := e.srv.RemoveNetwork(context.Background(), &api.RemoveNetworkRequest{NetworkId: "front"})
+		removed <- err
+	}()
+	remove := <-p.held
+	created := make(chan error, 1)
+	go func() {
+		spec := validSpec("web")
+		withNetworks("front")(spec)
+		_, err := e.srv.CreateService(context.Background(), &api.CreateServiceRequest{Spec: spec})
+		created <- err
+	}()
+	create := <-p.held
+	for _, hp := range []heldProposal{create, remove} {
+		p.index++
+		hp.result <- e.store.Apply(p.index, hp.payload)
+	}
+	if err := <-created; err != nil {
+		t.Fatalf("CreateService: %v", err)
+	}
+	assertCode(t, <-removed, codes.FailedPrecondition, "network front is in use by", "web")
+	if svcs := e.services(t); len(svcs) != 1 {
+		t.Errorf("the store holds %v", svcs)
+	}
+	var nws []*api.Network
+	e.store.View(func(tx store.ReadTx) { nws = tx.Networks() })
+	if len(nws) != 1 {
+		t.Errorf("the network was removed under the service: %v", nws)
+	}
+}

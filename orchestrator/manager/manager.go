@@ -92,7 +92,8 @@ func New(cfg Config) (*Manager, error) {
 	}
 	// The store enforces the service and network invariants as each entry
 	// applies, replayed ones included, so it gets them before raft exists.
-	st := store.New(store.CheckOf(controlapi.CheckServiceConflicts), store.CheckOf(controlapi.CheckNetworkConflicts))
+	st := store.New(store.CheckOf(controlapi.CheckServiceConflicts), store.CheckOf(controlapi.CheckNetworkConflicts),
+		store.DeleteCheckOf(controlapi.CheckNetworkRemoval))
 	m := &Manager{cfg: cfg, nodeID: cfg.Security.Identity().NodeID, store: st, log: cfg.Logger, ready: make(chan struct{})}
 	lis, err := net.Listen("tcp", cfg.ListenRemoteAPI)
 	if err != nil {

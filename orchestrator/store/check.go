@@ -21,8 +21,9 @@ const ChecksVersion = 1
 // A Check is an invariant the store enforces on every transaction it
 // applies to objects of one kind; CheckOf makes one.
 type Check struct {
-	kind Kind
-	run  func(after ReadTx, old, obj Object) error
+	kind     Kind
+	onDelete bool // runs for deletes (DeleteCheckOf) instead of writes
+	run      func(after ReadTx, old, obj Object) error
 }
 
 // CheckOf returns the Check that calls fn for each object of type T a
@@ -48,6 +49,17 @@ func CheckOf[T Object](fn func(after ReadTx, old, obj T) error) Check {
 	}}
 }
 
+// DeleteCheckOf returns the Check that calls fn for each object of type T
+// a transaction deletes, with after, the state as the whole transaction
+// would leave it, and old, the object as stored before. The rules of
+// CheckOf apply; it keeps invariants a delete can break, such as an object
+// others still refer to.
+func DeleteCheckOf[T Object](fn func(after ReadTx, old T) error) Check {
+	c := CheckOf(func(after ReadTx, old, _ T) error { return fn(after, old) })
+	c.onDelete = true
+	return c
+}
+
 // runChecks runs the store's checks on a transaction whose actions
 // check() has vetted; s.mu is held. The state after the transaction is
 // staged only when some check judges one of its objects, so transactions
@@ -64,13 +76,11 @@ func (s *MemoryStore) runChecks(written uint32, actions []*api.StoreAction) erro
 	}
 	var after *tx
 	for _, a := range actions {
-		if a.Kind == api.StoreAction_KIND_DELETE {
-			continue
-		}
+		deleting := a.Kind == api.StoreAction_KIND_DELETE
 		o, _ := actionObject(a)
 		k, _ := kindOf(o)
 		for _, c := range s.checks {
-			if c.kind != k {
+			if c.kind != k || c.onDelete != deleting {
 				continue
 			}
 			if after == nil {
