@@ -122,7 +122,7 @@ func CheckNetworkRemoval(after store.ReadTx, old *api.Network) error {
 // networkInUse refuses the removal of nw while something uses it.
 func networkInUse(tx store.ReadTx, nw *api.Network) error {
 	if users := networkUsers(tx, nw.Id); users != "" {
-		return status.Errorf(codes.FailedPrecondition, "network %s is in use by %s; remove them or detach them from it first", networkName(nw), users)
+		return status.Errorf(codes.FailedPrecondition, "network %s is in use by %s; remove or detach those services first (stopping tasks go away by themselves)", networkName(nw), users)
 	}
 	return nil
 }
