@@ -170,9 +170,9 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 		case <-q.done:
 			return status.Error(codes.Unavailable, "a newer assignments stream of this session replaced this one")
 		case <-s.done:
-			return status.Error(codes.Unavailable, "session ended by the dispatcher; open a new one")
+			return errSessionEnded
 		case <-leaderCtx.Done():
-			return status.Error(codes.Unavailable, "this manager stopped leading; reconnect to the new leader")
+			return errStoppedLeading
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -208,7 +208,7 @@ func completeFailed(ctx, leaderCtx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case leaderCtx.Err() != nil:
-		return status.Error(codes.Unavailable, "this manager stopped leading; reconnect to the new leader")
+		return errStoppedLeading
 	default:
 		return status.Errorf(codes.Unavailable, "cannot confirm this manager has every assignment (%v); reconnect, to the new leader if there is one", err)
 	}

@@ -24,6 +24,13 @@ import (
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
+// The errors a node's streams end with when the dispatcher ends them; the
+// agent opens a new session, with the new leader if there is one.
+var (
+	errSessionEnded   = status.Error(codes.Unavailable, "session ended by the dispatcher; open a new one")
+	errStoppedLeading = status.Error(codes.Unavailable, "this manager stopped leading; reconnect to the new leader")
+)
+
 // Session registers the calling node and streams what it must know until
 // the node goes away, a newer session replaces this one, or this manager
 // stops leading.
@@ -68,9 +75,9 @@ func (d *Dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 		case <-time.After(missedHeartbeats * period):
 			// Refresh the manager list now and then.
 		case <-s.done:
-			return status.Error(codes.Unavailable, "session ended by the dispatcher; open a new one")
+			return errSessionEnded
 		case <-leaderCtx.Done():
-			return status.Error(codes.Unavailable, "this manager stopped leading; reconnect to the new leader")
+			return errStoppedLeading
 		case <-ctx.Done():
 			return ctx.Err()
 		}
