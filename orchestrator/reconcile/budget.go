@@ -47,6 +47,15 @@ func (b *Budget) FitTasks(spec *api.TaskSpec) {
 	b.left = min(b.left, MaxBytesPerUpdate/(proto.Size(spec)+taskOverhead))
 }
 
+// RemoveAll sets desired REMOVE on tasks, as far as the budget goes: the
+// tasks of a service that is gone. The budget is fitted to their template.
+func (b *Budget) RemoveAll(tx store.Tx, tasks []*api.Task) error {
+	if len(tasks) > 0 {
+		b.FitTasks(tasks[0].GetSpec())
+	}
+	return b.SetDesired(tx, api.TaskState_TASK_STATE_REMOVE, tasks...)
+}
+
 // Spend takes n writes from the budget; false when they do not fit, and
 // from then on the budget is exhausted.
 func (b *Budget) Spend(n int) bool {

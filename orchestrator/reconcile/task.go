@@ -37,6 +37,15 @@ type Updater interface {
 	Update(ctx context.Context, service *api.Service, slots []Slot)
 }
 
+// HandToUpdater applies the calling rule above: after a reconciler's pass
+// committed, u (if any) gets service's out-of-date slots, or none while an
+// update is in progress.
+func HandToUpdater(ctx context.Context, u Updater, service *api.Service, dirty []Slot) {
+	if u != nil && service != nil && (len(dirty) > 0 || UpdateInProgress(service)) {
+		u.Update(ctx, service, dirty)
+	}
+}
+
 // UpdateInProgress reports whether service's update_status says an update
 // or a rollback is under way (UPDATING, ROLLBACK_STARTED); false for nil.
 func UpdateInProgress(service *api.Service) bool {

@@ -33,9 +33,7 @@ func (r *Reconciler) reconcileService(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("reconcile service %s: %w", id, err)
 	}
-	if r.updater != nil && (len(p.dirty) > 0 || reconcile.UpdateInProgress(p.service)) {
-		r.updater.Update(ctx, p.service, p.dirty)
-	}
+	reconcile.HandToUpdater(ctx, r.updater, p.service, p.dirty)
 	return nil
 }
 
@@ -61,10 +59,7 @@ func (p *pass) reconcile(id string) error {
 	svc := p.tx.Service(id)
 	tasks := p.tx.TasksByService(id)
 	if svc == nil {
-		if len(tasks) > 0 {
-			p.budget.FitTasks(tasks[0].GetSpec())
-		}
-		return p.budget.SetDesired(p.tx, api.TaskState_TASK_STATE_REMOVE, tasks...)
+		return p.budget.RemoveAll(p.tx, tasks)
 	}
 	if !reconcile.IsReplicated(svc) {
 		return nil
