@@ -15,8 +15,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"strings"
 
 	"github.com/shoal/shoal/api"
 )
@@ -62,17 +60,7 @@ func randomBase36(n, width int) (string, error) {
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("read random bytes: %w", err)
 	}
-	return base36(b, width), nil
-}
-
-// base36 renders b as a big-endian number in lower-case base36, zero-padded
-// on the left to width.
-func base36(b []byte, width int) string {
-	s := new(big.Int).SetBytes(b).Text(36)
-	if len(s) < width {
-		s = strings.Repeat("0", width-len(s)) + s
-	}
-	return s
+	return api.Base36(b, width), nil
 }
 
 // isBase36 reports whether s has only the lower-case base36 digits 0-9a-z.

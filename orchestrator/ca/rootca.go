@@ -122,7 +122,7 @@ func (r *RootCA) KeyPEM() ([]byte, error) {
 // the certificate's DER, in lower-case base36, zero-padded to 50 characters.
 func (r *RootCA) Digest() string {
 	sum := sha256.Sum256(r.Cert.Raw)
-	return base36(sum[:], digestLen)
+	return api.Base36(sum[:], digestLen)
 }
 
 // Pool returns a certificate pool holding only the root CA.

@@ -29,7 +29,7 @@ func TestBase36(t *testing.T) {
 		{bytes.Repeat([]byte{0xff}, 32), digestLen, "6dp5qcb22im238nr3wvp0ic7q99w035jmy2iw7i6n43d37jtof"},
 	}
 	for _, tt := range tests {
-		if got := base36(tt.in, tt.width); got != tt.want {
+		if got := api.Base36(tt.in, tt.width); got != tt.want {
 			t.Errorf("base36(%x, %d) = %s, want %s", tt.in, tt.width, got, tt.want)
 		}
 	}
