@@ -111,9 +111,7 @@ func (s *Scheduler) write(ctx context.Context, chunk []decision) (written int, c
 		nodeFit := func(id string) bool {
 			ok, seen := fit[id]
 			if !seen {
-				n := tx.Node(id)
-				ok = n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY &&
-					n.GetSpec().GetAvailability() == api.NodeAvailability_NODE_AVAILABILITY_ACTIVE
+				ok = takesNewTasks(tx.Node(id))
 				fit[id] = ok
 			}
 			return ok

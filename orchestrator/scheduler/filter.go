@@ -36,9 +36,13 @@ type readyFilter struct{}
 
 func (readyFilter) SetTask(*api.Task) bool { return true }
 
-func (readyFilter) Check(n *nodeInfo) bool {
-	return n.node.GetStatus().GetState() == api.NodeState_NODE_STATE_READY &&
-		n.node.GetSpec().GetAvailability() == api.NodeAvailability_NODE_AVAILABILITY_ACTIVE
+func (readyFilter) Check(n *nodeInfo) bool { return takesNewTasks(n.node) }
+
+// takesNewTasks is the readiness rule, also applied to a node as the
+// store has it when a pass commits (commit.go).
+func takesNewTasks(n *api.Node) bool {
+	return n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY &&
+		n.GetSpec().GetAvailability() == api.NodeAvailability_NODE_AVAILABILITY_ACTIVE
 }
 
 func (readyFilter) Explain(k int) string { return nodes(k) + " not available for new tasks" }
