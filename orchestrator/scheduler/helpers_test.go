@@ -78,7 +78,7 @@ func task(service string, slot uint64, opts ...func(*api.Task)) *api.Task {
 		SpecVersion:  1,
 		Spec:         &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}, Placement: &api.Placement{}},
 		DesiredState: api.TaskState_TASK_STATE_RUNNING,
-		Status:       &api.TaskStatus{State: api.TaskState_TASK_STATE_PENDING, Message: "pending task scheduling"},
+		Status:       &api.TaskStatus{State: api.TaskState_TASK_STATE_PENDING, Message: api.TaskMessagePendingScheduling},
 	}
 	for _, o := range opts {
 		o(t)
