@@ -9,6 +9,7 @@ package api
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1587,11 +1588,362 @@ func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
 	return file_api_control_proto_rawDescGZIP(), []int{33}
 }
 
+type ListBindingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Filters; empty ones match all. Names and ID prefixes are accepted.
+	ServiceIds    []string `protobuf:"bytes,1,rep,name=service_ids,json=serviceIds,proto3" json:"service_ids,omitempty"`
+	NetworkIds    []string `protobuf:"bytes,2,rep,name=network_ids,json=networkIds,proto3" json:"network_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBindingsRequest) Reset() {
+	*x = ListBindingsRequest{}
+	mi := &file_api_control_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBindingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBindingsRequest) ProtoMessage() {}
+
+func (x *ListBindingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBindingsRequest.ProtoReflect.Descriptor instead.
+func (*ListBindingsRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListBindingsRequest) GetServiceIds() []string {
+	if x != nil {
+		return x.ServiceIds
+	}
+	return nil
+}
+
+func (x *ListBindingsRequest) GetNetworkIds() []string {
+	if x != nil {
+		return x.NetworkIds
+	}
+	return nil
+}
+
+type ListBindingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bindings      []*IPBinding           `protobuf:"bytes,1,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBindingsResponse) Reset() {
+	*x = ListBindingsResponse{}
+	mi := &file_api_control_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBindingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBindingsResponse) ProtoMessage() {}
+
+func (x *ListBindingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBindingsResponse.ProtoReflect.Descriptor instead.
+func (*ListBindingsResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListBindingsResponse) GetBindings() []*IPBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type ReleaseBindingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service_id is a service name, ID or unique ID prefix.
+	ServiceId string `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// slot names a replicated service's binding, node_id a global one's.
+	Slot   uint64 `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"`
+	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// network_id limits the release to one network; empty releases the
+	// slot's binding on every network.
+	NetworkId     string `protobuf:"bytes,4,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseBindingRequest) Reset() {
+	*x = ReleaseBindingRequest{}
+	mi := &file_api_control_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseBindingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseBindingRequest) ProtoMessage() {}
+
+func (x *ReleaseBindingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseBindingRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseBindingRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReleaseBindingRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ReleaseBindingRequest) GetSlot() uint64 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *ReleaseBindingRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ReleaseBindingRequest) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+type ReleaseBindingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// bindings are the bindings marked for release.
+	Bindings      []*IPBinding `protobuf:"bytes,1,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseBindingResponse) Reset() {
+	*x = ReleaseBindingResponse{}
+	mi := &file_api_control_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseBindingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseBindingResponse) ProtoMessage() {}
+
+func (x *ReleaseBindingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseBindingResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseBindingResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReleaseBindingResponse) GetBindings() []*IPBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type GetAllocatorStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAllocatorStateRequest) Reset() {
+	*x = GetAllocatorStateRequest{}
+	mi := &file_api_control_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAllocatorStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAllocatorStateRequest) ProtoMessage() {}
+
+func (x *GetAllocatorStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAllocatorStateRequest.ProtoReflect.Descriptor instead.
+func (*GetAllocatorStateRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{38}
+}
+
+// GetAllocatorStateResponse describes the leader's allocator; only the
+// leader answers (others fail with FailedPrecondition naming it).
+type GetAllocatorStateResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	LeaderNodeId string                 `protobuf:"bytes,1,opt,name=leader_node_id,json=leaderNodeId,proto3" json:"leader_node_id,omitempty"`
+	// state_json is the allocator's canonical dump (pools and bindings) as of
+	// store version version: two allocators with equal dumps answer every
+	// allocation alike.
+	StateJson string `protobuf:"bytes,2,opt,name=state_json,json=stateJson,proto3" json:"state_json,omitempty"`
+	Version   uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// rebuilt_json is the dump taken right after this leader rebuilt its
+	// allocator from the replicated records, at store version
+	// rebuilt_version, in rebuild_duration.
+	RebuiltJson     string               `protobuf:"bytes,4,opt,name=rebuilt_json,json=rebuiltJson,proto3" json:"rebuilt_json,omitempty"`
+	RebuiltVersion  uint64               `protobuf:"varint,5,opt,name=rebuilt_version,json=rebuiltVersion,proto3" json:"rebuilt_version,omitempty"`
+	RebuildDuration *durationpb.Duration `protobuf:"bytes,6,opt,name=rebuild_duration,json=rebuildDuration,proto3" json:"rebuild_duration,omitempty"`
+	// inconsistencies are what the rebuild found and repaired or reported.
+	Inconsistencies []string `protobuf:"bytes,7,rep,name=inconsistencies,proto3" json:"inconsistencies,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetAllocatorStateResponse) Reset() {
+	*x = GetAllocatorStateResponse{}
+	mi := &file_api_control_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAllocatorStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAllocatorStateResponse) ProtoMessage() {}
+
+func (x *GetAllocatorStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAllocatorStateResponse.ProtoReflect.Descriptor instead.
+func (*GetAllocatorStateResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetAllocatorStateResponse) GetLeaderNodeId() string {
+	if x != nil {
+		return x.LeaderNodeId
+	}
+	return ""
+}
+
+func (x *GetAllocatorStateResponse) GetStateJson() string {
+	if x != nil {
+		return x.StateJson
+	}
+	return ""
+}
+
+func (x *GetAllocatorStateResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetAllocatorStateResponse) GetRebuiltJson() string {
+	if x != nil {
+		return x.RebuiltJson
+	}
+	return ""
+}
+
+func (x *GetAllocatorStateResponse) GetRebuiltVersion() uint64 {
+	if x != nil {
+		return x.RebuiltVersion
+	}
+	return 0
+}
+
+func (x *GetAllocatorStateResponse) GetRebuildDuration() *durationpb.Duration {
+	if x != nil {
+		return x.RebuildDuration
+	}
+	return nil
+}
+
+func (x *GetAllocatorStateResponse) GetInconsistencies() []string {
+	if x != nil {
+		return x.Inconsistencies
+	}
+	return nil
+}
+
 var File_api_control_proto protoreflect.FileDescriptor
 
 const file_api_control_proto_rawDesc = "" +
 	"\n" +
-	"\x11api/control.proto\x12\tshoal.api\x1a\x11api/objects.proto\"\x13\n" +
+	"\x11api/control.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x11api/objects.proto\"\x13\n" +
 	"\x11GetClusterRequest\"\xd2\x01\n" +
 	"\x12GetClusterResponse\x12,\n" +
 	"\acluster\x18\x01 \x01(\v2\x12.shoal.api.ClusterR\acluster\x12\x1b\n" +
@@ -1679,8 +2031,33 @@ const file_api_control_proto_rawDesc = "" +
 	"\x14RemoveNetworkRequest\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\"\x17\n" +
-	"\x15RemoveNetworkResponse2\xb4\n" +
+	"\x15RemoveNetworkResponse\"W\n" +
+	"\x13ListBindingsRequest\x12\x1f\n" +
+	"\vservice_ids\x18\x01 \x03(\tR\n" +
+	"serviceIds\x12\x1f\n" +
+	"\vnetwork_ids\x18\x02 \x03(\tR\n" +
+	"networkIds\"H\n" +
+	"\x14ListBindingsResponse\x120\n" +
+	"\bbindings\x18\x01 \x03(\v2\x14.shoal.api.IPBindingR\bbindings\"\x82\x01\n" +
+	"\x15ReleaseBindingRequest\x12\x1d\n" +
 	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x12\n" +
+	"\x04slot\x18\x02 \x01(\x04R\x04slot\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x04 \x01(\tR\tnetworkId\"J\n" +
+	"\x16ReleaseBindingResponse\x120\n" +
+	"\bbindings\x18\x01 \x03(\v2\x14.shoal.api.IPBindingR\bbindings\"\x1a\n" +
+	"\x18GetAllocatorStateRequest\"\xb6\x02\n" +
+	"\x19GetAllocatorStateResponse\x12$\n" +
+	"\x0eleader_node_id\x18\x01 \x01(\tR\fleaderNodeId\x12\x1d\n" +
+	"\n" +
+	"state_json\x18\x02 \x01(\tR\tstateJson\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12!\n" +
+	"\frebuilt_json\x18\x04 \x01(\tR\vrebuiltJson\x12'\n" +
+	"\x0frebuilt_version\x18\x05 \x01(\x04R\x0erebuiltVersion\x12D\n" +
+	"\x10rebuild_duration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0frebuildDuration\x12(\n" +
+	"\x0finconsistencies\x18\a \x03(\tR\x0finconsistencies2\xbc\f\n" +
 	"\aControl\x12I\n" +
 	"\n" +
 	"GetCluster\x12\x1c.shoal.api.GetClusterRequest\x1a\x1d.shoal.api.GetClusterResponse\x12X\n" +
@@ -1703,7 +2080,10 @@ const file_api_control_proto_rawDesc = "" +
 	"\n" +
 	"GetNetwork\x12\x1c.shoal.api.GetNetworkRequest\x1a\x1d.shoal.api.GetNetworkResponse\x12O\n" +
 	"\fListNetworks\x12\x1e.shoal.api.ListNetworksRequest\x1a\x1f.shoal.api.ListNetworksResponse\x12R\n" +
-	"\rRemoveNetwork\x12\x1f.shoal.api.RemoveNetworkRequest\x1a .shoal.api.RemoveNetworkResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
+	"\rRemoveNetwork\x12\x1f.shoal.api.RemoveNetworkRequest\x1a .shoal.api.RemoveNetworkResponse\x12O\n" +
+	"\fListBindings\x12\x1e.shoal.api.ListBindingsRequest\x1a\x1f.shoal.api.ListBindingsResponse\x12U\n" +
+	"\x0eReleaseBinding\x12 .shoal.api.ReleaseBindingRequest\x1a!.shoal.api.ReleaseBindingResponse\x12^\n" +
+	"\x11GetAllocatorState\x12#.shoal.api.GetAllocatorStateRequest\x1a$.shoal.api.GetAllocatorStateResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
 	file_api_control_proto_rawDescOnce sync.Once
@@ -1717,118 +2097,135 @@ func file_api_control_proto_rawDescGZIP() []byte {
 	return file_api_control_proto_rawDescData
 }
 
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_api_control_proto_goTypes = []any{
-	(*GetClusterRequest)(nil),       // 0: shoal.api.GetClusterRequest
-	(*GetClusterResponse)(nil),      // 1: shoal.api.GetClusterResponse
-	(*RotateJoinTokenRequest)(nil),  // 2: shoal.api.RotateJoinTokenRequest
-	(*RotateJoinTokenResponse)(nil), // 3: shoal.api.RotateJoinTokenResponse
-	(*ListNodesRequest)(nil),        // 4: shoal.api.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 5: shoal.api.ListNodesResponse
-	(*GetNodeRequest)(nil),          // 6: shoal.api.GetNodeRequest
-	(*GetNodeResponse)(nil),         // 7: shoal.api.GetNodeResponse
-	(*UpdateNodeRequest)(nil),       // 8: shoal.api.UpdateNodeRequest
-	(*UpdateNodeResponse)(nil),      // 9: shoal.api.UpdateNodeResponse
-	(*RemoveNodeRequest)(nil),       // 10: shoal.api.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),      // 11: shoal.api.RemoveNodeResponse
-	(*CreateServiceRequest)(nil),    // 12: shoal.api.CreateServiceRequest
-	(*CreateServiceResponse)(nil),   // 13: shoal.api.CreateServiceResponse
-	(*GetServiceRequest)(nil),       // 14: shoal.api.GetServiceRequest
-	(*GetServiceResponse)(nil),      // 15: shoal.api.GetServiceResponse
-	(*ListServicesRequest)(nil),     // 16: shoal.api.ListServicesRequest
-	(*ListServicesResponse)(nil),    // 17: shoal.api.ListServicesResponse
-	(*UpdateServiceRequest)(nil),    // 18: shoal.api.UpdateServiceRequest
-	(*UpdateServiceResponse)(nil),   // 19: shoal.api.UpdateServiceResponse
-	(*RemoveServiceRequest)(nil),    // 20: shoal.api.RemoveServiceRequest
-	(*RemoveServiceResponse)(nil),   // 21: shoal.api.RemoveServiceResponse
-	(*ListTasksRequest)(nil),        // 22: shoal.api.ListTasksRequest
-	(*ListTasksResponse)(nil),       // 23: shoal.api.ListTasksResponse
-	(*GetTaskRequest)(nil),          // 24: shoal.api.GetTaskRequest
-	(*GetTaskResponse)(nil),         // 25: shoal.api.GetTaskResponse
-	(*CreateNetworkRequest)(nil),    // 26: shoal.api.CreateNetworkRequest
-	(*CreateNetworkResponse)(nil),   // 27: shoal.api.CreateNetworkResponse
-	(*GetNetworkRequest)(nil),       // 28: shoal.api.GetNetworkRequest
-	(*GetNetworkResponse)(nil),      // 29: shoal.api.GetNetworkResponse
-	(*ListNetworksRequest)(nil),     // 30: shoal.api.ListNetworksRequest
-	(*ListNetworksResponse)(nil),    // 31: shoal.api.ListNetworksResponse
-	(*RemoveNetworkRequest)(nil),    // 32: shoal.api.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),   // 33: shoal.api.RemoveNetworkResponse
-	nil,                             // 34: shoal.api.ListServicesResponse.RunningEntry
-	nil,                             // 35: shoal.api.ListServicesResponse.DesiredEntry
-	(*Cluster)(nil),                 // 36: shoal.api.Cluster
-	(NodeRole)(0),                   // 37: shoal.api.NodeRole
-	(*JoinTokens)(nil),              // 38: shoal.api.JoinTokens
-	(*Node)(nil),                    // 39: shoal.api.Node
-	(*NodeSpec)(nil),                // 40: shoal.api.NodeSpec
-	(*ServiceSpec)(nil),             // 41: shoal.api.ServiceSpec
-	(*Service)(nil),                 // 42: shoal.api.Service
-	(TaskState)(0),                  // 43: shoal.api.TaskState
-	(*Task)(nil),                    // 44: shoal.api.Task
-	(*NetworkSpec)(nil),             // 45: shoal.api.NetworkSpec
-	(*Network)(nil),                 // 46: shoal.api.Network
+	(*GetClusterRequest)(nil),         // 0: shoal.api.GetClusterRequest
+	(*GetClusterResponse)(nil),        // 1: shoal.api.GetClusterResponse
+	(*RotateJoinTokenRequest)(nil),    // 2: shoal.api.RotateJoinTokenRequest
+	(*RotateJoinTokenResponse)(nil),   // 3: shoal.api.RotateJoinTokenResponse
+	(*ListNodesRequest)(nil),          // 4: shoal.api.ListNodesRequest
+	(*ListNodesResponse)(nil),         // 5: shoal.api.ListNodesResponse
+	(*GetNodeRequest)(nil),            // 6: shoal.api.GetNodeRequest
+	(*GetNodeResponse)(nil),           // 7: shoal.api.GetNodeResponse
+	(*UpdateNodeRequest)(nil),         // 8: shoal.api.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),        // 9: shoal.api.UpdateNodeResponse
+	(*RemoveNodeRequest)(nil),         // 10: shoal.api.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),        // 11: shoal.api.RemoveNodeResponse
+	(*CreateServiceRequest)(nil),      // 12: shoal.api.CreateServiceRequest
+	(*CreateServiceResponse)(nil),     // 13: shoal.api.CreateServiceResponse
+	(*GetServiceRequest)(nil),         // 14: shoal.api.GetServiceRequest
+	(*GetServiceResponse)(nil),        // 15: shoal.api.GetServiceResponse
+	(*ListServicesRequest)(nil),       // 16: shoal.api.ListServicesRequest
+	(*ListServicesResponse)(nil),      // 17: shoal.api.ListServicesResponse
+	(*UpdateServiceRequest)(nil),      // 18: shoal.api.UpdateServiceRequest
+	(*UpdateServiceResponse)(nil),     // 19: shoal.api.UpdateServiceResponse
+	(*RemoveServiceRequest)(nil),      // 20: shoal.api.RemoveServiceRequest
+	(*RemoveServiceResponse)(nil),     // 21: shoal.api.RemoveServiceResponse
+	(*ListTasksRequest)(nil),          // 22: shoal.api.ListTasksRequest
+	(*ListTasksResponse)(nil),         // 23: shoal.api.ListTasksResponse
+	(*GetTaskRequest)(nil),            // 24: shoal.api.GetTaskRequest
+	(*GetTaskResponse)(nil),           // 25: shoal.api.GetTaskResponse
+	(*CreateNetworkRequest)(nil),      // 26: shoal.api.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil),     // 27: shoal.api.CreateNetworkResponse
+	(*GetNetworkRequest)(nil),         // 28: shoal.api.GetNetworkRequest
+	(*GetNetworkResponse)(nil),        // 29: shoal.api.GetNetworkResponse
+	(*ListNetworksRequest)(nil),       // 30: shoal.api.ListNetworksRequest
+	(*ListNetworksResponse)(nil),      // 31: shoal.api.ListNetworksResponse
+	(*RemoveNetworkRequest)(nil),      // 32: shoal.api.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),     // 33: shoal.api.RemoveNetworkResponse
+	(*ListBindingsRequest)(nil),       // 34: shoal.api.ListBindingsRequest
+	(*ListBindingsResponse)(nil),      // 35: shoal.api.ListBindingsResponse
+	(*ReleaseBindingRequest)(nil),     // 36: shoal.api.ReleaseBindingRequest
+	(*ReleaseBindingResponse)(nil),    // 37: shoal.api.ReleaseBindingResponse
+	(*GetAllocatorStateRequest)(nil),  // 38: shoal.api.GetAllocatorStateRequest
+	(*GetAllocatorStateResponse)(nil), // 39: shoal.api.GetAllocatorStateResponse
+	nil,                               // 40: shoal.api.ListServicesResponse.RunningEntry
+	nil,                               // 41: shoal.api.ListServicesResponse.DesiredEntry
+	(*Cluster)(nil),                   // 42: shoal.api.Cluster
+	(NodeRole)(0),                     // 43: shoal.api.NodeRole
+	(*JoinTokens)(nil),                // 44: shoal.api.JoinTokens
+	(*Node)(nil),                      // 45: shoal.api.Node
+	(*NodeSpec)(nil),                  // 46: shoal.api.NodeSpec
+	(*ServiceSpec)(nil),               // 47: shoal.api.ServiceSpec
+	(*Service)(nil),                   // 48: shoal.api.Service
+	(TaskState)(0),                    // 49: shoal.api.TaskState
+	(*Task)(nil),                      // 50: shoal.api.Task
+	(*NetworkSpec)(nil),               // 51: shoal.api.NetworkSpec
+	(*Network)(nil),                   // 52: shoal.api.Network
+	(*IPBinding)(nil),                 // 53: shoal.api.IPBinding
+	(*durationpb.Duration)(nil),       // 54: google.protobuf.Duration
 }
 var file_api_control_proto_depIdxs = []int32{
-	36, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
-	37, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
-	38, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
-	39, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
-	39, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
-	40, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
-	39, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
-	41, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
-	42, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
-	42, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
-	42, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
-	34, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
-	35, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
-	41, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
-	42, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
-	43, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
-	44, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
-	44, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
-	45, // 18: shoal.api.CreateNetworkRequest.spec:type_name -> shoal.api.NetworkSpec
-	46, // 19: shoal.api.CreateNetworkResponse.network:type_name -> shoal.api.Network
-	46, // 20: shoal.api.GetNetworkResponse.network:type_name -> shoal.api.Network
-	46, // 21: shoal.api.ListNetworksResponse.networks:type_name -> shoal.api.Network
-	0,  // 22: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
-	2,  // 23: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
-	4,  // 24: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
-	6,  // 25: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
-	8,  // 26: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
-	10, // 27: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
-	12, // 28: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
-	14, // 29: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
-	16, // 30: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
-	18, // 31: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
-	20, // 32: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
-	22, // 33: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
-	24, // 34: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
-	26, // 35: shoal.api.Control.CreateNetwork:input_type -> shoal.api.CreateNetworkRequest
-	28, // 36: shoal.api.Control.GetNetwork:input_type -> shoal.api.GetNetworkRequest
-	30, // 37: shoal.api.Control.ListNetworks:input_type -> shoal.api.ListNetworksRequest
-	32, // 38: shoal.api.Control.RemoveNetwork:input_type -> shoal.api.RemoveNetworkRequest
-	1,  // 39: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
-	3,  // 40: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
-	5,  // 41: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
-	7,  // 42: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
-	9,  // 43: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
-	11, // 44: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
-	13, // 45: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
-	15, // 46: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
-	17, // 47: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
-	19, // 48: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
-	21, // 49: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
-	23, // 50: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
-	25, // 51: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
-	27, // 52: shoal.api.Control.CreateNetwork:output_type -> shoal.api.CreateNetworkResponse
-	29, // 53: shoal.api.Control.GetNetwork:output_type -> shoal.api.GetNetworkResponse
-	31, // 54: shoal.api.Control.ListNetworks:output_type -> shoal.api.ListNetworksResponse
-	33, // 55: shoal.api.Control.RemoveNetwork:output_type -> shoal.api.RemoveNetworkResponse
-	39, // [39:56] is the sub-list for method output_type
-	22, // [22:39] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	42, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
+	43, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
+	44, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
+	45, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
+	45, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
+	46, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
+	45, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
+	47, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	48, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
+	48, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
+	48, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
+	40, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
+	41, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
+	47, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	48, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
+	49, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
+	50, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
+	50, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
+	51, // 18: shoal.api.CreateNetworkRequest.spec:type_name -> shoal.api.NetworkSpec
+	52, // 19: shoal.api.CreateNetworkResponse.network:type_name -> shoal.api.Network
+	52, // 20: shoal.api.GetNetworkResponse.network:type_name -> shoal.api.Network
+	52, // 21: shoal.api.ListNetworksResponse.networks:type_name -> shoal.api.Network
+	53, // 22: shoal.api.ListBindingsResponse.bindings:type_name -> shoal.api.IPBinding
+	53, // 23: shoal.api.ReleaseBindingResponse.bindings:type_name -> shoal.api.IPBinding
+	54, // 24: shoal.api.GetAllocatorStateResponse.rebuild_duration:type_name -> google.protobuf.Duration
+	0,  // 25: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
+	2,  // 26: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
+	4,  // 27: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
+	6,  // 28: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
+	8,  // 29: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
+	10, // 30: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
+	12, // 31: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
+	14, // 32: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
+	16, // 33: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
+	18, // 34: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
+	20, // 35: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
+	22, // 36: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
+	24, // 37: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
+	26, // 38: shoal.api.Control.CreateNetwork:input_type -> shoal.api.CreateNetworkRequest
+	28, // 39: shoal.api.Control.GetNetwork:input_type -> shoal.api.GetNetworkRequest
+	30, // 40: shoal.api.Control.ListNetworks:input_type -> shoal.api.ListNetworksRequest
+	32, // 41: shoal.api.Control.RemoveNetwork:input_type -> shoal.api.RemoveNetworkRequest
+	34, // 42: shoal.api.Control.ListBindings:input_type -> shoal.api.ListBindingsRequest
+	36, // 43: shoal.api.Control.ReleaseBinding:input_type -> shoal.api.ReleaseBindingRequest
+	38, // 44: shoal.api.Control.GetAllocatorState:input_type -> shoal.api.GetAllocatorStateRequest
+	1,  // 45: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
+	3,  // 46: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
+	5,  // 47: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
+	7,  // 48: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
+	9,  // 49: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
+	11, // 50: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
+	13, // 51: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
+	15, // 52: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
+	17, // 53: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
+	19, // 54: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
+	21, // 55: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
+	23, // 56: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
+	25, // 57: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
+	27, // 58: shoal.api.Control.CreateNetwork:output_type -> shoal.api.CreateNetworkResponse
+	29, // 59: shoal.api.Control.GetNetwork:output_type -> shoal.api.GetNetworkResponse
+	31, // 60: shoal.api.Control.ListNetworks:output_type -> shoal.api.ListNetworksResponse
+	33, // 61: shoal.api.Control.RemoveNetwork:output_type -> shoal.api.RemoveNetworkResponse
+	35, // 62: shoal.api.Control.ListBindings:output_type -> shoal.api.ListBindingsResponse
+	37, // 63: shoal.api.Control.ReleaseBinding:output_type -> shoal.api.ReleaseBindingResponse
+	39, // 64: shoal.api.Control.GetAllocatorState:output_type -> shoal.api.GetAllocatorStateResponse
+	45, // [45:65] is the sub-list for method output_type
+	25, // [25:45] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_api_control_proto_init() }
@@ -1843,7 +2240,7 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

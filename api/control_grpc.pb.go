@@ -19,23 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Control_GetCluster_FullMethodName      = "/shoal.api.Control/GetCluster"
-	Control_RotateJoinToken_FullMethodName = "/shoal.api.Control/RotateJoinToken"
-	Control_ListNodes_FullMethodName       = "/shoal.api.Control/ListNodes"
-	Control_GetNode_FullMethodName         = "/shoal.api.Control/GetNode"
-	Control_UpdateNode_FullMethodName      = "/shoal.api.Control/UpdateNode"
-	Control_RemoveNode_FullMethodName      = "/shoal.api.Control/RemoveNode"
-	Control_CreateService_FullMethodName   = "/shoal.api.Control/CreateService"
-	Control_GetService_FullMethodName      = "/shoal.api.Control/GetService"
-	Control_ListServices_FullMethodName    = "/shoal.api.Control/ListServices"
-	Control_UpdateService_FullMethodName   = "/shoal.api.Control/UpdateService"
-	Control_RemoveService_FullMethodName   = "/shoal.api.Control/RemoveService"
-	Control_ListTasks_FullMethodName       = "/shoal.api.Control/ListTasks"
-	Control_GetTask_FullMethodName         = "/shoal.api.Control/GetTask"
-	Control_CreateNetwork_FullMethodName   = "/shoal.api.Control/CreateNetwork"
-	Control_GetNetwork_FullMethodName      = "/shoal.api.Control/GetNetwork"
-	Control_ListNetworks_FullMethodName    = "/shoal.api.Control/ListNetworks"
-	Control_RemoveNetwork_FullMethodName   = "/shoal.api.Control/RemoveNetwork"
+	Control_GetCluster_FullMethodName        = "/shoal.api.Control/GetCluster"
+	Control_RotateJoinToken_FullMethodName   = "/shoal.api.Control/RotateJoinToken"
+	Control_ListNodes_FullMethodName         = "/shoal.api.Control/ListNodes"
+	Control_GetNode_FullMethodName           = "/shoal.api.Control/GetNode"
+	Control_UpdateNode_FullMethodName        = "/shoal.api.Control/UpdateNode"
+	Control_RemoveNode_FullMethodName        = "/shoal.api.Control/RemoveNode"
+	Control_CreateService_FullMethodName     = "/shoal.api.Control/CreateService"
+	Control_GetService_FullMethodName        = "/shoal.api.Control/GetService"
+	Control_ListServices_FullMethodName      = "/shoal.api.Control/ListServices"
+	Control_UpdateService_FullMethodName     = "/shoal.api.Control/UpdateService"
+	Control_RemoveService_FullMethodName     = "/shoal.api.Control/RemoveService"
+	Control_ListTasks_FullMethodName         = "/shoal.api.Control/ListTasks"
+	Control_GetTask_FullMethodName           = "/shoal.api.Control/GetTask"
+	Control_CreateNetwork_FullMethodName     = "/shoal.api.Control/CreateNetwork"
+	Control_GetNetwork_FullMethodName        = "/shoal.api.Control/GetNetwork"
+	Control_ListNetworks_FullMethodName      = "/shoal.api.Control/ListNetworks"
+	Control_RemoveNetwork_FullMethodName     = "/shoal.api.Control/RemoveNetwork"
+	Control_ListBindings_FullMethodName      = "/shoal.api.Control/ListBindings"
+	Control_ReleaseBinding_FullMethodName    = "/shoal.api.Control/ReleaseBinding"
+	Control_GetAllocatorState_FullMethodName = "/shoal.api.Control/GetAllocatorState"
 )
 
 // ControlClient is the client API for Control service.
@@ -62,6 +65,9 @@ type ControlClient interface {
 	GetNetwork(ctx context.Context, in *GetNetworkRequest, opts ...grpc.CallOption) (*GetNetworkResponse, error)
 	ListNetworks(ctx context.Context, in *ListNetworksRequest, opts ...grpc.CallOption) (*ListNetworksResponse, error)
 	RemoveNetwork(ctx context.Context, in *RemoveNetworkRequest, opts ...grpc.CallOption) (*RemoveNetworkResponse, error)
+	ListBindings(ctx context.Context, in *ListBindingsRequest, opts ...grpc.CallOption) (*ListBindingsResponse, error)
+	ReleaseBinding(ctx context.Context, in *ReleaseBindingRequest, opts ...grpc.CallOption) (*ReleaseBindingResponse, error)
+	GetAllocatorState(ctx context.Context, in *GetAllocatorStateRequest, opts ...grpc.CallOption) (*GetAllocatorStateResponse, error)
 }
 
 type controlClient struct {
@@ -242,6 +248,36 @@ func (c *controlClient) RemoveNetwork(ctx context.Context, in *RemoveNetworkRequ
 	return out, nil
 }
 
+func (c *controlClient) ListBindings(ctx context.Context, in *ListBindingsRequest, opts ...grpc.CallOption) (*ListBindingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBindingsResponse)
+	err := c.cc.Invoke(ctx, Control_ListBindings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) ReleaseBinding(ctx context.Context, in *ReleaseBindingRequest, opts ...grpc.CallOption) (*ReleaseBindingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseBindingResponse)
+	err := c.cc.Invoke(ctx, Control_ReleaseBinding_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) GetAllocatorState(ctx context.Context, in *GetAllocatorStateRequest, opts ...grpc.CallOption) (*GetAllocatorStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAllocatorStateResponse)
+	err := c.cc.Invoke(ctx, Control_GetAllocatorState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -266,6 +302,9 @@ type ControlServer interface {
 	GetNetwork(context.Context, *GetNetworkRequest) (*GetNetworkResponse, error)
 	ListNetworks(context.Context, *ListNetworksRequest) (*ListNetworksResponse, error)
 	RemoveNetwork(context.Context, *RemoveNetworkRequest) (*RemoveNetworkResponse, error)
+	ListBindings(context.Context, *ListBindingsRequest) (*ListBindingsResponse, error)
+	ReleaseBinding(context.Context, *ReleaseBindingRequest) (*ReleaseBindingResponse, error)
+	GetAllocatorState(context.Context, *GetAllocatorStateRequest) (*GetAllocatorStateResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -326,6 +365,15 @@ func (UnimplementedControlServer) ListNetworks(context.Context, *ListNetworksReq
 }
 func (UnimplementedControlServer) RemoveNetwork(context.Context, *RemoveNetworkRequest) (*RemoveNetworkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveNetwork not implemented")
+}
+func (UnimplementedControlServer) ListBindings(context.Context, *ListBindingsRequest) (*ListBindingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBindings not implemented")
+}
+func (UnimplementedControlServer) ReleaseBinding(context.Context, *ReleaseBindingRequest) (*ReleaseBindingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseBinding not implemented")
+}
+func (UnimplementedControlServer) GetAllocatorState(context.Context, *GetAllocatorStateRequest) (*GetAllocatorStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAllocatorState not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -654,6 +702,60 @@ func _Control_RemoveNetwork_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_ListBindings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBindingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).ListBindings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_ListBindings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).ListBindings(ctx, req.(*ListBindingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_ReleaseBinding_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseBindingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).ReleaseBinding(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_ReleaseBinding_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).ReleaseBinding(ctx, req.(*ReleaseBindingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_GetAllocatorState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAllocatorStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).GetAllocatorState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_GetAllocatorState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).GetAllocatorState(ctx, req.(*GetAllocatorStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -728,6 +830,18 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveNetwork",
 			Handler:    _Control_RemoveNetwork_Handler,
+		},
+		{
+			MethodName: "ListBindings",
+			Handler:    _Control_ListBindings_Handler,
+		},
+		{
+			MethodName: "ReleaseBinding",
+			Handler:    _Control_ReleaseBinding_Handler,
+		},
+		{
+			MethodName: "GetAllocatorState",
+			Handler:    _Control_GetAllocatorState_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -365,6 +365,55 @@ func (UpdateStatus_State) EnumDescriptor() ([]byte, []int) {
 	return file_api_objects_proto_rawDescGZIP(), []int{17, 0}
 }
 
+type IPBinding_Kind int32
+
+const (
+	IPBinding_KIND_SLOT IPBinding_Kind = 0
+	IPBinding_KIND_NODE IPBinding_Kind = 1
+	IPBinding_KIND_VIP  IPBinding_Kind = 2
+)
+
+// Enum value maps for IPBinding_Kind.
+var (
+	IPBinding_Kind_name = map[int32]string{
+		0: "KIND_SLOT",
+		1: "KIND_NODE",
+		2: "KIND_VIP",
+	}
+	IPBinding_Kind_value = map[string]int32{
+		"KIND_SLOT": 0,
+		"KIND_NODE": 1,
+		"KIND_VIP":  2,
+	}
+)
+
+func (x IPBinding_Kind) Enum() *IPBinding_Kind {
+	p := new(IPBinding_Kind)
+	*p = x
+	return p
+}
+
+func (x IPBinding_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IPBinding_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_objects_proto_enumTypes[6].Descriptor()
+}
+
+func (IPBinding_Kind) Type() protoreflect.EnumType {
+	return &file_api_objects_proto_enumTypes[6]
+}
+
+func (x IPBinding_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IPBinding_Kind.Descriptor instead.
+func (IPBinding_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{22, 0}
+}
+
 type StoreAction_Kind int32
 
 const (
@@ -398,11 +447,11 @@ func (x StoreAction_Kind) String() string {
 }
 
 func (StoreAction_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_objects_proto_enumTypes[6].Descriptor()
+	return file_api_objects_proto_enumTypes[7].Descriptor()
 }
 
 func (StoreAction_Kind) Type() protoreflect.EnumType {
-	return &file_api_objects_proto_enumTypes[6]
+	return &file_api_objects_proto_enumTypes[7]
 }
 
 func (x StoreAction_Kind) Number() protoreflect.EnumNumber {
@@ -411,7 +460,7 @@ func (x StoreAction_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StoreAction_Kind.Descriptor instead.
 func (StoreAction_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{25, 0}
+	return file_api_objects_proto_rawDescGZIP(), []int{30, 0}
 }
 
 // Meta is kept by the store on every object. Version is the raft index of the
@@ -1453,10 +1502,13 @@ type ServiceSpec struct {
 	//
 	//	*ServiceSpec_Replicated
 	//	*ServiceSpec_Global
-	Mode          isServiceSpec_Mode `protobuf_oneof:"mode"`
-	Update        *UpdateConfig      `protobuf:"bytes,5,opt,name=update,proto3" json:"update,omitempty"`
-	Rollback      *UpdateConfig      `protobuf:"bytes,6,opt,name=rollback,proto3" json:"rollback,omitempty"`
-	Endpoint      *EndpointSpec      `protobuf:"bytes,7,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Mode     isServiceSpec_Mode `protobuf_oneof:"mode"`
+	Update   *UpdateConfig      `protobuf:"bytes,5,opt,name=update,proto3" json:"update,omitempty"`
+	Rollback *UpdateConfig      `protobuf:"bytes,6,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	Endpoint *EndpointSpec      `protobuf:"bytes,7,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// ip_hold is how long the bindings of slots removed by a scale-down stay
+	// reserved; unset or zero keeps them until the service is removed.
+	IpHold        *durationpb.Duration `protobuf:"bytes,8,opt,name=ip_hold,json=ipHold,proto3" json:"ip_hold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1547,6 +1599,13 @@ func (x *ServiceSpec) GetRollback() *UpdateConfig {
 func (x *ServiceSpec) GetEndpoint() *EndpointSpec {
 	if x != nil {
 		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetIpHold() *durationpb.Duration {
+	if x != nil {
+		return x.IpHold
 	}
 	return nil
 }
@@ -1828,12 +1887,15 @@ type Task struct {
 	Slot uint64 `protobuf:"varint,5,opt,name=slot,proto3" json:"slot,omitempty"`
 	// node_id is where the task runs: set by the scheduler, or from the
 	// start for a global service's task.
-	NodeId        string        `protobuf:"bytes,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Spec          *TaskSpec     `protobuf:"bytes,7,opt,name=spec,proto3" json:"spec,omitempty"`
-	SpecVersion   uint64        `protobuf:"varint,8,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
-	DesiredState  TaskState     `protobuf:"varint,9,opt,name=desired_state,json=desiredState,proto3,enum=shoal.api.TaskState" json:"desired_state,omitempty"`
-	Status        *TaskStatus   `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
-	Endpoint      *EndpointSpec `protobuf:"bytes,11,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	NodeId       string        `protobuf:"bytes,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Spec         *TaskSpec     `protobuf:"bytes,7,opt,name=spec,proto3" json:"spec,omitempty"`
+	SpecVersion  uint64        `protobuf:"varint,8,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	DesiredState TaskState     `protobuf:"varint,9,opt,name=desired_state,json=desiredState,proto3,enum=shoal.api.TaskState" json:"desired_state,omitempty"`
+	Status       *TaskStatus   `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	Endpoint     *EndpointSpec `protobuf:"bytes,11,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// networks are the task's addresses, one per network of its spec, set by
+	// the allocator from the task's bindings before the task leaves NEW.
+	Networks      []*NetworkAttachment `protobuf:"bytes,12,rep,name=networks,proto3" json:"networks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1945,6 +2007,430 @@ func (x *Task) GetEndpoint() *EndpointSpec {
 	return nil
 }
 
+func (x *Task) GetNetworks() []*NetworkAttachment {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+// NetworkAttachment is a task's address on one network.
+type NetworkAttachment struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	// address carries the subnet's prefix length, e.g. 10.20.0.5/24.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// binding_id is the IPBinding the address comes from.
+	BindingId     string `protobuf:"bytes,3,opt,name=binding_id,json=bindingId,proto3" json:"binding_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkAttachment) Reset() {
+	*x = NetworkAttachment{}
+	mi := &file_api_objects_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkAttachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkAttachment) ProtoMessage() {}
+
+func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkAttachment.ProtoReflect.Descriptor instead.
+func (*NetworkAttachment) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *NetworkAttachment) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *NetworkAttachment) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *NetworkAttachment) GetBindingId() string {
+	if x != nil {
+		return x.BindingId
+	}
+	return ""
+}
+
+// IPBinding is a sticky address: (service, network, slot) → address for a
+// replicated service, (service, network, node) → address for a global
+// one, (service, network) → the service's virtual IP. Only the leader's
+// allocator writes bindings; a binding outlives the tasks that hold it.
+type IPBinding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id derives from the binding's key, so one key never has two records.
+	Id          string         `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Meta        *Meta          `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	ServiceId   string         `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ServiceName string         `protobuf:"bytes,4,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	NetworkId   string         `protobuf:"bytes,5,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	Kind        IPBinding_Kind `protobuf:"varint,6,opt,name=kind,proto3,enum=shoal.api.IPBinding_Kind" json:"kind,omitempty"`
+	// slot is set for KIND_SLOT, node_id for KIND_NODE.
+	Slot   uint64 `protobuf:"varint,7,opt,name=slot,proto3" json:"slot,omitempty"`
+	NodeId string `protobuf:"bytes,8,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// address carries the subnet's prefix length, e.g. 10.20.0.5/24.
+	Address string `protobuf:"bytes,9,opt,name=address,proto3" json:"address,omitempty"`
+	// pinned says the address came from the service's --ip or --ip-range.
+	Pinned bool `protobuf:"varint,10,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	// task_id is the task that holds the address, or held it last; empty
+	// until a task has taken it (and always for a VIP).
+	TaskId string `protobuf:"bytes,11,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// held_since is when the binding's slot (or node) stopped being wanted,
+	// after a scale-down; unset while it is wanted. ServiceSpec.ip_hold
+	// counts from here.
+	HeldSince *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=held_since,json=heldSince,proto3" json:"held_since,omitempty"`
+	// release_requested asks the allocator to free the binding once no task
+	// can still be using its address (netctl ip release).
+	ReleaseRequested bool `protobuf:"varint,13,opt,name=release_requested,json=releaseRequested,proto3" json:"release_requested,omitempty"`
+	// history lists the tasks that took the address, oldest first; the
+	// allocator keeps the last 16.
+	History       []*BindingHolder `protobuf:"bytes,14,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IPBinding) Reset() {
+	*x = IPBinding{}
+	mi := &file_api_objects_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IPBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IPBinding) ProtoMessage() {}
+
+func (x *IPBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IPBinding.ProtoReflect.Descriptor instead.
+func (*IPBinding) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *IPBinding) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *IPBinding) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *IPBinding) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *IPBinding) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *IPBinding) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *IPBinding) GetKind() IPBinding_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return IPBinding_KIND_SLOT
+}
+
+func (x *IPBinding) GetSlot() uint64 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *IPBinding) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *IPBinding) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *IPBinding) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
+func (x *IPBinding) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *IPBinding) GetHeldSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HeldSince
+	}
+	return nil
+}
+
+func (x *IPBinding) GetReleaseRequested() bool {
+	if x != nil {
+		return x.ReleaseRequested
+	}
+	return false
+}
+
+func (x *IPBinding) GetHistory() []*BindingHolder {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// BindingHolder is one task's tenure of a binding.
+type BindingHolder struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// node_id is where the task ran, filled in once it was placed.
+	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindingHolder) Reset() {
+	*x = BindingHolder{}
+	mi := &file_api_objects_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindingHolder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindingHolder) ProtoMessage() {}
+
+func (x *BindingHolder) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindingHolder.ProtoReflect.Descriptor instead.
+func (*BindingHolder) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *BindingHolder) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *BindingHolder) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *BindingHolder) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *BindingHolder) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+// SubnetAllocation is the replicated part of a subnet's address pool that
+// bindings do not hold: the allocator's serial cursor and the addresses
+// cooling down. With the bindings it is all a new leader needs to rebuild
+// the pool.
+type SubnetAllocation struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Subnet string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	// last is the address automatic allocation handed out last.
+	Last          string             `protobuf:"bytes,2,opt,name=last,proto3" json:"last,omitempty"`
+	Cooling       []*ReleasedAddress `protobuf:"bytes,3,rep,name=cooling,proto3" json:"cooling,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubnetAllocation) Reset() {
+	*x = SubnetAllocation{}
+	mi := &file_api_objects_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubnetAllocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubnetAllocation) ProtoMessage() {}
+
+func (x *SubnetAllocation) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubnetAllocation.ProtoReflect.Descriptor instead.
+func (*SubnetAllocation) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SubnetAllocation) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *SubnetAllocation) GetLast() string {
+	if x != nil {
+		return x.Last
+	}
+	return ""
+}
+
+func (x *SubnetAllocation) GetCooling() []*ReleasedAddress {
+	if x != nil {
+		return x.Cooling
+	}
+	return nil
+}
+
+// ReleasedAddress is an address freed at released_at, not handed out again
+// until the cooldown has passed.
+type ReleasedAddress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	ReleasedAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=released_at,json=releasedAt,proto3" json:"released_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleasedAddress) Reset() {
+	*x = ReleasedAddress{}
+	mi := &file_api_objects_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleasedAddress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleasedAddress) ProtoMessage() {}
+
+func (x *ReleasedAddress) ProtoReflect() protoreflect.Message {
+	mi := &file_api_objects_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleasedAddress.ProtoReflect.Descriptor instead.
+func (*ReleasedAddress) Descriptor() ([]byte, []int) {
+	return file_api_objects_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReleasedAddress) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ReleasedAddress) GetReleasedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReleasedAt
+	}
+	return nil
+}
+
 // IPAMConfig is one subnet of a network.
 type IPAMConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1963,7 +2449,7 @@ type IPAMConfig struct {
 
 func (x *IPAMConfig) Reset() {
 	*x = IPAMConfig{}
-	mi := &file_api_objects_proto_msgTypes[21]
+	mi := &file_api_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2461,7 @@ func (x *IPAMConfig) String() string {
 func (*IPAMConfig) ProtoMessage() {}
 
 func (x *IPAMConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[21]
+	mi := &file_api_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2474,7 @@ func (x *IPAMConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPAMConfig.ProtoReflect.Descriptor instead.
 func (*IPAMConfig) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{21}
+	return file_api_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *IPAMConfig) GetSubnet() string {
@@ -2032,7 +2518,7 @@ type CNIPlugin struct {
 
 func (x *CNIPlugin) Reset() {
 	*x = CNIPlugin{}
-	mi := &file_api_objects_proto_msgTypes[22]
+	mi := &file_api_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2530,7 @@ func (x *CNIPlugin) String() string {
 func (*CNIPlugin) ProtoMessage() {}
 
 func (x *CNIPlugin) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[22]
+	mi := &file_api_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2543,7 @@ func (x *CNIPlugin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CNIPlugin.ProtoReflect.Descriptor instead.
 func (*CNIPlugin) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{22}
+	return file_api_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CNIPlugin) GetType() string {
@@ -2089,7 +2575,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_api_objects_proto_msgTypes[23]
+	mi := &file_api_objects_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2587,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[23]
+	mi := &file_api_objects_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2600,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{23}
+	return file_api_objects_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NetworkSpec) GetAnnotations() *Annotations {
@@ -2158,14 +2644,17 @@ type Network struct {
 	Meta  *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
 	Spec  *NetworkSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
 	// vni is the VXLAN network identifier the cluster allocated.
-	Vni           uint32 `protobuf:"varint,4,opt,name=vni,proto3" json:"vni,omitempty"`
+	Vni uint32 `protobuf:"varint,4,opt,name=vni,proto3" json:"vni,omitempty"`
+	// allocation is the allocator's record of each subnet's pool, in the
+	// order of spec.ipam.
+	Allocation    []*SubnetAllocation `protobuf:"bytes,5,rep,name=allocation,proto3" json:"allocation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_api_objects_proto_msgTypes[24]
+	mi := &file_api_objects_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2666,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[24]
+	mi := &file_api_objects_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2679,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{24}
+	return file_api_objects_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Network) GetId() string {
@@ -2221,6 +2710,13 @@ func (x *Network) GetVni() uint32 {
 	return 0
 }
 
+func (x *Network) GetAllocation() []*SubnetAllocation {
+	if x != nil {
+		return x.Allocation
+	}
+	return nil
+}
+
 // StoreAction is one change inside a transaction.
 type StoreAction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2235,6 +2731,7 @@ type StoreAction struct {
 	//	*StoreAction_Service
 	//	*StoreAction_Task
 	//	*StoreAction_Network
+	//	*StoreAction_Binding
 	Target        isStoreAction_Target `protobuf_oneof:"target"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2242,7 +2739,7 @@ type StoreAction struct {
 
 func (x *StoreAction) Reset() {
 	*x = StoreAction{}
-	mi := &file_api_objects_proto_msgTypes[25]
+	mi := &file_api_objects_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2751,7 @@ func (x *StoreAction) String() string {
 func (*StoreAction) ProtoMessage() {}
 
 func (x *StoreAction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[25]
+	mi := &file_api_objects_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2764,7 @@ func (x *StoreAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreAction.ProtoReflect.Descriptor instead.
 func (*StoreAction) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{25}
+	return file_api_objects_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StoreAction) GetKind() StoreAction_Kind {
@@ -2336,6 +2833,15 @@ func (x *StoreAction) GetNetwork() *Network {
 	return nil
 }
 
+func (x *StoreAction) GetBinding() *IPBinding {
+	if x != nil {
+		if x, ok := x.Target.(*StoreAction_Binding); ok {
+			return x.Binding
+		}
+	}
+	return nil
+}
+
 type isStoreAction_Target interface {
 	isStoreAction_Target()
 }
@@ -2360,6 +2866,10 @@ type StoreAction_Network struct {
 	Network *Network `protobuf:"bytes,14,opt,name=network,proto3,oneof"`
 }
 
+type StoreAction_Binding struct {
+	Binding *IPBinding `protobuf:"bytes,15,opt,name=binding,proto3,oneof"`
+}
+
 func (*StoreAction_Node) isStoreAction_Target() {}
 
 func (*StoreAction_Cluster) isStoreAction_Target() {}
@@ -2369,6 +2879,8 @@ func (*StoreAction_Service) isStoreAction_Target() {}
 func (*StoreAction_Task) isStoreAction_Target() {}
 
 func (*StoreAction_Network) isStoreAction_Target() {}
+
+func (*StoreAction_Binding) isStoreAction_Target() {}
 
 // StoreTransaction is the payload of one raft entry written by the store.
 type StoreTransaction struct {
@@ -2385,7 +2897,7 @@ type StoreTransaction struct {
 
 func (x *StoreTransaction) Reset() {
 	*x = StoreTransaction{}
-	mi := &file_api_objects_proto_msgTypes[26]
+	mi := &file_api_objects_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +2909,7 @@ func (x *StoreTransaction) String() string {
 func (*StoreTransaction) ProtoMessage() {}
 
 func (x *StoreTransaction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[26]
+	mi := &file_api_objects_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +2922,7 @@ func (x *StoreTransaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreTransaction.ProtoReflect.Descriptor instead.
 func (*StoreTransaction) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{26}
+	return file_api_objects_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StoreTransaction) GetActions() []*StoreAction {
@@ -2435,13 +2947,14 @@ type StoreSnapshot struct {
 	Services      []*Service             `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
 	Tasks         []*Task                `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	Networks      []*Network             `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
+	Bindings      []*IPBinding           `protobuf:"bytes,6,rep,name=bindings,proto3" json:"bindings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreSnapshot) Reset() {
 	*x = StoreSnapshot{}
-	mi := &file_api_objects_proto_msgTypes[27]
+	mi := &file_api_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2966,7 @@ func (x *StoreSnapshot) String() string {
 func (*StoreSnapshot) ProtoMessage() {}
 
 func (x *StoreSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_api_objects_proto_msgTypes[27]
+	mi := &file_api_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2979,7 @@ func (x *StoreSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreSnapshot.ProtoReflect.Descriptor instead.
 func (*StoreSnapshot) Descriptor() ([]byte, []int) {
-	return file_api_objects_proto_rawDescGZIP(), []int{27}
+	return file_api_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StoreSnapshot) GetNodes() []*Node {
@@ -2500,6 +3013,13 @@ func (x *StoreSnapshot) GetTasks() []*Task {
 func (x *StoreSnapshot) GetNetworks() []*Network {
 	if x != nil {
 		return x.Networks
+	}
+	return nil
+}
+
+func (x *StoreSnapshot) GetBindings() []*IPBinding {
+	if x != nil {
+		return x.Bindings
 	}
 	return nil
 }
@@ -2594,7 +3114,7 @@ const file_api_objects_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.shoal.api.MetaR\x04meta\x12*\n" +
 	"\x04spec\x18\x03 \x01(\v2\x16.shoal.api.ClusterSpecR\x04spec\x12*\n" +
-	"\aroot_ca\x18\x04 \x01(\v2\x11.shoal.api.RootCAR\x06rootCa\"\x87\x03\n" +
+	"\aroot_ca\x18\x04 \x01(\v2\x11.shoal.api.RootCAR\x06rootCa\"\xbb\x03\n" +
 	"\vServiceSpec\x128\n" +
 	"\vannotations\x18\x01 \x01(\v2\x16.shoal.api.AnnotationsR\vannotations\x12'\n" +
 	"\x04task\x18\x02 \x01(\v2\x13.shoal.api.TaskSpecR\x04task\x12>\n" +
@@ -2604,7 +3124,8 @@ const file_api_objects_proto_rawDesc = "" +
 	"\x06global\x18\x04 \x01(\v2\x18.shoal.api.GlobalServiceH\x00R\x06global\x12/\n" +
 	"\x06update\x18\x05 \x01(\v2\x17.shoal.api.UpdateConfigR\x06update\x123\n" +
 	"\brollback\x18\x06 \x01(\v2\x17.shoal.api.UpdateConfigR\brollback\x123\n" +
-	"\bendpoint\x18\a \x01(\v2\x17.shoal.api.EndpointSpecR\bendpointB\x06\n" +
+	"\bendpoint\x18\a \x01(\v2\x17.shoal.api.EndpointSpecR\bendpoint\x122\n" +
+	"\aip_hold\x18\b \x01(\v2\x19.google.protobuf.DurationR\x06ipHoldB\x06\n" +
 	"\x04mode\"\x84\x03\n" +
 	"\fUpdateStatus\x123\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1d.shoal.api.UpdateStatus.StateR\x05state\x129\n" +
@@ -2635,7 +3156,7 @@ const file_api_objects_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x10\n" +
 	"\x03err\x18\x04 \x01(\tR\x03err\x12\x1b\n" +
 	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12!\n" +
-	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\"\x95\x03\n" +
+	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\"\xcf\x03\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.shoal.api.MetaR\x04meta\x12\x1d\n" +
@@ -2649,7 +3170,50 @@ const file_api_objects_proto_rawDesc = "" +
 	"\rdesired_state\x18\t \x01(\x0e2\x14.shoal.api.TaskStateR\fdesiredState\x12-\n" +
 	"\x06status\x18\n" +
 	" \x01(\v2\x15.shoal.api.TaskStatusR\x06status\x123\n" +
-	"\bendpoint\x18\v \x01(\v2\x17.shoal.api.EndpointSpecR\bendpoint\"\xe8\x01\n" +
+	"\bendpoint\x18\v \x01(\v2\x17.shoal.api.EndpointSpecR\bendpoint\x128\n" +
+	"\bnetworks\x18\f \x03(\v2\x1c.shoal.api.NetworkAttachmentR\bnetworks\"k\n" +
+	"\x11NetworkAttachment\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
+	"\n" +
+	"binding_id\x18\x03 \x01(\tR\tbindingId\"\x98\x04\n" +
+	"\tIPBinding\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\x04meta\x18\x02 \x01(\v2\x0f.shoal.api.MetaR\x04meta\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tR\tserviceId\x12!\n" +
+	"\fservice_name\x18\x04 \x01(\tR\vserviceName\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x05 \x01(\tR\tnetworkId\x12-\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x19.shoal.api.IPBinding.KindR\x04kind\x12\x12\n" +
+	"\x04slot\x18\a \x01(\x04R\x04slot\x12\x17\n" +
+	"\anode_id\x18\b \x01(\tR\x06nodeId\x12\x18\n" +
+	"\aaddress\x18\t \x01(\tR\aaddress\x12\x16\n" +
+	"\x06pinned\x18\n" +
+	" \x01(\bR\x06pinned\x12\x17\n" +
+	"\atask_id\x18\v \x01(\tR\x06taskId\x129\n" +
+	"\n" +
+	"held_since\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\theldSince\x12+\n" +
+	"\x11release_requested\x18\r \x01(\bR\x10releaseRequested\x122\n" +
+	"\ahistory\x18\x0e \x03(\v2\x18.shoal.api.BindingHolderR\ahistory\"2\n" +
+	"\x04Kind\x12\r\n" +
+	"\tKIND_SLOT\x10\x00\x12\r\n" +
+	"\tKIND_NODE\x10\x01\x12\f\n" +
+	"\bKIND_VIP\x10\x02\"\x8d\x01\n" +
+	"\rBindingHolder\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"t\n" +
+	"\x10SubnetAllocation\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x12\n" +
+	"\x04last\x18\x02 \x01(\tR\x04last\x124\n" +
+	"\acooling\x18\x03 \x03(\v2\x1a.shoal.api.ReleasedAddressR\acooling\"h\n" +
+	"\x0fReleasedAddress\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12;\n" +
+	"\vreleased_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"releasedAt\"\xe8\x01\n" +
 	"\n" +
 	"IPAMConfig\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x18\n" +
@@ -2670,12 +3234,15 @@ const file_api_objects_proto_rawDesc = "" +
 	"\n" +
 	"attachable\x18\x04 \x01(\bR\n" +
 	"attachable\x12.\n" +
-	"\aplugins\x18\x05 \x03(\v2\x14.shoal.api.CNIPluginR\aplugins\"|\n" +
+	"\aplugins\x18\x05 \x03(\v2\x14.shoal.api.CNIPluginR\aplugins\"\xb9\x01\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.shoal.api.MetaR\x04meta\x12*\n" +
 	"\x04spec\x18\x03 \x01(\v2\x16.shoal.api.NetworkSpecR\x04spec\x12\x10\n" +
-	"\x03vni\x18\x04 \x01(\rR\x03vni\"\x8c\x03\n" +
+	"\x03vni\x18\x04 \x01(\rR\x03vni\x12;\n" +
+	"\n" +
+	"allocation\x18\x05 \x03(\v2\x1b.shoal.api.SubnetAllocationR\n" +
+	"allocation\"\xbe\x03\n" +
 	"\vStoreAction\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.shoal.api.StoreAction.KindR\x04kind\x12)\n" +
 	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12%\n" +
@@ -2684,7 +3251,8 @@ const file_api_objects_proto_rawDesc = "" +
 	"\acluster\x18\v \x01(\v2\x12.shoal.api.ClusterH\x00R\acluster\x12.\n" +
 	"\aservice\x18\f \x01(\v2\x12.shoal.api.ServiceH\x00R\aservice\x12%\n" +
 	"\x04task\x18\r \x01(\v2\x0f.shoal.api.TaskH\x00R\x04task\x12.\n" +
-	"\anetwork\x18\x0e \x01(\v2\x12.shoal.api.NetworkH\x00R\anetwork\"9\n" +
+	"\anetwork\x18\x0e \x01(\v2\x12.shoal.api.NetworkH\x00R\anetwork\x120\n" +
+	"\abinding\x18\x0f \x01(\v2\x14.shoal.api.IPBindingH\x00R\abinding\"9\n" +
 	"\x04Kind\x12\x0f\n" +
 	"\vKIND_CREATE\x10\x00\x12\x0f\n" +
 	"\vKIND_UPDATE\x10\x01\x12\x0f\n" +
@@ -2692,13 +3260,14 @@ const file_api_objects_proto_rawDesc = "" +
 	"\x06target\"k\n" +
 	"\x10StoreTransaction\x120\n" +
 	"\aactions\x18\x01 \x03(\v2\x16.shoal.api.StoreActionR\aactions\x12%\n" +
-	"\x0echecks_version\x18\x02 \x01(\rR\rchecksVersion\"\xed\x01\n" +
+	"\x0echecks_version\x18\x02 \x01(\rR\rchecksVersion\"\x9f\x02\n" +
 	"\rStoreSnapshot\x12%\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x0f.shoal.api.NodeR\x05nodes\x12.\n" +
 	"\bclusters\x18\x02 \x03(\v2\x12.shoal.api.ClusterR\bclusters\x12.\n" +
 	"\bservices\x18\x03 \x03(\v2\x12.shoal.api.ServiceR\bservices\x12%\n" +
 	"\x05tasks\x18\x04 \x03(\v2\x0f.shoal.api.TaskR\x05tasks\x12.\n" +
-	"\bnetworks\x18\x05 \x03(\v2\x12.shoal.api.NetworkR\bnetworks*7\n" +
+	"\bnetworks\x18\x05 \x03(\v2\x12.shoal.api.NetworkR\bnetworks\x120\n" +
+	"\bbindings\x18\x06 \x03(\v2\x14.shoal.api.IPBindingR\bbindings*7\n" +
 	"\bNodeRole\x12\x14\n" +
 	"\x10NODE_ROLE_WORKER\x10\x00\x12\x15\n" +
 	"\x11NODE_ROLE_MANAGER\x10\x01*j\n" +
@@ -2743,8 +3312,8 @@ func file_api_objects_proto_rawDescGZIP() []byte {
 	return file_api_objects_proto_rawDescData
 }
 
-var file_api_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_api_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_api_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_api_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.api.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.api.NodeAvailability
@@ -2752,122 +3321,140 @@ var file_api_objects_proto_goTypes = []any{
 	(Reachability)(0),             // 3: shoal.api.Reachability
 	(TaskState)(0),                // 4: shoal.api.TaskState
 	(UpdateStatus_State)(0),       // 5: shoal.api.UpdateStatus.State
-	(StoreAction_Kind)(0),         // 6: shoal.api.StoreAction.Kind
-	(*Meta)(nil),                  // 7: shoal.api.Meta
-	(*Annotations)(nil),           // 8: shoal.api.Annotations
-	(*NodeSpec)(nil),              // 9: shoal.api.NodeSpec
-	(*NodeDescription)(nil),       // 10: shoal.api.NodeDescription
-	(*NodeStatus)(nil),            // 11: shoal.api.NodeStatus
-	(*ManagerStatus)(nil),         // 12: shoal.api.ManagerStatus
-	(*NodeCertificate)(nil),       // 13: shoal.api.NodeCertificate
-	(*Node)(nil),                  // 14: shoal.api.Node
-	(*JoinTokens)(nil),            // 15: shoal.api.JoinTokens
-	(*RootCA)(nil),                // 16: shoal.api.RootCA
-	(*CAConfig)(nil),              // 17: shoal.api.CAConfig
-	(*RaftConfig)(nil),            // 18: shoal.api.RaftConfig
-	(*DispatcherConfig)(nil),      // 19: shoal.api.DispatcherConfig
-	(*OrchestrationConfig)(nil),   // 20: shoal.api.OrchestrationConfig
-	(*ClusterSpec)(nil),           // 21: shoal.api.ClusterSpec
-	(*Cluster)(nil),               // 22: shoal.api.Cluster
-	(*ServiceSpec)(nil),           // 23: shoal.api.ServiceSpec
-	(*UpdateStatus)(nil),          // 24: shoal.api.UpdateStatus
-	(*Service)(nil),               // 25: shoal.api.Service
-	(*TaskStatus)(nil),            // 26: shoal.api.TaskStatus
-	(*Task)(nil),                  // 27: shoal.api.Task
-	(*IPAMConfig)(nil),            // 28: shoal.api.IPAMConfig
-	(*CNIPlugin)(nil),             // 29: shoal.api.CNIPlugin
-	(*NetworkSpec)(nil),           // 30: shoal.api.NetworkSpec
-	(*Network)(nil),               // 31: shoal.api.Network
-	(*StoreAction)(nil),           // 32: shoal.api.StoreAction
-	(*StoreTransaction)(nil),      // 33: shoal.api.StoreTransaction
-	(*StoreSnapshot)(nil),         // 34: shoal.api.StoreSnapshot
-	nil,                           // 35: shoal.api.Annotations.LabelsEntry
-	nil,                           // 36: shoal.api.NodeDescription.EngineLabelsEntry
-	nil,                           // 37: shoal.api.IPAMConfig.AuxAddressesEntry
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
-	(*Resources)(nil),             // 39: shoal.api.Resources
-	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
-	(*TaskSpec)(nil),              // 41: shoal.api.TaskSpec
-	(*ReplicatedService)(nil),     // 42: shoal.api.ReplicatedService
-	(*GlobalService)(nil),         // 43: shoal.api.GlobalService
-	(*UpdateConfig)(nil),          // 44: shoal.api.UpdateConfig
-	(*EndpointSpec)(nil),          // 45: shoal.api.EndpointSpec
+	(IPBinding_Kind)(0),           // 6: shoal.api.IPBinding.Kind
+	(StoreAction_Kind)(0),         // 7: shoal.api.StoreAction.Kind
+	(*Meta)(nil),                  // 8: shoal.api.Meta
+	(*Annotations)(nil),           // 9: shoal.api.Annotations
+	(*NodeSpec)(nil),              // 10: shoal.api.NodeSpec
+	(*NodeDescription)(nil),       // 11: shoal.api.NodeDescription
+	(*NodeStatus)(nil),            // 12: shoal.api.NodeStatus
+	(*ManagerStatus)(nil),         // 13: shoal.api.ManagerStatus
+	(*NodeCertificate)(nil),       // 14: shoal.api.NodeCertificate
+	(*Node)(nil),                  // 15: shoal.api.Node
+	(*JoinTokens)(nil),            // 16: shoal.api.JoinTokens
+	(*RootCA)(nil),                // 17: shoal.api.RootCA
+	(*CAConfig)(nil),              // 18: shoal.api.CAConfig
+	(*RaftConfig)(nil),            // 19: shoal.api.RaftConfig
+	(*DispatcherConfig)(nil),      // 20: shoal.api.DispatcherConfig
+	(*OrchestrationConfig)(nil),   // 21: shoal.api.OrchestrationConfig
+	(*ClusterSpec)(nil),           // 22: shoal.api.ClusterSpec
+	(*Cluster)(nil),               // 23: shoal.api.Cluster
+	(*ServiceSpec)(nil),           // 24: shoal.api.ServiceSpec
+	(*UpdateStatus)(nil),          // 25: shoal.api.UpdateStatus
+	(*Service)(nil),               // 26: shoal.api.Service
+	(*TaskStatus)(nil),            // 27: shoal.api.TaskStatus
+	(*Task)(nil),                  // 28: shoal.api.Task
+	(*NetworkAttachment)(nil),     // 29: shoal.api.NetworkAttachment
+	(*IPBinding)(nil),             // 30: shoal.api.IPBinding
+	(*BindingHolder)(nil),         // 31: shoal.api.BindingHolder
+	(*SubnetAllocation)(nil),      // 32: shoal.api.SubnetAllocation
+	(*ReleasedAddress)(nil),       // 33: shoal.api.ReleasedAddress
+	(*IPAMConfig)(nil),            // 34: shoal.api.IPAMConfig
+	(*CNIPlugin)(nil),             // 35: shoal.api.CNIPlugin
+	(*NetworkSpec)(nil),           // 36: shoal.api.NetworkSpec
+	(*Network)(nil),               // 37: shoal.api.Network
+	(*StoreAction)(nil),           // 38: shoal.api.StoreAction
+	(*StoreTransaction)(nil),      // 39: shoal.api.StoreTransaction
+	(*StoreSnapshot)(nil),         // 40: shoal.api.StoreSnapshot
+	nil,                           // 41: shoal.api.Annotations.LabelsEntry
+	nil,                           // 42: shoal.api.NodeDescription.EngineLabelsEntry
+	nil,                           // 43: shoal.api.IPAMConfig.AuxAddressesEntry
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(*Resources)(nil),             // 45: shoal.api.Resources
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
+	(*TaskSpec)(nil),              // 47: shoal.api.TaskSpec
+	(*ReplicatedService)(nil),     // 48: shoal.api.ReplicatedService
+	(*GlobalService)(nil),         // 49: shoal.api.GlobalService
+	(*UpdateConfig)(nil),          // 50: shoal.api.UpdateConfig
+	(*EndpointSpec)(nil),          // 51: shoal.api.EndpointSpec
 }
 var file_api_objects_proto_depIdxs = []int32{
-	38, // 0: shoal.api.Meta.created_at:type_name -> google.protobuf.Timestamp
-	38, // 1: shoal.api.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	35, // 2: shoal.api.Annotations.labels:type_name -> shoal.api.Annotations.LabelsEntry
-	8,  // 3: shoal.api.NodeSpec.annotations:type_name -> shoal.api.Annotations
+	44, // 0: shoal.api.Meta.created_at:type_name -> google.protobuf.Timestamp
+	44, // 1: shoal.api.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	41, // 2: shoal.api.Annotations.labels:type_name -> shoal.api.Annotations.LabelsEntry
+	9,  // 3: shoal.api.NodeSpec.annotations:type_name -> shoal.api.Annotations
 	0,  // 4: shoal.api.NodeSpec.desired_role:type_name -> shoal.api.NodeRole
 	1,  // 5: shoal.api.NodeSpec.availability:type_name -> shoal.api.NodeAvailability
-	39, // 6: shoal.api.NodeDescription.resources:type_name -> shoal.api.Resources
-	36, // 7: shoal.api.NodeDescription.engine_labels:type_name -> shoal.api.NodeDescription.EngineLabelsEntry
+	45, // 6: shoal.api.NodeDescription.resources:type_name -> shoal.api.Resources
+	42, // 7: shoal.api.NodeDescription.engine_labels:type_name -> shoal.api.NodeDescription.EngineLabelsEntry
 	2,  // 8: shoal.api.NodeStatus.state:type_name -> shoal.api.NodeState
 	3,  // 9: shoal.api.ManagerStatus.reachability:type_name -> shoal.api.Reachability
 	0,  // 10: shoal.api.NodeCertificate.role:type_name -> shoal.api.NodeRole
-	38, // 11: shoal.api.NodeCertificate.not_after:type_name -> google.protobuf.Timestamp
-	7,  // 12: shoal.api.Node.meta:type_name -> shoal.api.Meta
-	9,  // 13: shoal.api.Node.spec:type_name -> shoal.api.NodeSpec
-	10, // 14: shoal.api.Node.description:type_name -> shoal.api.NodeDescription
-	11, // 15: shoal.api.Node.status:type_name -> shoal.api.NodeStatus
-	12, // 16: shoal.api.Node.manager_status:type_name -> shoal.api.ManagerStatus
+	44, // 11: shoal.api.NodeCertificate.not_after:type_name -> google.protobuf.Timestamp
+	8,  // 12: shoal.api.Node.meta:type_name -> shoal.api.Meta
+	10, // 13: shoal.api.Node.spec:type_name -> shoal.api.NodeSpec
+	11, // 14: shoal.api.Node.description:type_name -> shoal.api.NodeDescription
+	12, // 15: shoal.api.Node.status:type_name -> shoal.api.NodeStatus
+	13, // 16: shoal.api.Node.manager_status:type_name -> shoal.api.ManagerStatus
 	0,  // 17: shoal.api.Node.role:type_name -> shoal.api.NodeRole
-	13, // 18: shoal.api.Node.certificate:type_name -> shoal.api.NodeCertificate
-	15, // 19: shoal.api.RootCA.join_tokens:type_name -> shoal.api.JoinTokens
-	40, // 20: shoal.api.CAConfig.node_cert_expiry:type_name -> google.protobuf.Duration
-	40, // 21: shoal.api.DispatcherConfig.heartbeat_period:type_name -> google.protobuf.Duration
-	8,  // 22: shoal.api.ClusterSpec.annotations:type_name -> shoal.api.Annotations
-	17, // 23: shoal.api.ClusterSpec.ca_config:type_name -> shoal.api.CAConfig
-	18, // 24: shoal.api.ClusterSpec.raft:type_name -> shoal.api.RaftConfig
-	19, // 25: shoal.api.ClusterSpec.dispatcher:type_name -> shoal.api.DispatcherConfig
-	20, // 26: shoal.api.ClusterSpec.orchestration:type_name -> shoal.api.OrchestrationConfig
-	7,  // 27: shoal.api.Cluster.meta:type_name -> shoal.api.Meta
-	21, // 28: shoal.api.Cluster.spec:type_name -> shoal.api.ClusterSpec
-	16, // 29: shoal.api.Cluster.root_ca:type_name -> shoal.api.RootCA
-	8,  // 30: shoal.api.ServiceSpec.annotations:type_name -> shoal.api.Annotations
-	41, // 31: shoal.api.ServiceSpec.task:type_name -> shoal.api.TaskSpec
-	42, // 32: shoal.api.ServiceSpec.replicated:type_name -> shoal.api.ReplicatedService
-	43, // 33: shoal.api.ServiceSpec.global:type_name -> shoal.api.GlobalService
-	44, // 34: shoal.api.ServiceSpec.update:type_name -> shoal.api.UpdateConfig
-	44, // 35: shoal.api.ServiceSpec.rollback:type_name -> shoal.api.UpdateConfig
-	45, // 36: shoal.api.ServiceSpec.endpoint:type_name -> shoal.api.EndpointSpec
-	5,  // 37: shoal.api.UpdateStatus.state:type_name -> shoal.api.UpdateStatus.State
-	38, // 38: shoal.api.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	38, // 39: shoal.api.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	7,  // 40: shoal.api.Service.meta:type_name -> shoal.api.Meta
-	23, // 41: shoal.api.Service.spec:type_name -> shoal.api.ServiceSpec
-	23, // 42: shoal.api.Service.previous_spec:type_name -> shoal.api.ServiceSpec
-	24, // 43: shoal.api.Service.update_status:type_name -> shoal.api.UpdateStatus
-	4,  // 44: shoal.api.TaskStatus.state:type_name -> shoal.api.TaskState
-	38, // 45: shoal.api.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	7,  // 46: shoal.api.Task.meta:type_name -> shoal.api.Meta
-	41, // 47: shoal.api.Task.spec:type_name -> shoal.api.TaskSpec
-	4,  // 48: shoal.api.Task.desired_state:type_name -> shoal.api.TaskState
-	26, // 49: shoal.api.Task.status:type_name -> shoal.api.TaskStatus
-	45, // 50: shoal.api.Task.endpoint:type_name -> shoal.api.EndpointSpec
-	37, // 51: shoal.api.IPAMConfig.aux_addresses:type_name -> shoal.api.IPAMConfig.AuxAddressesEntry
-	8,  // 52: shoal.api.NetworkSpec.annotations:type_name -> shoal.api.Annotations
-	28, // 53: shoal.api.NetworkSpec.ipam:type_name -> shoal.api.IPAMConfig
-	29, // 54: shoal.api.NetworkSpec.plugins:type_name -> shoal.api.CNIPlugin
-	7,  // 55: shoal.api.Network.meta:type_name -> shoal.api.Meta
-	30, // 56: shoal.api.Network.spec:type_name -> shoal.api.NetworkSpec
-	6,  // 57: shoal.api.StoreAction.kind:type_name -> shoal.api.StoreAction.Kind
-	14, // 58: shoal.api.StoreAction.node:type_name -> shoal.api.Node
-	22, // 59: shoal.api.StoreAction.cluster:type_name -> shoal.api.Cluster
-	25, // 60: shoal.api.StoreAction.service:type_name -> shoal.api.Service
-	27, // 61: shoal.api.StoreAction.task:type_name -> shoal.api.Task
-	31, // 62: shoal.api.StoreAction.network:type_name -> shoal.api.Network
-	32, // 63: shoal.api.StoreTransaction.actions:type_name -> shoal.api.StoreAction
-	14, // 64: shoal.api.StoreSnapshot.nodes:type_name -> shoal.api.Node
-	22, // 65: shoal.api.StoreSnapshot.clusters:type_name -> shoal.api.Cluster
-	25, // 66: shoal.api.StoreSnapshot.services:type_name -> shoal.api.Service
-	27, // 67: shoal.api.StoreSnapshot.tasks:type_name -> shoal.api.Task
-	31, // 68: shoal.api.StoreSnapshot.networks:type_name -> shoal.api.Network
-	69, // [69:69] is the sub-list for method output_type
-	69, // [69:69] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	14, // 18: shoal.api.Node.certificate:type_name -> shoal.api.NodeCertificate
+	16, // 19: shoal.api.RootCA.join_tokens:type_name -> shoal.api.JoinTokens
+	46, // 20: shoal.api.CAConfig.node_cert_expiry:type_name -> google.protobuf.Duration
+	46, // 21: shoal.api.DispatcherConfig.heartbeat_period:type_name -> google.protobuf.Duration
+	9,  // 22: shoal.api.ClusterSpec.annotations:type_name -> shoal.api.Annotations
+	18, // 23: shoal.api.ClusterSpec.ca_config:type_name -> shoal.api.CAConfig
+	19, // 24: shoal.api.ClusterSpec.raft:type_name -> shoal.api.RaftConfig
+	20, // 25: shoal.api.ClusterSpec.dispatcher:type_name -> shoal.api.DispatcherConfig
+	21, // 26: shoal.api.ClusterSpec.orchestration:type_name -> shoal.api.OrchestrationConfig
+	8,  // 27: shoal.api.Cluster.meta:type_name -> shoal.api.Meta
+	22, // 28: shoal.api.Cluster.spec:type_name -> shoal.api.ClusterSpec
+	17, // 29: shoal.api.Cluster.root_ca:type_name -> shoal.api.RootCA
+	9,  // 30: shoal.api.ServiceSpec.annotations:type_name -> shoal.api.Annotations
+	47, // 31: shoal.api.ServiceSpec.task:type_name -> shoal.api.TaskSpec
+	48, // 32: shoal.api.ServiceSpec.replicated:type_name -> shoal.api.ReplicatedService
+	49, // 33: shoal.api.ServiceSpec.global:type_name -> shoal.api.GlobalService
+	50, // 34: shoal.api.ServiceSpec.update:type_name -> shoal.api.UpdateConfig
+	50, // 35: shoal.api.ServiceSpec.rollback:type_name -> shoal.api.UpdateConfig
+	51, // 36: shoal.api.ServiceSpec.endpoint:type_name -> shoal.api.EndpointSpec
+	46, // 37: shoal.api.ServiceSpec.ip_hold:type_name -> google.protobuf.Duration
+	5,  // 38: shoal.api.UpdateStatus.state:type_name -> shoal.api.UpdateStatus.State
+	44, // 39: shoal.api.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	44, // 40: shoal.api.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 41: shoal.api.Service.meta:type_name -> shoal.api.Meta
+	24, // 42: shoal.api.Service.spec:type_name -> shoal.api.ServiceSpec
+	24, // 43: shoal.api.Service.previous_spec:type_name -> shoal.api.ServiceSpec
+	25, // 44: shoal.api.Service.update_status:type_name -> shoal.api.UpdateStatus
+	4,  // 45: shoal.api.TaskStatus.state:type_name -> shoal.api.TaskState
+	44, // 46: shoal.api.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 47: shoal.api.Task.meta:type_name -> shoal.api.Meta
+	47, // 48: shoal.api.Task.spec:type_name -> shoal.api.TaskSpec
+	4,  // 49: shoal.api.Task.desired_state:type_name -> shoal.api.TaskState
+	27, // 50: shoal.api.Task.status:type_name -> shoal.api.TaskStatus
+	51, // 51: shoal.api.Task.endpoint:type_name -> shoal.api.EndpointSpec
+	29, // 52: shoal.api.Task.networks:type_name -> shoal.api.NetworkAttachment
+	8,  // 53: shoal.api.IPBinding.meta:type_name -> shoal.api.Meta
+	6,  // 54: shoal.api.IPBinding.kind:type_name -> shoal.api.IPBinding.Kind
+	44, // 55: shoal.api.IPBinding.held_since:type_name -> google.protobuf.Timestamp
+	31, // 56: shoal.api.IPBinding.history:type_name -> shoal.api.BindingHolder
+	44, // 57: shoal.api.BindingHolder.since:type_name -> google.protobuf.Timestamp
+	33, // 58: shoal.api.SubnetAllocation.cooling:type_name -> shoal.api.ReleasedAddress
+	44, // 59: shoal.api.ReleasedAddress.released_at:type_name -> google.protobuf.Timestamp
+	43, // 60: shoal.api.IPAMConfig.aux_addresses:type_name -> shoal.api.IPAMConfig.AuxAddressesEntry
+	9,  // 61: shoal.api.NetworkSpec.annotations:type_name -> shoal.api.Annotations
+	34, // 62: shoal.api.NetworkSpec.ipam:type_name -> shoal.api.IPAMConfig
+	35, // 63: shoal.api.NetworkSpec.plugins:type_name -> shoal.api.CNIPlugin
+	8,  // 64: shoal.api.Network.meta:type_name -> shoal.api.Meta
+	36, // 65: shoal.api.Network.spec:type_name -> shoal.api.NetworkSpec
+	32, // 66: shoal.api.Network.allocation:type_name -> shoal.api.SubnetAllocation
+	7,  // 67: shoal.api.StoreAction.kind:type_name -> shoal.api.StoreAction.Kind
+	15, // 68: shoal.api.StoreAction.node:type_name -> shoal.api.Node
+	23, // 69: shoal.api.StoreAction.cluster:type_name -> shoal.api.Cluster
+	26, // 70: shoal.api.StoreAction.service:type_name -> shoal.api.Service
+	28, // 71: shoal.api.StoreAction.task:type_name -> shoal.api.Task
+	37, // 72: shoal.api.StoreAction.network:type_name -> shoal.api.Network
+	30, // 73: shoal.api.StoreAction.binding:type_name -> shoal.api.IPBinding
+	38, // 74: shoal.api.StoreTransaction.actions:type_name -> shoal.api.StoreAction
+	15, // 75: shoal.api.StoreSnapshot.nodes:type_name -> shoal.api.Node
+	23, // 76: shoal.api.StoreSnapshot.clusters:type_name -> shoal.api.Cluster
+	26, // 77: shoal.api.StoreSnapshot.services:type_name -> shoal.api.Service
+	28, // 78: shoal.api.StoreSnapshot.tasks:type_name -> shoal.api.Task
+	37, // 79: shoal.api.StoreSnapshot.networks:type_name -> shoal.api.Network
+	30, // 80: shoal.api.StoreSnapshot.bindings:type_name -> shoal.api.IPBinding
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_api_objects_proto_init() }
@@ -2880,20 +3467,21 @@ func file_api_objects_proto_init() {
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 	}
-	file_api_objects_proto_msgTypes[25].OneofWrappers = []any{
+	file_api_objects_proto_msgTypes[30].OneofWrappers = []any{
 		(*StoreAction_Node)(nil),
 		(*StoreAction_Cluster)(nil),
 		(*StoreAction_Service)(nil),
 		(*StoreAction_Task)(nil),
 		(*StoreAction_Network)(nil),
+		(*StoreAction_Binding)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_objects_proto_rawDesc), len(file_api_objects_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   31,
+			NumEnums:      8,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -884,8 +884,14 @@ func (x *Placement) GetPlatforms() []*Platform {
 type NetworkAttachmentConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// target is a network name or ID.
-	Target        string   `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
-	Aliases       []string `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	Target  string   `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Aliases []string `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// ips pins slots of a replicated service to addresses of this network:
+	// slot → address, without prefix length (--ip SLOT=ADDR).
+	Ips map[uint64]string `protobuf:"bytes,3,rep,name=ips,proto3" json:"ips,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// ip_range pins slot i to the i-th address of a CIDR or an A-B range
+	// inside the network's subnet (--ip-range); ips win over it.
+	IpRange       string `protobuf:"bytes,4,opt,name=ip_range,json=ipRange,proto3" json:"ip_range,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -932,6 +938,20 @@ func (x *NetworkAttachmentConfig) GetAliases() []string {
 		return x.Aliases
 	}
 	return nil
+}
+
+func (x *NetworkAttachmentConfig) GetIps() map[uint64]string {
+	if x != nil {
+		return x.Ips
+	}
+	return nil
+}
+
+func (x *NetworkAttachmentConfig) GetIpRange() string {
+	if x != nil {
+		return x.IpRange
+	}
+	return ""
 }
 
 type TaskSpec struct {
@@ -1369,10 +1389,15 @@ const file_api_specs_proto_rawDesc = "" +
 	"\vconstraints\x18\x01 \x03(\tR\vconstraints\x12@\n" +
 	"\vpreferences\x18\x02 \x03(\v2\x1e.shoal.api.PlacementPreferenceR\vpreferences\x12!\n" +
 	"\fmax_replicas\x18\x03 \x01(\x04R\vmaxReplicas\x121\n" +
-	"\tplatforms\x18\x04 \x03(\v2\x13.shoal.api.PlatformR\tplatforms\"K\n" +
+	"\tplatforms\x18\x04 \x03(\v2\x13.shoal.api.PlatformR\tplatforms\"\xdd\x01\n" +
 	"\x17NetworkAttachmentConfig\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
-	"\aaliases\x18\x02 \x03(\tR\aaliases\"\xcc\x02\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\x12=\n" +
+	"\x03ips\x18\x03 \x03(\v2+.shoal.api.NetworkAttachmentConfig.IpsEntryR\x03ips\x12\x19\n" +
+	"\bip_range\x18\x04 \x01(\tR\aipRange\x1a6\n" +
+	"\bIpsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x02\n" +
 	"\bTaskSpec\x126\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x18.shoal.api.ContainerSpecR\tcontainer\x12=\n" +
 	"\tresources\x18\x02 \x01(\v2\x1f.shoal.api.ResourceRequirementsR\tresources\x122\n" +
@@ -1432,7 +1457,7 @@ func file_api_specs_proto_rawDescGZIP() []byte {
 }
 
 var file_api_specs_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_api_specs_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_api_specs_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_api_specs_proto_goTypes = []any{
 	(Mount_Type)(0),                 // 0: shoal.api.Mount.Type
 	(RestartPolicy_Condition)(0),    // 1: shoal.api.RestartPolicy.Condition
@@ -1457,7 +1482,8 @@ var file_api_specs_proto_goTypes = []any{
 	(*PortConfig)(nil),              // 20: shoal.api.PortConfig
 	(*EndpointSpec)(nil),            // 21: shoal.api.EndpointSpec
 	nil,                             // 22: shoal.api.ContainerSpec.LabelsEntry
-	(*durationpb.Duration)(nil),     // 23: google.protobuf.Duration
+	nil,                             // 23: shoal.api.NetworkAttachmentConfig.IpsEntry
+	(*durationpb.Duration)(nil),     // 24: google.protobuf.Duration
 }
 var file_api_specs_proto_depIdxs = []int32{
 	7,  // 0: shoal.api.ResourceRequirements.limits:type_name -> shoal.api.Resources
@@ -1465,30 +1491,31 @@ var file_api_specs_proto_depIdxs = []int32{
 	0,  // 2: shoal.api.Mount.type:type_name -> shoal.api.Mount.Type
 	22, // 3: shoal.api.ContainerSpec.labels:type_name -> shoal.api.ContainerSpec.LabelsEntry
 	9,  // 4: shoal.api.ContainerSpec.mounts:type_name -> shoal.api.Mount
-	23, // 5: shoal.api.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	24, // 5: shoal.api.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	1,  // 6: shoal.api.RestartPolicy.condition:type_name -> shoal.api.RestartPolicy.Condition
-	23, // 7: shoal.api.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	23, // 8: shoal.api.RestartPolicy.window:type_name -> google.protobuf.Duration
+	24, // 7: shoal.api.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	24, // 8: shoal.api.RestartPolicy.window:type_name -> google.protobuf.Duration
 	13, // 9: shoal.api.Placement.preferences:type_name -> shoal.api.PlacementPreference
 	12, // 10: shoal.api.Placement.platforms:type_name -> shoal.api.Platform
-	10, // 11: shoal.api.TaskSpec.container:type_name -> shoal.api.ContainerSpec
-	8,  // 12: shoal.api.TaskSpec.resources:type_name -> shoal.api.ResourceRequirements
-	11, // 13: shoal.api.TaskSpec.restart:type_name -> shoal.api.RestartPolicy
-	14, // 14: shoal.api.TaskSpec.placement:type_name -> shoal.api.Placement
-	15, // 15: shoal.api.TaskSpec.networks:type_name -> shoal.api.NetworkAttachmentConfig
-	23, // 16: shoal.api.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	2,  // 17: shoal.api.UpdateConfig.failure_action:type_name -> shoal.api.UpdateConfig.FailureAction
-	23, // 18: shoal.api.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	3,  // 19: shoal.api.UpdateConfig.order:type_name -> shoal.api.UpdateConfig.Order
-	4,  // 20: shoal.api.PortConfig.protocol:type_name -> shoal.api.PortConfig.Protocol
-	5,  // 21: shoal.api.PortConfig.publish_mode:type_name -> shoal.api.PortConfig.PublishMode
-	6,  // 22: shoal.api.EndpointSpec.mode:type_name -> shoal.api.EndpointSpec.Mode
-	20, // 23: shoal.api.EndpointSpec.ports:type_name -> shoal.api.PortConfig
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	23, // 11: shoal.api.NetworkAttachmentConfig.ips:type_name -> shoal.api.NetworkAttachmentConfig.IpsEntry
+	10, // 12: shoal.api.TaskSpec.container:type_name -> shoal.api.ContainerSpec
+	8,  // 13: shoal.api.TaskSpec.resources:type_name -> shoal.api.ResourceRequirements
+	11, // 14: shoal.api.TaskSpec.restart:type_name -> shoal.api.RestartPolicy
+	14, // 15: shoal.api.TaskSpec.placement:type_name -> shoal.api.Placement
+	15, // 16: shoal.api.TaskSpec.networks:type_name -> shoal.api.NetworkAttachmentConfig
+	24, // 17: shoal.api.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	2,  // 18: shoal.api.UpdateConfig.failure_action:type_name -> shoal.api.UpdateConfig.FailureAction
+	24, // 19: shoal.api.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	3,  // 20: shoal.api.UpdateConfig.order:type_name -> shoal.api.UpdateConfig.Order
+	4,  // 21: shoal.api.PortConfig.protocol:type_name -> shoal.api.PortConfig.Protocol
+	5,  // 22: shoal.api.PortConfig.publish_mode:type_name -> shoal.api.PortConfig.PublishMode
+	6,  // 23: shoal.api.EndpointSpec.mode:type_name -> shoal.api.EndpointSpec.Mode
+	20, // 24: shoal.api.EndpointSpec.ports:type_name -> shoal.api.PortConfig
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_api_specs_proto_init() }
@@ -1502,7 +1529,7 @@ func file_api_specs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_specs_proto_rawDesc), len(file_api_specs_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -36,14 +36,29 @@ func (p *Pool) State() State {
 			}
 		}
 	})
-	for x, at := range p.cooling {
-		st.Cooling = append(st.Cooling, Released{x.addr(p.is4), time.Unix(0, at).UTC()})
-	}
-	slices.SortFunc(st.Cooling, func(a, b Released) int { return a.Addr.Compare(b.Addr) })
-	if p.hasLast {
-		st.Last = p.last.addr(p.is4)
-	}
+	st.Cooling = p.CoolingAddrs()
+	st.Last = p.Last()
 	return st
+}
+
+// Last is State().Last without the walk over the allocated addresses: the address AllocateNext
+// returned last, the zero Addr if none yet. With CoolingAddrs it is what a caller must record
+// besides the allocated addresses themselves (see the package doc).
+func (p *Pool) Last() netip.Addr {
+	if !p.hasLast {
+		return netip.Addr{}
+	}
+	return p.last.addr(p.is4)
+}
+
+// CoolingAddrs is State().Cooling: the addresses cooling down, ascending.
+func (p *Pool) CoolingAddrs() []Released {
+	out := make([]Released, 0, len(p.cooling))
+	for x, at := range p.cooling {
+		out = append(out, Released{x.addr(p.is4), time.Unix(0, at).UTC()})
+	}
+	slices.SortFunc(out, func(a, b Released) int { return a.Addr.Compare(b.Addr) })
+	return out
 }
 
 // Restore replaces the pool's state with st, typically on a fresh pool built by New from the same

@@ -1,11 +1,14 @@
 package store
 
-// This file owns the secondary indexes: tasks by service and by node. The
-// reconcilers, the scheduler and the dispatcher read a service's or a node's
-// tasks on every change; without an index each read would walk every task
-// of the cluster.
+// This file owns the secondary indexes: tasks by service and by node,
+// bindings by service and by address. The reconcilers, the scheduler and the
+// dispatcher read a service's or a node's tasks on every change, and the
+// binding check looks an address up on every binding written; without an
+// index each read would walk every object of its kind in the cluster.
 
 import (
+	"strings"
+
 	"github.com/shoal/shoal/api"
 )
 
@@ -15,16 +18,33 @@ type index string
 const (
 	indexTaskService index = "task.service"
 	indexTaskNode    index = "task.node"
+	indexBindingSvc  index = "binding.service"
+	indexBindingAddr index = "binding.address"
 )
 
 // indexedFields says, for an object, under which key of which index it is
 // filed. An empty key files nothing.
 func indexedFields(o Object) map[index]string {
-	t, ok := o.(*api.Task)
-	if !ok {
-		return nil
+	switch t := o.(type) {
+	case *api.Task:
+		return map[index]string{indexTaskService: t.ServiceId, indexTaskNode: t.NodeId}
+	case *api.IPBinding:
+		return map[index]string{indexBindingSvc: t.ServiceId, indexBindingAddr: BindingAddressKey(t.NetworkId, t.Address)}
 	}
-	return map[index]string{indexTaskService: t.ServiceId, indexTaskNode: t.NodeId}
+	return nil
+}
+
+// BindingAddressKey is the key bindings are filed under by address: the
+// network and the address without its prefix length; "" (filed nowhere)
+// for a binding with no address.
+func BindingAddressKey(networkID, address string) string {
+	if address == "" {
+		return ""
+	}
+	if i := strings.IndexByte(address, '/'); i >= 0 {
+		address = address[:i]
+	}
+	return networkID + " " + address
 }
 
 // indexes maps index → key → set of object IDs; s.mu guards it.

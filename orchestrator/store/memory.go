@@ -273,6 +273,8 @@ func setMeta(o Object, m *api.Meta) {
 		t.Meta = m
 	case *api.Network:
 		t.Meta = m
+	case *api.IPBinding:
+		t.Meta = m
 	}
 }
 

@@ -32,10 +32,11 @@ const (
 	KindService Kind = "service"
 	KindTask    Kind = "task"
 	KindNetwork Kind = "network"
+	KindBinding Kind = "binding"
 )
 
 // kinds lists every table, in the order snapshots and restores walk them.
-var kinds = []Kind{KindCluster, KindNode, KindNetwork, KindService, KindTask}
+var kinds = []Kind{KindCluster, KindNode, KindNetwork, KindService, KindTask, KindBinding}
 
 // kindOf says which table an object belongs to.
 func kindOf(o Object) (Kind, error) {
@@ -50,6 +51,8 @@ func kindOf(o Object) (Kind, error) {
 		return KindTask, nil
 	case *api.Network:
 		return KindNetwork, nil
+	case *api.IPBinding:
+		return KindBinding, nil
 	}
 	return "", fmt.Errorf("%w: the store holds no %T", ErrInvalidObject, o)
 }
@@ -67,6 +70,8 @@ func actionObject(a *api.StoreAction) (Object, error) {
 		return t.Task, nil
 	case *api.StoreAction_Network:
 		return t.Network, nil
+	case *api.StoreAction_Binding:
+		return t.Binding, nil
 	}
 	return nil, fmt.Errorf("%w: store action without a known target", ErrInvalidObject)
 }
@@ -85,6 +90,8 @@ func newAction(kind api.StoreAction_Kind, o Object, expectedVersion uint64) (*ap
 		a.Target = &api.StoreAction_Task{Task: t}
 	case *api.Network:
 		a.Target = &api.StoreAction_Network{Network: t}
+	case *api.IPBinding:
+		a.Target = &api.StoreAction_Binding{Binding: t}
 	default:
 		return nil, fmt.Errorf("%w: the store holds no %T", ErrInvalidObject, o)
 	}

@@ -27,6 +27,7 @@ func (s *MemoryStore) SnapshotLater() func() ([]byte, error) {
 	services := tableObjects[*api.Service](s, KindService)
 	tasks := tableObjects[*api.Task](s, KindTask)
 	networks := tableObjects[*api.Network](s, KindNetwork)
+	bindings := tableObjects[*api.IPBinding](s, KindBinding)
 	s.mu.RUnlock()
 	return func() ([]byte, error) {
 		sortByID(nodes)
@@ -34,8 +35,9 @@ func (s *MemoryStore) SnapshotLater() func() ([]byte, error) {
 		sortByID(services)
 		sortByID(tasks)
 		sortByID(networks)
+		sortByID(bindings)
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&api.StoreSnapshot{
-			Nodes: nodes, Clusters: clusters, Services: services, Tasks: tasks, Networks: networks,
+			Nodes: nodes, Clusters: clusters, Services: services, Tasks: tasks, Networks: networks, Bindings: bindings,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("encode store snapshot: %w", err)
@@ -70,6 +72,10 @@ func (s *MemoryStore) Restore(index uint64, state []byte) error {
 	for _, t := range snap.Tasks {
 		tables[KindTask][t.Id] = t
 		ix.add(t)
+	}
+	for _, b := range snap.Bindings {
+		tables[KindBinding][b.Id] = b
+		ix.add(b)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

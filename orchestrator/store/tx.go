@@ -34,6 +34,12 @@ type ReadTx interface {
 	SharedTasksByService(serviceID string) []*api.Task
 	Network(id string) *api.Network
 	Networks() []*api.Network
+	Binding(id string) *api.IPBinding
+	Bindings() []*api.IPBinding
+	// BindingsByService and BindingsByAddress read through an index; the
+	// address is matched without its prefix length.
+	BindingsByService(serviceID string) []*api.IPBinding
+	BindingsByAddress(networkID, address string) []*api.IPBinding
 }
 
 // Tx reads the store, its own staged changes included, and stages changes.
@@ -67,8 +73,20 @@ func (r *readTx) TasksByService(id string) []*api.Task {
 func (r *readTx) TasksByNode(id string) []*api.Task {
 	return lookup[*api.Task](r.s, KindTask, indexTaskNode, id)
 }
-func (r *readTx) Network(id string) *api.Network { return get[*api.Network](r.s, KindNetwork, id) }
-func (r *readTx) Networks() []*api.Network       { return list[*api.Network](r.s, KindNetwork) }
+func (r *readTx) Network(id string) *api.Network   { return get[*api.Network](r.s, KindNetwork, id) }
+func (r *readTx) Networks() []*api.Network         { return list[*api.Network](r.s, KindNetwork) }
+func (r *readTx) Binding(id string) *api.IPBinding { return get[*api.IPBinding](r.s, KindBinding, id) }
+func (r *readTx) Bindings() []*api.IPBinding       { return list[*api.IPBinding](r.s, KindBinding) }
+func (r *readTx) BindingsByService(id string) []*api.IPBinding {
+	return lookup[*api.IPBinding](r.s, KindBinding, indexBindingSvc, id)
+}
+func (r *readTx) BindingsByAddress(networkID, address string) []*api.IPBinding {
+	key := BindingAddressKey(networkID, address)
+	if key == "" {
+		return nil
+	}
+	return lookup[*api.IPBinding](r.s, KindBinding, indexBindingAddr, key)
+}
 func (r *readTx) SharedTasksByService(id string) []*api.Task {
 	return lookupShared[*api.Task](r.s, KindTask, indexTaskService, id)
 }
@@ -149,6 +167,25 @@ func (t *tx) TasksByService(id string) []*api.Task {
 func (t *tx) Network(id string) *api.Network { return stagedGet(t, KindNetwork, id, t.readTx.Network) }
 
 func (t *tx) Networks() []*api.Network { return mergeStaged(t, KindNetwork, t.readTx.Networks(), nil) }
+
+func (t *tx) Binding(id string) *api.IPBinding {
+	return stagedGet(t, KindBinding, id, t.readTx.Binding)
+}
+
+func (t *tx) Bindings() []*api.IPBinding {
+	return mergeStaged(t, KindBinding, t.readTx.Bindings(), nil)
+}
+
+func (t *tx) BindingsByService(id string) []*api.IPBinding {
+	return mergeStaged(t, KindBinding, t.readTx.BindingsByService(id), func(x *api.IPBinding) bool { return x.ServiceId == id })
+}
+
+func (t *tx) BindingsByAddress(networkID, address string) []*api.IPBinding {
+	key := BindingAddressKey(networkID, address)
+	return mergeStaged(t, KindBinding, t.readTx.BindingsByAddress(networkID, address), func(x *api.IPBinding) bool {
+		return key != "" && BindingAddressKey(x.NetworkId, x.Address) == key
+	})
+}
 
 func (t *tx) SharedTasksByService(id string) []*api.Task {
 	return mergeStaged(t, KindTask, t.readTx.SharedTasksByService(id), func(x *api.Task) bool { return x.ServiceId == id })
