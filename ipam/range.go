@@ -72,3 +72,25 @@ func (r Range) String() string {
 }
 
 func (r Range) span() span { return span{u128Of(r.First), u128Of(r.Last)} }
+
+// Nth is the n-th address of r, counting from 0 (slot i of an --ip-range is Nth(i-1)); false
+// past r's end.
+func (r Range) Nth(n uint64) (netip.Addr, bool) {
+	if !r.IsValid() {
+		return netip.Addr{}, false
+	}
+	sp := r.span()
+	x := sp.first.add(u128{0, n})
+	if x.less(sp.first) || sp.last.less(x) {
+		return netip.Addr{}, false
+	}
+	return x.addr(r.First.Is4()), true
+}
+
+// Size is how many addresses r holds, saturated at the largest uint64.
+func (r Range) Size() uint64 {
+	if !r.IsValid() {
+		return 0
+	}
+	return r.span().size().saturated()
+}

@@ -66,6 +66,8 @@ type fakeControl struct {
 	// networkUsers names the services using each network (by ID), which
 	// RemoveNetwork refuses to remove.
 	networkUsers map[string][]string
+
+	bindings []*api.IPBinding
 }
 
 func (f *fakeControl) record(name string) {
@@ -454,6 +456,37 @@ func (f *fakeControl) RemoveNetwork(_ context.Context, req *api.RemoveNetworkReq
 	f.networkRemovals = append(f.networkRemovals, n.GetId())
 	f.networks = slices.DeleteFunc(f.networks, func(cand *api.Network) bool { return cand == n })
 	return &api.RemoveNetworkResponse{}, nil
+}
+
+// ListBindings filters by service and network, each named as the manager
+// accepts (ID, name or unique ID prefix).
+func (f *fakeControl) ListBindings(_ context.Context, req *api.ListBindingsRequest) (*api.ListBindingsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListBindings")
+	var serviceIDs, networkIDs []string
+	for _, ref := range req.GetServiceIds() {
+		svc, err := f.findService(ref)
+		if err != nil {
+			return nil, err
+		}
+		serviceIDs = append(serviceIDs, svc.GetId())
+	}
+	for _, ref := range req.GetNetworkIds() {
+		n, err := f.findNetwork(ref)
+		if err != nil {
+			return nil, err
+		}
+		networkIDs = append(networkIDs, n.GetId())
+	}
+	resp := &api.ListBindingsResponse{}
+	for _, b := range f.bindings {
+		if (len(serviceIDs) == 0 || slices.Contains(serviceIDs, b.GetServiceId())) &&
+			(len(networkIDs) == 0 || slices.Contains(networkIDs, b.GetNetworkId())) {
+			resp.Bindings = append(resp.Bindings, proto.Clone(b).(*api.IPBinding))
+		}
+	}
+	return resp, nil
 }
 
 func slicesDelete(nodes []*api.Node, n *api.Node) []*api.Node {

@@ -26,7 +26,7 @@ func newNetworkCommand(a *app) *cobra.Command {
 	cmd.AddCommand(
 		newNetworkCreateCommand(a),
 		newNetworkListCommand(a),
-		newInspectCommand(a, "NETWORK", "networks", getNetwork, printNetworkPretty),
+		newInspectCommand(a, "NETWORK", "networks", getNetwork, offline(printNetworkPretty)),
 		newNetworkRemoveCommand(a),
 	)
 	return cmd
@@ -102,4 +102,22 @@ func getNetwork(ctx context.Context, c api.ControlClient, ref string) (*api.Netw
 		return nil, fmt.Errorf("get network %s: %w", ref, errNoNetwork)
 	}
 	return resp.GetNetwork(), nil
+}
+
+// networkIDs resolves network references through the manager, asking once
+// per reference.
+func networkIDs(ctx context.Context, c api.ControlClient) networkResolver {
+	type answer struct {
+		id  string
+		err error
+	}
+	answers := map[string]answer{}
+	return func(ref string) (string, error) {
+		if a, ok := answers[ref]; ok {
+			return a.id, a.err
+		}
+		n, err := getNetwork(ctx, c, ref)
+		answers[ref] = answer{n.GetId(), err}
+		return n.GetId(), err
+	}
 }

@@ -30,7 +30,7 @@ func newNodeCommand(a *app) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newNodeListCommand(a),
-		newInspectCommand(a, "NODE", "nodes", getNode, printNodePretty),
+		newInspectCommand(a, "NODE", "nodes", getNode, offline(printNodePretty)),
 		newNodeRoleCommand(a, "promote", api.NodeRole_NODE_ROLE_MANAGER),
 		newNodeRoleCommand(a, "demote", api.NodeRole_NODE_ROLE_WORKER),
 		newNodeUpdateCommand(a),

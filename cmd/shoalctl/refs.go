@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/ctlconn"
 )
 
 // forEachRef runs fn for every NODE or SERVICE argument, going on after a
@@ -51,10 +52,7 @@ func getEach[T any](refs []string, get func(ref string) (T, error)) ([]T, error)
 	return got, errs
 }
 
-func isUnreachable(err error) bool {
-	var u *unreachableError
-	return errors.As(err, &u)
-}
+func isUnreachable(err error) bool { return ctlconn.IsUnreachable(err) }
 
 // isVersionConflict says err is an optimistic-concurrency failure, worth one
 // retry after re-reading. The manager answers those with Aborted and keeps
@@ -64,13 +62,23 @@ func isVersionConflict(err error) bool {
 	return status.Code(err) == codes.Aborted
 }
 
-// newInspectCommand is `node inspect` and `service inspect`: the objects
-// the arguments name (arg, e.g. "NODE"; kinds, e.g. "nodes"), which get
-// reads, as one JSON array or as summaries printPretty writes. An argument
+// prettyPrinter writes the summary of obj; it may ask the manager for more
+// than obj (names of the IDs obj holds, say).
+type prettyPrinter[T any] func(ctx context.Context, c api.ControlClient, w io.Writer, obj T) error
+
+// offline is a prettyPrinter that needs nothing but the object.
+func offline[T any](print func(w io.Writer, obj T) error) prettyPrinter[T] {
+	return func(_ context.Context, _ api.ControlClient, w io.Writer, obj T) error { return print(w, obj) }
+}
+
+// newInspectCommand is `node inspect`, `service inspect` and `network
+// inspect`: the objects the arguments name (arg, e.g. "NODE"; kinds, e.g.
+// "nodes"), which get reads, as one JSON array (the objects as the manager
+// has them, nothing added) or as summaries printPretty writes. An argument
 // naming nothing fails the command after the others are printed.
 func newInspectCommand[T proto.Message](a *app, arg, kinds string,
 	get func(ctx context.Context, c api.ControlClient, ref string) (T, error),
-	printPretty func(w io.Writer, obj T) error) *cobra.Command {
+	printPretty prettyPrinter[T]) *cobra.Command {
 	var (
 		format string
 		pretty bool
@@ -106,7 +114,7 @@ func newInspectCommand[T proto.Message](a *app, arg, kinds string,
 					if i > 0 {
 						fmt.Fprintln(a.stdout)
 					}
-					if err := printPretty(a.stdout, obj); err != nil {
+					if err := printPretty(ctx, c, a.stdout, obj); err != nil {
 						return err
 					}
 				}

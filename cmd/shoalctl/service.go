@@ -28,7 +28,7 @@ func newServiceCommand(a *app) *cobra.Command {
 		newServiceCreateCommand(a),
 		newServiceListCommand(a),
 		newServicePsCommand(a),
-		newInspectCommand(a, "SERVICE", "services", getService, printServicePretty),
+		newInspectCommand(a, "SERVICE", "services", getService, printServiceSummary),
 		newServiceUpdateCommand(a),
 		newServiceScaleCommand(a),
 		newServiceRollbackCommand(a),
@@ -83,6 +83,10 @@ func newServiceCreateCommand(a *app) *cobra.Command {
 			}
 			return a.withConnection(cmd, func(c api.ControlClient) error {
 				ctx, cancel := a.callContext(cmd.Context())
+				if err := sf.applyPins(spec, networkIDs(ctx, c)); err != nil {
+					cancel()
+					return err
+				}
 				resp, err := c.CreateService(ctx, &api.CreateServiceRequest{Spec: spec})
 				cancel()
 				if err != nil {

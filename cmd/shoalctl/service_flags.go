@@ -158,6 +158,20 @@ var scalarFlags = slices.Concat([]scalarFlag{
 			endpoint(s).Mode, err = parseEnum(v, endpointModes)
 			return err
 		}},
+	{name: "ip-hold", typ: "duration", scope: onBoth,
+		usage: "how long the addresses of slots removed by a scale-down stay reserved for them, e.g. 10m\n" +
+			"(0: until the service is removed, the default)",
+		apply: func(s *api.ServiceSpec, v string) error {
+			d, err := parseDuration(v)
+			if err != nil {
+				return err
+			}
+			s.IpHold = d
+			if d.AsDuration() == 0 {
+				s.IpHold = nil // unset and zero mean the same; unset keeps specs comparable
+			}
+			return nil
+		}},
 },
 	updateConfigFlags("update", "an update", func(s *api.ServiceSpec) **api.UpdateConfig { return &s.Update }, updateFailureActions),
 	updateConfigFlags("rollback", "a rollback", func(s *api.ServiceSpec) **api.UpdateConfig { return &s.Rollback }, rollbackFailureActions),
@@ -259,6 +273,7 @@ type serviceFlags struct {
 	scope   flagScope
 	scalars map[string]*string
 	lists   map[string]*[]string
+	pins    *pinFlags
 }
 
 // addServiceFlags registers the service flags of scope on cmd.
@@ -284,11 +299,13 @@ func addServiceFlags(cmd *cobra.Command, scope flagScope) *serviceFlags {
 		sf.lists[l.name+"-add"] = flags.StringArray(l.name+"-add", nil, "add or replace "+l.usage+"; repeatable")
 		sf.lists[l.name+"-rm"] = flags.StringArray(l.name+"-rm", nil, "remove "+l.rmUsage+"; repeatable")
 	}
+	sf.pins = addPinFlags(cmd, scope)
 	return sf
 }
 
 // newSpec builds create's spec: docker's defaults, IMAGE and its
-// arguments, then every flag given.
+// arguments, then every flag given but the pins, which it only checks:
+// applyPins writes them once networks can be resolved.
 func (sf *serviceFlags) newSpec(cmd *cobra.Command, image string, args []string) (*api.ServiceSpec, error) {
 	if err := checkImage(image); err != nil {
 		return nil, fmt.Errorf("invalid IMAGE %q: %w", image, err)
@@ -313,11 +330,24 @@ func (sf *serviceFlags) newSpec(cmd *cobra.Command, image string, args []string)
 			}
 		}
 	}
+	if err := sf.pins.parse(); err != nil {
+		return nil, err
+	}
 	return spec, nil
 }
 
+// applyPins writes the --ip and --ip-range pins into spec's attachments;
+// resolve names the networks the flags and the attachments give.
+func (sf *serviceFlags) applyPins(spec *api.ServiceSpec, resolve networkResolver) error {
+	return sf.pins.apply(spec, resolve)
+}
+
+// checkPins checks the pin flags' values, before anything is sent.
+func (sf *serviceFlags) checkPins() error { return sf.pins.parse() }
+
 // edit changes spec as update's flags say, leaving everything else alone.
-func (sf *serviceFlags) edit(cmd *cobra.Command, spec *api.ServiceSpec) error {
+// Pins apply last, to the networks as edited.
+func (sf *serviceFlags) edit(cmd *cobra.Command, spec *api.ServiceSpec, resolve networkResolver) error {
 	if err := sf.applyScalars(cmd, spec); err != nil {
 		return err
 	}
@@ -329,7 +359,7 @@ func (sf *serviceFlags) edit(cmd *cobra.Command, spec *api.ServiceSpec) error {
 			}
 		}
 	}
-	return nil
+	return sf.applyPins(spec, resolve)
 }
 
 // changed lists the service flags given, in --flag form.
@@ -341,6 +371,11 @@ func (sf *serviceFlags) changed(cmd *cobra.Command) []string {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(sf.lists)) {
+		if cmd.Flags().Changed(name) {
+			names = append(names, "--"+name)
+		}
+	}
+	for _, name := range sf.pins.names() {
 		if cmd.Flags().Changed(name) {
 			names = append(names, "--"+name)
 		}

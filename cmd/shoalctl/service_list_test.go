@@ -76,33 +76,33 @@ func TestServicePs(t *testing.T) {
 		{
 			name: "history under each slot's current task; a pending task says why",
 			args: []string{"web"},
-			want: `ID             NAME        IMAGE        NODE     DESIRED STATE   CURRENT STATE             ERROR                                                            PORTS
-webtask1new0   web.1       nginx:1.27   node-1   Running         Running 5 seconds ago
-webtask1old0    \_ web.1   nginx:1.27   node-1   Shutdown        Shutdown 10 minutes ago
-webtask1oom0    \_ web.1   nginx:1.27   node-1   Shutdown        Failed 2 hours ago        "task: non-zero exit (137): ki…"
-webtask2new0   web.2       nginx:1.27   mgr-1    Running         Running 50 seconds ago
-webtask3new0   web.3       nginx:1.27            Running         Pending 3 seconds ago     "no suitable node (1 node not available, 2 nodes lack 2 CPUs)"
+			want: `ID             NAME        IMAGE        NODE     ADDRESSES   DESIRED STATE   CURRENT STATE             ERROR                                                            PORTS
+webtask1new0   web.1       nginx:1.27   node-1               Running         Running 5 seconds ago
+webtask1old0    \_ web.1   nginx:1.27   node-1               Shutdown        Shutdown 10 minutes ago
+webtask1oom0    \_ web.1   nginx:1.27   node-1               Shutdown        Failed 2 hours ago        "task: non-zero exit (137): ki…"
+webtask2new0   web.2       nginx:1.27   mgr-1                Running         Running 50 seconds ago
+webtask3new0   web.3       nginx:1.27                        Running         Pending 3 seconds ago     "no suitable node (1 node not available, 2 nodes lack 2 CPUs)"
 `,
 			wantReq: &api.ListTasksRequest{ServiceIds: []string{idWeb}},
 		},
 		{
 			name: "no-trunc",
 			args: []string{"--no-trunc", "-f", "name=web.1", "web"},
-			want: `ID                          NAME        IMAGE                                NODE     DESIRED STATE   CURRENT STATE             ERROR                                                   PORTS
-webtask1new00000000000001   web.1       nginx:1.27@sha256:0123456789abcdef   node-1   Running         Running 5 seconds ago
-webtask1old00000000000001    \_ web.1   nginx:1.27@sha256:0123456789abcdef   node-1   Shutdown        Shutdown 10 minutes ago
-webtask1oom00000000000001    \_ web.1   nginx:1.27@sha256:0123456789abcdef   node-1   Shutdown        Failed 2 hours ago        "task: non-zero exit (137): killed by the OOM killer"
+			want: `ID                          NAME        IMAGE                                NODE     ADDRESSES   DESIRED STATE   CURRENT STATE             ERROR                                                   PORTS
+webtask1new00000000000001   web.1       nginx:1.27@sha256:0123456789abcdef   node-1               Running         Running 5 seconds ago
+webtask1old00000000000001    \_ web.1   nginx:1.27@sha256:0123456789abcdef   node-1               Shutdown        Shutdown 10 minutes ago
+webtask1oom00000000000001    \_ web.1   nginx:1.27@sha256:0123456789abcdef   node-1               Shutdown        Failed 2 hours ago        "task: non-zero exit (137): killed by the OOM killer"
 `,
 		},
 		{
 			name: "desired state running, global service with host ports",
 			args: []string{"--filter", "desired-state=running", "web", "api"},
-			want: `ID             NAME                             IMAGE           NODE     DESIRED STATE   CURRENT STATE                  ERROR                                                            PORTS
-apitaskA0000   api.w1ready000000000000000000d   example/api:2   node-1   Running         Running 3 hours ago                                                                             *:9000->9000/tcp
-apitaskC0000   api.w3disc0000000000000000000f   example/api:2   node-3   Running         Preparing about a minute ago                                                                    *:9000->9000/tcp
-webtask1new0   web.1                            nginx:1.27      node-1   Running         Running 5 seconds ago
-webtask2new0   web.2                            nginx:1.27      mgr-1    Running         Running 50 seconds ago
-webtask3new0   web.3                            nginx:1.27               Running         Pending 3 seconds ago          "no suitable node (1 node not available, 2 nodes lack 2 CPUs)"
+			want: `ID             NAME                             IMAGE           NODE     ADDRESSES   DESIRED STATE   CURRENT STATE                  ERROR                                                            PORTS
+apitaskA0000   api.w1ready000000000000000000d   example/api:2   node-1               Running         Running 3 hours ago                                                                             *:9000->9000/tcp
+apitaskC0000   api.w3disc0000000000000000000f   example/api:2   node-3               Running         Preparing about a minute ago                                                                    *:9000->9000/tcp
+webtask1new0   web.1                            nginx:1.27      node-1               Running         Running 5 seconds ago
+webtask2new0   web.2                            nginx:1.27      mgr-1                Running         Running 50 seconds ago
+webtask3new0   web.3                            nginx:1.27                           Running         Pending 3 seconds ago          "no suitable node (1 node not available, 2 nodes lack 2 CPUs)"
 `,
 			wantReq: &api.ListTasksRequest{ServiceIds: []string{idWeb, idAPI},
 				DesiredStates: []api.TaskState{api.TaskState_TASK_STATE_RUNNING}},
@@ -161,9 +161,9 @@ func TestNodePs(t *testing.T) {
 	f := newFakeServices()
 	sock := serve(t, f)
 	res := shoalctl(t, sock, "node", "ps", "-f", "desired-state=running", "node-1")
-	want := `ID             NAME                             IMAGE           NODE     DESIRED STATE   CURRENT STATE           ERROR   PORTS
-apitaskA0000   api.w1ready000000000000000000d   example/api:2   node-1   Running         Running 3 hours ago             *:9000->9000/tcp
-webtask1new0   web.1                            nginx:1.27      node-1   Running         Running 5 seconds ago
+	want := `ID             NAME                             IMAGE           NODE     ADDRESSES   DESIRED STATE   CURRENT STATE           ERROR   PORTS
+apitaskA0000   api.w1ready000000000000000000d   example/api:2   node-1               Running         Running 3 hours ago             *:9000->9000/tcp
+webtask1new0   web.1                            nginx:1.27      node-1               Running         Running 5 seconds ago
 `
 	res.check(t, 0, want, "")
 
@@ -209,7 +209,7 @@ func TestTaskNames(t *testing.T) {
 		{Id: "c", ServiceName: "api", NodeId: "n1"},
 	}
 	var names []string
-	for _, r := range taskRows(tasks, nil, false) {
+	for _, r := range taskRows(tasks, tableNames{}, false) {
 		names = append(names, r.cells[1])
 	}
 	// Slots sort as numbers, not as text.

@@ -1,7 +1,8 @@
 package main
 
 // This file owns `service inspect --pretty`: a service's spec and update
-// status for a human, in the units the flags take (1.5 CPUs, 512MiB).
+// status for a human, in the units the flags take (1.5 CPUs, 512MiB); the
+// Networks section is service_networks.go's.
 
 import (
 	"fmt"
@@ -15,8 +16,9 @@ import (
 	"github.com/shoal/shoal/api"
 )
 
-// printServicePretty prints one service for a human.
-func printServicePretty(w io.Writer, svc *api.Service) error {
+// printServicePretty prints one service for a human, with the addresses
+// nets holds (service_networks.go).
+func printServicePretty(w io.Writer, svc *api.Service, nets *serviceNetworks) error {
 	spec := svc.GetSpec()
 	var f fieldList
 	f.add("ID", svc.GetId())
@@ -102,16 +104,7 @@ func printServicePretty(w io.Writer, svc *api.Service) error {
 	f.add("  Max attempts", unlimitedIfZero(rp.GetMaxAttempts()))
 	f.add("  Window", durationOr(rp.GetWindow(), "0s (all time)"))
 
-	if nets := t.GetNetworks(); len(nets) > 0 {
-		names := make([]string, len(nets))
-		for i, n := range nets {
-			names[i] = n.GetTarget()
-			if len(n.GetAliases()) > 0 {
-				names[i] += " (aliases " + strings.Join(n.GetAliases(), ", ") + ")"
-			}
-		}
-		f.add("Networks", strings.Join(names, ", "))
-	}
+	nets.add(&f, spec)
 	f.add("Endpoint mode", enumName(spec.GetEndpoint().GetMode(), endpointModes))
 	for _, p := range spec.GetEndpoint().GetPorts() {
 		f.add("Port", formatPort(p))

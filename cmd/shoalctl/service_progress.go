@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/ctlconn"
 )
 
 // progressInterval is how often follow polls the manager; tests shorten it.
@@ -63,7 +64,7 @@ func (a *app) follow(cmd *cobra.Command, c api.ControlClient, svc *api.Service, 
 	case cmd.Context().Err() != nil:
 		fmt.Fprintf(a.stderr, "Stopped waiting for service %s; it goes on converging (see 'shoalctl service ps %s').\n", name, name)
 		return nil
-	case opts.timeout > 0 && (ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded && deadlineReached(ctx)):
+	case opts.timeout > 0 && (ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded && ctlconn.DeadlineReached(ctx)):
 		// (The manager may give up on a call a moment before ctx ends.)
 		return fmt.Errorf("service %s did not converge within %v: %d out of %d tasks running (see 'shoalctl service ps %s')",
 			name, opts.timeout, f.last.running, f.last.desired, name)

@@ -3,8 +3,9 @@ package main
 // This file owns the task table of `service ps` and `node ps`, printed as
 // docker prints it: IDs cut to 12 characters, each slot's current task
 // first with the tasks it replaced under it as " \_ web.3" rows, states
-// with their age ("Running 5 seconds ago"), and for a pending task the
-// scheduler's reason in ERROR.
+// with their age ("Running 5 seconds ago"), each task's address on each
+// network in ADDRESSES ("front=10.20.0.5"), and for a task waiting to be
+// placed the manager's reason in ERROR.
 
 import (
 	"cmp"
@@ -176,18 +177,28 @@ func (o *taskListOptions) list(ctx context.Context, c api.ControlClient, req *ap
 		return fmt.Errorf("list tasks: %w", err)
 	}
 	tasks := slices.DeleteFunc(resp.GetTasks(), func(t *api.Task) bool { return !o.keep(t) })
-	var hostnames map[string]string
+	var names tableNames
 	if !o.quiet && o.format == formatTable {
 		nodes, err := c.ListNodes(ctx, &api.ListNodesRequest{})
 		if err != nil {
 			return fmt.Errorf("list nodes: %w", err)
 		}
-		hostnames = make(map[string]string, len(nodes.GetNodes()))
+		names.hosts = make(map[string]string, len(nodes.GetNodes()))
 		for _, n := range nodes.GetNodes() {
-			hostnames[n.GetId()] = n.GetDescription().GetHostname()
+			names.hosts[n.GetId()] = n.GetDescription().GetHostname()
+		}
+		if slices.ContainsFunc(tasks, func(t *api.Task) bool { return len(t.GetNetworks()) > 0 }) {
+			nets, err := c.ListNetworks(ctx, &api.ListNetworksRequest{})
+			if err != nil {
+				return fmt.Errorf("list networks: %w", err)
+			}
+			names.networks = make(map[string]string, len(nets.GetNetworks()))
+			for _, n := range nets.GetNetworks() {
+				names.networks[n.GetId()] = networkName(n)
+			}
 		}
 	}
-	rows := taskRows(tasks, hostnames, o.noTrunc)
+	rows := taskRows(tasks, names, o.noTrunc)
 	switch {
 	case o.quiet:
 		for _, r := range rows {
@@ -205,7 +216,7 @@ func (o *taskListOptions) list(ctx context.Context, c api.ControlClient, req *ap
 	for i, r := range rows {
 		table[i] = r.cells
 	}
-	return printTable(w, []string{"ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"}, table)
+	return printTable(w, []string{"ID", "NAME", "IMAGE", "NODE", "ADDRESSES", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"}, table)
 }
 
 // taskName is a task's name: "web.3", or "web.<node id>" for a global
@@ -222,11 +233,17 @@ type taskRow struct {
 	cells []string
 }
 
+// tableNames are the names a task table shows for IDs: node ID →
+// hostname, network ID → network name. An ID missing shows as itself.
+type tableNames struct {
+	hosts, networks map[string]string
+}
+
 // taskRows orders tasks by service and slot (node for a global service),
 // newest first within a slot, and names every task after a slot's first
 // " \_ name", as its history.
-func taskRows(tasks []*api.Task, hostnames map[string]string, noTrunc bool) []taskRow {
-	host := func(t *api.Task) string { return cmp.Or(hostnames[t.GetNodeId()], t.GetNodeId()) }
+func taskRows(tasks []*api.Task, names tableNames, noTrunc bool) []taskRow {
+	host := func(t *api.Task) string { return cmp.Or(names.hosts[t.GetNodeId()], t.GetNodeId()) }
 	slices.SortStableFunc(tasks, func(x, y *api.Task) int {
 		return cmp.Or(
 			cmp.Compare(x.GetServiceName(), y.GetServiceName()),
@@ -247,6 +264,7 @@ func taskRows(tasks []*api.Task, hostnames map[string]string, noTrunc bool) []ta
 			name,
 			imageName(t.GetSpec().GetContainer().GetImage(), noTrunc),
 			host(t),
+			taskAddresses(t, names.networks, noTrunc),
 			stateTitle(t.GetDesiredState()),
 			currentState(t.GetStatus()),
 			taskError(t, noTrunc),
@@ -254,6 +272,23 @@ func taskRows(tasks []*api.Task, hostnames map[string]string, noTrunc bool) []ta
 		}})
 	}
 	return rows
+}
+
+// taskAddresses is the ADDRESSES column: "front=10.20.0.5" per network,
+// in the order of the task's spec, without the prefix length.
+func taskAddresses(t *api.Task, networkNames map[string]string, noTrunc bool) string {
+	parts := make([]string, 0, len(t.GetNetworks()))
+	for _, n := range t.GetNetworks() {
+		name := cmp.Or(networkNames[n.GetNetworkId()], shortID(n.GetNetworkId(), noTrunc))
+		parts = append(parts, name+"="+addrOnly(n.GetAddress()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// addrOnly drops the prefix length of "10.20.0.5/24".
+func addrOnly(cidr string) string {
+	addr, _, _ := strings.Cut(cidr, "/")
+	return addr
 }
 
 // slotNode is what tells a global service's slots apart: the node.
@@ -319,11 +354,14 @@ func taskError(t *api.Task, noTrunc bool) string {
 	return `"` + err + `"`
 }
 
-// pendingReason is why a pending task meant to run is not placed, if the
-// scheduler said: any message but the one a task is made with.
+// pendingReason is why a task meant to run is not placed, if the manager
+// said: for a pending task the scheduler's reason, any message but the one
+// a task is made with; for a new task the allocator's (waiting for its
+// slot's previous task to stop, say).
 func pendingReason(t *api.Task) string {
 	st := t.GetStatus()
-	if st.GetState() != api.TaskState_TASK_STATE_PENDING || t.GetDesiredState() > api.TaskState_TASK_STATE_RUNNING ||
+	waiting := st.GetState() == api.TaskState_TASK_STATE_PENDING || st.GetState() == api.TaskState_TASK_STATE_NEW
+	if !waiting || t.GetDesiredState() > api.TaskState_TASK_STATE_RUNNING ||
 		st.GetErr() != "" || st.GetMessage() == api.TaskMessagePendingScheduling {
 		return ""
 	}

@@ -35,6 +35,9 @@ func newServiceUpdateCommand(a *app) *cobra.Command {
 			if err := wait.check(); err != nil {
 				return err
 			}
+			if err := sf.checkPins(); err != nil {
+				return err
+			}
 			if changed := sf.changed(cmd); rollback && (len(changed) > 0 || force) {
 				if force {
 					changed = append(changed, "--force")
@@ -46,12 +49,13 @@ func newServiceUpdateCommand(a *app) *cobra.Command {
 			return a.withConnection(cmd, func(c api.ControlClient) error {
 				ctx, cancel := a.callContext(cmd.Context())
 				rollbackOnce := rollbackRequest(ref)
+				resolve := networkIDs(ctx, c)
 				svc, err := changeService(ctx, c, ref, func(svc *api.Service) (*api.UpdateServiceRequest, error) {
 					if rollback {
 						return rollbackOnce(svc)
 					}
 					spec := cloneSpec(svc)
-					if err := sf.edit(cmd, spec); err != nil {
+					if err := sf.edit(cmd, spec, resolve); err != nil {
 						return nil, err
 					}
 					if force {

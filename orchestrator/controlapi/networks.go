@@ -114,17 +114,50 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkReques
 // checks the same in its transaction, but a service attaching to the
 // network between that read and the commit would be missed: this check,
 // run as the delete applies, sees it. Networks are new with it, so, like
-// CheckNetworkConflicts, it needs no ChecksVersion bump.
+// CheckNetworkConflicts, it needs no ChecksVersion bump. It came with
+// bindings on the network among the uses; no entry written before then
+// deletes a network any binding was on (nothing wrote bindings), so that
+// needs none either.
 func CheckNetworkRemoval(after store.ReadTx, old *api.Network) error {
 	return networkInUse(after, old)
 }
 
-// networkInUse refuses the removal of nw while something uses it.
+// networkInUse refuses the removal of nw while something uses it: a
+// service or a stopping task (networkUsers), or else a binding on it that
+// the allocator has not freed yet, which it does once no task can still
+// use the address (the service was removed or detached, its last tasks
+// are stopping).
 func networkInUse(tx store.ReadTx, nw *api.Network) error {
 	if users := networkUsers(tx, nw.Id); users != "" {
 		return status.Errorf(codes.FailedPrecondition, "network %s is in use by %s; remove or detach those services first (stopping tasks go away by themselves)", networkName(nw), users)
 	}
+	if n, services := networkBindings(tx, nw.Id); n > 0 {
+		addresses := "addresses are"
+		if n == 1 {
+			addresses = "address is"
+		}
+		return status.Errorf(codes.FailedPrecondition, "network %s: %d %s still bound, by services %s; they are freed once the tasks that held them stopped, then remove the network again",
+			networkName(nw), n, addresses, strings.Join(services, ", "))
+	}
 	return nil
+}
+
+// networkBindings counts the bindings on the network id and names their
+// services, sorted. Network removal is rare, so it reads every binding.
+func networkBindings(tx store.ReadTx, id string) (int, []string) {
+	n, names := 0, make(map[string]bool)
+	for _, b := range tx.Bindings() {
+		if b.NetworkId == id {
+			n++
+			names[b.ServiceName] = true
+		}
+	}
+	services := make([]string, 0, len(names))
+	for name := range names {
+		services = append(services, name)
+	}
+	sort.Strings(services)
+	return n, services
 }
 
 // networkUsers says what in the state tx reads uses the network id: the
@@ -287,7 +320,8 @@ func checkNetworkConflicts(tx store.ReadTx, cur, nw *api.Network) error {
 // spec, whatever is named what later, and comparisons of specs (is this
 // update a change?) and of tasks with their service see one spelling.
 // A target no network answers to is refused, and so is a network
-// attached twice.
+// attached twice. Pinned addresses are rewritten in canonical form
+// (fd00::5, not FD00:0::5), for the same one spelling.
 func resolveNetworkTargets(tx store.ReadTx, spec *api.ServiceSpec) error {
 	atts := spec.GetTask().GetNetworks()
 	if len(atts) == 0 {
@@ -309,6 +343,11 @@ func resolveNetworkTargets(tx store.ReadTx, spec *api.ServiceSpec) error {
 		}
 		seen[nw.Id] = i
 		a.Target = nw.Id
+		for slot, text := range a.Ips {
+			if addr, err := parsePin(text); err == nil {
+				a.Ips[slot] = addr.String()
+			}
+		}
 	}
 	return nil
 }

@@ -519,3 +519,56 @@ func TestNetworkRemovalRacingServiceCreate(t *testing.T) {
 		t.Errorf("the network was removed under the service: %v", nws)
 	}
 }
+
+// Bindings left on a network after their services were removed (their
+// tasks still stopping) keep it, in the Control API's transaction and in
+// the store's check as the delete applies; a binding on another network
+// does not.
+func TestRemoveNetworkWithBindingsLeft(t *testing.T) {
+	e := newTestEnv(t)
+	front := e.createNetwork(t, networkSpec("front", "10.20.0.0/16"))
+	back := e.createNetwork(t, networkSpec("back", "10.30.0.0/16"))
+	gone := func(name string) *api.Service { return &api.Service{Id: "svc" + name, Spec: validSpec(name)} }
+	web, apiSvc := gone("web"), gone("api")
+	e.addBindings(t,
+		slotBinding("bweb1", web, front, 1, "10.20.0.5/16"),
+		slotBinding("bapi1", apiSvc, front, 1, "10.20.0.6/16"),
+		slotBinding("bapi2", apiSvc, front, 2, "10.20.0.7/16"),
+		slotBinding("bapiback", apiSvc, back, 1, "10.30.0.6/16"),
+	)
+	deleteBindings := func(ids ...string) {
+		t.Helper()
+		err := e.store.Update(t.Context(), func(tx store.Tx) error {
+			for _, id := range ids {
+				if err := tx.Delete(tx.Binding(id)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("delete bindings: %v", err)
+		}
+	}
+	removeDirectly := func() error {
+		return e.store.Update(t.Context(), func(tx store.Tx) error { return tx.Delete(tx.Network(front.Id)) })
+	}
+
+	tests := []struct {
+		freed []string
+		want  string
+	}{
+		{nil, "network front: 3 addresses are still bound, by services api, web; they are freed once the tasks that held them stopped"},
+		{[]string{"bapi1", "bapi2"}, "network front: 1 address is still bound, by services web"},
+	}
+	for _, tc := range tests {
+		deleteBindings(tc.freed...)
+		before := e.snapshot(t)
+		_, err := e.srv.RemoveNetwork(t.Context(), &api.RemoveNetworkRequest{NetworkId: "front"})
+		assertCode(t, err, codes.FailedPrecondition, tc.want)
+		assertCode(t, removeDirectly(), codes.FailedPrecondition, tc.want)
+		e.assertUnchanged(t, before)
+	}
+	deleteBindings("bweb1")
+	e.removeNetwork(t, "front")
+}

@@ -4,8 +4,9 @@
 //
 // It imports api, orchestrator/store, orchestrator/ca,
 // orchestrator/scheduler (whose placement language it validates specs
-// with) and ipam (whose pools it validates network subnets with); raft is reached through the Membership interface the manager
-// supplies.
+// with) and ipam (whose pools it validates network subnets and pinned
+// addresses with); raft is reached through the Membership interface the
+// manager supplies, the allocator through AllocatorSource.
 package controlapi
 
 // This file owns the server, the cluster-wide RPCs (cluster info, join
@@ -13,7 +14,8 @@ package controlapi
 // and turning errors into statuses. nodes.go owns the node RPCs,
 // services.go the service RPCs (servicespec.go and servicecheck.go their
 // validation), networks.go the network RPCs (networkspec.go their
-// validation) and tasks.go the task RPCs.
+// validation), tasks.go the task RPCs and bindings.go the IP binding and
+// allocator RPCs.
 
 import (
 	"context"
@@ -22,6 +24,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -61,6 +64,9 @@ type Server struct {
 	raft    Membership
 	localID string
 	log     *slog.Logger
+
+	allocMu sync.Mutex
+	alloc   AllocatorSource // nil until SetAllocatorSource; see bindings.go
 }
 
 // NewServer returns the Control service of the manager whose node ID is

@@ -2,24 +2,32 @@ package controlapi
 
 // This file owns the checks of a valid service spec against the cluster it
 // is written to: its name is free, its networks exist, constraints that
-// pin a node name one that exists, and its published ports clash with no
-// other service's. They run inside the write's transaction, on the state
-// it read; that state may be older than the one the write commits over,
-// so the name and port checks, which keep invariants across services, and
-// the network check, which a network's removal could otherwise race, run
-// once more in the store as the write applies (CheckServiceConflicts).
-// servicespec.go checks the spec on its own; networks.go finds the
-// networks a spec's attachments name (resolveNetworkTargets), before these
-// checks run.
+// pin a node name one that exists, its published ports clash with no
+// other service's, and the addresses it pins are its networks' to give
+// and no other binding's or service's (checkPins). They run inside the
+// write's transaction, on the state it read; that state may be older than
+// the one the write commits over, so the name and port checks, which keep
+// invariants across services, and the network check, which a network's
+// removal could otherwise race, run once more in the store as the write
+// applies (CheckServiceConflicts). servicespec.go checks the spec on its
+// own; networks.go finds the networks a spec's attachments name
+// (resolveNetworkTargets), before these checks run.
+//
+// Pins are checked only in the write's transaction, not again as it
+// applies: a binding the allocator writes between the read and the commit
+// is not seen, so the allocator must never give an address a spec pins to
+// another key; the pinned slot waits instead.
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/ipam"
 	"github.com/shoal/shoal/orchestrator/scheduler"
 	"github.com/shoal/shoal/orchestrator/store"
 )
@@ -34,6 +42,9 @@ func checkSpecInCluster(tx store.ReadTx, svc, cur *api.Service) error {
 		return err
 	}
 	if err := checkNetworksExist(tx, svc.Spec, cur.GetSpec()); err != nil {
+		return err
+	}
+	if err := checkPins(tx, svc, cur); err != nil {
 		return err
 	}
 	return checkConstraintNodesExist(tx, svc.Spec, cur.GetSpec())
@@ -210,4 +221,208 @@ func checkPortsFree(others []*api.Service, spec *api.ServiceSpec, held map[strin
 		}
 	}
 	return nil
+}
+
+// checkPins refuses an address svc pins (ips, or ip_range for the slots
+// up to the replicas) that its network cannot give: outside every subnet,
+// its network or broadcast address, or a gateway; an ip_range not inside
+// one subnet; and an address the write pins anew (cur, svc as stored, nil
+// for a new service, did not pin it to that slot) that another key's
+// binding holds or another service's spec pins. A binding of the same
+// (service, network, slot) holding it is the slot's own. The state is
+// the transaction's, so nothing is written when a pin is refused.
+func checkPins(tx store.ReadTx, svc, cur *api.Service) error {
+	var others []*api.Service // read once, when a pin is new
+	for i, a := range svc.GetSpec().GetTask().GetNetworks() {
+		field := fmt.Sprintf("spec.task.networks[%d]", i)
+		pins, err := attachmentPins(field, svc.Spec, a)
+		if err != nil {
+			return err
+		}
+		nw := tx.Network(a.Target)
+		if nw == nil || (len(pins) == 0 && a.IpRange == "") {
+			continue // no network: checkNetworksExist refused what is new
+		}
+		pools := networkPools(nw)
+		if err := checkRangeInSubnet(field+".ip_range", nw, pools, a.IpRange); err != nil {
+			return err
+		}
+		for _, p := range pins {
+			if err := checkPinAssignable(field, nw, pools, p); err != nil {
+				return err
+			}
+		}
+		fresh := pinsNewTo(pins, cur.GetSpec(), a.Target)
+		for _, p := range fresh {
+			if err := checkPinNotHeld(tx, field, svc.Id, nw, p); err != nil {
+				return err
+			}
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		if others == nil {
+			others = slices.DeleteFunc(tx.Services(), func(o *api.Service) bool { return o.Id == svc.Id })
+		}
+		if err := checkPinsNotPinned(field, nw, others, fresh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// networkPools builds the pools of nw's subnets as the allocator builds
+// them, in the order of its spec; a subnet that does not build (never
+// stored: networks are validated when created) is left out.
+func networkPools(nw *api.Network) []*ipam.Pool {
+	var pools []*ipam.Pool
+	for _, c := range nw.GetSpec().GetIpam() {
+		if pool, err := ipamPool("", c); err == nil {
+			pools = append(pools, pool)
+		}
+	}
+	return pools
+}
+
+// subnetList names pools' subnets for a refusal: "10.20.0.0/24, fd00::/64".
+func subnetList(pools []*ipam.Pool) string {
+	names := make([]string, len(pools))
+	for i, p := range pools {
+		names[i] = p.Config().Subnet.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkRangeInSubnet refuses an ip_range (spec, parsed already) whose
+// first and last addresses are not in one subnet of nw.
+func checkRangeInSubnet(field string, nw *api.Network, pools []*ipam.Pool, spec string) error {
+	if spec == "" {
+		return nil
+	}
+	r, err := ipam.ParseRange(spec)
+	if err != nil {
+		return ipamFieldError(field, err)
+	}
+	for _, p := range pools {
+		if p.Contains(r.First) && p.Contains(r.Last) {
+			return nil
+		}
+	}
+	return invalid(field, "%s is not inside a subnet of network %s (%s)", spec, networkName(nw), subnetList(pools))
+}
+
+// checkPinAssignable refuses a pin the network cannot give, by the ipam
+// rules the allocator pins with: an address of no subnet, a subnet's
+// network or broadcast address, or its gateway. Reserved (aux) addresses
+// may be pinned.
+func checkPinAssignable(field string, nw *api.Network, pools []*ipam.Pool, p slotPin) error {
+	for _, pool := range pools {
+		st := pool.Status(p.addr)
+		if st == ipam.StatusOutside {
+			continue
+		}
+		what := ""
+		switch st {
+		case ipam.StatusNetwork:
+			what = "the network address"
+			if p.addr.Is6() {
+				what = "the subnet-router anycast address"
+			}
+		case ipam.StatusBroadcast:
+			what = "the broadcast address"
+		case ipam.StatusGateway:
+			what = "the gateway"
+		default:
+			return nil
+		}
+		return invalid(p.field(field), "%s is %s of network %s's subnet %s, which no task may have",
+			p, what, networkName(nw), pool.Config().Subnet)
+	}
+	return invalid(p.field(field), "%s is in no subnet of network %s (%s)", p, networkName(nw), subnetList(pools))
+}
+
+// pinsNewTo returns the pins prev (the spec being replaced, nil for a new
+// service) did not make on the network target: the slot had no pin there,
+// or another address.
+func pinsNewTo(pins []slotPin, prev *api.ServiceSpec, target string) []slotPin {
+	i := slices.IndexFunc(prev.GetTask().GetNetworks(), func(a *api.NetworkAttachmentConfig) bool { return a.Target == target })
+	if i < 0 {
+		return pins
+	}
+	// A previous spec that old rules let through makes no pins here.
+	old, _ := attachmentPins("", prev, prev.Task.Networks[i])
+	// Both are sorted by slot: walk them side by side.
+	var fresh []slotPin
+	j := 0
+	for _, p := range pins {
+		for j < len(old) && old[j].slot < p.slot {
+			j++
+		}
+		if j == len(old) || old[j].slot != p.slot || old[j].addr != p.addr {
+			fresh = append(fresh, p)
+		}
+	}
+	return fresh
+}
+
+// checkPinNotHeld refuses a pin whose address a binding on nw holds for
+// another key than (service, nw, slot).
+func checkPinNotHeld(tx store.ReadTx, field, serviceID string, nw *api.Network, p slotPin) error {
+	for _, b := range tx.BindingsByAddress(nw.Id, p.addr.String()) {
+		if b.ServiceId == serviceID && b.Kind == api.IPBinding_KIND_SLOT && b.Slot == p.slot {
+			continue
+		}
+		return invalid(p.field(field), "%s on network %s is held by %s", p, networkName(nw), bindingHolder(b))
+	}
+	return nil
+}
+
+// bindingHolder names a binding's key, with what frees it when that is
+// only a matter of time or of a release.
+func bindingHolder(b *api.IPBinding) string {
+	var who string
+	switch b.Kind {
+	case api.IPBinding_KIND_NODE:
+		who = fmt.Sprintf("service %s on node %s", b.ServiceName, b.NodeId)
+	case api.IPBinding_KIND_VIP:
+		who = fmt.Sprintf("service %s as its virtual IP", b.ServiceName)
+	default:
+		who = fmt.Sprintf("service %s slot %d", b.ServiceName, b.Slot)
+	}
+	switch {
+	case b.ReleaseRequested:
+		who += " (released: it is free once no task uses it and its cooldown passed)"
+	case b.HeldSince != nil && b.Kind == api.IPBinding_KIND_SLOT:
+		who += fmt.Sprintf(" (kept since a scale-down; netctl ip release %s %d frees it)", b.ServiceName, b.Slot)
+	}
+	return who
+}
+
+// checkPinsNotPinned refuses a pin of fresh whose address one of others
+// pins on nw too: the address is that service's slot's, even before its
+// binding exists. Of several, the one of the lowest slot is refused.
+func checkPinsNotPinned(field string, nw *api.Network, others []*api.Service, fresh []slotPin) error {
+	index := make(map[netip.Addr]int, len(fresh)) // address → index in fresh
+	for i, p := range fresh {
+		index[p.addr] = i
+	}
+	first, owner, ownerSlot := len(fresh), "", uint64(0)
+	for _, o := range others {
+		for _, a := range o.GetSpec().GetTask().GetNetworks() {
+			if a.Target != nw.Id {
+				continue
+			}
+			pins, _ := attachmentPins("", o.Spec, a) // what old rules let through pins nothing
+			for _, op := range pins {
+				if i, hit := index[op.addr]; hit && i < first {
+					first, owner, ownerSlot = i, serviceName(o), op.slot
+				}
+			}
+		}
+	}
+	if first == len(fresh) {
+		return nil
+	}
+	p := fresh[first]
+	return invalid(p.field(field), "%s on network %s is pinned by service %s to its slot %d", p, networkName(nw), owner, ownerSlot)
 }

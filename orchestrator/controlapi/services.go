@@ -138,6 +138,13 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		var err error
 		if req.Rollback {
 			changed, err = true, rollbackService(cur, now)
+			if err == nil {
+				// The spec returned to was checked when it was written,
+				// but its pins and update order depend on its replicas
+				// and update configs, which changes since may have
+				// made to it (see updateService).
+				err = validateNetworkUse(cur.Spec)
+			}
 		} else {
 			// Targets become IDs before the comparison, so naming a
 			// network by its name again changes nothing.

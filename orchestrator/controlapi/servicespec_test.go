@@ -60,6 +60,27 @@ func withUpdate(u *api.UpdateConfig) func(*api.ServiceSpec) {
 	return func(s *api.ServiceSpec) { s.Update = u }
 }
 
+// withPins attaches the spec to network front with slot pins ips and the
+// range ipRange.
+func withPins(ips map[uint64]string, ipRange string) func(*api.ServiceSpec) {
+	return func(s *api.ServiceSpec) {
+		s.Task.Networks = []*api.NetworkAttachmentConfig{{Target: "front", Ips: ips, IpRange: ipRange}}
+	}
+}
+
+// global makes the spec's service global, after change.
+func global(change func(*api.ServiceSpec)) func(*api.ServiceSpec) {
+	return func(s *api.ServiceSpec) {
+		change(s)
+		s.Mode = &api.ServiceSpec_Global{Global: &api.GlobalService{}}
+	}
+}
+
+// both applies a then b.
+func both(a, b func(*api.ServiceSpec)) func(*api.ServiceSpec) {
+	return func(s *api.ServiceSpec) { a(s); b(s) }
+}
+
 // invalidSpecCases are specs refused on their own, whatever the cluster.
 var invalidSpecCases = []specCase{
 	{"no name", func(s *api.ServiceSpec) { s.Annotations = nil }, "spec.annotations.name", "required"},
@@ -158,6 +179,32 @@ var invalidSpecCases = []specCase{
 	{"ingress port with dnsrr", func(s *api.ServiceSpec) {
 		s.Endpoint = &api.EndpointSpec{Mode: api.EndpointSpec_MODE_DNSRR, Ports: []*api.PortConfig{{TargetPort: 80, PublishedPort: 8080}}}
 	}, "spec.endpoint.ports[0]", "needs the vip endpoint mode"},
+	{"start-first on a network", both(withNetworks("front"), withUpdate(&api.UpdateConfig{Order: api.UpdateConfig_ORDER_START_FIRST})),
+		"spec.update.order", "one IP is never held by two tasks, so the new task cannot start before the old one stopped; use stop-first"},
+	{"start-first rollback on a network", both(withNetworks("front"), func(s *api.ServiceSpec) {
+		s.Rollback = &api.UpdateConfig{Order: api.UpdateConfig_ORDER_START_FIRST}
+	}), "spec.rollback.order", "use stop-first"},
+	{"negative ip_hold", func(s *api.ServiceSpec) { s.IpHold = secs(-60) }, "spec.ip_hold", "negative"},
+	{"a pin for slot 0", withPins(map[uint64]string{1: "10.20.0.5", 0: "10.20.0.6"}, ""), "spec.task.networks[0].ips[0]", "slots number from 1"},
+	{"a pin that is no address", withPins(map[uint64]string{2: "10.20.0"}, ""), "spec.task.networks[0].ips[2]", `"10.20.0" is not an IP address`},
+	{"a pin with a prefix length", withPins(map[uint64]string{3: "10.20.0.5/24"}, ""), "spec.task.networks[0].ips[3]", "without a prefix length"},
+	{"a pin with a zone", withPins(map[uint64]string{1: "fe80::1%eth0"}, ""), "spec.task.networks[0].ips[1]", "has a zone"},
+	{"one address pinned to two slots", withPins(map[uint64]string{3: "10.20.0.5", 1: "10.20.0.5", 2: "10.20.0.6"}, ""),
+		"spec.task.networks[0].ips[3]", "10.20.0.5 is pinned to slot 1 too"},
+	{"one IPv6 address spelled two ways", withPins(map[uint64]string{1: "fd00:20::5", 2: "FD00:20:0::5"}, ""),
+		"spec.task.networks[0].ips[2]", "fd00:20::5 is pinned to slot 1 too"},
+	{"a range that does not parse", withPins(nil, "10.20.0.9-10.20.0.2"), "spec.task.networks[0].ip_range", "invalid range"},
+	{"a range with host bits", withPins(nil, "10.20.0.9/29"), "spec.task.networks[0].ip_range", "host bits set"},
+	{"a range shorter than the replicas", withPins(nil, "10.20.0.10-10.20.0.11"), "spec.task.networks[0].ip_range",
+		"10.20.0.10-10.20.0.11 holds 2 addresses, fewer than the 3 replicas: slot 3 would have none"},
+	{"a range giving a slot another slot's pin", withPins(map[uint64]string{3: "10.20.0.8"}, "10.20.0.8/30"),
+		"spec.task.networks[0].ip_range", "gives slot 1 the address 10.20.0.8, which ips pins to slot 3"},
+	{"pins on a global service", global(withPins(map[uint64]string{1: "10.20.0.5"}, "")), "spec.task.networks[0].ips",
+		"pins are per slot; a global service has none"},
+	{"a range on a global service", global(withPins(nil, "10.20.0.0/28")), "spec.task.networks[0].ip_range", "a global service has none"},
+	{"pins on the second network", func(s *api.ServiceSpec) {
+		s.Task.Networks = []*api.NetworkAttachmentConfig{{Target: "back"}, {Target: "front", Ips: map[uint64]string{4: "x"}}}
+	}, "spec.task.networks[1].ips[4]", "not an IP address"},
 }
 
 // validSpecCases are specs accepted on their own.
@@ -203,6 +250,15 @@ var validSpecCases = []specCase{
 		}}
 	}},
 	{name: "highest ports", change: withPorts(&api.PortConfig{TargetPort: 65535, PublishedPort: 65535})},
+	{name: "ip_hold zero and set", change: func(s *api.ServiceSpec) { s.IpHold = secs(0) }},
+	{name: "stop-first on a network", change: both(withNetworks("front"), withUpdate(&api.UpdateConfig{Order: api.UpdateConfig_ORDER_STOP_FIRST}))},
+	{name: "start-first without a network", change: withUpdate(&api.UpdateConfig{Order: api.UpdateConfig_ORDER_START_FIRST})},
+	{name: "pins, a slot yet to come among them, and a range", change: withPins(map[uint64]string{1: "10.20.0.5", 7: "fd00:20::7"}, "10.20.0.10-10.20.0.12")},
+	{name: "a range as long as the replicas", change: withPins(nil, "10.20.0.12/30")},
+	{name: "a short range with pins for the slots past it", change: withPins(map[uint64]string{3: "10.20.0.50"}, "10.20.0.10-10.20.0.11")},
+	{name: "a range pinning the address of a slot ips pins elsewhere", change: withPins(map[uint64]string{2: "10.20.0.50"}, "10.20.0.10-10.20.0.12")},
+	{name: "a range and no replicas", change: both(withPins(nil, "10.20.0.10"), func(s *api.ServiceSpec) { s.GetReplicated().Replicas = 0 })},
+	{name: "a range for the most replicas", change: both(withPins(nil, "10.0.0.0/8"), func(s *api.ServiceSpec) { s.GetReplicated().Replicas = controlapi.MaxReplicas })},
 }
 
 func specFor(tc specCase) *api.ServiceSpec {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/allocator"
 	"github.com/shoal/shoal/orchestrator/ca"
 	"github.com/shoal/shoal/orchestrator/reconcile/global"
 	"github.com/shoal/shoal/orchestrator/reconcile/replicated"
@@ -36,10 +37,16 @@ type leaderComponent struct {
 func (m *Manager) leaderComponents() []leaderComponent {
 	logFor := func(name string) *slog.Logger { return m.log.With("component", name) }
 	restarts := restart.NewSupervisor(m.store, logFor("restart"))
+	alloc := allocator.New(m.store, logFor("allocator"))
 	updates := update.NewSupervisor(m.store, logFor("update"))
 	return []leaderComponent{
 		{"cluster-bootstrap", m.ensureCluster},
 		{"dispatcher", m.dispatch.Run},
+		{"allocator", func(ctx context.Context) error {
+			m.allocator.Store(alloc)
+			defer m.allocator.CompareAndSwap(alloc, nil)
+			return alloc.Run(ctx)
+		}},
 		{"scheduler", scheduler.New(m.store, logFor("scheduler")).Run},
 		{"restart", restarts.Run},
 		{"replicated", replicated.New(m.store, restarts, updates, logFor("replicated")).Run},

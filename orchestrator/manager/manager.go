@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/allocator"
 	"github.com/shoal/shoal/orchestrator/ca"
 	"github.com/shoal/shoal/orchestrator/controlapi"
 	"github.com/shoal/shoal/orchestrator/dispatcher"
@@ -75,6 +77,10 @@ type Manager struct {
 	sock     net.Listener
 	log      *slog.Logger
 
+	// allocator is the running term's allocator, nil when this manager
+	// is not the leader; the Control API reads its state through it.
+	allocator atomic.Pointer[allocator.Allocator]
+
 	stopOnce sync.Once
 	ready    chan struct{}
 }
@@ -93,7 +99,7 @@ func New(cfg Config) (*Manager, error) {
 	// The store enforces the service and network invariants as each entry
 	// applies, replayed ones included, so it gets them before raft exists.
 	st := store.New(store.CheckOf(controlapi.CheckServiceConflicts), store.CheckOf(controlapi.CheckNetworkConflicts),
-		store.DeleteCheckOf(controlapi.CheckNetworkRemoval))
+		store.DeleteCheckOf(controlapi.CheckNetworkRemoval), store.CheckOf(allocator.CheckBindingConflicts))
 	m := &Manager{cfg: cfg, nodeID: cfg.Security.Identity().NodeID, store: st, log: cfg.Logger, ready: make(chan struct{})}
 	lis, err := net.Listen("tcp", cfg.ListenRemoteAPI)
 	if err != nil {
@@ -152,6 +158,7 @@ func (m *Manager) buildServers() {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 	)
 	controlSrv := controlapi.NewServer(m.store, m.members, m.nodeID, m.log.With("component", "controlapi"))
+	controlSrv.SetAllocatorSource(m)
 	api.RegisterRaftServer(m.remote, m.raft.Server())
 	api.RegisterCAServer(m.remote, ca.NewServer(&caBackend{store: m.store}, m.log.With("component", "ca")))
 	api.RegisterDispatcherServer(m.remote, m.dispatch)

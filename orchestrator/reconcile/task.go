@@ -56,12 +56,22 @@ func UpdateInProgress(service *api.Service) bool {
 	return false
 }
 
+// TaskMessageAllocating is the status message of a task made NEW: its
+// service attaches to networks, and it waits for the allocator to give it
+// its slot's addresses.
+const TaskMessageAllocating = "waiting for network addresses"
+
 // NewTask returns a task of service for slot (replicated) or nodeID
-// (global), desired RUNNING and observed PENDING: ready for the scheduler,
-// which places tasks with no node and admits those with one. (When network
-// allocation exists, tasks start NEW and the allocator makes them PENDING.)
+// (global), desired RUNNING. It starts NEW when the service attaches to
+// networks, for the allocator to give it its addresses and make it
+// PENDING; otherwise PENDING: ready for the scheduler, which places tasks
+// with no node and admits those with one.
 func NewTask(service *api.Service, slot uint64, nodeID string, now time.Time) *api.Task {
 	ts := timestamppb.New(now)
+	state, msg := api.TaskState_TASK_STATE_PENDING, api.TaskMessagePendingScheduling
+	if len(service.GetSpec().GetTask().GetNetworks()) > 0 {
+		state, msg = api.TaskState_TASK_STATE_NEW, TaskMessageAllocating
+	}
 	return &api.Task{
 		Id:           api.NewID(),
 		ServiceId:    service.Id,
@@ -72,11 +82,7 @@ func NewTask(service *api.Service, slot uint64, nodeID string, now time.Time) *a
 		SpecVersion:  service.SpecVersion,
 		Endpoint:     proto.Clone(service.GetSpec().GetEndpoint()).(*api.EndpointSpec),
 		DesiredState: api.TaskState_TASK_STATE_RUNNING,
-		Status: &api.TaskStatus{
-			State:     api.TaskState_TASK_STATE_PENDING,
-			Timestamp: ts,
-			Message:   api.TaskMessagePendingScheduling,
-		},
+		Status:       &api.TaskStatus{State: state, Timestamp: ts, Message: msg},
 	}
 }
 

@@ -40,6 +40,9 @@ type ReadTx interface {
 	// address is matched without its prefix length.
 	BindingsByService(serviceID string) []*api.IPBinding
 	BindingsByAddress(networkID, address string) []*api.IPBinding
+	// Version is the raft index of the last transaction the state read
+	// reflects.
+	Version() uint64
 }
 
 // Tx reads the store, its own staged changes included, and stages changes.
@@ -75,6 +78,7 @@ func (r *readTx) TasksByNode(id string) []*api.Task {
 }
 func (r *readTx) Network(id string) *api.Network   { return get[*api.Network](r.s, KindNetwork, id) }
 func (r *readTx) Networks() []*api.Network         { return list[*api.Network](r.s, KindNetwork) }
+func (r *readTx) Version() uint64                  { return r.s.applied }
 func (r *readTx) Binding(id string) *api.IPBinding { return get[*api.IPBinding](r.s, KindBinding, id) }
 func (r *readTx) Bindings() []*api.IPBinding       { return list[*api.IPBinding](r.s, KindBinding) }
 func (r *readTx) BindingsByService(id string) []*api.IPBinding {
@@ -121,6 +125,9 @@ type tx struct {
 	now     time.Time
 	changes map[Kind]map[string]*staged
 	order   []stagedKey
+	// bindingAddrs is stagedBindingsByAddress's index; nil until used
+	// and after each stage.
+	bindingAddrs map[string][]string
 }
 
 type stagedKey struct {
@@ -181,10 +188,42 @@ func (t *tx) BindingsByService(id string) []*api.IPBinding {
 }
 
 func (t *tx) BindingsByAddress(networkID, address string) []*api.IPBinding {
-	key := BindingAddressKey(networkID, address)
-	return mergeStaged(t, KindBinding, t.readTx.BindingsByAddress(networkID, address), func(x *api.IPBinding) bool {
-		return key != "" && BindingAddressKey(x.NetworkId, x.Address) == key
-	})
+	base := t.readTx.BindingsByAddress(networkID, address)
+	staged := t.changes[KindBinding]
+	if len(staged) == 0 {
+		return base
+	}
+	out := base[:0]
+	for _, b := range base {
+		if _, ok := staged[b.Id]; !ok {
+			out = append(out, b)
+		}
+	}
+	for _, id := range t.stagedBindingsByAddress()[BindingAddressKey(networkID, address)] {
+		if o, _ := t.stagedObject(KindBinding, id); o != nil {
+			out = append(out, o.(*api.IPBinding))
+		}
+	}
+	sortByID(out)
+	return out
+}
+
+// stagedBindingsByAddress files the staged bindings by address, as the
+// store's index files the committed ones; built on first use after each
+// stage, so the store check that looks up every binding a transaction
+// writes costs one pass over them, not one per binding.
+func (t *tx) stagedBindingsByAddress() map[string][]string {
+	if t.bindingAddrs == nil {
+		t.bindingAddrs = make(map[string][]string)
+		for id, st := range t.changes[KindBinding] {
+			if b, ok := st.object.(*api.IPBinding); ok && st.action != api.StoreAction_KIND_DELETE {
+				if key := BindingAddressKey(b.NetworkId, b.Address); key != "" {
+					t.bindingAddrs[key] = append(t.bindingAddrs[key], id)
+				}
+			}
+		}
+	}
+	return t.bindingAddrs
 }
 
 func (t *tx) SharedTasksByService(id string) []*api.Task {
@@ -350,6 +389,9 @@ func (t *tx) stage(k Kind, id string, s *staged) {
 	}
 	t.changes[k][id] = s
 	t.order = append(t.order, stagedKey{k, id})
+	if k == KindBinding {
+		t.bindingAddrs = nil
+	}
 }
 
 func (t *tx) unorder(k Kind, id string) {

@@ -122,12 +122,14 @@ func (v *taskView) ids(k slotKey) []string {
 }
 
 // sameSpec reports whether t runs what service's current spec asks for:
-// the same task spec and endpoint. Such a task is out of date only by
+// the same task spec and endpoint, pins aside, and addresses that agree
+// with the slot's pins (a pin change moves only its slot). Such a task is out of date only by
 // number (a scale, a change of the update config, a rollback to the spec it
 // was made from) and is brought up to date in place.
 func sameSpec(service *api.Service, t *api.Task) bool {
-	return equalMessages(t.GetSpec(), service.GetSpec().GetTask()) &&
-		equalMessages(t.GetEndpoint(), service.GetSpec().GetEndpoint())
+	return equalMessages(reconcile.WithoutPins(t.GetSpec()), reconcile.WithoutPins(service.GetSpec().GetTask())) &&
+		equalMessages(t.GetEndpoint(), service.GetSpec().GetEndpoint()) &&
+		reconcile.AddressesMatchPins(service, t)
 }
 
 // equalMessages is proto.Equal with nil and empty messages equal.

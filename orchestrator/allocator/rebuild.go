@@ -1,0 +1,163 @@
+package allocator
+
+// This file owns the rebuild: the allocator's whole state derived from the replicated records
+// (networks, bindings, tasks), checked against each other, with every inconsistency reported.
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// maxInconsistencies bounds the report's list; the log has them all.
+const maxInconsistencies = 100
+
+// rebuild replaces the allocator's state with the one the records in tx describe; a.mu is held.
+// A binding the pools cannot hold (its network is gone, its address outside the network's
+// subnets or another binding's) is dropped from memory and its record deleted at its service's
+// next round; the tasks that used it are then repaired there (see repairTasks).
+func (a *Allocator) rebuild(tx store.ReadTx) {
+	start := time.Now()
+	a.nets = make(map[string]*netPools)
+	a.bindings = make(map[Key]*binding)
+	a.byAddr = make(map[addrKey]Key)
+	a.bySvc = make(map[string]map[Key]struct{})
+	a.dropped = make(map[string][]*api.IPBinding)
+	a.stale = false
+	a.report = Report{}
+	networks := tx.Networks()
+	for _, n := range networks {
+		np, err := newNetPools(n)
+		if err != nil {
+			a.inconsistent(fmt.Sprintf("network %s: %v; its bindings are dropped", n.Id, err))
+			continue
+		}
+		a.nets[n.Id] = np
+	}
+	allocated := make(map[string][][]netip.Addr, len(a.nets))
+	for id, np := range a.nets {
+		allocated[id] = make([][]netip.Addr, len(np.subnets))
+	}
+	records := tx.Bindings() // in ID order: of two bindings with one address, the lower ID keeps it
+	for _, rec := range records {
+		k := KeyOf(rec)
+		drop := func(why string) {
+			a.inconsistent(fmt.Sprintf("binding %s (%s): %s; binding dropped", rec.Id, k, why))
+			a.dropped[rec.ServiceId] = append(a.dropped[rec.ServiceId], rec)
+		}
+		np := a.nets[rec.NetworkId]
+		pfx, err := netip.ParsePrefix(rec.Address)
+		switch {
+		case np == nil:
+			drop("its network is gone")
+			continue
+		case err != nil:
+			drop(fmt.Sprintf("address %q: %v", rec.Address, err))
+			continue
+		case rec.Id != BindingID(k):
+			drop("its ID does not derive from its key")
+			continue
+		}
+		sub := -1
+		for i, sp := range np.subnets {
+			if sp.prefix.Contains(pfx.Addr()) && sp.prefix.Bits() == pfx.Bits() {
+				sub = i
+			}
+		}
+		if sub < 0 {
+			drop(fmt.Sprintf("address %s is outside the subnets of network %s", pfx, np.name))
+			continue
+		}
+		ak := addrKey{rec.NetworkId, pfx.Addr()}
+		if other, taken := a.byAddr[ak]; taken {
+			drop(fmt.Sprintf("address %s is also bound to %s", pfx, other))
+			continue
+		}
+		a.byAddr[ak] = k
+		allocated[rec.NetworkId][sub] = append(allocated[rec.NetworkId][sub], pfx.Addr())
+		b := &binding{id: rec.Id, addr: pfx, task: rec.TaskId, pinned: rec.Pinned, releaseRequested: rec.ReleaseRequested, nodeKnown: true}
+		if rec.HeldSince != nil {
+			b.heldSince = rec.HeldSince.AsTime()
+		}
+		if n := len(rec.History); n > 0 && rec.History[n-1].GetNodeId() == "" {
+			b.nodeKnown = false
+		}
+		a.bindings[k] = b
+		if a.bySvc[k.Service] == nil {
+			a.bySvc[k.Service] = make(map[Key]struct{})
+		}
+		a.bySvc[k.Service][k] = struct{}{}
+	}
+	for _, n := range networks {
+		np := a.nets[n.Id]
+		if np == nil {
+			continue
+		}
+		problems, latest := np.restore(allocated[n.Id], n.GetAllocation())
+		for _, p := range problems {
+			a.inconsistent(p)
+		}
+		if latest.After(a.now) {
+			a.now = latest
+		}
+		if len(problems) > 0 {
+			np.touched = true // write the record the pools now match
+		}
+	}
+	a.checkTasks(tx)
+	a.report.Version = tx.Version()
+	a.report.Duration = time.Since(start)
+	a.report.State = a.stateLocked()
+	a.log.Info("allocator state rebuilt from the replicated records", "version", a.report.Version,
+		"networks", len(a.nets), "bindings", len(a.bindings), "took", a.report.Duration,
+		"inconsistencies", len(a.report.Inconsistencies))
+}
+
+// checkTasks reports the tasks that say they use an address their binding does not give them.
+// The repair is the service round's (repairTasks): this is the report of what the records held
+// when this leader took over.
+func (a *Allocator) checkTasks(tx store.ReadTx) {
+	ids := make([]string, 0, len(a.bySvc))
+	for _, s := range tx.Services() {
+		ids = append(ids, s.Id)
+	}
+	sort.Strings(ids)
+	seen := make(map[addrKey]string)
+	for _, id := range ids {
+		for _, t := range tx.SharedTasksByService(id) {
+			st := t.GetStatus().GetState()
+			if len(t.GetNetworks()) == 0 || st == api.TaskState_TASK_STATE_NEW || st > api.TaskState_TASK_STATE_RUNNING {
+				continue
+			}
+			for _, att := range t.GetNetworks() {
+				pfx, err := netip.ParsePrefix(att.GetAddress())
+				if err != nil {
+					continue // repairTasks reports it
+				}
+				k := TaskKey(t, att.GetNetworkId())
+				b := a.bindings[k]
+				if b != nil && b.task == t.Id && b.addr != pfx {
+					a.inconsistent(fmt.Sprintf("task %s holds %s on network %s but its binding %s says %s", t.Id, pfx, att.GetNetworkId(), k, b.addr))
+				}
+				ak := addrKey{att.GetNetworkId(), pfx.Addr()}
+				if other, dup := seen[ak]; dup && t.DesiredState <= api.TaskState_TASK_STATE_RUNNING {
+					a.inconsistent(fmt.Sprintf("tasks %s and %s both hold %s on network %s", other, t.Id, pfx, att.GetNetworkId()))
+				}
+				seen[ak] = t.Id
+			}
+		}
+	}
+}
+
+// inconsistent reports a disagreement between records, and what was done about it: as a log
+// line, and in the report the control API serves (GetAllocatorState).
+func (a *Allocator) inconsistent(msg string) {
+	a.log.Warn("allocator: records disagree", "what", msg)
+	if len(a.report.Inconsistencies) < maxInconsistencies {
+		a.report.Inconsistencies = append(a.report.Inconsistencies, msg)
+	}
+}
