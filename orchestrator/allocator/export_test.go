@@ -8,3 +8,10 @@ func (a *Allocator) SetClock(clock func() time.Time) {
 	defer a.mu.Unlock()
 	a.clock = clock
 }
+
+// Stale reports whether the allocator's memory may differ from the records (a commit failed).
+func (a *Allocator) Stale() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stale
+}

@@ -117,7 +117,8 @@ func (a *Allocator) rebuild(tx store.ReadTx) {
 		"inconsistencies", len(a.report.Inconsistencies))
 }
 
-// checkTasks reports the tasks that say they use an address their binding does not give them.
+// checkTasks reports the tasks that say they use an address their binding does not give them,
+// and addresses two tasks that may be using them share.
 // The repair is the service round's (repairTasks): this is the report of what the records held
 // when this leader took over.
 func (a *Allocator) checkTasks(tx store.ReadTx) {
@@ -129,8 +130,7 @@ func (a *Allocator) checkTasks(tx store.ReadTx) {
 	seen := make(map[addrKey]string)
 	for _, id := range ids {
 		for _, t := range tx.SharedTasksByService(id) {
-			st := t.GetStatus().GetState()
-			if len(t.GetNetworks()) == 0 || st == api.TaskState_TASK_STATE_NEW || st > api.TaskState_TASK_STATE_RUNNING {
+			if len(t.GetNetworks()) == 0 || !mayUseAddress(t, tx.Node) {
 				continue
 			}
 			for _, att := range t.GetNetworks() {
@@ -144,7 +144,7 @@ func (a *Allocator) checkTasks(tx store.ReadTx) {
 					a.inconsistent(fmt.Sprintf("task %s holds %s on network %s but its binding %s says %s", t.Id, pfx, att.GetNetworkId(), k, b.addr))
 				}
 				ak := addrKey{att.GetNetworkId(), pfx.Addr()}
-				if other, dup := seen[ak]; dup && t.DesiredState <= api.TaskState_TASK_STATE_RUNNING {
+				if other, dup := seen[ak]; dup {
 					a.inconsistent(fmt.Sprintf("tasks %s and %s both hold %s on network %s", other, t.Id, pfx, att.GetNetworkId()))
 				}
 				seen[ak] = t.Id

@@ -149,11 +149,16 @@ func (sp *servicePlan) node(id string) *api.Node {
 // has not ended, and it runs on a node that is up, or has no node yet but may still get one.
 // Only then does fencing keep its slot's address from a new task.
 func (sp *servicePlan) mayUseAddress(t *api.Task) bool {
+	if t != nil && sp.attached[t.Id] {
+		return true
+	}
+	return mayUseAddress(t, sp.node)
+}
+
+// mayUseAddress is the rule of servicePlan.mayUseAddress, with node looking nodes up.
+func mayUseAddress(t *api.Task, node func(string) *api.Node) bool {
 	if t == nil {
 		return false
-	}
-	if sp.attached[t.Id] {
-		return true
 	}
 	st := t.GetStatus().GetState()
 	if st == api.TaskState_TASK_STATE_NEW || reconcile.IsTerminal(st) {
@@ -162,7 +167,7 @@ func (sp *servicePlan) mayUseAddress(t *api.Task) bool {
 	if t.NodeId == "" {
 		return reconcile.MeantToRun(t)
 	}
-	n := sp.node(t.NodeId)
+	n := node(t.NodeId)
 	return n != nil && n.GetStatus().GetState() != api.NodeState_NODE_STATE_DOWN
 }
 
@@ -221,6 +226,7 @@ func (sp *servicePlan) attach(t *api.Task) {
 			}
 		}
 	}
+	sp.orphanPredecessors(t)
 	atts := make([]*api.NetworkAttachment, 0, len(nets))
 	keys := make([]Key, 0, len(nets))
 	for _, cfg := range nets {
@@ -248,6 +254,31 @@ func (sp *servicePlan) attach(t *api.Task) {
 	mt := sp.mutableTask(t)
 	mt.Networks = atts
 	reconcile.SetStatus(mt, api.TaskState_TASK_STATE_PENDING, api.TaskMessagePendingScheduling, sp.now)
+}
+
+// orphanPredecessors marks ORPHANED each previous holder of t's bindings that was placed and has
+// not ended, but may no longer be using its address because its node is down or gone: its
+// address goes to t, and a terminal state no report can move back (states only move forward)
+// keeps a late report from the node, or the node's return, from making two live holders of it.
+// Its agent, back, stops what it still runs, for its desired state is past RUNNING.
+func (sp *servicePlan) orphanPredecessors(t *api.Task) {
+	for _, cfg := range t.GetSpec().GetNetworks() {
+		b := sp.a.bindings[TaskKey(t, cfg.GetTarget())]
+		if b == nil || b.task == "" || b.task == t.Id {
+			continue
+		}
+		prev := sp.task(b.task)
+		st := prev.GetStatus().GetState()
+		if prev == nil || prev.NodeId == "" || st == api.TaskState_TASK_STATE_NEW || reconcile.IsTerminal(st) {
+			continue
+		}
+		mp := sp.mutableTask(prev)
+		if mp.DesiredState <= api.TaskState_TASK_STATE_RUNNING {
+			mp.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
+		}
+		reconcile.SetStatus(mp, api.TaskState_TASK_STATE_ORPHANED,
+			fmt.Sprintf("orphaned: node %s is down and the task's addresses went to task %s", prev.NodeId, t.Id), sp.now)
+	}
 }
 
 // bind makes k's binding hold the address its pin says, or any address when it has none and no
@@ -301,7 +332,10 @@ func (sp *servicePlan) bind(k Key, cfg *api.NetworkAttachmentConfig, slot uint64
 // heldBefore reports whether k's binding held addr before: then taking it back while it cools
 // down is safe, for stale entries elsewhere still point at k's own tasks.
 func (sp *servicePlan) heldBefore(k Key, addr netip.Addr) bool {
-	rec := sp.record(k)
+	rec, ok := sp.records[k]
+	if !ok {
+		rec = sp.tx.Binding(sp.a.bindings[k].id) // read only: no write unless the pin moves
+	}
 	for _, h := range rec.GetHistory() {
 		if p, err := netip.ParsePrefix(h.GetAddress()); err == nil && p.Addr() == addr {
 			return true
