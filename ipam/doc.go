@@ -1,8 +1,8 @@
 // Package ipam hands out the addresses of a network's subnets: one Pool per subnet, with
 // allocate-next, allocate-specific (pins) and release, and a cooldown before a released address is
 // handed out again. It is pure — no I/O, no goroutines, no clock — and imports only the standard
-// library; the sticky (service, network, slot) → address logic of orchestrator/allocator sits on
-// top of it.
+// library and the project's api types (ConfigOf reads a subnet of a network spec into a Config);
+// the sticky (service, network, slot) → address logic of orchestrator/allocator sits on top of it.
 //
 // # Contract
 //
@@ -10,9 +10,10 @@
 // the same answers. That is what lets a new leader rebuild the old leader's pools from replicated
 // records. The caller's duties, in order:
 //
-//  1. Build the pool with New from the network's replicated Config. New refuses what cannot work
-//     (IPv4 /31 and /32, IPv6 /127 and /128; a gateway, range or reserved address outside the
-//     subnet) with an *Error naming the field.
+//  1. Build the pool with New from the network's replicated Config (ConfigOf reads it from the
+//     network's spec; the Cooldown is the caller's to set). New refuses what cannot work (IPv4
+//     /31 and /32, IPv6 /127 and /128; a gateway, range or reserved address outside the subnet)
+//     with an *Error naming the field.
 //  2. Pass now from the replicated record that causes the call (the raft entry's timestamp), not
 //     from a local clock, and never less than a now already passed. The pool compares wall-clock
 //     nanoseconds (monotonic readings are ignored), so times read back from records compare

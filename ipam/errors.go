@@ -19,6 +19,8 @@ var (
 	ErrInvalidRange = errors.New("invalid range")
 	// ErrInvalidCooldown: a negative cooldown.
 	ErrInvalidCooldown = errors.New("invalid cooldown")
+	// ErrInvalidAddress: an address that does not parse.
+	ErrInvalidAddress = errors.New("invalid address")
 	// ErrOutsideSubnet: an address, range or gateway outside the subnet, or of the other family.
 	ErrOutsideSubnet = errors.New("outside the subnet")
 	// ErrOutsideRange: a restored cursor outside the dynamic range.
@@ -38,7 +40,7 @@ var (
 // Error is a refused input or operation: which field, which value, and why (Err, which wraps one
 // of the sentinels above).
 type Error struct {
-	Field string // "subnet", "gateway", "range", "reserved[2]", "cooldown", "address", "state.allocated[7]", ...
+	Field string // "subnet", "gateway", "range", "reserved[2]", "cooldown", "address", "state.allocated[7]", "aux_addresses[db]", ...
 	Value string // the value refused, as text; empty when there is none
 	Err   error
 }

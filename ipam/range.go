@@ -16,9 +16,12 @@ type Range struct {
 
 // ParseRange parses a range written as a CIDR ("10.0.1.0/24", host bits not allowed), as
 // "FIRST-LAST" ("10.0.1.10-10.0.1.20"), or as one address.
-func ParseRange(s string) (Range, error) {
+func ParseRange(s string) (Range, error) { return parseRange("range", s) }
+
+// parseRange is ParseRange with the field its errors name.
+func parseRange(field, s string) (Range, error) {
 	refuse := func(format string, args ...any) (Range, error) {
-		return Range{}, &Error{Field: "range", Value: s, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidRange}, args...)...)}
+		return Range{}, &Error{Field: field, Value: s, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidRange}, args...)...)}
 	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)

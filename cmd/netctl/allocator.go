@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newAllocatorCommand(a *app) *cobra.Command {
@@ -34,9 +35,9 @@ func newAllocatorStateCommand(a *app) *cobra.Command {
 			"version, how long it took, whether the state changed since) and every\n" +
 			"inconsistency the rebuild found and repaired or reported. --format json\n" +
 			"prints the allocator's state dump as it comes. Only the leader answers.",
-		Args: exactArgs(0, ""),
+		Args: cli.ExactArgs(0, ""),
 	}
-	format, checkFormat := addFormatFlag(cmd, formatPretty, formatJSON)
+	format, checkFormat := cli.AddFormatFlag(cmd, cli.FormatPretty, cli.FormatJSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkFormat(); err != nil {
 			return err
@@ -46,7 +47,7 @@ func newAllocatorStateCommand(a *app) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("get allocator state: %w", err)
 			}
-			if *format == formatJSON {
+			if *format == cli.FormatJSON {
 				return printRaw(a.stdout, st.GetStateJson())
 			}
 			leader := st.GetLeaderNodeId()
@@ -79,17 +80,16 @@ func printAllocatorState(w io.Writer, st *api.GetAllocatorStateResponse, leader 
 	if d := st.GetRebuildDuration(); d != nil {
 		duration = d.AsDuration().String()
 	}
-	f := []field{
-		{"Leader", orDash(leader)},
-		{"State version", strconv.FormatUint(st.GetVersion(), 10)},
-		{"State size", fmt.Sprintf("%d bytes", len(st.GetStateJson()))},
-		{"Rebuilt at version", strconv.FormatUint(st.GetRebuiltVersion(), 10)},
-		{"Rebuild duration", duration},
-		{"Changed since rebuild", changed},
-		{"Inconsistencies", strconv.Itoa(len(st.GetInconsistencies()))},
-	}
+	var f cli.Fields
+	f.Add("Leader", cli.OrDash(leader))
+	f.Add("State version", strconv.FormatUint(st.GetVersion(), 10))
+	f.Add("State size", fmt.Sprintf("%d bytes", len(st.GetStateJson())))
+	f.Add("Rebuilt at version", strconv.FormatUint(st.GetRebuiltVersion(), 10))
+	f.Add("Rebuild duration", duration)
+	f.Add("Changed since rebuild", changed)
+	f.Add("Inconsistencies", strconv.Itoa(len(st.GetInconsistencies())))
 	for i, inc := range st.GetInconsistencies() {
-		f = append(f, field{"  " + strconv.Itoa(i+1), inc})
+		f.Add("  "+strconv.Itoa(i+1), inc)
 	}
-	return printFields(w, f)
+	return f.Write(w)
 }

@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"net"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -20,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/ctltest"
 )
 
 // fakeControl is an in-memory Control service answering what netctl asks,
@@ -50,26 +45,7 @@ func (f *fakeControl) callNames() []string {
 	return slices.Clone(f.calls)
 }
 
-// findRef resolves ref like the manager: ID, name or unique ID prefix.
-func findRef[T interface{ GetId() string }](kind, ref string, objs []T, name func(T) string) (T, error) {
-	var zero T
-	var prefixed []T
-	for _, o := range objs {
-		if o.GetId() == ref || name(o) == ref {
-			return o, nil
-		}
-		if strings.HasPrefix(o.GetId(), ref) {
-			prefixed = append(prefixed, o)
-		}
-	}
-	if len(prefixed) == 1 {
-		return prefixed[0], nil
-	}
-	return zero, status.Errorf(codes.NotFound, "%s %q not found", kind, ref)
-}
-
-func serviceName(s *api.Service) string { return s.GetSpec().GetAnnotations().GetName() }
-func hostname(n *api.Node) string       { return n.GetDescription().GetHostname() }
+func hostname(n *api.Node) string { return n.GetDescription().GetHostname() }
 
 func (f *fakeControl) ListNodes(context.Context, *api.ListNodesRequest) (*api.ListNodesResponse, error) {
 	f.record("ListNodes")
@@ -78,7 +54,7 @@ func (f *fakeControl) ListNodes(context.Context, *api.ListNodesRequest) (*api.Li
 
 func (f *fakeControl) GetNode(_ context.Context, req *api.GetNodeRequest) (*api.GetNodeResponse, error) {
 	f.record("GetNode")
-	n, err := findRef("node", req.GetNodeId(), f.nodes, hostname)
+	n, err := ctltest.FindRef("node", req.GetNodeId(), f.nodes, hostname)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +65,7 @@ func (f *fakeControl) ListTasks(_ context.Context, req *api.ListTasksRequest) (*
 	f.record("ListTasks")
 	var ids []string
 	for _, ref := range req.GetServiceIds() {
-		svc, err := findRef("service", ref, f.services, serviceName)
+		svc, err := ctltest.FindRef("service", ref, f.services, ctltest.ServiceName)
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +87,7 @@ func (f *fakeControl) ListNetworks(context.Context, *api.ListNetworksRequest) (*
 
 func (f *fakeControl) GetNetwork(_ context.Context, req *api.GetNetworkRequest) (*api.GetNetworkResponse, error) {
 	f.record("GetNetwork")
-	n, err := findRef("network", req.GetNetworkId(), f.networks, networkName)
+	n, err := ctltest.FindRef("network", req.GetNetworkId(), f.networks, networkName)
 	if err != nil {
 		return nil, err
 	}
@@ -120,29 +96,7 @@ func (f *fakeControl) GetNetwork(_ context.Context, req *api.GetNetworkRequest) 
 
 func (f *fakeControl) ListBindings(_ context.Context, req *api.ListBindingsRequest) (*api.ListBindingsResponse, error) {
 	f.record("ListBindings")
-	var serviceIDs, networkIDs []string
-	for _, ref := range req.GetServiceIds() {
-		svc, err := findRef("service", ref, f.services, serviceName)
-		if err != nil {
-			return nil, err
-		}
-		serviceIDs = append(serviceIDs, svc.GetId())
-	}
-	for _, ref := range req.GetNetworkIds() {
-		n, err := findRef("network", ref, f.networks, networkName)
-		if err != nil {
-			return nil, err
-		}
-		networkIDs = append(networkIDs, n.GetId())
-	}
-	resp := &api.ListBindingsResponse{}
-	for _, b := range f.bindings {
-		if (len(serviceIDs) == 0 || slices.Contains(serviceIDs, b.GetServiceId())) &&
-			(len(networkIDs) == 0 || slices.Contains(networkIDs, b.GetNetworkId())) {
-			resp.Bindings = append(resp.Bindings, b)
-		}
-	}
-	return resp, nil
+	return ctltest.ListBindings(req, f.services, f.networks, f.bindings)
 }
 
 // ReleaseBinding marks the slot's (node's) bindings, as the manager does.
@@ -151,13 +105,13 @@ func (f *fakeControl) ReleaseBinding(_ context.Context, req *api.ReleaseBindingR
 	f.mu.Lock()
 	f.releases = append(f.releases, proto.Clone(req).(*api.ReleaseBindingRequest))
 	f.mu.Unlock()
-	svc, err := findRef("service", req.GetServiceId(), f.services, serviceName)
+	svc, err := ctltest.FindRef("service", req.GetServiceId(), f.services, ctltest.ServiceName)
 	if err != nil {
 		return nil, err
 	}
 	node := ""
 	if req.GetNodeId() != "" {
-		n, err := findRef("node", req.GetNodeId(), f.nodes, hostname)
+		n, err := ctltest.FindRef("node", req.GetNodeId(), f.nodes, hostname)
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +119,7 @@ func (f *fakeControl) ReleaseBinding(_ context.Context, req *api.ReleaseBindingR
 	}
 	network := ""
 	if req.GetNetworkId() != "" {
-		n, err := findRef("network", req.GetNetworkId(), f.networks, networkName)
+		n, err := ctltest.FindRef("network", req.GetNetworkId(), f.networks, networkName)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +135,7 @@ func (f *fakeControl) ReleaseBinding(_ context.Context, req *api.ReleaseBindingR
 		}
 	}
 	if len(resp.Bindings) == 0 {
-		return nil, status.Errorf(codes.NotFound, "service %s has no binding for slot %d", serviceName(svc), req.GetSlot())
+		return nil, status.Errorf(codes.NotFound, "service %s has no binding for slot %d", ctltest.ServiceName(svc), req.GetSlot())
 	}
 	return resp, nil
 }
@@ -194,52 +148,14 @@ func (f *fakeControl) GetAllocatorState(context.Context, *api.GetAllocatorStateR
 	return f.state, nil
 }
 
-// serve starts f on a unix socket and returns the socket's path.
-func serve(t *testing.T, f *fakeControl) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "netctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "control.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatalf("listen on %s: %v", sock, err)
-	}
-	srv := grpc.NewServer()
-	api.RegisterControlServer(srv, f)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
-	return sock
-}
-
-// result is one netctl invocation's outcome.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) check(t *testing.T, code int, stdout, stderr string) {
-	t.Helper()
-	if r.code != code || r.stdout != stdout || r.stderr != stderr {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant exit %d, stderr %q, stdout\n%s", r.code, r.stderr, r.stdout, code, stderr, stdout)
-	}
-}
+// serve starts f on a unix socket and returns the socket's path. The
+// server stops when the test ends.
+func serve(t *testing.T, f *fakeControl) string { return ctltest.Serve(t, f) }
 
 // netctl runs the CLI against sock with args.
-func netctl(t *testing.T, sock string, args ...string) result {
+func netctl(t *testing.T, sock string, args ...string) ctltest.Result {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), append([]string{"--socket", sock}, args...), &stdout, &stderr)
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	return ctltest.Run(run, sock, args...)
 }
 
 // fixedNow is the clock of the tests.

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newIPCommand(a *app) *cobra.Command {
@@ -40,9 +41,9 @@ func newIPListCommand(a *app) *cobra.Command {
 			"bound, with \"releasing\" once `netctl ip release` asked for it to be freed.\n" +
 			"TASK is the task that holds the address, or held it last, and NODE where\n" +
 			"that task runs or ran.",
-		Args: exactArgs(0, ""),
+		Args: cli.ExactArgs(0, ""),
 	}
-	format, checkFormat := addFormatFlag(cmd, formatTable, formatJSON)
+	format, checkFormat := cli.AddFormatFlag(cmd, cli.FormatTable, cli.FormatJSON)
 	cmd.Flags().StringArrayVar(&services, "service", nil, "only the bindings of this service; repeatable")
 	cmd.Flags().StringArrayVar(&networks, "network", nil, "only the bindings on this network; repeatable")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -55,8 +56,8 @@ func newIPListCommand(a *app) *cobra.Command {
 				return fmt.Errorf("list bindings: %w", err)
 			}
 			bindings := resp.GetBindings()
-			if *format == formatJSON {
-				return printJSONArray(a.stdout, bindings)
+			if *format == cli.FormatJSON {
+				return cli.PrintJSONArray(a.stdout, bindings)
 			}
 			var dir directory
 			if err := dir.lookUpNetworks(ctx, c); err != nil {
@@ -69,7 +70,7 @@ func newIPListCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printTable(a.stdout, bindingHeader, bindingRows(bindings, dir, tasks))
+			return cli.PrintTable(a.stdout, bindingHeader, bindingRows(bindings, dir, tasks))
 		})
 	}
 	return cmd
@@ -90,9 +91,9 @@ func bindingRows(bindings []*api.IPBinding, dir directory, tasks map[string]*api
 			bindingService(b),
 			slotOrNode(b, dir),
 			dir.network(b.GetNetworkId()),
-			addrOnly(b.GetAddress()),
-			bindingState(b),
-			shortID(b.GetTaskId()),
+			cli.AddrOnly(b.GetAddress()),
+			cli.BindingState(b),
+			cli.ShortID(b.GetTaskId()),
 			node,
 		})
 	}
@@ -103,7 +104,7 @@ func bindingService(b *api.IPBinding) string {
 	if b.GetServiceName() != "" {
 		return b.GetServiceName()
 	}
-	return shortID(b.GetServiceId())
+	return cli.ShortID(b.GetServiceId())
 }
 
 // slotOrNode is what the binding is for: a slot, a node (by hostname) or
@@ -116,23 +117,6 @@ func slotOrNode(b *api.IPBinding, dir directory) string {
 		return dir.host(b.GetNodeId())
 	}
 	return strconv.FormatUint(b.GetSlot(), 10)
-}
-
-// bindingState is held while the binding's slot is not wanted (after a
-// scale-down), else pinned when --ip or --ip-range chose its address, else
-// bound; ", releasing" once a release was asked for.
-func bindingState(b *api.IPBinding) string {
-	state := "bound"
-	switch {
-	case b.GetHeldSince() != nil:
-		state = "held"
-	case b.GetPinned():
-		state = "pinned"
-	}
-	if b.GetReleaseRequested() {
-		state += ", releasing"
-	}
-	return state
 }
 
 // holderNode is the node of the task that holds the binding, or held it

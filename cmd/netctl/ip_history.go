@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 // slotRef is a SLOT argument: a slot number, or for a global service a
@@ -69,9 +70,9 @@ func newIPHistoryCommand(a *app) *cobra.Command {
 			"on, since when, and the task's state now, or \"reaped\" once the manager\n" +
 			"has deleted it. For a global service, SLOT is a node. The manager keeps\n" +
 			"the last 16 holders of each binding.",
-		Args: exactArgs(2, "SERVICE SLOT"),
+		Args: cli.ExactArgs(2, "SERVICE SLOT"),
 	}
-	format, checkFormat := addFormatFlag(cmd, formatTable, formatJSON)
+	format, checkFormat := cli.AddFormatFlag(cmd, cli.FormatTable, cli.FormatJSON)
 	cmd.Flags().StringVar(&network, "network", "", "only the address on this network")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := checkFormat(); err != nil {
@@ -99,10 +100,10 @@ func newIPHistoryCommand(a *app) *cobra.Command {
 				return err
 			}
 			entries := historyEntries(bindings, dir, tasks)
-			if *format == formatJSON {
-				return printJSONValue(a.stdout, entries)
+			if *format == cli.FormatJSON {
+				return cli.PrintJSONValue(a.stdout, entries)
 			}
-			return printTable(a.stdout, historyHeader, historyRows(entries))
+			return cli.PrintTable(a.stdout, historyHeader, historyRows(entries))
 		})
 	}
 	return cmd
@@ -179,7 +180,7 @@ func historyEntries(bindings []*api.IPBinding, dir directory, tasks map[string]*
 				e.Since = h.GetSince().AsTime().UTC()
 			}
 			if t, ok := tasks[h.GetTaskId()]; ok {
-				e.State = taskStateName(t.GetStatus().GetState())
+				e.State = cli.TaskStateName(t.GetStatus().GetState())
 			}
 			entries = append(entries, e)
 		}
@@ -194,17 +195,12 @@ func historyRows(entries []historyEntry) [][]string {
 	for _, e := range entries {
 		rows = append(rows, []string{
 			e.Network,
-			addrOnly(e.Address),
-			shortID(e.TaskID),
+			cli.AddrOnly(e.Address),
+			cli.ShortID(e.TaskID),
 			e.Node,
 			formatSince(e.Since),
 			e.State,
 		})
 	}
 	return rows
-}
-
-// taskStateName is a task state as shoalctl writes it: "running", "shutdown".
-func taskStateName(s api.TaskState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "TASK_STATE_"))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newIPReleaseCommand(a *app) *cobra.Command {
@@ -24,7 +25,7 @@ func newIPReleaseCommand(a *app) *cobra.Command {
 			"once no task can still be using it, and it cools down before it is handed\n" +
 			"out again. This is how a slot held after a scale-down gives its address\n" +
 			"back before the service's --ip-hold runs out.",
-		Args: exactArgs(2, "SERVICE SLOT"),
+		Args: cli.ExactArgs(2, "SERVICE SLOT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := parseSlotRef(args[1])
 			if err != nil {
@@ -73,7 +74,7 @@ func printReleased(w io.Writer, bindings []*api.IPBinding, dir directory) error 
 			what = slotOrNode(b, dir)
 		}
 		if _, err := fmt.Fprintf(w, "%s %s on %s: %s marked for release\n",
-			bindingService(b), what, dir.network(b.GetNetworkId()), addrOnly(b.GetAddress())); err != nil {
+			bindingService(b), what, dir.network(b.GetNetworkId()), cli.AddrOnly(b.GetAddress())); err != nil {
 			return err
 		}
 	}

@@ -72,7 +72,7 @@ func TestBindingRows(t *testing.T) {
 func TestIPList(t *testing.T) {
 	f := newFake()
 	res := netctl(t, serve(t, f), "ip", "ls")
-	res.check(t, 0, `SERVICE   SLOT/NODE   NETWORK   IP            STATE             TASK           NODE
+	res.Check(t, 0, `SERVICE   SLOT/NODE   NETWORK   IP            STATE             TASK           NODE
 web       vip         front     10.20.0.128   bound
 web       1           front     10.20.0.10    pinned            webtask1b000   node-1
 web       2           front     10.20.0.129   bound             webtask2a000   node-2
@@ -85,19 +85,19 @@ api       node-1      back      10.30.0.5     bound             apitaskn1000   n
 	}
 
 	res = netctl(t, serve(t, newFake()), "ip", "ls", "--service", "api", "--network", "back")
-	res.check(t, 0, `SERVICE   SLOT/NODE   NETWORK   IP          STATE   TASK           NODE
+	res.Check(t, 0, `SERVICE   SLOT/NODE   NETWORK   IP          STATE   TASK           NODE
 api       node-1      back      10.30.0.5   bound   apitaskn1000   node-1
 `, "")
 }
 
 func TestIPListJSON(t *testing.T) {
 	res := netctl(t, serve(t, newFake()), "ip", "ls", "--service", "web", "--format", "json")
-	if res.code != 0 {
-		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	if res.Code != 0 {
+		t.Fatalf("exit %d, stderr %q", res.Code, res.Stderr)
 	}
 	var raws []json.RawMessage
-	if err := json.Unmarshal([]byte(res.stdout), &raws); err != nil {
-		t.Fatalf("not a JSON array: %v\n%s", err, res.stdout)
+	if err := json.Unmarshal([]byte(res.Stdout), &raws); err != nil {
+		t.Fatalf("not a JSON array: %v\n%s", err, res.Stdout)
 	}
 	want := fixtureBindings()[:4]
 	if len(raws) != len(want) {
@@ -187,7 +187,7 @@ back      10.30.0.5   apitaskn1000   node-1   2025-03-01T11:00:00Z (1h0m0s ago) 
 			if tt.wantStderr != "" {
 				code = 1
 			}
-			res.check(t, code, tt.want, tt.wantStderr)
+			res.Check(t, code, tt.want, tt.wantStderr)
 		})
 	}
 }
@@ -196,8 +196,8 @@ func TestIPHistoryJSON(t *testing.T) {
 	fixClock(t)
 	res := netctl(t, serve(t, newFake()), "ip", "history", "web", "1", "--format", "json")
 	var got []historyEntry
-	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || res.code != 0 {
-		t.Fatalf("exit %d, %v:\n%s", res.code, err, res.stdout)
+	if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil || res.Code != 0 {
+		t.Fatalf("exit %d, %v:\n%s", res.Code, err, res.Stdout)
 	}
 	want := []historyEntry{
 		{NetworkID: idFront, Network: "front", Address: "10.20.0.10/24", TaskID: "webtask1a0000000000000001",
@@ -247,7 +247,7 @@ func TestIPRelease(t *testing.T) {
 			if tt.wantStderr != "" {
 				code = 1
 			}
-			res.check(t, code, tt.want, tt.wantStderr)
+			res.Check(t, code, tt.want, tt.wantStderr)
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			switch {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 // directory maps the IDs a listing shows to names: network ID → network
@@ -23,9 +24,9 @@ type directory struct {
 	hosts    map[string]string
 }
 
-func (d directory) network(id string) string { return cmp.Or(d.networks[id], shortID(id)) }
+func (d directory) network(id string) string { return cmp.Or(d.networks[id], cli.ShortID(id)) }
 
-func (d directory) host(id string) string { return cmp.Or(d.hosts[id], shortID(id)) }
+func (d directory) host(id string) string { return cmp.Or(d.hosts[id], cli.ShortID(id)) }
 
 // lookUpNetworks fills in the network names.
 func (d *directory) lookUpNetworks(ctx context.Context, c api.ControlClient) error {

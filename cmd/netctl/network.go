@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newNetworkCommand(a *app) *cobra.Command {
@@ -42,9 +43,9 @@ func newNetworkListCommand(a *app) *cobra.Command {
 			"(--ip-range, else the subnet) less the gateway, aux addresses and bound\n" +
 			"addresses. Addresses cooling down after a release are not subtracted;\n" +
 			"`netctl network inspect` counts them.",
-		Args: exactArgs(0, ""),
+		Args: cli.ExactArgs(0, ""),
 	}
-	format, checkFormat := addFormatFlag(cmd, formatTable, formatJSON)
+	format, checkFormat := cli.AddFormatFlag(cmd, cli.FormatTable, cli.FormatJSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkFormat(); err != nil {
 			return err
@@ -66,15 +67,15 @@ func newNetworkListCommand(a *app) *cobra.Command {
 			for i, n := range networks {
 				usages[i] = usageOf(n, bindings.GetBindings())
 			}
-			if *format == formatJSON {
+			if *format == cli.FormatJSON {
 				for i := range usages {
 					if err := usages[i].fillJSON(); err != nil {
 						return err
 					}
 				}
-				return printJSONValue(a.stdout, usages)
+				return cli.PrintJSONValue(a.stdout, usages)
 			}
-			return printTable(a.stdout, networkHeader, networkRows(usages))
+			return cli.PrintTable(a.stdout, networkHeader, networkRows(usages))
 		})
 	}
 	return cmd
@@ -104,9 +105,9 @@ func networkRows(usages []networkUsage) [][]string {
 		}
 		rows = append(rows, []string{
 			networkName(n),
-			shortID(n.GetId()),
+			cli.ShortID(n.GetId()),
 			n.GetSpec().GetDriver(),
-			formatVNI(n.GetVni()),
+			cli.FormatVNI(n.GetVni()),
 			strings.Join(subnets, ", "),
 			strconv.Itoa(u.Used),
 			free,
@@ -115,17 +116,9 @@ func networkRows(usages []networkUsage) [][]string {
 	return rows
 }
 
-// formatVNI prints a VNI, or "-" before the cluster has allocated one.
-func formatVNI(vni uint32) string {
-	if vni == 0 {
-		return "-"
-	}
-	return strconv.FormatUint(uint64(vni), 10)
-}
-
 // fillJSON sets the network's JSON form for printing.
 func (u *networkUsage) fillJSON() error {
-	raw, err := protoJSON(u.network)
+	raw, err := cli.ProtoJSON(u.network)
 	u.Network = raw
 	return err
 }
@@ -140,9 +133,9 @@ func newNetworkInspectCommand(a *app) *cobra.Command {
 			"network's pools refuse (outside every subnet, the gateway, bound twice)\n" +
 			"are listed as conflicts. --format json prints the network as stored with\n" +
 			"these counts.",
-		Args: exactArgs(1, "NETWORK"),
+		Args: cli.ExactArgs(1, "NETWORK"),
 	}
-	format, checkFormat := addFormatFlag(cmd, formatPretty, formatJSON)
+	format, checkFormat := cli.AddFormatFlag(cmd, cli.FormatPretty, cli.FormatJSON)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := checkFormat(); err != nil {
 			return err
@@ -161,11 +154,11 @@ func newNetworkInspectCommand(a *app) *cobra.Command {
 				return fmt.Errorf("list the bindings of network %s: %w", args[0], err)
 			}
 			u := usageOf(n, bindings.GetBindings())
-			if *format == formatJSON {
+			if *format == cli.FormatJSON {
 				if err := u.fillJSON(); err != nil {
 					return err
 				}
-				return printJSONValue(a.stdout, u)
+				return cli.PrintJSONValue(a.stdout, u)
 			}
 			return printNetworkPretty(a.stdout, u)
 		})
@@ -177,45 +170,45 @@ func newNetworkInspectCommand(a *app) *cobra.Command {
 func printNetworkPretty(w io.Writer, u networkUsage) error {
 	n := u.network
 	spec := n.GetSpec()
-	f := []field{
-		{"ID", n.GetId()},
-		{"Name", orDash(networkName(n))},
-		{"Driver", orDash(spec.GetDriver())},
-		{"VNI", formatVNI(n.GetVni())},
-		{"Attachable", strconv.FormatBool(spec.GetAttachable())},
-	}
+	var f cli.Fields
+	f.Add("ID", n.GetId())
+	f.Add("Name", cli.OrDash(networkName(n)))
+	f.Add("Driver", cli.OrDash(spec.GetDriver()))
+	f.Add("VNI", cli.FormatVNI(n.GetVni()))
+	f.Add("Attachable", strconv.FormatBool(spec.GetAttachable()))
 	labels := spec.GetAnnotations().GetLabels()
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		f = append(f, field{"Label", k + "=" + labels[k]})
+		f.Add("Label", k+"="+labels[k])
 	}
-	f = append(f, field{"Used", strconv.Itoa(u.Used)}, field{"Free", formatCount(u.Free)})
+	f.Add("Used", strconv.Itoa(u.Used))
+	f.Add("Free", formatCount(u.Free))
 	for _, s := range u.Subnets {
-		f = append(f, field{"Subnet " + s.Subnet, ""})
+		f.Section("Subnet " + s.Subnet)
 		if s.Error != "" {
-			f = append(f, field{"  Error", s.Error})
+			f.Add("  Error", s.Error)
 		}
-		f = append(f, field{"  Gateway", orDash(s.Gateway)}, field{"  IP range", orDash(s.IPRange)})
+		f.Add("  Gateway", cli.OrDash(s.Gateway))
+		f.Add("  IP range", cli.OrDash(s.IPRange))
 		for _, name := range slices.Sorted(maps.Keys(s.AuxAddresses)) {
-			f = append(f, field{"  Aux address", name + "=" + s.AuxAddresses[name]})
+			f.Add("  Aux address", name+"="+s.AuxAddresses[name])
 		}
 		free := formatCount(s.Free)
 		if s.Error != "" {
 			free = "-"
 		}
-		f = append(f,
-			field{"  Used", strconv.FormatUint(s.Used, 10)},
-			field{"  Free", free},
-			field{"  Cooling", strconv.Itoa(s.Cooling)},
-			field{"  Cursor", orDash(s.Cursor)})
+		f.Add("  Used", strconv.FormatUint(s.Used, 10))
+		f.Add("  Free", free)
+		f.Add("  Cooling", strconv.Itoa(s.Cooling))
+		f.Add("  Cursor", cli.OrDash(s.Cursor))
 	}
 	if plugins := spec.GetPlugins(); len(plugins) > 0 {
-		f = append(f, field{"CNI plugins", ""})
+		f.Section("CNI plugins")
 		for _, p := range plugins {
-			f = append(f, field{"  " + p.GetType(), p.GetConfigJson()})
+			f.Add("  "+p.GetType(), p.GetConfigJson())
 		}
 	}
 	for _, c := range u.Conflicts {
-		f = append(f, field{"Conflict", c})
+		f.Add("Conflict", c)
 	}
-	return printFields(w, f)
+	return f.Write(w)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func TestUsageOf(t *testing.T) {
@@ -114,7 +115,7 @@ func TestNetworkRows(t *testing.T) {
 		Annotations: &api.Annotations{Name: "broken"}, Driver: "overlay", Ipam: []*api.IPAMConfig{{Subnet: "10.40.0.0/32"}}}}
 	usages = append(usages, usageOf(broken, nil))
 	var out strings.Builder
-	if err := printTable(&out, networkHeader, networkRows(usages)); err != nil {
+	if err := cli.PrintTable(&out, networkHeader, networkRows(usages)); err != nil {
 		t.Fatal(err)
 	}
 	want := `NAME     ID             DRIVER    VNI    SUBNETS                      USED   FREE
@@ -129,7 +130,7 @@ broken   brokennet000   overlay   -      10.40.0.0/32                 0      -
 
 func TestNetworkList(t *testing.T) {
 	res := netctl(t, serve(t, newFake()), "network", "ls")
-	res.check(t, 0, `NAME    ID             DRIVER    VNI    SUBNETS                      USED   FREE
+	res.Check(t, 0, `NAME    ID             DRIVER    VNI    SUBNETS                      USED   FREE
 back    backnet00000   overlay   4098   10.30.0.0/24, fd00:30::/64   1      >=2^64
 front   frontnet0000   overlay   4097   10.20.0.0/24                 4      119
 `, "")
@@ -146,13 +147,13 @@ front   frontnet0000   overlay   4097   10.20.0.0/24                 4      119
 		Free    uint64 `json:"free"`
 		Subnets []subnetUsage
 	}
-	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || res.code != 0 {
-		t.Fatalf("exit %d, %v:\n%s", res.code, err, res.stdout)
+	if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil || res.Code != 0 {
+		t.Fatalf("exit %d, %v:\n%s", res.Code, err, res.Stdout)
 	}
 	if len(got) != 2 || got[1].Network.ID != idFront || got[1].Network.Spec.Annotations.Name != "front" ||
 		got[1].Used != 4 || got[1].Free != 119 || got[0].Free != math.MaxUint64 ||
 		len(got[0].Subnets) != 2 || got[0].Subnets[1].Free != 1<<64-2 {
-		t.Errorf("JSON %+v\n%s", got, res.stdout)
+		t.Errorf("JSON %+v\n%s", got, res.Stdout)
 	}
 }
 
@@ -176,12 +177,12 @@ Subnet 10.20.0.0/24:
   Cooling:     1
   Cursor:      10.20.0.131
 `
-	res.check(t, 0, want, "")
+	res.Check(t, 0, want, "")
 
 	res = netctl(t, serve(t, newFake()), "network", "inspect", "back", "--format", "json")
 	var got networkUsage
-	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || res.code != 0 {
-		t.Fatalf("exit %d, %v:\n%s", res.code, err, res.stdout)
+	if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil || res.Code != 0 {
+		t.Fatalf("exit %d, %v:\n%s", res.Code, err, res.Stdout)
 	}
 	wantSubnets := []subnetUsage{
 		{Subnet: "10.30.0.0/24", Gateway: "10.30.0.1", Used: 1, Free: 252},
@@ -189,11 +190,11 @@ Subnet 10.20.0.0/24:
 	}
 	if got.Used != 1 || len(got.Subnets) != 2 || !subnetsEqual(got.Subnets, wantSubnets) ||
 		!strings.Contains(string(got.Network), `"vni": 4098`) {
-		t.Errorf("JSON %+v, want subnets %+v\n%s", got, wantSubnets, res.stdout)
+		t.Errorf("JSON %+v, want subnets %+v\n%s", got, wantSubnets, res.Stdout)
 	}
 
 	res = netctl(t, serve(t, newFake()), "network", "inspect", "nope")
-	res.check(t, 1, "", "Error: get network nope: network \"nope\" not found\n")
+	res.Check(t, 1, "", "Error: get network nope: network \"nope\" not found\n")
 }
 
 func subnetsEqual(a, b []subnetUsage) bool {
@@ -208,7 +209,7 @@ func TestAllocatorState(t *testing.T) {
 	f.state = allocatorState()
 	sock := serve(t, f)
 	res := netctl(t, sock, "allocator", "state")
-	res.check(t, 0, `Leader:                node-1 (node1id000000000000000001)
+	res.Check(t, 0, `Leader:                node-1 (node1id000000000000000001)
 State version:         120
 State size:            26 bytes
 Rebuilt at version:    100
@@ -219,10 +220,10 @@ Inconsistencies:       1
 `, "")
 
 	res = netctl(t, sock, "allocator", "state", "--format", "json")
-	res.check(t, 0, `{"pools":{},"bindings":[]}`+"\n", "")
+	res.Check(t, 0, `{"pools":{},"bindings":[]}`+"\n", "")
 
 	res = netctl(t, serve(t, newFake()), "allocator", "state")
-	res.check(t, 1, "", "Error: get allocator state: not the leader: ask mgr-1\n")
+	res.Check(t, 1, "", "Error: get allocator state: not the leader: ask mgr-1\n")
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -237,7 +238,7 @@ func TestUsageErrors(t *testing.T) {
 		t.Run(tt.args, func(t *testing.T) {
 			f := newFake()
 			res := netctl(t, serve(t, f), strings.Fields(tt.args)...)
-			res.check(t, 1, "", tt.want)
+			res.Check(t, 1, "", tt.want)
 			if calls := f.callNames(); len(calls) != 0 {
 				t.Errorf("a usage error made RPCs %v", calls)
 			}
@@ -248,6 +249,6 @@ func TestUsageErrors(t *testing.T) {
 func TestUnreachable(t *testing.T) {
 	sock := t.TempDir() + "/missing.sock"
 	res := netctl(t, sock, "network", "ls")
-	res.check(t, 1, "", "Error: cannot reach the shoal manager at "+sock+
+	res.Check(t, 1, "", "Error: cannot reach the shoal manager at "+sock+
 		": connect: no such file or directory (is shoald running? set --socket or SHOAL_SOCKET)\n")
 }

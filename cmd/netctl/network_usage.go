@@ -2,8 +2,8 @@ package main
 
 // This file owns counting a network's addresses client-side, the way the
 // allocator's pools count them: one ipam pool per subnet, built from the
-// network's spec as the allocator builds it, each bound address taken on
-// it, then the pool's Free. Addresses cooling down are counted apart (from
+// network's spec as the allocator builds it (ipam.ConfigOf, without the
+// cooldown), each bound address taken on it, then the pool's Free. Addresses cooling down are counted apart (from
 // the network's allocation record), not subtracted: the pool here has no
 // clock. A bound address a pool refuses (outside every subnet, the
 // gateway, bound twice) is reported as a conflict: the allocator's rebuild
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 	"github.com/shoal/shoal/ipam"
 )
 
@@ -67,7 +68,7 @@ func usageOf(n *api.Network, bindings []*api.IPBinding) networkUsage {
 	prefixes := make([]netip.Prefix, len(pools))
 	for i, c := range n.GetSpec().GetIpam() {
 		su := subnetUsage{Subnet: c.GetSubnet(), Gateway: c.GetGateway(), IPRange: c.GetIpRange(), AuxAddresses: c.GetAuxAddresses()}
-		cfg, err := poolConfig(c)
+		cfg, err := ipam.ConfigOf(c)
 		if err == nil {
 			pools[i], err = ipam.New(cfg)
 		}
@@ -111,41 +112,6 @@ func usageOf(n *api.Network, bindings []*api.IPBinding) networkUsage {
 	return u
 }
 
-// poolConfig is the ipam configuration of one subnet, read as the
-// allocator reads it (orchestrator/allocator PoolConfig), without the
-// cooldown.
-func poolConfig(c *api.IPAMConfig) (ipam.Config, error) {
-	var cfg ipam.Config
-	var err error
-	if cfg.Subnet, err = netip.ParsePrefix(c.GetSubnet()); err != nil {
-		return cfg, fmt.Errorf("subnet %q: %w", c.GetSubnet(), err)
-	}
-	if c.GetGateway() != "" {
-		if cfg.Gateway, err = netip.ParseAddr(c.GetGateway()); err != nil {
-			return cfg, fmt.Errorf("gateway %q: %w", c.GetGateway(), err)
-		}
-	}
-	if c.GetIpRange() != "" {
-		if cfg.Dynamic, err = ipam.ParseRange(c.GetIpRange()); err != nil {
-			return cfg, fmt.Errorf("ip_range: %w", err)
-		}
-	}
-	aux := c.GetAuxAddresses()
-	names := make([]string, 0, len(aux))
-	for name := range aux {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		r, err := ipam.ParseRange(aux[name])
-		if err != nil {
-			return cfg, fmt.Errorf("aux address %s: %w", name, err)
-		}
-		cfg.Reserved = append(cfg.Reserved, r)
-	}
-	return cfg, nil
-}
-
 // allocationOf is the allocation record of n's i-th subnet: the one naming
 // the subnet, else the i-th if it names none (the records follow the
 // spec's order).
@@ -177,7 +143,7 @@ func describeBinding(b *api.IPBinding) string {
 	case api.IPBinding_KIND_VIP:
 		return bindingService(b) + " vip"
 	case api.IPBinding_KIND_NODE:
-		return bindingService(b) + " node " + shortID(b.GetNodeId())
+		return bindingService(b) + " node " + cli.ShortID(b.GetNodeId())
 	}
 	return bindingService(b) + " slot " + strconv.FormatUint(b.GetSlot(), 10)
 }

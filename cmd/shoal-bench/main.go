@@ -3,7 +3,10 @@
 // committed transactions per second at several client counts (in-process
 // managers over loopback mTLS, every entry fsynced by a majority), leader
 // failover time with real shoald processes killed by SIGKILL, and leader
-// stability under a sustained full write load.
+// stability under a sustained full write load. `shoal-bench orchestration`
+// times a service's tasks to RUNNING on simulated nodes, and `shoal-bench
+// allocator` times their addresses and the allocator's rebuild on each
+// leader takeover.
 package main
 
 import (
@@ -16,7 +19,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "shoal-bench", Short: "Benchmark shoal", SilenceUsage: true}
-	root.AddCommand(raftCommand(), orchestrationCommand())
+	root.AddCommand(raftCommand(), orchestrationCommand(), allocatorCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)

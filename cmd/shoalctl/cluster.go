@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newClusterCommand(a *app) *cobra.Command {
@@ -32,9 +33,9 @@ func newClusterInfoCommand(a *app) *cobra.Command {
 		Short: "Show the cluster's identity, raft state and settings",
 		Long: "Show the cluster's identity, raft state and settings. Join tokens and\n" +
 			"the CA key are never printed, also not with --format json.",
-		Args: exactArgs(0, ""),
+		Args: cli.ExactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat("format", format, formatPretty, formatJSON); err != nil {
+			if err := cli.CheckFormat("format", format, cli.FormatPretty, cli.FormatJSON); err != nil {
 				return err
 			}
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
@@ -43,8 +44,8 @@ func newClusterInfoCommand(a *app) *cobra.Command {
 					return fmt.Errorf("get cluster: %w", err)
 				}
 				resp = withoutSecrets(resp)
-				if format == formatJSON {
-					return printJSON(a.stdout, resp)
+				if format == cli.FormatJSON {
+					return cli.PrintJSON(a.stdout, resp)
 				}
 				nodes, err := c.ListNodes(ctx, &api.ListNodesRequest{})
 				if err != nil {
@@ -54,7 +55,7 @@ func newClusterInfoCommand(a *app) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", formatPretty, "output format: pretty or json")
+	cmd.Flags().StringVar(&format, "format", cli.FormatPretty, "output format: pretty or json")
 	return cmd
 }
 
@@ -80,30 +81,30 @@ func printClusterInfo(w io.Writer, resp *api.GetClusterResponse, nodes []*api.No
 		}
 	}
 
-	var f fieldList
-	f.add("ID", orDash(cluster.GetId()))
-	f.add("Name", orDash(spec.GetAnnotations().GetName()))
+	var f cli.Fields
+	f.Add("ID", cli.OrDash(cluster.GetId()))
+	f.Add("Name", cli.OrDash(spec.GetAnnotations().GetName()))
 	leader := "none (no raft leader)"
 	if id := resp.GetLeaderId(); id != "" {
 		leader = nodeWithHostname(id, nodes)
 	}
-	f.add("Leader", leader)
+	f.Add("Leader", leader)
 	if id := resp.GetManagerNodeId(); id != "" {
-		f.add("This manager", nodeWithHostname(id, nodes))
+		f.Add("This manager", nodeWithHostname(id, nodes))
 	}
-	f.add("Nodes", strconv.Itoa(len(nodes)))
-	f.add("  Managers", strconv.Itoa(managers))
-	f.add("  Workers", strconv.Itoa(len(nodes)-managers))
-	f.section("Raft")
-	f.add("  Term", strconv.FormatUint(resp.GetRaftTerm(), 10))
-	f.add("  Applied index", strconv.FormatUint(resp.GetRaftAppliedIndex(), 10))
-	f.add("  Snapshot interval", strconv.FormatUint(spec.GetRaft().GetSnapshotInterval(), 10)+" entries")
-	f.section("CA")
-	f.add("  Digest", orDash(cluster.GetRootCa().GetCaCertDigest()))
-	f.add("  Node certificate expiry", formatDuration(spec.GetCaConfig().GetNodeCertExpiry()))
-	f.section("Dispatcher")
-	f.add("  Heartbeat period", formatDuration(spec.GetDispatcher().GetHeartbeatPeriod()))
-	return f.write(w)
+	f.Add("Nodes", strconv.Itoa(len(nodes)))
+	f.Add("  Managers", strconv.Itoa(managers))
+	f.Add("  Workers", strconv.Itoa(len(nodes)-managers))
+	f.Section("Raft")
+	f.Add("  Term", strconv.FormatUint(resp.GetRaftTerm(), 10))
+	f.Add("  Applied index", strconv.FormatUint(resp.GetRaftAppliedIndex(), 10))
+	f.Add("  Snapshot interval", strconv.FormatUint(spec.GetRaft().GetSnapshotInterval(), 10)+" entries")
+	f.Section("CA")
+	f.Add("  Digest", cli.OrDash(cluster.GetRootCa().GetCaCertDigest()))
+	f.Add("  Node certificate expiry", formatDuration(spec.GetCaConfig().GetNodeCertExpiry()))
+	f.Section("Dispatcher")
+	f.Add("  Heartbeat period", formatDuration(spec.GetDispatcher().GetHeartbeatPeriod()))
+	return f.Write(w)
 }
 
 // nodeWithHostname prints a node ID with the node's hostname when nodes
@@ -131,7 +132,7 @@ func newJoinTokenCommand(a *app) *cobra.Command {
 		Long: "Show the token a new worker or manager joins the cluster with, and the\n" +
 			"shoald command line to run on it. --rotate replaces the token first:\n" +
 			"the old one stops working, nodes already in the cluster are not affected.",
-		Args: exactArgs(1, "worker or manager"),
+		Args: cli.ExactArgs(1, "worker or manager"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			roleArg := args[0]
 			role, ok := joinRoles[roleArg]

@@ -14,8 +14,8 @@ import (
 func TestClusterInfo(t *testing.T) {
 	f := newFakeCluster()
 	res := shoalctl(t, serve(t, f), "cluster", "info")
-	if res.code != 0 || res.stderr != "" {
-		t.Fatalf("cluster info: exit %d, stderr %q", res.code, res.stderr)
+	if res.Code != 0 || res.Stderr != "" {
+		t.Fatalf("cluster info: exit %d, stderr %q", res.Code, res.Stderr)
 	}
 	want := `ID:                        clus7x9
 Name:                      default
@@ -34,40 +34,40 @@ CA:
 Dispatcher:
   Heartbeat period:        5s
 `
-	if res.stdout != want {
-		t.Errorf("cluster info printed\n%s\nwant\n%s", res.stdout, want)
+	if res.Stdout != want {
+		t.Errorf("cluster info printed\n%s\nwant\n%s", res.Stdout, want)
 	}
-	checkNoSecrets(t, res.stdout)
+	checkNoSecrets(t, res.Stdout)
 }
 
 func TestClusterInfoLeaderUnknown(t *testing.T) {
 	f := newFakeCluster()
 	f.cluster.LeaderId = ""
 	res := shoalctl(t, serve(t, f), "cluster", "info")
-	if !strings.Contains(res.stdout, "Leader:                    none (no raft leader)\n") {
-		t.Errorf("cluster info without a leader printed\n%s", res.stdout)
+	if !strings.Contains(res.Stdout, "Leader:                    none (no raft leader)\n") {
+		t.Errorf("cluster info without a leader printed\n%s", res.Stdout)
 	}
 	f = newFakeCluster()
 	f.cluster.LeaderId = "gone"
 	res = shoalctl(t, serve(t, f), "cluster", "info")
-	if !strings.Contains(res.stdout, "Leader:                    gone\n") {
-		t.Errorf("cluster info with an unlisted leader printed\n%s", res.stdout)
+	if !strings.Contains(res.Stdout, "Leader:                    gone\n") {
+		t.Errorf("cluster info with an unlisted leader printed\n%s", res.Stdout)
 	}
 }
 
 func TestClusterInfoJSON(t *testing.T) {
 	f := newFakeCluster()
 	res := shoalctl(t, serve(t, f), "cluster", "info", "--format", "json")
-	if res.code != 0 || res.stderr != "" {
-		t.Fatalf("cluster info --format json: exit %d, stderr %q", res.code, res.stderr)
+	if res.Code != 0 || res.Stderr != "" {
+		t.Fatalf("cluster info --format json: exit %d, stderr %q", res.Code, res.Stderr)
 	}
-	checkNoSecrets(t, res.stdout)
-	if strings.Count(res.stdout, "\n") < 10 {
-		t.Errorf("JSON output is not multiline:\n%s", res.stdout)
+	checkNoSecrets(t, res.Stdout)
+	if strings.Count(res.Stdout, "\n") < 10 {
+		t.Errorf("JSON output is not multiline:\n%s", res.Stdout)
 	}
 	var got api.GetClusterResponse
-	if err := protojson.Unmarshal([]byte(res.stdout), &got); err != nil {
-		t.Fatalf("output is not a GetClusterResponse: %v\n%s", err, res.stdout)
+	if err := protojson.Unmarshal([]byte(res.Stdout), &got); err != nil {
+		t.Fatalf("output is not a GetClusterResponse: %v\n%s", err, res.Stdout)
 	}
 	want := proto.Clone(f.cluster).(*api.GetClusterResponse)
 	want.Cluster.RootCa.CaKeyPem = nil
@@ -184,7 +184,7 @@ func TestJoinToken(t *testing.T) {
 				tt.modify(f)
 			}
 			res := shoalctl(t, serve(t, f), append([]string{"cluster", "join-token"}, tt.args...)...)
-			res.check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			res.Check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
 			if calls := f.callNames(); !slices.Equal(calls, tt.wantCalls) {
 				t.Errorf("RPCs %v, want %v", calls, tt.wantCalls)
 			}

@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/ctltest"
 )
 
 // fakeControl is an in-memory Control service recording every call.
@@ -83,32 +79,12 @@ func (f *fakeControl) callNames() []string {
 
 // find resolves ref like the real manager: ID, hostname or unique ID prefix.
 func (f *fakeControl) find(ref string) (*api.Node, error) {
-	return findRef("node", ref, f.nodes, func(n *api.Node) string { return n.GetDescription().GetHostname() })
+	return ctltest.FindRef("node", ref, f.nodes, func(n *api.Node) string { return n.GetDescription().GetHostname() })
 }
 
 // findService resolves ref like the real manager: ID, name or unique ID prefix.
 func (f *fakeControl) findService(ref string) (*api.Service, error) {
-	return findRef("service", ref, f.services, serviceName)
-}
-
-func findRef[T interface{ GetId() string }](kind, ref string, objs []T, name func(T) string) (T, error) {
-	var zero T
-	var prefixed []T
-	for _, o := range objs {
-		if o.GetId() == ref || name(o) == ref {
-			return o, nil
-		}
-		if strings.HasPrefix(o.GetId(), ref) {
-			prefixed = append(prefixed, o)
-		}
-	}
-	switch len(prefixed) {
-	case 0:
-		return zero, status.Errorf(codes.NotFound, "%s %q not found", kind, ref)
-	case 1:
-		return prefixed[0], nil
-	}
-	return zero, status.Errorf(codes.InvalidArgument, "%s prefix %q is ambiguous", kind, ref)
+	return ctltest.FindRef("service", ref, f.services, serviceName)
 }
 
 func (f *fakeControl) GetCluster(ctx context.Context, _ *api.GetClusterRequest) (*api.GetClusterResponse, error) {
@@ -385,7 +361,7 @@ func (f *fakeControl) GetTask(_ context.Context, req *api.GetTaskRequest) (*api.
 
 // findNetwork resolves ref like the real manager: ID, name or unique ID prefix.
 func (f *fakeControl) findNetwork(ref string) (*api.Network, error) {
-	return findRef("network", ref, f.networks, networkName)
+	return ctltest.FindRef("network", ref, f.networks, networkName)
 }
 
 // CreateNetwork refuses a subnet overlapping another network's, as the
@@ -464,29 +440,7 @@ func (f *fakeControl) ListBindings(_ context.Context, req *api.ListBindingsReque
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("ListBindings")
-	var serviceIDs, networkIDs []string
-	for _, ref := range req.GetServiceIds() {
-		svc, err := f.findService(ref)
-		if err != nil {
-			return nil, err
-		}
-		serviceIDs = append(serviceIDs, svc.GetId())
-	}
-	for _, ref := range req.GetNetworkIds() {
-		n, err := f.findNetwork(ref)
-		if err != nil {
-			return nil, err
-		}
-		networkIDs = append(networkIDs, n.GetId())
-	}
-	resp := &api.ListBindingsResponse{}
-	for _, b := range f.bindings {
-		if (len(serviceIDs) == 0 || slices.Contains(serviceIDs, b.GetServiceId())) &&
-			(len(networkIDs) == 0 || slices.Contains(networkIDs, b.GetNetworkId())) {
-			resp.Bindings = append(resp.Bindings, proto.Clone(b).(*api.IPBinding))
-		}
-	}
-	return resp, nil
+	return ctltest.ListBindings(req, f.services, f.networks, f.bindings)
 }
 
 func slicesDelete(nodes []*api.Node, n *api.Node) []*api.Node {
@@ -499,52 +453,9 @@ func slicesDelete(nodes []*api.Node, n *api.Node) []*api.Node {
 	return out
 }
 
-// serve starts f on a unix socket in a temporary directory and returns the
-// socket's path. The server stops when the test ends.
-func serve(t *testing.T, f *fakeControl) string {
-	t.Helper()
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "control.sock")
-	if len(sock) > 100 { // sun_path holds 108 bytes
-		short, err := os.MkdirTemp("", "shoalctl")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(short) })
-		sock = filepath.Join(short, "control.sock")
-	}
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatalf("listen on %s: %v", sock, err)
-	}
-	srv := grpc.NewServer()
-	api.RegisterControlServer(srv, f)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
-	return sock
-}
-
-// result is one shoalctl invocation's outcome.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-// check fails t unless the run ended with code and printed exactly stdout
-// and stderr.
-func (r result) check(t *testing.T, code int, stdout, stderr string) {
-	t.Helper()
-	if r.code != code || r.stdout != stdout || r.stderr != stderr {
-		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant exit %d, stderr %q, stdout\n%s", r.code, r.stderr, r.stdout, code, stderr, stdout)
-	}
-}
+// serve starts f on a unix socket and returns the socket's path. The
+// server stops when the test ends.
+func serve(t *testing.T, f *fakeControl) string { return ctltest.Serve(t, f) }
 
 // checkHasLines fails t unless out, a human-readable summary, has every
 // line of want. Lines compare with their runs of spaces collapsed: the
@@ -579,11 +490,9 @@ func checkRequests[M proto.Message](t *testing.T, f *fakeControl, rpc string, go
 }
 
 // shoalctl runs the CLI against sock with args.
-func shoalctl(t *testing.T, sock string, args ...string) result {
+func shoalctl(t *testing.T, sock string, args ...string) ctltest.Result {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), append([]string{"--socket", sock}, args...), &stdout, &stderr)
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	return ctltest.Run(run, sock, args...)
 }
 
 // fixedTime is when the fixture cluster's nodes were created.

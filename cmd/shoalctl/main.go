@@ -13,45 +13,32 @@
 // follow its tasks until the service converges (unless --detach), a wait
 // bounded by their own --wait-timeout, which is unbounded by default.
 //
-// It imports only the project's api package and internal/ctlconn, which
-// connects it: everything it knows about the cluster it learns through the
+// It imports only the project's api package, internal/ctlconn, which
+// connects it, and internal/cli, the root command and output it shares
+// with netctl: everything it knows about the cluster it learns through the
 // Control service.
 package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 	"github.com/shoal/shoal/internal/ctlconn"
 )
 
 // socketEnv overrides the default socket when --socket is not given.
 const socketEnv = ctlconn.SocketEnv
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(run) }
 
 // run executes one shoalctl invocation and returns its exit status. Errors
 // are printed to stderr as "Error: <what was wrong>", one line per error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCommand(stdout, stderr)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
-	ctlconn.PrintError(stderr, err)
-	return 1
+	return cli.Execute(ctx, newRootCommand(stdout, stderr), args, stderr)
 }
 
 // app holds what every command shares: the output streams and the
@@ -64,19 +51,10 @@ type app struct {
 // newRootCommand builds the whole command tree writing to stdout and stderr.
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	a := &app{stdout: stdout, stderr: stderr}
-	root := &cobra.Command{
-		Use:   "shoalctl",
-		Short: "Manage a shoal cluster",
-		Long: "shoalctl manages a shoal cluster through the Control API of a manager,\n" +
+	root := cli.NewRoot("shoalctl", "Manage a shoal cluster",
+		"shoalctl manages a shoal cluster through the Control API of a manager,\n"+
 			"reached over the manager's local unix socket.",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &usageError{err: err, cmdPath: cmd.CommandPath()}
-	})
+		stdout, stderr)
 	a.conn = ctlconn.AddFlags(root)
 
 	root.AddCommand(newClusterCommand(a), newNodeCommand(a), newServiceCommand(a), newNetworkCommand(a))
@@ -100,45 +78,4 @@ func (a *app) withConnection(_ *cobra.Command, fn func(c api.ControlClient) erro
 // callContext bounds a step of RPCs by --timeout.
 func (a *app) callContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return a.conn.CallContext(parent)
-}
-
-// usageError is a mistake in how a command was called; it prints with a
-// pointer to the command's help.
-type usageError struct {
-	err     error
-	cmdPath string
-}
-
-func (e *usageError) Error() string {
-	return fmt.Sprintf("%v\nSee '%s --help'.", e.err, e.cmdPath)
-}
-
-func (e *usageError) Unwrap() error { return e.err }
-
-// requireArgs checks a command got at least one positional argument, what.
-func requireArgs(what string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) == 0 {
-			return &usageError{
-				err:     fmt.Errorf("%q requires at least one %s argument", cmd.CommandPath(), what),
-				cmdPath: cmd.CommandPath(),
-			}
-		}
-		return nil
-	}
-}
-
-// exactArgs checks a command got exactly n positional arguments, described
-// by what.
-func exactArgs(n int, what string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) == n {
-			return nil
-		}
-		err := fmt.Errorf("%q requires exactly %d argument(s) (%s), got %d", cmd.CommandPath(), n, what, len(args))
-		if n == 0 {
-			err = fmt.Errorf("%q accepts no arguments, got %q", cmd.CommandPath(), args)
-		}
-		return &usageError{err: err, cmdPath: cmd.CommandPath()}
-	}
 }

@@ -31,7 +31,7 @@ func TestUnreachableSocket(t *testing.T) {
 			res := shoalctl(t, tt.socket, tt.args...)
 			want := "Error: cannot reach the shoal manager at " + strings.TrimPrefix(tt.socket, "unix://") + ": " +
 				tt.wantReason + " (is shoald running? set --socket or SHOAL_SOCKET)\n"
-			res.check(t, 1, "", want)
+			res.Check(t, 1, "", want)
 		})
 	}
 }
@@ -50,16 +50,16 @@ func TestSocketFromEnvironment(t *testing.T) {
 	// --socket wins over the environment.
 	missing := filepath.Join(t.TempDir(), "missing.sock")
 	res := shoalctl(t, missing, "node", "ls")
-	if res.code != 1 || !strings.Contains(res.stderr, "cannot reach the shoal manager at "+missing+":") {
-		t.Errorf("--socket %s with %s set: exit %d, stderr %q", missing, socketEnv, res.code, res.stderr)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "cannot reach the shoal manager at "+missing+":") {
+		t.Errorf("--socket %s with %s set: exit %d, stderr %q", missing, socketEnv, res.Code, res.Stderr)
 	}
 }
 
 func TestServerErrorsWithoutRPCNoise(t *testing.T) {
 	res := shoalctl(t, serve(t, newFakeCluster()), "node", "promote", "zz")
 	want := "Error: get node zz: node \"zz\" not found\n"
-	if res.code != 1 || res.stderr != want {
-		t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.code, res.stderr, want)
+	if res.Code != 1 || res.Stderr != want {
+		t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.Code, res.Stderr, want)
 	}
 }
 
@@ -68,8 +68,8 @@ func TestTimeout(t *testing.T) {
 	f.block = true
 	res := shoalctl(t, serve(t, f), "--timeout", "500ms", "cluster", "info")
 	want := "Error: get cluster: the manager did not answer in time (raise --timeout)\n"
-	if res.code != 1 || res.stderr != want {
-		t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.code, res.stderr, want)
+	if res.Code != 1 || res.Stderr != want {
+		t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.Code, res.Stderr, want)
 	}
 }
 
@@ -114,8 +114,8 @@ func TestUsageErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeCluster()
 			res := shoalctl(t, serve(t, f), tt.args...)
-			if res.code != 1 || !strings.HasPrefix(res.stderr, tt.wantStderr) {
-				t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.code, res.stderr, tt.wantStderr)
+			if res.Code != 1 || !strings.HasPrefix(res.Stderr, tt.wantStderr) {
+				t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.Code, res.Stderr, tt.wantStderr)
 			}
 			if calls := f.callNames(); len(calls) != 0 {
 				t.Errorf("a usage error made RPCs %v", calls)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newNetworkCommand(a *app) *cobra.Command {
@@ -45,7 +46,7 @@ func newNetworkCreateCommand(a *app) *cobra.Command {
 			"  shoalctl network create --subnet 10.20.0.0/16 --gateway 10.20.0.1 \\\n" +
 			"    --ip-range 10.20.128.0/17 --aux-address router=10.20.0.2 \\\n" +
 			"    --cni-plugin-json '{\"type\":\"bandwidth\",\"egressRate\":1000000}' front",
-		Args: exactArgs(1, "NETWORK"),
+		Args: cli.ExactArgs(1, "NETWORK"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := nf.spec(args[0])
 			if err != nil {
@@ -75,7 +76,7 @@ func newNetworkRemoveCommand(a *app) *cobra.Command {
 		Short:   "Remove networks",
 		Long: "Remove networks. The manager refuses to remove a network a service\n" +
 			"still uses, and names those services.",
-		Args: requireArgs("NETWORK"),
+		Args: cli.RequireArgs("NETWORK"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
 				return forEachRef(args, func(ref string) error {

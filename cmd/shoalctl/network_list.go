@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 // networkScope is every network's SCOPE: a shoal network spans the cluster,
@@ -33,9 +34,9 @@ func newNetworkListCommand(a *app) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List networks",
 		Long:    "List networks, sorted by name.",
-		Args:    exactArgs(0, ""),
+		Args:    cli.ExactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat("format", format, formatTable, formatJSON); err != nil {
+			if err := cli.CheckFormat("format", format, cli.FormatTable, cli.FormatJSON); err != nil {
 				return err
 			}
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
@@ -49,7 +50,7 @@ func newNetworkListCommand(a *app) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", formatTable, "output format: table or json")
+	cmd.Flags().StringVar(&format, "format", cli.FormatTable, "output format: table or json")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only network IDs")
 	return cmd
 }
@@ -71,47 +72,39 @@ func printNetworkTable(w io.Writer, networks []*api.Network) error {
 			n.GetSpec().GetDriver(),
 			networkScope,
 			strings.Join(subnets, ", "),
-			formatVNI(n.GetVni()),
+			cli.FormatVNI(n.GetVni()),
 		})
 	}
-	return printTable(w, []string{"NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNETS", "VNI"}, rows)
-}
-
-// formatVNI prints a VNI, or "-" before the cluster has allocated one.
-func formatVNI(vni uint32) string {
-	if vni == 0 {
-		return "-"
-	}
-	return strconv.FormatUint(uint64(vni), 10)
+	return cli.PrintTable(w, []string{"NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNETS", "VNI"}, rows)
 }
 
 // printNetworkPretty prints one network for a human.
 func printNetworkPretty(w io.Writer, n *api.Network) error {
 	spec := n.GetSpec()
-	var f fieldList
-	f.add("ID", n.GetId())
-	f.add("Name", orDash(networkName(n)))
-	f.add("Labels", orDash(formatLabels(spec.GetAnnotations().GetLabels())))
-	f.add("Created at", formatTime(n.GetMeta().GetCreatedAt()))
-	f.add("Updated at", formatTime(n.GetMeta().GetUpdatedAt()))
-	f.add("Driver", orDash(spec.GetDriver()))
-	f.add("Scope", networkScope)
-	f.add("VNI", formatVNI(n.GetVni()))
-	f.add("Attachable", strconv.FormatBool(spec.GetAttachable()))
+	var f cli.Fields
+	f.Add("ID", n.GetId())
+	f.Add("Name", cli.OrDash(networkName(n)))
+	f.Add("Labels", cli.OrDash(formatLabels(spec.GetAnnotations().GetLabels())))
+	f.Add("Created at", formatTime(n.GetMeta().GetCreatedAt()))
+	f.Add("Updated at", formatTime(n.GetMeta().GetUpdatedAt()))
+	f.Add("Driver", cli.OrDash(spec.GetDriver()))
+	f.Add("Scope", networkScope)
+	f.Add("VNI", cli.FormatVNI(n.GetVni()))
+	f.Add("Attachable", strconv.FormatBool(spec.GetAttachable()))
 	for _, c := range spec.GetIpam() {
-		f.section("Subnet " + c.GetSubnet())
-		f.add("  Gateway", orDash(c.GetGateway()))
-		f.add("  IP range", orDash(c.GetIpRange()))
+		f.Section("Subnet " + c.GetSubnet())
+		f.Add("  Gateway", cli.OrDash(c.GetGateway()))
+		f.Add("  IP range", cli.OrDash(c.GetIpRange()))
 		aux := c.GetAuxAddresses()
 		for _, name := range slices.Sorted(maps.Keys(aux)) {
-			f.add("  Aux address", name+"="+aux[name])
+			f.Add("  Aux address", name+"="+aux[name])
 		}
 	}
 	if len(spec.GetPlugins()) > 0 {
-		f.section("CNI plugins")
+		f.Section("CNI plugins")
 		for _, p := range spec.GetPlugins() {
-			f.add("  "+p.GetType(), p.GetConfigJson())
+			f.Add("  "+p.GetType(), p.GetConfigJson())
 		}
 	}
-	return f.write(w)
+	return f.Write(w)
 }

@@ -86,7 +86,7 @@ func TestNetworkCreateSpec(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeCluster()
 			res := shoalctl(t, serve(t, f), append([]string{"network", "create"}, tt.args...)...)
-			res.check(t, 0, idNewNetwork+"\n", "")
+			res.Check(t, 0, idNewNetwork+"\n", "")
 			checkRequests(t, f, "CreateNetwork", &f.networkCreates, []*api.CreateNetworkRequest{{Spec: tt.want}})
 		})
 	}
@@ -148,8 +148,8 @@ func TestNetworkCreateBadFlags(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			f := newFakeCluster()
 			res := shoalctl(t, serve(t, f), append(append([]string{"network", "create"}, tt.args...), "net")...)
-			if res.code != 1 || !strings.HasPrefix(res.stderr, "Error: "+tt.want) {
-				t.Errorf("exit %d, stderr %q\nwant exit 1, stderr starting %q", res.code, res.stderr, "Error: "+tt.want)
+			if res.Code != 1 || !strings.HasPrefix(res.Stderr, "Error: "+tt.want) {
+				t.Errorf("exit %d, stderr %q\nwant exit 1, stderr starting %q", res.Code, res.Stderr, "Error: "+tt.want)
 			}
 			if calls := f.callNames(); len(calls) != 0 {
 				t.Errorf("a bad flag made RPCs %v", calls)
@@ -169,8 +169,8 @@ func TestNetworkCreateUsage(t *testing.T) {
 	} {
 		f := newFakeCluster()
 		res := shoalctl(t, serve(t, f), append([]string{"network", "create"}, tt.args...)...)
-		if res.code != 1 || !strings.HasPrefix(res.stderr, tt.want) {
-			t.Errorf("%v: exit %d, stderr %q, want %q", tt.args, res.code, res.stderr, tt.want)
+		if res.Code != 1 || !strings.HasPrefix(res.Stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tt.args, res.Code, res.Stderr, tt.want)
 		}
 		if calls := f.callNames(); len(calls) != 0 {
 			t.Errorf("%v made RPCs %v", tt.args, calls)
@@ -181,7 +181,7 @@ func TestNetworkCreateUsage(t *testing.T) {
 func TestNetworkCreateRefusedByManager(t *testing.T) {
 	f := newFakeNetworks()
 	res := shoalctl(t, serve(t, f), "network", "create", "--subnet", "10.20.5.0/24", "side")
-	res.check(t, 1, "", "Error: create network side: subnet 10.20.5.0/24 overlaps subnet 10.20.0.0/16 of network front\n")
+	res.Check(t, 1, "", "Error: create network side: subnet 10.20.5.0/24 overlaps subnet 10.20.0.0/16 of network front\n")
 }
 
 func TestNetworkList(t *testing.T) {
@@ -223,7 +223,7 @@ frontnet0000   front   overlay   swarm   10.20.0.0/16   -
 				tt.modify(f)
 			}
 			res := shoalctl(t, serve(t, f), append([]string{"network", "ls"}, tt.args...)...)
-			res.check(t, 0, tt.want, "")
+			res.Check(t, 0, tt.want, "")
 		})
 	}
 }
@@ -231,13 +231,13 @@ frontnet0000   front   overlay   swarm   10.20.0.0/16   -
 func TestNetworkListJSON(t *testing.T) {
 	f := newFakeNetworks()
 	res := shoalctl(t, serve(t, f), "network", "ls", "--format", "json")
-	if res.code != 0 {
-		t.Fatalf("network ls --format json: exit %d, stderr %q", res.code, res.stderr)
+	if res.Code != 0 {
+		t.Fatalf("network ls --format json: exit %d, stderr %q", res.Code, res.Stderr)
 	}
-	checkNetworks(t, decodeNetworks(t, res.stdout), backNetwork(), frontNetwork())
+	checkNetworks(t, decodeNetworks(t, res.Stdout), backNetwork(), frontNetwork())
 
 	res = shoalctl(t, serve(t, f), "network", "ls", "--format", "yaml")
-	res.check(t, 1, "", "Error: invalid --format \"yaml\": must be one of table, json\n")
+	res.Check(t, 1, "", "Error: invalid --format \"yaml\": must be one of table, json\n")
 }
 
 func TestNetworkInspect(t *testing.T) {
@@ -291,13 +291,13 @@ func TestNetworkInspect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := shoalctl(t, serve(t, newFakeNetworks()), append([]string{"network", "inspect"}, tt.args...)...)
-			if res.code != tt.wantCode || res.stderr != tt.wantStderr {
-				t.Fatalf("exit %d, stderr %q; want exit %d, stderr %q", res.code, res.stderr, tt.wantCode, tt.wantStderr)
+			if res.Code != tt.wantCode || res.Stderr != tt.wantStderr {
+				t.Fatalf("exit %d, stderr %q; want exit %d, stderr %q", res.Code, res.Stderr, tt.wantCode, tt.wantStderr)
 			}
 			if tt.want != nil {
-				checkNetworks(t, decodeNetworks(t, res.stdout), tt.want...)
+				checkNetworks(t, decodeNetworks(t, res.Stdout), tt.want...)
 			}
-			checkHasLines(t, res.stdout, tt.wantOut)
+			checkHasLines(t, res.Stdout, tt.wantOut)
 		})
 	}
 }
@@ -340,7 +340,7 @@ func TestNetworkRemove(t *testing.T) {
 			f := newFakeNetworks()
 			f.networkUsers = tt.users
 			res := shoalctl(t, serve(t, f), append([]string{"network", "rm"}, tt.args...)...)
-			res.check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			res.Check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			var left []string

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newNodeCommand(a *app) *cobra.Command {
@@ -54,9 +55,9 @@ func newNodeListCommand(a *app) *cobra.Command {
 		Short:   "List the cluster's nodes",
 		Long: "List the cluster's nodes, sorted by hostname. The node the CLI is\n" +
 			"talking to is marked with \" *\" after its ID.",
-		Args: exactArgs(0, ""),
+		Args: cli.ExactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat("format", format, formatTable, formatJSON); err != nil {
+			if err := cli.CheckFormat("format", format, cli.FormatTable, cli.FormatJSON); err != nil {
 				return err
 			}
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
@@ -65,8 +66,8 @@ func newNodeListCommand(a *app) *cobra.Command {
 					return fmt.Errorf("list nodes: %w", err)
 				}
 				nodes := sortNodes(resp.GetNodes())
-				if format == formatJSON {
-					return printJSONArray(a.stdout, nodes)
+				if format == cli.FormatJSON {
+					return cli.PrintJSONArray(a.stdout, nodes)
 				}
 				cluster, err := c.GetCluster(ctx, &api.GetClusterRequest{})
 				if err != nil {
@@ -76,7 +77,7 @@ func newNodeListCommand(a *app) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", formatTable, "output format: table or json")
+	cmd.Flags().StringVar(&format, "format", cli.FormatTable, "output format: table or json")
 	return cmd
 }
 
@@ -107,7 +108,7 @@ func printNodeTable(w io.Writer, nodes []*api.Node, self string) error {
 			managerStatusName(n.GetManagerStatus()),
 		})
 	}
-	return printTable(w, []string{"ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS"}, rows)
+	return cli.PrintTable(w, []string{"ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS"}, rows)
 }
 
 func nodeStateName(s api.NodeState) string {
@@ -159,40 +160,40 @@ func managerStatusName(ms *api.ManagerStatus) string {
 
 // printNodePretty prints one node for a human.
 func printNodePretty(w io.Writer, n *api.Node) error {
-	var f fieldList
-	f.add("ID", n.GetId())
-	f.add("Hostname", orDash(n.GetDescription().GetHostname()))
-	f.add("Created at", formatTime(n.GetMeta().GetCreatedAt()))
-	f.add("Updated at", formatTime(n.GetMeta().GetUpdatedAt()))
-	f.add("Version", strconv.FormatUint(n.GetMeta().GetVersion(), 10))
-	f.section("Spec")
+	var f cli.Fields
+	f.Add("ID", n.GetId())
+	f.Add("Hostname", cli.OrDash(n.GetDescription().GetHostname()))
+	f.Add("Created at", formatTime(n.GetMeta().GetCreatedAt()))
+	f.Add("Updated at", formatTime(n.GetMeta().GetUpdatedAt()))
+	f.Add("Version", strconv.FormatUint(n.GetMeta().GetVersion(), 10))
+	f.Section("Spec")
 	if name := n.GetSpec().GetAnnotations().GetName(); name != "" {
-		f.add("  Name", name)
+		f.Add("  Name", name)
 	}
-	f.add("  Desired role", n.GetSpec().GetDesiredRole().Name())
-	f.add("  Availability", availabilityName(n.GetSpec().GetAvailability()))
-	f.add("  Labels", orDash(formatLabels(n.GetSpec().GetAnnotations().GetLabels())))
-	f.section("Status")
-	f.add("  State", nodeStateName(n.GetStatus().GetState()))
+	f.Add("  Desired role", n.GetSpec().GetDesiredRole().Name())
+	f.Add("  Availability", availabilityName(n.GetSpec().GetAvailability()))
+	f.Add("  Labels", cli.OrDash(formatLabels(n.GetSpec().GetAnnotations().GetLabels())))
+	f.Section("Status")
+	f.Add("  State", nodeStateName(n.GetStatus().GetState()))
 	if msg := n.GetStatus().GetMessage(); msg != "" {
-		f.add("  Message", msg)
+		f.Add("  Message", msg)
 	}
-	f.add("  Address", orDash(n.GetStatus().GetAddr()))
-	f.add("Role", n.GetRole().Name())
+	f.Add("  Address", cli.OrDash(n.GetStatus().GetAddr()))
+	f.Add("Role", n.GetRole().Name())
 	if ms := n.GetManagerStatus(); ms != nil {
-		f.section("Manager status")
-		f.add("  Raft ID", strconv.FormatUint(ms.GetRaftId(), 10))
-		f.add("  Address", orDash(ms.GetAddr()))
-		f.add("  Raft status", managerStatusName(ms))
+		f.Section("Manager status")
+		f.Add("  Raft ID", strconv.FormatUint(ms.GetRaftId(), 10))
+		f.Add("  Address", cli.OrDash(ms.GetAddr()))
+		f.Add("  Raft status", managerStatusName(ms))
 	}
-	f.section("Platform")
-	f.add("  OS", orDash(n.GetDescription().GetOs()))
-	f.add("  Architecture", orDash(n.GetDescription().GetArch()))
-	f.add("Engine version", orDash(n.GetDescription().GetEngineVersion()))
-	f.section("Certificate")
-	f.add("  Role", n.GetCertificate().GetRole().Name())
-	f.add("  Not after", formatTime(n.GetCertificate().GetNotAfter()))
-	return f.write(w)
+	f.Section("Platform")
+	f.Add("  OS", cli.OrDash(n.GetDescription().GetOs()))
+	f.Add("  Architecture", cli.OrDash(n.GetDescription().GetArch()))
+	f.Add("Engine version", cli.OrDash(n.GetDescription().GetEngineVersion()))
+	f.Section("Certificate")
+	f.Add("  Role", n.GetCertificate().GetRole().Name())
+	f.Add("  Not after", formatTime(n.GetCertificate().GetNotAfter()))
+	return f.Write(w)
 }
 
 // formatLabels prints labels as "k1=v1, k2=v2", sorted by key.
@@ -212,7 +213,7 @@ func newNodeRemoveCommand(a *app) *cobra.Command {
 		Short:   "Remove nodes from the cluster",
 		Long: "Remove nodes from the cluster. The manager refuses to remove a node\n" +
 			"that is still up unless --force is given.",
-		Args: requireArgs("NODE"),
+		Args: cli.RequireArgs("NODE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
 				return forEachRef(args, func(ref string) error {

@@ -55,11 +55,11 @@ b2   twin       Unknown   Active
 				tt.modify(f)
 			}
 			res := shoalctl(t, serve(t, f), "node", "ls")
-			if res.code != 0 || res.stderr != "" {
-				t.Fatalf("node ls: exit %d, stderr %q", res.code, res.stderr)
+			if res.Code != 0 || res.Stderr != "" {
+				t.Fatalf("node ls: exit %d, stderr %q", res.Code, res.Stderr)
 			}
-			if res.stdout != tt.want {
-				t.Errorf("node ls printed\n%s\nwant\n%s", res.stdout, tt.want)
+			if res.Stdout != tt.want {
+				t.Errorf("node ls printed\n%s\nwant\n%s", res.Stdout, tt.want)
 			}
 		})
 	}
@@ -68,10 +68,10 @@ b2   twin       Unknown   Active
 func TestNodeListJSONParsesBack(t *testing.T) {
 	f := newFakeCluster()
 	res := shoalctl(t, serve(t, f), "node", "ls", "--format", "json")
-	if res.code != 0 {
-		t.Fatalf("node ls --format json: exit %d, stderr %q", res.code, res.stderr)
+	if res.Code != 0 {
+		t.Fatalf("node ls --format json: exit %d, stderr %q", res.Code, res.Stderr)
 	}
-	got := decodeNodes(t, res.stdout)
+	got := decodeNodes(t, res.Stdout)
 	var ids []string
 	for _, n := range got {
 		ids = append(ids, n.GetId())
@@ -160,19 +160,19 @@ func TestNodeInspect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := shoalctl(t, serve(t, newFakeCluster()), append([]string{"node", "inspect"}, tt.args...)...)
-			if res.code != tt.wantCode || res.stderr != tt.wantStderr {
-				t.Fatalf("exit %d, stderr %q; want exit %d, stderr %q", res.code, res.stderr, tt.wantCode, tt.wantStderr)
+			if res.Code != tt.wantCode || res.Stderr != tt.wantStderr {
+				t.Fatalf("exit %d, stderr %q; want exit %d, stderr %q", res.Code, res.Stderr, tt.wantCode, tt.wantStderr)
 			}
 			if tt.wantIDs != nil {
 				var ids []string
-				for _, n := range decodeNodes(t, res.stdout) {
+				for _, n := range decodeNodes(t, res.Stdout) {
 					ids = append(ids, n.GetId())
 				}
 				if !slices.Equal(ids, tt.wantIDs) {
 					t.Errorf("inspected %v, want %v", ids, tt.wantIDs)
 				}
 			}
-			checkHasLines(t, res.stdout, tt.wantOut)
+			checkHasLines(t, res.Stdout, tt.wantOut)
 		})
 	}
 }
@@ -216,7 +216,7 @@ func TestNodeRemove(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeCluster()
 			res := shoalctl(t, serve(t, f), append([]string{"node", "rm"}, tt.args...)...)
-			res.check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			res.Check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			if len(f.nodes) != tt.wantLeft {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newNodeRoleCommand(a *app, verb string, role api.NodeRole) *cobra.Command {
@@ -24,7 +25,7 @@ func newNodeRoleCommand(a *app, verb string, role api.NodeRole) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " NODE...",
 		Short: short,
-		Args:  requireArgs("NODE"),
+		Args:  cli.RequireArgs("NODE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
 				return forEachRef(args, func(ref string) error {
@@ -60,7 +61,7 @@ func newNodeUpdateCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update NODE",
 		Short: "Change a node's availability or labels",
-		Args:  exactArgs(1, "NODE"),
+		Args:  cli.ExactArgs(1, "NODE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			edit, err := parseNodeEdit(cmd, availability, labelAdd, labelRm)
 			if err != nil {
@@ -90,7 +91,7 @@ func newNodeAvailabilityCommand(a *app, verb string, av api.NodeAvailability, sh
 		Use:   verb + " NODE...",
 		Short: short,
 		Long:  short + ".\nIt is `node update --availability " + strings.ToLower(availabilityName(av)) + "` for every NODE.",
-		Args:  requireArgs("NODE"),
+		Args:  cli.RequireArgs("NODE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			edit := &nodeEdit{availability: &av}
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {

@@ -32,7 +32,7 @@ func runNodeChanges(t *testing.T, changes []nodeChange) {
 			f.conflicts = tc.conflicts
 			f.updateErr = tc.updateErr
 			res := shoalctl(t, serve(t, f), append([]string{"node"}, tc.args...)...)
-			res.check(t, tc.wantCode, tc.wantStdout, tc.wantStderr)
+			res.Check(t, tc.wantCode, tc.wantStdout, tc.wantStderr)
 			checkRequests(t, f, "UpdateNode", &f.updates, tc.wantUpdates)
 			if calls := f.callNames(); tc.invalidInput && len(calls) != 0 {
 				t.Errorf("invalid input made RPCs %v, want none", calls)

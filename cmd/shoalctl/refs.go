@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 	"github.com/shoal/shoal/internal/ctlconn"
 )
 
@@ -88,24 +89,24 @@ func newInspectCommand[T proto.Message](a *app, arg, kinds string,
 		Short: "Show " + kinds + " in detail",
 		Long: "Show " + kinds + " in detail: a JSON array of the " + kinds + " by default, or a\n" +
 			"human-readable summary with --pretty (or --format pretty).",
-		Args: requireArgs(arg),
+		Args: cli.RequireArgs(arg),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat("format", format, formatJSON, formatPretty); err != nil {
+			if err := cli.CheckFormat("format", format, cli.FormatJSON, cli.FormatPretty); err != nil {
 				return err
 			}
 			if pretty {
-				if cmd.Flags().Changed("format") && format != formatPretty {
+				if cmd.Flags().Changed("format") && format != cli.FormatPretty {
 					return fmt.Errorf("--pretty and --format %s conflict: give one of them", format)
 				}
-				format = formatPretty
+				format = cli.FormatPretty
 			}
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
 				objs, errs := getEach(args, func(ref string) (T, error) { return get(ctx, c, ref) })
 				if isUnreachable(errs) {
 					return errs
 				}
-				if format == formatJSON {
-					if err := printJSONArray(a.stdout, objs); err != nil {
+				if format == cli.FormatJSON {
+					if err := cli.PrintJSONArray(a.stdout, objs); err != nil {
 						return err
 					}
 					return errs
@@ -122,7 +123,7 @@ func newInspectCommand[T proto.Message](a *app, arg, kinds string,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", formatJSON, "output format: json or pretty")
+	cmd.Flags().StringVar(&format, "format", cli.FormatJSON, "output format: json or pretty")
 	cmd.Flags().BoolVar(&pretty, "pretty", false, "print a human-readable summary (same as --format pretty)")
 	return cmd
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newServiceCommand(a *app) *cobra.Command {
@@ -72,7 +73,7 @@ func newServiceCreateCommand(a *app) *cobra.Command {
 		Long: "Create a service running IMAGE; COMMAND and ARGs replace the image's\n" +
 			"command. It prints the new service's ID, then follows its tasks until\n" +
 			"they run (unless --detach).",
-		Args: requireArgs("IMAGE"),
+		Args: cli.RequireArgs("IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := sf.newSpec(cmd, args[0], args[1:])
 			if err != nil {
@@ -115,7 +116,7 @@ func newServiceRemoveCommand(a *app) *cobra.Command {
 		Short:   "Remove services",
 		Long: "Remove services. Their tasks are stopped and then deleted; the command\n" +
 			"does not wait for that.",
-		Args: requireArgs("SERVICE"),
+		Args: cli.RequireArgs("SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
 				return forEachRef(args, func(ref string) error {

@@ -184,8 +184,8 @@ func TestServiceCreateSpec(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeCluster()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "create", "--detach"}, tt.args...)...)
-			if res.code != 0 || res.stdout != idNewService+"\n" || res.stderr != "" {
-				t.Fatalf("exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+			if res.Code != 0 || res.Stdout != idNewService+"\n" || res.Stderr != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
 			}
 			image := tt.args[len(tt.args)-1]
 			want := baseSpec(image)
@@ -259,8 +259,8 @@ func TestServiceCreateBadFlags(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			f := newFakeCluster()
 			res := shoalctl(t, serve(t, f), append(append([]string{"service", "create"}, tt.args...), "nginx")...)
-			if res.code != 1 || !strings.HasPrefix(res.stderr, "Error: "+tt.want) {
-				t.Errorf("exit %d, stderr %q\nwant exit 1, stderr starting %q", res.code, res.stderr, "Error: "+tt.want)
+			if res.Code != 1 || !strings.HasPrefix(res.Stderr, "Error: "+tt.want) {
+				t.Errorf("exit %d, stderr %q\nwant exit 1, stderr starting %q", res.Code, res.Stderr, "Error: "+tt.want)
 			}
 			if calls := f.callNames(); len(calls) != 0 {
 				t.Errorf("a bad flag made RPCs %v", calls)
@@ -279,8 +279,8 @@ func TestServiceCreateUsage(t *testing.T) {
 	} {
 		f := newFakeCluster()
 		res := shoalctl(t, serve(t, f), tt.args...)
-		if res.code != 1 || !strings.HasPrefix(res.stderr, tt.want) {
-			t.Errorf("%v: exit %d, stderr %q, want %q", tt.args, res.code, res.stderr, tt.want)
+		if res.Code != 1 || !strings.HasPrefix(res.Stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tt.args, res.Code, res.Stderr, tt.want)
 		}
 	}
 }

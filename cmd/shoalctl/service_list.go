@@ -16,19 +16,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 // now is the clock task ages are measured against; tests fix it.
 var now = time.Now
 
-// shortIDLen is how much of an ID tables show, as docker does.
-const shortIDLen = 12
-
+// shortID is id as tables show it: cut short unless noTrunc.
 func shortID(id string, noTrunc bool) string {
-	if noTrunc || len(id) <= shortIDLen {
+	if noTrunc {
 		return id
 	}
-	return id[:shortIDLen]
+	return cli.ShortID(id)
 }
 
 func newServiceListCommand(a *app) *cobra.Command {
@@ -42,9 +41,9 @@ func newServiceListCommand(a *app) *cobra.Command {
 		Short:   "List services",
 		Long: "List services, sorted by name. REPLICAS counts the tasks running of\n" +
 			"those meant to run.",
-		Args: exactArgs(0, ""),
+		Args: cli.ExactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat("format", format, formatTable, formatJSON); err != nil {
+			if err := cli.CheckFormat("format", format, cli.FormatTable, cli.FormatJSON); err != nil {
 				return err
 			}
 			return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
@@ -58,7 +57,7 @@ func newServiceListCommand(a *app) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", formatTable, "output format: table or json")
+	cmd.Flags().StringVar(&format, "format", cli.FormatTable, "output format: table or json")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only service IDs")
 	return cmd
 }
@@ -87,7 +86,7 @@ func printServiceTable(w io.Writer, services []*api.Service, running, desired ma
 			formatPorts(spec.GetEndpoint().GetPorts(), api.PortConfig_PUBLISH_MODE_INGRESS),
 		})
 	}
-	return printTable(w, []string{"ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"}, rows)
+	return cli.PrintTable(w, []string{"ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"}, rows)
 }
 
 // imageName drops an image's digest unless noTrunc, as docker's tables do.

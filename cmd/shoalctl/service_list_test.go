@@ -54,11 +54,11 @@ websvc000000   web    replicated   2/3 (max 1 per node)   nginx:1.27
 				tt.modify(f)
 			}
 			res := shoalctl(t, serve(t, f), append([]string{"service", "ls"}, tt.args...)...)
-			if res.code != 0 || res.stderr != "" {
-				t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+			if res.Code != 0 || res.Stderr != "" {
+				t.Fatalf("exit %d, stderr %q", res.Code, res.Stderr)
 			}
-			if res.stdout != tt.want {
-				t.Errorf("service ls printed\n%s\nwant\n%s", res.stdout, tt.want)
+			if res.Stdout != tt.want {
+				t.Errorf("service ls printed\n%s\nwant\n%s", res.Stdout, tt.want)
 			}
 		})
 	}
@@ -144,7 +144,7 @@ webtask3new0   web.3                            nginx:1.27                      
 			fixClock(t)
 			f := newFakeServices()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "ps"}, tt.args...)...)
-			res.check(t, tt.wantCode, tt.want, tt.wantStderr)
+			res.Check(t, tt.wantCode, tt.want, tt.wantStderr)
 			if tt.wantReq != nil {
 				f.mu.Lock()
 				defer f.mu.Unlock()
@@ -165,15 +165,15 @@ func TestNodePs(t *testing.T) {
 apitaskA0000   api.w1ready000000000000000000d   example/api:2   node-1               Running         Running 3 hours ago             *:9000->9000/tcp
 webtask1new0   web.1                            nginx:1.27      node-1               Running         Running 5 seconds ago
 `
-	res.check(t, 0, want, "")
+	res.Check(t, 0, want, "")
 
 	res = shoalctl(t, sock, "node", "ps", "-f", "node=node-2", "node-1")
-	if wantErr := "Error: invalid --filter node=node-2: node ps lists the tasks of the NODE arguments\n"; res.code != 1 || res.stderr != wantErr {
-		t.Errorf("exit %d, stderr %q, want %q", res.code, res.stderr, wantErr)
+	if wantErr := "Error: invalid --filter node=node-2: node ps lists the tasks of the NODE arguments\n"; res.Code != 1 || res.Stderr != wantErr {
+		t.Errorf("exit %d, stderr %q, want %q", res.Code, res.Stderr, wantErr)
 	}
 	res = shoalctl(t, sock, "node", "ps", "ghost")
-	if wantErr := "Error: get node ghost: node \"ghost\" not found\n"; res.code != 1 || res.stderr != wantErr || res.stdout != "" {
-		t.Errorf("exit %d, stdout %q, stderr %q, want %q", res.code, res.stdout, res.stderr, wantErr)
+	if wantErr := "Error: get node ghost: node \"ghost\" not found\n"; res.Code != 1 || res.Stderr != wantErr || res.Stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q, want %q", res.Code, res.Stdout, res.Stderr, wantErr)
 	}
 }
 

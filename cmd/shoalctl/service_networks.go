@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 // serviceNetworks is what the section shows beyond the spec: the service's
@@ -71,46 +72,46 @@ func fetchServiceNetworks(ctx context.Context, c api.ControlClient, svc *api.Ser
 
 // add adds the section: the spec's attachments in order, then any
 // network the service still has bindings on but is no longer attached to.
-func (nets *serviceNetworks) add(f *fieldList, spec *api.ServiceSpec) {
+func (nets *serviceNetworks) add(f *cli.Fields, spec *api.ServiceSpec) {
 	attachments := spec.GetTask().GetNetworks()
 	if len(attachments) == 0 && len(nets.bindings) == 0 {
 		return
 	}
-	f.section("Networks")
+	f.Section("Networks")
 	seen := map[string]bool{}
 	for _, n := range attachments {
 		seen[n.GetTarget()] = true
-		f.section("  " + cmp.Or(nets.names.networks[n.GetTarget()], n.GetTarget()))
-		f.add("    ID", n.GetTarget())
+		f.Section("  " + cmp.Or(nets.names.networks[n.GetTarget()], n.GetTarget()))
+		f.Add("    ID", n.GetTarget())
 		if len(n.GetAliases()) > 0 {
-			f.add("    Aliases", strings.Join(n.GetAliases(), ", "))
+			f.Add("    Aliases", strings.Join(n.GetAliases(), ", "))
 		}
 		if len(n.GetIps()) > 0 {
-			f.add("    Pins", sortedPins(n.GetIps()))
+			f.Add("    Pins", sortedPins(n.GetIps()))
 		}
 		if n.GetIpRange() != "" {
-			f.add("    IP range", n.GetIpRange())
+			f.Add("    IP range", n.GetIpRange())
 		}
 		nets.addBindings(f, n.GetTarget())
 	}
 	for _, b := range nets.bindings {
 		if id := b.GetNetworkId(); !seen[id] {
 			seen[id] = true
-			f.section("  " + cmp.Or(nets.names.networks[id], id) + " (detached)")
-			f.add("    ID", id)
+			f.Section("  " + cmp.Or(nets.names.networks[id], id) + " (detached)")
+			f.Add("    ID", id)
 			nets.addBindings(f, id)
 		}
 	}
 	if spec.GetIpHold().AsDuration() > 0 {
-		f.add("  IP hold", formatDuration(spec.GetIpHold()))
+		f.Add("  IP hold", formatDuration(spec.GetIpHold()))
 	} else {
-		f.add("  IP hold", "until the service is removed")
+		f.Add("  IP hold", "until the service is removed")
 	}
 }
 
 // addBindings adds one line per binding on network: the VIP, then slots in
 // order, then nodes by hostname.
-func (nets *serviceNetworks) addBindings(f *fieldList, network string) {
+func (nets *serviceNetworks) addBindings(f *cli.Fields, network string) {
 	var on []*api.IPBinding
 	for _, b := range nets.bindings {
 		if b.GetNetworkId() == network {
@@ -134,9 +135,9 @@ func (nets *serviceNetworks) addBindings(f *fieldList, network string) {
 		}
 		value := b.GetAddress()
 		if b.GetKind() != api.IPBinding_KIND_VIP {
-			value += " (" + bindingState(b) + ")"
+			value += " (" + cli.BindingState(b) + ")"
 		}
-		f.add("    "+key, value)
+		f.Add("    "+key, value)
 	}
 }
 
@@ -149,22 +150,4 @@ func bindingOrder(b *api.IPBinding) int {
 		return 1
 	}
 	return 2
-}
-
-// bindingState is how listings show a binding: held while its slot is not
-// wanted (after a scale-down), else pinned when --ip or --ip-range chose
-// its address, else bound; ", releasing" once `netctl ip release` asked
-// for it to be freed.
-func bindingState(b *api.IPBinding) string {
-	state := "bound"
-	switch {
-	case b.GetHeldSince() != nil:
-		state = "held"
-	case b.GetPinned():
-		state = "pinned"
-	}
-	if b.GetReleaseRequested() {
-		state += ", releasing"
-	}
-	return state
 }

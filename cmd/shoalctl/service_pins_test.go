@@ -144,7 +144,7 @@ func TestServiceCreatePins(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeCluster()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "create", "--detach"}, tt.args...)...)
-			res.check(t, 0, idNewService+"\n", "")
+			res.Check(t, 0, idNewService+"\n", "")
 			want := baseSpec("nginx")
 			tt.want(want)
 			checkRequests(t, f, "CreateService", &f.serviceCreates, []*api.CreateServiceRequest{{Spec: want}})
@@ -162,7 +162,7 @@ func TestServiceCreatePinResolvesNetwork(t *testing.T) {
 	f := newFakeNetworks()
 	res := shoalctl(t, serve(t, f), "service", "create", "-d", "--network", "front", "--network", idBack,
 		"--ip", "frontnet:4=10.20.0.44", "--ip", "back:4=10.30.0.44", "nginx")
-	res.check(t, 0, idNewService+"\n", "")
+	res.Check(t, 0, idNewService+"\n", "")
 	want := baseSpec("nginx")
 	want.Task.Networks = []*api.NetworkAttachmentConfig{
 		{Target: "front", Ips: map[uint64]string{4: "10.20.0.44"}},
@@ -202,7 +202,7 @@ func TestServiceCreatePinErrors(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			f := newFakeCluster()
 			res := shoalctl(t, serve(t, f), append(append([]string{"service", "create"}, tt.args...), "nginx")...)
-			res.check(t, 1, "", "Error: "+tt.want+"\n")
+			res.Check(t, 1, "", "Error: "+tt.want+"\n")
 			calls := f.callNames()
 			if slices.Contains(calls, "CreateService") || tt.wantRPC != (len(calls) > 0) {
 				t.Errorf("RPCs made: %v", calls)
@@ -274,7 +274,7 @@ func TestServiceUpdatePins(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeServicesOnNetworks()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "update", "-d"}, tt.args...)...)
-			res.check(t, 0, "web\n", "")
+			res.Check(t, 0, "web\n", "")
 			checkRequests(t, f, "UpdateService", &f.serviceUpdates, tt.want)
 		})
 	}
@@ -301,7 +301,7 @@ func TestServiceUpdatePinErrors(t *testing.T) {
 			f := newFakeServicesOnNetworks()
 			f.services[1].Spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: idFront}}
 			res := shoalctl(t, serve(t, f), append([]string{"service", "update", "-d"}, strings.Fields(tt.args)...)...)
-			res.check(t, 1, "", "Error: "+tt.want+"\n")
+			res.Check(t, 1, "", "Error: "+tt.want+"\n")
 			if calls := f.callNames(); tt.wantRPCs == (len(calls) == 0) || slices.Contains(calls, "UpdateService") {
 				t.Errorf("RPCs made: %v", calls)
 			}
@@ -332,7 +332,7 @@ webtask1new0   web.1   nginx:1.27   node-1   front=10.20.0.5, back=10.30.0.16   
 webtask2new0   web.2   nginx:1.27   mgr-1    gonenet00000=10.40.0.2             Running         Running 50 seconds ago
 webtask3new0   web.3   nginx:1.27                                               Running         New 3 seconds ago        "waiting for webtask1old0 to stop: slot 3's address moves only once it has"
 `
-	res.check(t, 0, want, "")
+	res.Check(t, 0, want, "")
 	if calls := f.callNames(); !slices.Contains(calls, "ListNetworks") {
 		t.Errorf("RPCs %v: network names not looked up", calls)
 	}
@@ -353,10 +353,10 @@ func TestServiceInspectPrettyNetworks(t *testing.T) {
 		{Id: "ba", ServiceId: idAPI, NetworkId: idFront, Kind: api.IPBinding_KIND_NODE, NodeId: idWorkerA, Address: "10.20.128.9/16"},
 	}
 	res := shoalctl(t, serve(t, f), "service", "inspect", "--pretty", "web")
-	if res.code != 0 {
-		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	if res.Code != 0 {
+		t.Fatalf("exit %d, stderr %q", res.Code, res.Stderr)
 	}
-	checkHasLines(t, res.stdout, []string{
+	checkHasLines(t, res.Stdout, []string{
 		"Networks:",
 		"front:",
 		"ID: " + idFront,
@@ -372,31 +372,31 @@ func TestServiceInspectPrettyNetworks(t *testing.T) {
 		"Slot 1: 10.50.0.2/24 (held)",
 		"IP hold: 10m0s",
 	})
-	if strings.Contains(res.stdout, "10.20.128.9") {
-		t.Errorf("another service's binding shown:\n%s", res.stdout)
+	if strings.Contains(res.Stdout, "10.20.128.9") {
+		t.Errorf("another service's binding shown:\n%s", res.Stdout)
 	}
 	// VIP, then slots in order.
-	if vip, s1, s2 := strings.Index(res.stdout, "VIP:"), strings.Index(res.stdout, "Slot 1:"), strings.Index(res.stdout, "Slot 2:"); !(vip < s1 && s1 < s2) {
-		t.Errorf("bindings out of order:\n%s", res.stdout)
+	if vip, s1, s2 := strings.Index(res.Stdout, "VIP:"), strings.Index(res.Stdout, "Slot 1:"), strings.Index(res.Stdout, "Slot 2:"); !(vip < s1 && s1 < s2) {
+		t.Errorf("bindings out of order:\n%s", res.Stdout)
 	}
 
 	// The JSON form is the service as stored, nothing added.
 	res = shoalctl(t, serve(t, f), "service", "inspect", "web")
-	if res.code != 0 || strings.Contains(res.stdout, "10.20.128.1") {
-		t.Errorf("exit %d, JSON with bindings:\n%s", res.code, res.stdout)
+	if res.Code != 0 || strings.Contains(res.Stdout, "10.20.128.1") {
+		t.Errorf("exit %d, JSON with bindings:\n%s", res.Code, res.Stdout)
 	}
 
 	// A global service's bindings are by node, by hostname.
 	f.services[1].Spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: idFront}}
 	res = shoalctl(t, serve(t, f), "service", "inspect", "--pretty", "api")
-	checkHasLines(t, res.stdout, []string{"Node node-1: 10.20.128.9/16 (bound)", "IP hold: until the service is removed"})
+	checkHasLines(t, res.Stdout, []string{"Node node-1: 10.20.128.9/16 (bound)", "IP hold: until the service is removed"})
 }
 
 func TestServiceInspectPrettyWithoutNetworksAsksNothingMore(t *testing.T) {
 	f := newFakeServices()
 	res := shoalctl(t, serve(t, f), "service", "inspect", "--pretty", "web")
-	if res.code != 0 || strings.Contains(res.stdout, "Networks") {
-		t.Errorf("exit %d, stdout\n%s", res.code, res.stdout)
+	if res.Code != 0 || strings.Contains(res.Stdout, "Networks") {
+		t.Errorf("exit %d, stdout\n%s", res.Code, res.Stdout)
 	}
 	if calls := f.callNames(); !slices.Equal(calls, []string{"GetService"}) {
 		t.Errorf("RPCs %v, want only GetService", calls)

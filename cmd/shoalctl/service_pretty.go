@@ -14,112 +14,113 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 // printServicePretty prints one service for a human, with the addresses
 // nets holds (service_networks.go).
 func printServicePretty(w io.Writer, svc *api.Service, nets *serviceNetworks) error {
 	spec := svc.GetSpec()
-	var f fieldList
-	f.add("ID", svc.GetId())
-	f.add("Name", orDash(serviceName(svc)))
-	f.add("Labels", orDash(formatLabels(spec.GetAnnotations().GetLabels())))
-	f.add("Created at", formatTime(svc.GetMeta().GetCreatedAt()))
-	f.add("Updated at", formatTime(svc.GetMeta().GetUpdatedAt()))
-	f.add("Version", strconv.FormatUint(svc.GetMeta().GetVersion(), 10))
-	f.add("Spec version", strconv.FormatUint(svc.GetSpecVersion(), 10))
+	var f cli.Fields
+	f.Add("ID", svc.GetId())
+	f.Add("Name", cli.OrDash(serviceName(svc)))
+	f.Add("Labels", cli.OrDash(formatLabels(spec.GetAnnotations().GetLabels())))
+	f.Add("Created at", formatTime(svc.GetMeta().GetCreatedAt()))
+	f.Add("Updated at", formatTime(svc.GetMeta().GetUpdatedAt()))
+	f.Add("Version", strconv.FormatUint(svc.GetMeta().GetVersion(), 10))
+	f.Add("Spec version", strconv.FormatUint(svc.GetSpecVersion(), 10))
 	if spec.GetGlobal() != nil {
-		f.add("Mode", "global")
+		f.Add("Mode", "global")
 	} else {
-		f.add("Mode", "replicated")
-		f.add("  Replicas", strconv.FormatUint(spec.GetReplicated().GetReplicas(), 10))
+		f.Add("Mode", "replicated")
+		f.Add("  Replicas", strconv.FormatUint(spec.GetReplicated().GetReplicas(), 10))
 	}
 	if st := svc.GetUpdateStatus(); st != nil {
-		f.section("Update status")
-		f.add("  State", updateStateName(st.GetState()))
-		f.add("  Started", formatTime(st.GetStartedAt()))
+		f.Section("Update status")
+		f.Add("  State", updateStateName(st.GetState()))
+		f.Add("  Started", formatTime(st.GetStartedAt()))
 		if st.GetCompletedAt() != nil {
-			f.add("  Completed", formatTime(st.GetCompletedAt()))
+			f.Add("  Completed", formatTime(st.GetCompletedAt()))
 		}
 		if st.GetMessage() != "" {
-			f.add("  Message", st.GetMessage())
+			f.Add("  Message", st.GetMessage())
 		}
 	}
 
 	t := spec.GetTask()
 	if p := t.GetPlacement(); len(p.GetConstraints()) > 0 || len(p.GetPreferences()) > 0 || p.GetMaxReplicas() > 0 {
-		f.section("Placement")
+		f.Section("Placement")
 		if len(p.GetConstraints()) > 0 {
-			f.add("  Constraints", strings.Join(p.GetConstraints(), ", "))
+			f.Add("  Constraints", strings.Join(p.GetConstraints(), ", "))
 		}
 		for _, pref := range p.GetPreferences() {
-			f.add("  Preference", "spread="+pref.GetSpread())
+			f.Add("  Preference", "spread="+pref.GetSpread())
 		}
 		if p.GetMaxReplicas() > 0 {
-			f.add("  Max replicas per node", strconv.FormatUint(p.GetMaxReplicas(), 10))
+			f.Add("  Max replicas per node", strconv.FormatUint(p.GetMaxReplicas(), 10))
 		}
 	}
 	addUpdateConfig(&f, "Update config", spec.GetUpdate())
 	addUpdateConfig(&f, "Rollback config", spec.GetRollback())
 
 	c := t.GetContainer()
-	f.section("Container")
-	f.add("  Image", orDash(c.GetImage()))
+	f.Section("Container")
+	f.Add("  Image", cli.OrDash(c.GetImage()))
 	if len(c.GetCommand()) > 0 {
-		f.add("  Command", strings.Join(c.GetCommand(), " "))
+		f.Add("  Command", strings.Join(c.GetCommand(), " "))
 	}
 	if len(c.GetArgs()) > 0 {
-		f.add("  Args", strings.Join(c.GetArgs(), " "))
+		f.Add("  Args", strings.Join(c.GetArgs(), " "))
 	}
 	for _, e := range c.GetEnv() {
-		f.add("  Env", e)
+		f.Add("  Env", e)
 	}
 	if c.GetDir() != "" {
-		f.add("  Workdir", c.GetDir())
+		f.Add("  Workdir", c.GetDir())
 	}
 	if c.GetUser() != "" {
-		f.add("  User", c.GetUser())
+		f.Add("  User", c.GetUser())
 	}
 	if len(c.GetLabels()) > 0 {
-		f.add("  Labels", formatLabels(c.GetLabels()))
+		f.Add("  Labels", formatLabels(c.GetLabels()))
 	}
 	for _, m := range c.GetMounts() {
-		f.add("  Mount", formatMount(m))
+		f.Add("  Mount", formatMount(m))
 	}
-	f.add("  Stop grace period", durationOr(c.GetStopGracePeriod(), "10s (default)"))
+	f.Add("  Stop grace period", durationOr(c.GetStopGracePeriod(), "10s (default)"))
 
 	if r := t.GetResources(); r.GetReservations() != nil || r.GetLimits() != nil {
-		f.section("Resources")
+		f.Section("Resources")
 		if s := formatResources(r.GetReservations()); s != "" {
-			f.add("  Reservations", s)
+			f.Add("  Reservations", s)
 		}
 		if s := formatResources(r.GetLimits()); s != "" {
-			f.add("  Limits", s)
+			f.Add("  Limits", s)
 		}
 	}
 	rp := t.GetRestart()
-	f.section("Restart policy")
-	f.add("  Condition", enumName(rp.GetCondition(), restartConditions))
-	f.add("  Delay", durationOr(rp.GetDelay(), "5s (default)"))
-	f.add("  Max attempts", unlimitedIfZero(rp.GetMaxAttempts()))
-	f.add("  Window", durationOr(rp.GetWindow(), "0s (all time)"))
+	f.Section("Restart policy")
+	f.Add("  Condition", enumName(rp.GetCondition(), restartConditions))
+	f.Add("  Delay", durationOr(rp.GetDelay(), "5s (default)"))
+	f.Add("  Max attempts", unlimitedIfZero(rp.GetMaxAttempts()))
+	f.Add("  Window", durationOr(rp.GetWindow(), "0s (all time)"))
 
 	nets.add(&f, spec)
-	f.add("Endpoint mode", enumName(spec.GetEndpoint().GetMode(), endpointModes))
+	f.Add("Endpoint mode", enumName(spec.GetEndpoint().GetMode(), endpointModes))
 	for _, p := range spec.GetEndpoint().GetPorts() {
-		f.add("Port", formatPort(p))
+		f.Add("Port", formatPort(p))
 	}
-	return f.write(w)
+	return f.Write(w)
 }
 
-func addUpdateConfig(f *fieldList, title string, u *api.UpdateConfig) {
-	f.section(title)
-	f.add("  Parallelism", allIfZero(u.GetParallelism()))
-	f.add("  Delay", durationOr(u.GetDelay(), "0s"))
-	f.add("  On failure", enumName(u.GetFailureAction(), updateFailureActions))
-	f.add("  Monitor", durationOr(u.GetMonitor(), "5s (default)"))
-	f.add("  Max failure ratio", strconv.FormatFloat(float64(u.GetMaxFailureRatio()), 'g', -1, 32))
-	f.add("  Order", enumName(u.GetOrder(), updateOrders))
+func addUpdateConfig(f *cli.Fields, title string, u *api.UpdateConfig) {
+	f.Section(title)
+	f.Add("  Parallelism", allIfZero(u.GetParallelism()))
+	f.Add("  Delay", durationOr(u.GetDelay(), "0s"))
+	f.Add("  On failure", enumName(u.GetFailureAction(), updateFailureActions))
+	f.Add("  Monitor", durationOr(u.GetMonitor(), "5s (default)"))
+	f.Add("  Max failure ratio", strconv.FormatFloat(float64(u.GetMaxFailureRatio()), 'g', -1, 32))
+	f.Add("  Order", enumName(u.GetOrder(), updateOrders))
 }
 
 func updateStateName(s api.UpdateStatus_State) string {

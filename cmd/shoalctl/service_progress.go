@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 	"github.com/shoal/shoal/internal/ctlconn"
 )
 
@@ -320,10 +321,10 @@ func slotLine(label string, t *api.Task) string {
 	state := t.GetStatus().GetState()
 	if state > api.TaskState_TASK_STATE_RUNNING {
 		why := cmp.Or(t.GetStatus().GetErr(), t.GetStatus().GetMessage())
-		return strings.TrimRight(fmt.Sprintf("%s: %-*s %s", label, stateWidth, stateName(state), why), " ")
+		return strings.TrimRight(fmt.Sprintf("%s: %-*s %s", label, stateWidth, cli.TaskStateName(state), why), " ")
 	}
 	filled := barWidth * (int(state) + 1) / (int(api.TaskState_TASK_STATE_RUNNING) + 1)
-	line := fmt.Sprintf("%s: %-*s [%s>%s]", label, stateWidth, stateName(state),
+	line := fmt.Sprintf("%s: %-*s [%s>%s]", label, stateWidth, cli.TaskStateName(state),
 		strings.Repeat("=", filled), strings.Repeat(" ", barWidth-filled))
 	if reason := pendingReason(t); reason != "" {
 		line += " " + reason

@@ -77,7 +77,7 @@ func TestFollowCreateConverges(t *testing.T) {
 		"overall progress: 2 out of 2 tasks\n" +
 		"2/2: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
-	res.check(t, 0, want, "")
+	res.Check(t, 0, want, "")
 }
 
 func TestFollowUpdatePauses(t *testing.T) {
@@ -102,7 +102,7 @@ func TestFollowUpdatePauses(t *testing.T) {
 		"1/3: running   " + barRunning + "\n" +
 		"2/3: failed    task: non-zero exit (1)\n"
 	wantErr := "Error: service web: update paused due to failure or early termination of task failed2\n"
-	res.check(t, 1, wantOut, wantErr)
+	res.Check(t, 1, wantOut, wantErr)
 }
 
 func TestFollowAutomaticRollback(t *testing.T) {
@@ -135,7 +135,7 @@ func TestFollowAutomaticRollback(t *testing.T) {
 		"1/3: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
 	wantErr := "Error: service web: " + reason + "\n"
-	res.check(t, 1, wantOut, wantErr)
+	res.Check(t, 1, wantOut, wantErr)
 }
 
 // A rollback seen only once it completed has lost its reason.
@@ -148,7 +148,7 @@ func TestFollowAutomaticRollbackSeenLate(t *testing.T) {
 	}
 	res := shoalctl(t, serve(t, f), "service", "update", "-q", "--image", "nginx:broken", "web")
 	wantErr := "Error: service web: the update was rolled back (see 'shoalctl service ps web' for the failed tasks)\n"
-	res.check(t, 1, "web\n", wantErr)
+	res.Check(t, 1, "web\n", wantErr)
 }
 
 // A scale of a service whose update paused before cannot converge: the
@@ -170,7 +170,7 @@ func TestFollowScalePausedService(t *testing.T) {
 		"4/4: pending   " + barPending + "\n"
 	wantErr := "Error: service web: update paused due to failure or early termination of task old; " +
 		"it stays paused until the service is updated or rolled back\n"
-	res.check(t, 1, wantOut, wantErr)
+	res.Check(t, 1, wantOut, wantErr)
 }
 
 func TestFollowManualRollback(t *testing.T) {
@@ -193,7 +193,7 @@ func TestFollowManualRollback(t *testing.T) {
 		"2/3: running   " + barRunning + "\n" +
 		"3/3: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
-	res.check(t, 0, wantOut, "")
+	res.Check(t, 0, wantOut, "")
 }
 
 // A scale moves no spec version and leaves the update status as it was: a
@@ -220,7 +220,7 @@ func TestFollowScaleIgnoresEarlierPause(t *testing.T) {
 		"overall progress: 4 out of 4 tasks\n" +
 		"4/4: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
-	res.check(t, 0, wantOut, "")
+	res.Check(t, 0, wantOut, "")
 }
 
 func TestFollowRollbackPauses(t *testing.T) {
@@ -232,7 +232,7 @@ func TestFollowRollbackPauses(t *testing.T) {
 	}
 	res := shoalctl(t, serve(t, f), "service", "rollback", "-q", "web")
 	wantErr := "Error: service web: rollback paused due to failure or early termination of task task1\n"
-	res.check(t, 1, "web\n", wantErr)
+	res.Check(t, 1, "web\n", wantErr)
 }
 
 func TestFollowGlobal(t *testing.T) {
@@ -255,7 +255,7 @@ func TestFollowGlobal(t *testing.T) {
 		"overall progress: 2 out of 2 tasks\n" +
 		"mgr-1: running   " + barRunning + "\n" +
 		"verify: Service converged\n"
-	res.check(t, 0, wantOut, "")
+	res.Check(t, 0, wantOut, "")
 }
 
 func TestFollowQuietAndDetach(t *testing.T) {
@@ -266,7 +266,7 @@ func TestFollowQuietAndDetach(t *testing.T) {
 			frame(idNewService, 0, nil, slotTask(1, 1, running, idWorkerA)),
 		}
 		res := shoalctl(t, serve(t, f), "service", "create", flag, "busybox")
-		res.check(t, 0, idNewService+"\n", "")
+		res.Check(t, 0, idNewService+"\n", "")
 		waited := strings.Contains(strings.Join(f.callNames(), " "), "ListTasks")
 		if waited != (flag == "-q") {
 			t.Errorf("%s: polled the tasks: %v, RPCs %v", flag, waited, f.callNames())
@@ -279,8 +279,8 @@ func TestFollowGivesUp(t *testing.T) {
 	f := newFakeCluster()
 	res := shoalctl(t, serve(t, f), "service", "create", "--name", "app", "--wait-timeout", "20ms", "busybox")
 	wantErr := "Error: service app did not converge within 20ms: 0 out of 1 tasks running (see 'shoalctl service ps app')\n"
-	if res.code != 1 || res.stderr != wantErr {
-		t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.code, res.stderr, wantErr)
+	if res.Code != 1 || res.Stderr != wantErr {
+		t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.Code, res.Stderr, wantErr)
 	}
 }
 
@@ -308,8 +308,8 @@ func TestFollowServiceRemoved(t *testing.T) {
 	f.frames = []func(*fakeControl){func(f *fakeControl) { f.services = nil }}
 	res := shoalctl(t, serve(t, f), "service", "create", "--name", "app", "busybox")
 	wantErr := "Error: service app was removed while waiting for it to converge\n"
-	if res.code != 1 || res.stderr != wantErr {
-		t.Errorf("exit %d, stderr %q; want %q", res.code, res.stderr, wantErr)
+	if res.Code != 1 || res.Stderr != wantErr {
+		t.Errorf("exit %d, stderr %q; want %q", res.Code, res.Stderr, wantErr)
 	}
 }
 
@@ -328,7 +328,7 @@ func TestFollowScaleSeveral(t *testing.T) {
 		"web:\noverall progress: 1 out of 1 tasks\n1/1: running   " + barRunning + "\nverify: Service converged\n" +
 		"db:\noverall progress: 2 out of 2 tasks\n1/2: running   " + barRunning + "\n2/2: running   " + barRunning +
 		"\nverify: Service converged\n"
-	res.check(t, 0, wantOut, "")
+	res.Check(t, 0, wantOut, "")
 }
 
 func TestProgressDrawerOnTerminal(t *testing.T) {

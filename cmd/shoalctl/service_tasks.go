@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newServicePsCommand(a *app) *cobra.Command {
@@ -68,7 +69,7 @@ func newPsCommand(a *app, target psTarget) *cobra.Command {
 		Use:   "ps " + target.arg + "...",
 		Short: target.short,
 		Long:  target.long,
-		Args:  requireArgs(target.arg),
+		Args:  cli.RequireArgs(target.arg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := opts.request()
 			if err != nil {
@@ -111,7 +112,7 @@ func (o *taskListOptions) addFlags(cmd *cobra.Command) {
 		"show only tasks matching KEY=VALUE: desired-state=running|shutdown|accepted|complete|remove, node=NODE, id=PREFIX, name=NAME; repeatable")
 	flags.BoolVar(&o.noTrunc, "no-trunc", false, "do not shorten IDs, image digests and errors")
 	flags.BoolVarP(&o.quiet, "quiet", "q", false, "print only task IDs")
-	flags.StringVar(&o.format, "format", formatTable, "output format: table or json")
+	flags.StringVar(&o.format, "format", cli.FormatTable, "output format: table or json")
 }
 
 var desiredStateFilters = []enumOption[api.TaskState]{
@@ -125,7 +126,7 @@ var desiredStateFilters = []enumOption[api.TaskState]{
 // request checks the flags and turns the filters the manager applies into
 // a ListTasks request.
 func (o *taskListOptions) request() (*api.ListTasksRequest, error) {
-	if err := checkFormat("format", o.format, formatTable, formatJSON); err != nil {
+	if err := cli.CheckFormat("format", o.format, cli.FormatTable, cli.FormatJSON); err != nil {
 		return nil, err
 	}
 	req := &api.ListTasksRequest{}
@@ -178,7 +179,7 @@ func (o *taskListOptions) list(ctx context.Context, c api.ControlClient, req *ap
 	}
 	tasks := slices.DeleteFunc(resp.GetTasks(), func(t *api.Task) bool { return !o.keep(t) })
 	var names tableNames
-	if !o.quiet && o.format == formatTable {
+	if !o.quiet && o.format == cli.FormatTable {
 		nodes, err := c.ListNodes(ctx, &api.ListNodesRequest{})
 		if err != nil {
 			return fmt.Errorf("list nodes: %w", err)
@@ -205,18 +206,18 @@ func (o *taskListOptions) list(ctx context.Context, c api.ControlClient, req *ap
 			fmt.Fprintln(w, shortID(r.task.GetId(), o.noTrunc))
 		}
 		return nil
-	case o.format == formatJSON:
+	case o.format == cli.FormatJSON:
 		sorted := make([]*api.Task, len(rows))
 		for i, r := range rows {
 			sorted[i] = r.task
 		}
-		return printJSONArray(w, sorted)
+		return cli.PrintJSONArray(w, sorted)
 	}
 	table := make([][]string, len(rows))
 	for i, r := range rows {
 		table[i] = r.cells
 	}
-	return printTable(w, []string{"ID", "NAME", "IMAGE", "NODE", "ADDRESSES", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"}, table)
+	return cli.PrintTable(w, []string{"ID", "NAME", "IMAGE", "NODE", "ADDRESSES", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"}, table)
 }
 
 // taskName is a task's name: "web.3", or "web.<node id>" for a global
@@ -280,15 +281,9 @@ func taskAddresses(t *api.Task, networkNames map[string]string, noTrunc bool) st
 	parts := make([]string, 0, len(t.GetNetworks()))
 	for _, n := range t.GetNetworks() {
 		name := cmp.Or(networkNames[n.GetNetworkId()], shortID(n.GetNetworkId(), noTrunc))
-		parts = append(parts, name+"="+addrOnly(n.GetAddress()))
+		parts = append(parts, name+"="+cli.AddrOnly(n.GetAddress()))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// addrOnly drops the prefix length of "10.20.0.5/24".
-func addrOnly(cidr string) string {
-	addr, _, _ := strings.Cut(cidr, "/")
-	return addr
 }
 
 // slotNode is what tells a global service's slots apart: the node.
@@ -315,13 +310,8 @@ func taskTime(t *api.Task) time.Time {
 	return time.Time{}
 }
 
-// stateName is a task state as docker writes it: "running", "shutdown".
-func stateName(s api.TaskState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "TASK_STATE_"))
-}
-
 func stateTitle(s api.TaskState) string {
-	name := stateName(s)
+	name := cli.TaskStateName(s)
 	return strings.ToUpper(name[:1]) + name[1:]
 }
 

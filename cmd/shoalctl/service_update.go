@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/cli"
 )
 
 func newServiceUpdateCommand(a *app) *cobra.Command {
@@ -30,7 +31,7 @@ func newServiceUpdateCommand(a *app) *cobra.Command {
 		Long: "Change a service: only what the flags name changes. Tasks are replaced\n" +
 			"as the service's update config says; --force replaces them even when\n" +
 			"nothing else changed, and --rollback returns to the previous spec.",
-		Args: exactArgs(1, "SERVICE"),
+		Args: cli.ExactArgs(1, "SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := wait.check(); err != nil {
 				return err
@@ -87,7 +88,7 @@ func newServiceRollbackCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollback SERVICE",
 		Short: "Return a service to its previous spec",
-		Args:  exactArgs(1, "SERVICE"),
+		Args:  cli.ExactArgs(1, "SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := wait.check(); err != nil {
 				return err
@@ -166,7 +167,7 @@ func newServiceScaleCommand(a *app) *cobra.Command {
 		Long: "Change the number of tasks of replicated services. Every argument is\n" +
 			"checked before any service changes; a service that fails to scale does\n" +
 			"not stop the others.",
-		Args: requireArgs("SERVICE=REPLICAS"),
+		Args: cli.RequireArgs("SERVICE=REPLICAS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			targets, err := parseScaleArgs(args)
 			if err != nil {

@@ -122,8 +122,8 @@ func TestServiceUpdateChangesOnlyNamedFields(t *testing.T) {
 			f := newFakeServices()
 			f.serviceConflicts = tt.conflicts
 			res := shoalctl(t, serve(t, f), append([]string{"service", "update", "-d"}, tt.args...)...)
-			if res.code != 0 || res.stdout != "web\n" || res.stderr != "" {
-				t.Fatalf("exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+			if res.Code != 0 || res.Stdout != "web\n" || res.Stderr != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
 			}
 			checkRequests(t, f, "UpdateService", &f.serviceUpdates, tt.want)
 		})
@@ -182,7 +182,7 @@ func TestServiceUpdateErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeServices()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "update", "-d"}, tt.args...)...)
-			res.check(t, 1, "", tt.wantStderr)
+			res.Check(t, 1, "", tt.wantStderr)
 			if calls := f.callNames(); tt.wantRPCs == (len(calls) == 0) || slices.Contains(calls, "UpdateService") {
 				t.Errorf("RPCs made: %v", calls)
 			}
@@ -235,7 +235,7 @@ func TestServiceScale(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeServices()
 			res := shoalctl(t, serve(t, f), append([]string{"service", "scale", "--detach"}, tt.args...)...)
-			res.check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			res.Check(t, tt.wantCode, tt.wantStdout, tt.wantStderr)
 			checkRequests(t, f, "UpdateService", &f.serviceUpdates, tt.want)
 		})
 	}
@@ -257,8 +257,8 @@ func TestServiceScaleBadArguments(t *testing.T) {
 			f := newFakeServices()
 			// A good argument first: nothing is sent when any is bad.
 			res := shoalctl(t, serve(t, f), "service", "scale", "api=1", tt.arg)
-			if res.code != 1 || res.stderr != "Error: "+tt.want+"\n" {
-				t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.code, res.stderr, "Error: "+tt.want+"\n")
+			if res.Code != 1 || res.Stderr != "Error: "+tt.want+"\n" {
+				t.Errorf("exit %d, stderr %q; want exit 1, stderr %q", res.Code, res.Stderr, "Error: "+tt.want+"\n")
 			}
 			if calls := f.callNames(); len(calls) != 0 {
 				t.Errorf("a bad argument made RPCs %v", calls)
@@ -271,15 +271,15 @@ func TestServiceRollback(t *testing.T) {
 	f := newFakeServices()
 	sock := serve(t, f)
 	res := shoalctl(t, sock, "service", "rollback", "-d", "web")
-	if res.code != 0 || res.stdout != "web\n" || res.stderr != "" {
-		t.Fatalf("rollback web: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	if res.Code != 0 || res.Stdout != "web\n" || res.Stderr != "" {
+		t.Fatalf("rollback web: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
 	}
 	checkRequests(t, f, "UpdateService", &f.serviceUpdates, []*api.UpdateServiceRequest{{ServiceId: idWeb, ServiceVersion: 20, Rollback: true}})
 
 	res = shoalctl(t, sock, "service", "rollback", "-d", "api")
 	want := "Error: update service api: service api has no previous spec to roll back to\n"
-	if res.code != 1 || res.stderr != want {
-		t.Errorf("rollback api: exit %d, stderr %q; want %q", res.code, res.stderr, want)
+	if res.Code != 1 || res.Stderr != want {
+		t.Errorf("rollback api: exit %d, stderr %q; want %q", res.Code, res.Stderr, want)
 	}
 }
 
@@ -330,7 +330,7 @@ func TestRollbackRetriesOnlyWhenTheSpecsStayed(t *testing.T) {
 					if tt.wantCode != 0 {
 						wantStdout = ""
 					}
-					res.check(t, tt.wantCode, wantStdout, tt.wantStderr)
+					res.Check(t, tt.wantCode, wantStdout, tt.wantStderr)
 					checkRequests(t, f, "UpdateService", &f.serviceUpdates, tt.want)
 				})
 			}
@@ -342,7 +342,7 @@ func TestServiceRemove(t *testing.T) {
 	f := newFakeServices()
 	res := shoalctl(t, serve(t, f), "service", "rm", "web", "ghost", "apisvc")
 	wantErr := "Error: remove service ghost: service \"ghost\" not found\n"
-	res.check(t, 1, "web\napisvc\n", wantErr)
+	res.Check(t, 1, "web\napisvc\n", wantErr)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !slices.Equal(f.serviceRemovals, []string{idWeb, idAPI}) || len(f.services) != 0 {
@@ -354,12 +354,12 @@ func TestServiceInspect(t *testing.T) {
 	f := newFakeServices()
 	sock := serve(t, f)
 	res := shoalctl(t, sock, "service", "inspect", "web", "api")
-	if res.code != 0 {
-		t.Fatalf("inspect: exit %d, stderr %q", res.code, res.stderr)
+	if res.Code != 0 {
+		t.Fatalf("inspect: exit %d, stderr %q", res.Code, res.Stderr)
 	}
 	var raws []json.RawMessage
-	if err := json.Unmarshal([]byte(res.stdout), &raws); err != nil || len(raws) != 2 {
-		t.Fatalf("inspect printed %d elements (%v):\n%s", len(raws), err, res.stdout)
+	if err := json.Unmarshal([]byte(res.Stdout), &raws); err != nil || len(raws) != 2 {
+		t.Fatalf("inspect printed %d elements (%v):\n%s", len(raws), err, res.Stdout)
 	}
 	for i, want := range []*api.Service{webService(), apiService()} {
 		got := &api.Service{}
@@ -376,10 +376,10 @@ func TestServiceInspect(t *testing.T) {
 	f.services[0].UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_STATE_ROLLBACK_PAUSED, Message: "task failed"}
 	f.mu.Unlock()
 	res = shoalctl(t, sock, "service", "inspect", "--pretty", "web")
-	if res.code != 0 {
-		t.Fatalf("inspect --pretty: exit %d, stderr %q", res.code, res.stderr)
+	if res.Code != 0 {
+		t.Fatalf("inspect --pretty: exit %d, stderr %q", res.Code, res.Stderr)
 	}
-	checkHasLines(t, res.stdout, []string{
+	checkHasLines(t, res.Stdout, []string{
 		"ID: " + idWeb, "Name: web", "Labels: team=edge", "Mode: replicated", "Replicas: 3",
 		"State: rollback paused", "Message: task failed", "Constraints: node.labels.zone==a",
 		"Image: nginx:1.27@sha256:0123456789abcdef", "Env: A=1", "Env: B=2",

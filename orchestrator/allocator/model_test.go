@@ -63,12 +63,6 @@ func (m *model) service() *api.Service {
 	return s
 }
 
-func (m *model) tasks() []*api.Task {
-	var ts []*api.Task
-	m.s.View(func(tx store.ReadTx) { ts = tx.TasksByService("web") })
-	return ts
-}
-
 func (m *model) nodeDown(tx store.ReadTx, id string) bool {
 	n := tx.Node(id)
 	return n == nil || n.GetStatus().GetState() == api.NodeState_NODE_STATE_DOWN

@@ -6,7 +6,6 @@ package allocator
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -20,37 +19,13 @@ import (
 // It is the same on every manager: a new leader must rebuild the pools the old one had.
 const Cooldown = 30 * time.Second
 
-// PoolConfig is the ipam configuration of one subnet of a network spec. The control API has
-// validated the spec; an error here means a record written by something else.
+// PoolConfig is the ipam configuration of one subnet of a network spec, with the allocator's
+// Cooldown. The control API has validated the spec; an error here means a record written by
+// something else.
 func PoolConfig(c *api.IPAMConfig) (ipam.Config, error) {
-	cfg := ipam.Config{Cooldown: Cooldown}
-	var err error
-	if cfg.Subnet, err = netip.ParsePrefix(c.GetSubnet()); err != nil {
-		return cfg, fmt.Errorf("subnet %q: %w", c.GetSubnet(), err)
-	}
-	if c.GetGateway() != "" {
-		if cfg.Gateway, err = netip.ParseAddr(c.GetGateway()); err != nil {
-			return cfg, fmt.Errorf("gateway %q: %w", c.GetGateway(), err)
-		}
-	}
-	if c.GetIpRange() != "" {
-		if cfg.Dynamic, err = ipam.ParseRange(c.GetIpRange()); err != nil {
-			return cfg, fmt.Errorf("ip_range: %w", err)
-		}
-	}
-	names := make([]string, 0, len(c.GetAuxAddresses()))
-	for name := range c.GetAuxAddresses() {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		r, err := ipam.ParseRange(c.GetAuxAddresses()[name])
-		if err != nil {
-			return cfg, fmt.Errorf("aux address %s: %w", name, err)
-		}
-		cfg.Reserved = append(cfg.Reserved, r)
-	}
-	return cfg, nil
+	cfg, err := ipam.ConfigOf(c)
+	cfg.Cooldown = Cooldown
+	return cfg, err
 }
 
 // netPools is one network's pools, in the order of its spec's subnets.

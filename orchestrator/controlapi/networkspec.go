@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -133,45 +134,34 @@ func ipamPool(field string, c *api.IPAMConfig) (*ipam.Pool, error) {
 	if c == nil || c.Subnet == "" {
 		return nil, invalid(field+".subnet", "required")
 	}
-	var cfg ipam.Config
-	var err error
-	if cfg.Subnet, err = netip.ParsePrefix(c.Subnet); err != nil {
+	// ConfigOf's errors name c's parts as the spec does; they come in the
+	// order of c's parts, an aux address without a name (the first name in
+	// order) before any aux address's value.
+	cfg, err := ipam.ConfigOf(c)
+	var ie *ipam.Error
+	if err != nil && !errors.As(err, &ie) {
+		return nil, invalid(field, "%v", err)
+	}
+	_, unnamed := c.AuxAddresses[""]
+	switch {
+	case err != nil && ie.Field == "subnet":
 		return nil, invalid(field+".subnet", "%q is not a CIDR subnet (10.20.0.0/16, fd00:20::/64)", c.Subnet)
-	}
-	if c.Gateway != "" {
-		if cfg.Gateway, err = netip.ParseAddr(c.Gateway); err != nil {
-			return nil, invalid(field+".gateway", "%q is not an IP address", c.Gateway)
-		}
-	}
-	if c.IpRange != "" {
-		if cfg.Dynamic, err = ipam.ParseRange(c.IpRange); err != nil {
-			return nil, ipamFieldError(field+".ip_range", err)
-		}
-	}
-	// Reserved follows the aux names' order, so the first bad one is
-	// always the same one.
-	names := make([]string, 0, len(c.AuxAddresses))
-	for name := range c.AuxAddresses {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	auxField := func(name string) string { return fmt.Sprintf("%s.aux_addresses[%s]", field, name) }
-	for _, name := range names {
-		if name == "" {
-			return nil, invalid(field+".aux_addresses", "an aux address has no name")
-		}
-		r, err := ipam.ParseRange(c.AuxAddresses[name])
-		if err != nil {
-			return nil, ipamFieldError(auxField(name), err)
-		}
-		cfg.Reserved = append(cfg.Reserved, r)
+	case err != nil && ie.Field == "gateway":
+		return nil, invalid(field+".gateway", "%q is not an IP address", c.Gateway)
+	case err != nil && ie.Field == "ip_range":
+		return nil, ipamFieldError(field+".ip_range", err)
+	case unnamed:
+		return nil, invalid(field+".aux_addresses", "an aux address has no name")
+	case err != nil:
+		return nil, ipamFieldError(field+"."+ie.Field, err)
 	}
 	pool, err := ipam.New(cfg)
 	if err != nil {
-		var ie *ipam.Error
 		if !errors.As(err, &ie) {
 			return nil, invalid(field, "%v", err)
 		}
+		// Reserved follows the aux names' order (ConfigOf).
+		names := slices.Sorted(maps.Keys(c.AuxAddresses))
 		switch {
 		case ie.Field == "subnet":
 			return nil, ipamFieldError(field+".subnet", err)
@@ -182,7 +172,7 @@ func ipamPool(field string, c *api.IPAMConfig) (*ipam.Pool, error) {
 		case strings.HasPrefix(ie.Field, "reserved["):
 			var k int
 			if _, scanErr := fmt.Sscanf(ie.Field, "reserved[%d]", &k); scanErr == nil && k >= 0 && k < len(names) {
-				return nil, ipamFieldError(auxField(names[k]), err)
+				return nil, ipamFieldError(fmt.Sprintf("%s.aux_addresses[%s]", field, names[k]), err)
 			}
 			return nil, ipamFieldError(field+".aux_addresses", err)
 		}
