@@ -5,6 +5,7 @@ package allocator
 // with their binding.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -67,10 +68,18 @@ func (a *Allocator) planService(tx store.ReadTx, id string) plan {
 	delete(a.dropped, id)
 	sp.repairTasks(tasks)
 	sp.ensureVIPs()
+	// Slot order, so a new service's slots take the pool's addresses in order.
+	var waiting []*api.Task
 	for _, t := range tasks {
 		if t.GetStatus().GetState() == api.TaskState_TASK_STATE_NEW && reconcile.MeantToRun(t) {
-			sp.attach(t)
+			waiting = append(waiting, t)
 		}
+	}
+	slices.SortFunc(waiting, func(x, y *api.Task) int {
+		return cmp.Or(cmp.Compare(x.Slot, y.Slot), cmp.Compare(x.NodeId, y.NodeId), cmp.Compare(x.Id, y.Id))
+	})
+	for _, t := range waiting {
+		sp.attach(t)
 	}
 	sp.tendBindings()
 	return sp.flush()

@@ -4,8 +4,11 @@
 # leader with SIGKILL, shows the new leader and that the state survived,
 # brings the old leader back as a follower; then two workers join
 # (127.0.0.14-15) and a service runs on them (tasks run in memory: the sim
-# executor): spread, drain, a rolling update, a rollback and scaling. It
-# stops everything it started.
+# executor): spread, drain, a rolling update, a rollback and scaling. Then
+# sticky IPs: a service on a network, one slot pinned; each slot keeps its
+# IP through a drain, a leader kill (the new leader's rebuilt allocator
+# state equals the old one's) and a scale 6 → 3 → 6; the demo fails if any
+# IP changes. It stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$PWD/bin"
@@ -126,5 +129,83 @@ ctl "$ALIVE" service scale web=2
 ctl "$ALIVE" service scale web=6
 ctl "$ALIVE" service ps --filter desired-state=running web
 ctl "$ALIVE" service rm web
+
+# Sticky IPs: each slot of a service keeps its address on a network through
+# a drain, a leader kill and a scale-down and back up. A snapshot is one
+# "SLOT NODE IP" line per running task, taken once the tasks settled, with
+# each task's address checked against its slot's binding; compare prints
+# two snapshots side by side and fails if any slot's IP changed.
+nctl() { local n=$1; shift; "$BIN/netctl" --socket "$WORK/m$n/control.sock" "$@"; }
+fail() { echo "demo failed: $*" >&2; exit 1; }
+
+task_ips() { # task_ips: "SLOT NODE IP" for each running task of web that has both
+  ctl "$ALIVE" service ps --filter desired-state=running web |
+    awk 'NR > 1 && $5 ~ /^front=/ && $7 == "Running" { sub(/^web\./, "", $2); sub(/^front=/, "", $5); print $2, $4, $5 }' |
+    sort -n
+}
+settled() { # settled N [AWAY]: slots 1..N each run one task with an address, none on node AWAY
+  task_ips | awk -v n="$1" -v away="${2:-}" '$1 >= 1 && $1 <= n && !seen[$1]++ && $2 != away { ok++ } END { exit !(ok == n && NR == n) }'
+}
+snap() { # snap NAME N [AWAY]: waits for settled, then writes the snapshot to $WORK/snap.NAME
+  wait_for 30 "web to settle on $2 tasks" settled "$2" "${3:-}"
+  task_ips >"$WORK/snap.$1"
+  nctl "$ALIVE" ip ls --service web | awk 'NR > 1 && $2 ~ /^[0-9]+$/ { print $2, $4 }' >"$WORK/bindings.$1"
+  awk 'NR == FNR { bound[$1] = $2; next }
+       bound[$1] != $3 { printf "web.%s runs with %s but its binding says %s\n", $1, $3, bound[$1]; bad = 1 }
+       END { exit bad }' "$WORK/bindings.$1" "$WORK/snap.$1" >&2 || fail "a task's address differs from its slot's binding"
+}
+compare() { # compare BEFORE AFTER: each slot's node and IP in both snapshots
+  awk 'BEGIN { printf "%-5s %-12s %-12s %-15s %s\n", "SLOT", "NODE BEFORE", "NODE AFTER", "IP BEFORE", "IP AFTER" }
+       NR == FNR { node[$1] = $2; ip[$1] = $3; next }
+       { same = ip[$1] == $3 ? "same" : "CHANGED"; if (same != "same") bad++; if (node[$1] != $2) moved++
+         printf "%-5s %-12s %-12s %-15s %-15s %s\n", $1, node[$1], $2, ip[$1], $3, same }
+       END { printf "%d of %d slots moved to another node; ", moved, FNR
+             if (bad) printf "%d changed IP\n", bad; else print "every slot kept its IP"
+             exit bad > 0 }' \
+    "$WORK/snap.$1" "$WORK/snap.$2" || fail "a slot's IP changed"
+}
+
+say "sticky IPs: a network, and 6 replicas on it with slot 1 pinned to 198.18.10.100"
+ctl "$ALIVE" network create --driver overlay --subnet 198.18.10.0/24 front
+ctl "$ALIVE" service create -q --name web --replicas 6 --network front --ip 1=198.18.10.100 sim/web:1
+snap start 6
+nctl "$ALIVE" ip ls --service web
+
+AWAY=$(awk '$1 == 1 { print $2 }' "$WORK/snap.start")
+say "draining $AWAY, slot 1's node: its slots move to the other worker and keep their IPs"
+ctl "$ALIVE" node drain "$AWAY"
+snap drained 6 "$AWAY"
+compare start drained
+ctl "$ALIVE" node activate "$AWAY"
+
+L=$(leader_n "$ALIVE")
+say "killing the leader, manager-$L: the new leader rebuilds its allocator from the replicated records"
+nctl "$L" allocator state --format json >"$WORK/allocator.before"
+kill -9 "${PID[$L]}"; wait "${PID[$L]}" 2>/dev/null || true; unset "PID[$L]"
+OLD=$L; ALIVE=$(( L == 1 ? 2 : 1 ))
+wait_for 30 "a new leader" new_leader
+L=$(leader_n "$ALIVE")
+wait_for 30 "manager-$L's allocator" nctl "$L" allocator state
+nctl "$L" allocator state | grep -E '^(Leader|Rebuild duration|Inconsistencies):'
+nctl "$L" allocator state --format json >"$WORK/allocator.after"
+if ! cmp -s "$WORK/allocator.before" "$WORK/allocator.after"; then
+  { echo "manager-$OLD's allocator state:"; cat "$WORK/allocator.before"; echo "manager-$L's:"; cat "$WORK/allocator.after"; } >&2
+  fail "manager-$L's rebuilt allocator state differs from manager-$OLD's before the kill"
+fi
+echo "its allocator state equals manager-$OLD's before the kill"
+snap failover 6
+compare drained failover
+
+say "scale 6 → 3: slots 4-6 are gone, their IPs are held for them"
+ctl "$ALIVE" service scale -q web=3
+snap down 3
+nctl "$ALIVE" ip ls --service web | tee "$WORK/held"
+[ "$(awk '$5 == "held"' "$WORK/held" | wc -l)" = 3 ] || fail "slots 4-6 are not held"
+say "scale 3 → 6: slots 4-6 come back with the same IPs"
+ctl "$ALIVE" service scale -q web=6
+snap up 6
+compare failover up
+say "slot 1's history: every task that held 198.18.10.100"
+nctl "$ALIVE" ip history web 1
 
 say "stopping everything"
