@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,7 +95,7 @@ func newCluster(t *testing.T, extra ...string) *cluster {
 	c := &cluster{
 		t:      t,
 		dir:    t.TempDir(),
-		prefix: fmt.Sprintf("127.%d.%d.", 100+os.Getpid()%100, n),
+		prefix: freeLoopbackPrefix(t, n),
 		port:   4242,
 		extra:  extra,
 		nodes:  make(map[int]*proc),
@@ -112,6 +113,25 @@ func newCluster(t *testing.T, extra ...string) *cluster {
 		}
 	})
 	return c
+}
+
+// freeLoopbackPrefix picks the test's loopback /24, 127.<run>.<n>.0, with a run octet whose
+// first address is free on port 4242: two test processes on one machine (two developers, or
+// CI beside a local run) then do not collide, as a pid-derived octet sometimes did.
+func freeLoopbackPrefix(t *testing.T, n int32) string {
+	t.Helper()
+	start := os.Getpid() % 100
+	for i := 0; i < 100; i++ {
+		prefix := fmt.Sprintf("127.%d.%d.", 100+(start+i)%100, n)
+		l, err := net.Listen("tcp", prefix+"1:4242")
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return prefix
+	}
+	t.Fatalf("no free loopback prefix for test %d on port 4242", n)
+	return ""
 }
 
 func tail(s string, n int) string {
