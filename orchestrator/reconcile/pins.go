@@ -60,23 +60,45 @@ func WithoutPins(spec *api.TaskSpec) *api.TaskSpec {
 	return out
 }
 
-// AddressesMatchPins reports whether every address t was given agrees with the pin service's
-// current spec sets for t's slot on that network. A task not given its addresses yet agrees: the
-// allocator will give it the pinned ones.
+// AddressesMatchPins reports whether t's addresses agree with the pins service's current spec
+// sets for t's slot: on each network of the service, the address t was given is the pin, or,
+// before t was given one, t's own spec pins the slot where the service does (the allocator takes
+// a task's pins from its own spec, so a task adopted in place with other pins would take the old
+// address). A slot the service does not pin agrees with any address.
 func AddressesMatchPins(service *api.Service, t *api.Task) bool {
-	for _, att := range t.GetNetworks() {
-		for _, cfg := range service.GetSpec().GetTask().GetNetworks() {
-			if cfg.GetTarget() != att.GetNetworkId() {
-				continue
-			}
-			pin, ok, err := PinFor(cfg, t.GetSlot())
-			if err != nil || !ok {
+	for _, cfg := range service.GetSpec().GetTask().GetNetworks() {
+		pin, pinned, err := PinFor(cfg, t.GetSlot())
+		if err != nil {
+			continue
+		}
+		if att := attachmentOn(t, cfg.GetTarget()); att != nil {
+			if !pinned {
 				continue
 			}
 			if p, err := netip.ParsePrefix(att.GetAddress()); err != nil || p.Addr() != pin {
 				return false
 			}
+			continue
+		}
+		own, ownPinned := netip.Addr{}, false
+		for _, tc := range t.GetSpec().GetNetworks() {
+			if tc.GetTarget() == cfg.GetTarget() {
+				own, ownPinned, _ = PinFor(tc, t.GetSlot())
+			}
+		}
+		if ownPinned != pinned || own != pin {
+			return false
 		}
 	}
 	return true
+}
+
+// attachmentOn is t's address on network, nil before it was given one.
+func attachmentOn(t *api.Task, network string) *api.NetworkAttachment {
+	for _, att := range t.GetNetworks() {
+		if att.GetNetworkId() == network {
+			return att
+		}
+	}
+	return nil
 }
