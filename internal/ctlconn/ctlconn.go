@@ -52,6 +52,9 @@ type Options struct {
 	socketSet func() bool
 }
 
+// maxResponseBytes bounds a Control API answer the CLIs accept.
+const maxResponseBytes = 512 << 20
+
 // AddFlags registers --socket and --timeout as persistent flags of root, so
 // that every subcommand has them.
 func AddFlags(root *cobra.Command) *Options {
@@ -95,6 +98,9 @@ func (o *Options) Connect() (api.ControlClient, *grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()), // local socket, mode 0600
 		grpc.WithContextDialer(d.dial),
 		grpc.WithUnaryInterceptor(d.explainErrors),
+		// Listings of a large cluster (100,000 tasks or bindings, the allocator's state dumps)
+		// are tens of megabytes: far past gRPC's default 4 MiB.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes)),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up a connection to %s: %w", socket, err)

@@ -42,6 +42,7 @@ type Allocator struct {
 	bySvc    map[string]map[Key]struct{} // service ID → its bindings' keys
 	now      time.Time                   // the latest now handed to a pool; never goes back
 	stale    bool                        // memory may differ from the records: rebuild first
+	pending  *records                    // records read for a rebuild not done yet
 	dropped  map[string][]*api.IPBinding // records the rebuild could not keep, by service: deleted at its next round
 	report   Report
 }
@@ -103,14 +104,19 @@ func (a *Allocator) Run(ctx context.Context) error {
 	return loop.Run(ctx)
 }
 
-// markAll rebuilds the state from tx when full (start, snapshot restore, watch lost), then marks
-// every service that has bindings or attaches to a network.
+// markAll, when full (start, snapshot restore, watch lost), reads the records for a rebuild,
+// which the next round does without the store's lock (markAll runs under it), and marks the
+// allocator itself ("") for that round. It marks every service that has bindings or attaches to
+// a network.
 func (a *Allocator) markAll(tx store.ReadTx, dirty reconcile.Dirty, full bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if full || a.stale {
-		a.rebuild(tx)
-		a.running = true
+	if full {
+		a.pending = readRecords(tx)
+		dirty.Mark("")
+		for _, b := range a.pending.bindings {
+			dirty.Mark(b.ServiceId)
+		}
 	}
 	for id := range a.bySvc {
 		dirty.Mark(id)
@@ -178,6 +184,13 @@ func (a *Allocator) note(batches []store.Batch, dirty reconcile.Dirty) {
 func (a *Allocator) noteNetwork(action api.StoreAction_Kind, n *api.Network) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if r := a.pending; r != nil { // the rebuild to come must see it too
+		r.networks = slices.DeleteFunc(r.networks, func(x *api.Network) bool { return x.Id == n.Id })
+		if action != api.StoreAction_KIND_DELETE {
+			r.networks = append(r.networks, n)
+		}
+		return
+	}
 	switch {
 	case action == api.StoreAction_KIND_DELETE:
 		delete(a.nets, n.Id)
@@ -195,6 +208,14 @@ func (a *Allocator) noteNetwork(action api.StoreAction_Kind, n *api.Network) {
 func (a *Allocator) noteReleaseRequest(rec *api.IPBinding) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if r := a.pending; r != nil { // the rebuild to come must see it too
+		for i, b := range r.bindings {
+			if b.Id == rec.Id {
+				r.bindings[i] = rec
+			}
+		}
+		return
+	}
 	if b := a.bindings[KeyOf(rec)]; b != nil && b.id == rec.Id {
 		b.releaseRequested = true
 	}

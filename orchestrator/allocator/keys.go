@@ -4,8 +4,10 @@ package allocator
 // and the key a task's address on a network belongs to.
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
+	"strconv"
 
 	"github.com/shoal/shoal/api"
 )
@@ -24,11 +26,17 @@ type Key struct {
 func (k Key) String() string {
 	switch k.Kind {
 	case api.IPBinding_KIND_SLOT:
-		return fmt.Sprintf("%s/%s/slot/%d", k.Service, k.Network, k.Slot)
+		return k.Service + "/" + k.Network + "/slot/" + strconv.FormatUint(k.Slot, 10)
 	case api.IPBinding_KIND_NODE:
-		return fmt.Sprintf("%s/%s/node/%s", k.Service, k.Network, k.Node)
+		return k.Service + "/" + k.Network + "/node/" + k.Node
 	}
-	return fmt.Sprintf("%s/%s/vip", k.Service, k.Network)
+	return k.Service + "/" + k.Network + "/vip"
+}
+
+// compareKeys orders keys by service, network, kind, slot and node: the order rounds write in.
+func compareKeys(a, b Key) int {
+	return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Network, b.Network),
+		cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Slot, b.Slot), cmp.Compare(a.Node, b.Node))
 }
 
 // BindingID is the ID of k's record. It derives from the key, so two writers racing to create one

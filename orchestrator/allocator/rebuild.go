@@ -6,7 +6,6 @@ package allocator
 import (
 	"fmt"
 	"net/netip"
-	"sort"
 	"time"
 
 	"github.com/shoal/shoal/api"
@@ -16,20 +15,44 @@ import (
 // maxInconsistencies bounds the report's list; the log has them all.
 const maxInconsistencies = 100
 
-// rebuild replaces the allocator's state with the one the records in tx describe; a.mu is held.
+// records is what a rebuild reads: the store's own objects (never changed in place), taken
+// under its lock in one go, so the rebuild itself runs without holding it.
+type records struct {
+	version  uint64
+	networks []*api.Network
+	bindings []*api.IPBinding // by ID
+	services []string         // IDs, sorted
+	tasks    map[string][]*api.Task
+	nodes    map[string]*api.Node
+}
+
+func readRecords(tx store.ReadTx) *records {
+	r := &records{version: tx.Version(), networks: tx.Networks(), bindings: tx.SharedBindings(),
+		tasks: make(map[string][]*api.Task), nodes: make(map[string]*api.Node)}
+	for _, s := range tx.Services() {
+		r.services = append(r.services, s.Id)
+		r.tasks[s.Id] = tx.SharedTasksByService(s.Id)
+	}
+	for _, n := range tx.Nodes() {
+		r.nodes[n.Id] = n
+	}
+	return r
+}
+
+// rebuild replaces the allocator's state with the one the records describe; a.mu is held.
 // A binding the pools cannot hold (its network is gone, its address outside the network's
 // subnets or another binding's) is dropped from memory and its record deleted at its service's
 // next round; the tasks that used it are then repaired there (see repairTasks).
-func (a *Allocator) rebuild(tx store.ReadTx) {
+func (a *Allocator) rebuild(r *records) {
 	start := time.Now()
 	a.nets = make(map[string]*netPools)
-	a.bindings = make(map[Key]*binding)
-	a.byAddr = make(map[addrKey]Key)
+	a.bindings = make(map[Key]*binding, len(r.bindings))
+	a.byAddr = make(map[addrKey]Key, len(r.bindings))
 	a.bySvc = make(map[string]map[Key]struct{})
 	a.dropped = make(map[string][]*api.IPBinding)
 	a.stale = false
 	a.report = Report{}
-	networks := tx.Networks()
+	networks := r.networks
 	for _, n := range networks {
 		np, err := newNetPools(n)
 		if err != nil {
@@ -42,8 +65,12 @@ func (a *Allocator) rebuild(tx store.ReadTx) {
 	for id, np := range a.nets {
 		allocated[id] = make([][]netip.Addr, len(np.subnets))
 	}
-	records := tx.Bindings() // in ID order: of two bindings with one address, the lower ID keeps it
-	for _, rec := range records {
+	perService := make(map[string]int)
+	for _, rec := range r.bindings {
+		perService[rec.ServiceId]++
+	}
+	// In ID order: of two bindings with one address, the lower ID keeps it.
+	for _, rec := range r.bindings {
 		k := KeyOf(rec)
 		drop := func(why string) {
 			a.inconsistent(fmt.Sprintf("binding %s (%s): %s; binding dropped", rec.Id, k, why))
@@ -58,8 +85,8 @@ func (a *Allocator) rebuild(tx store.ReadTx) {
 		case err != nil:
 			drop(fmt.Sprintf("address %q: %v", rec.Address, err))
 			continue
-		case rec.Id != BindingID(k):
-			drop("its ID does not derive from its key")
+		case a.bindings[k] != nil:
+			drop(fmt.Sprintf("binding %s has its key", a.bindings[k].id))
 			continue
 		}
 		sub := -1
@@ -88,7 +115,7 @@ func (a *Allocator) rebuild(tx store.ReadTx) {
 		}
 		a.bindings[k] = b
 		if a.bySvc[k.Service] == nil {
-			a.bySvc[k.Service] = make(map[Key]struct{})
+			a.bySvc[k.Service] = make(map[Key]struct{}, perService[k.Service])
 		}
 		a.bySvc[k.Service][k] = struct{}{}
 	}
@@ -108,8 +135,8 @@ func (a *Allocator) rebuild(tx store.ReadTx) {
 			np.touched = true // write the record the pools now match
 		}
 	}
-	a.checkTasks(tx)
-	a.report.Version = tx.Version()
+	a.checkTasks(r)
+	a.report.Version = r.version
 	a.report.Duration = time.Since(start)
 	a.report.State = a.stateLocked()
 	a.log.Info("allocator state rebuilt from the replicated records", "version", a.report.Version,
@@ -121,16 +148,12 @@ func (a *Allocator) rebuild(tx store.ReadTx) {
 // and addresses two tasks that may be using them share.
 // The repair is the service round's (repairTasks): this is the report of what the records held
 // when this leader took over.
-func (a *Allocator) checkTasks(tx store.ReadTx) {
-	ids := make([]string, 0, len(a.bySvc))
-	for _, s := range tx.Services() {
-		ids = append(ids, s.Id)
-	}
-	sort.Strings(ids)
-	seen := make(map[addrKey]string)
-	for _, id := range ids {
-		for _, t := range tx.SharedTasksByService(id) {
-			if len(t.GetNetworks()) == 0 || !mayUseAddress(t, tx.Node) {
+func (a *Allocator) checkTasks(r *records) {
+	node := func(id string) *api.Node { return r.nodes[id] }
+	seen := make(map[addrKey]string, len(a.byAddr))
+	for _, id := range r.services {
+		for _, t := range r.tasks[id] {
+			if len(t.GetNetworks()) == 0 || !mayUseAddress(t, node) {
 				continue
 			}
 			for _, att := range t.GetNetworks() {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -22,15 +21,29 @@ import (
 	"github.com/shoal/shoal/orchestrator/store"
 )
 
-// reconcileService brings service id's bindings and its tasks waiting in NEW up to date.
+// reconcileService brings service id's bindings and its tasks waiting in NEW up to date. The
+// empty ID stands for the allocator itself: its round only rebuilds, when a rebuild is due.
+//
+// The store's lock is held only to take the records a round reads (objects the store never
+// changes in place, so they stay valid once it is released); the rebuild and the planning run
+// without it, for the raft loop applies entries under that lock.
 func (a *Allocator) reconcileService(ctx context.Context, id string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.stale {
-		a.store.View(a.rebuild)
+	if a.pending == nil && a.stale {
+		a.store.View(func(tx store.ReadTx) { a.pending = readRecords(tx) })
 	}
-	var p plan
-	a.store.View(func(tx store.ReadTx) { p = a.planService(tx, id) })
+	if a.pending != nil {
+		a.rebuild(a.pending)
+		a.pending = nil
+		a.running = true
+	}
+	if id == "" {
+		return nil
+	}
+	var v *serviceView
+	a.store.View(func(tx store.ReadTx) { v = readService(tx, id) })
+	p := a.planService(v)
 	if err := a.commit(ctx, &p); err != nil {
 		a.stale = true
 		return fmt.Errorf("service %s: %w", id, err)
@@ -38,15 +51,36 @@ func (a *Allocator) reconcileService(ctx context.Context, id string) error {
 	return nil
 }
 
+// serviceView is what a service's round reads of the store: the store's own objects (never
+// changed in place), taken under its lock in one go.
+type serviceView struct {
+	id       string
+	svc      *api.Service // nil once removed
+	tasks    []*api.Task
+	bindings map[string]*api.IPBinding // by ID
+	nodes    map[string]*api.Node
+}
+
+func readService(tx store.ReadTx, id string) *serviceView {
+	v := &serviceView{id: id, svc: tx.Service(id), tasks: tx.SharedTasksByService(id),
+		bindings: make(map[string]*api.IPBinding), nodes: make(map[string]*api.Node)}
+	for _, b := range tx.SharedBindingsByService(id) {
+		v.bindings[b.Id] = b
+	}
+	for _, n := range tx.Nodes() {
+		v.nodes[n.Id] = n
+	}
+	return v
+}
+
 // servicePlan is the state of one service's round.
 type servicePlan struct {
 	a        *Allocator
-	tx       store.ReadTx
+	view     *serviceView
 	svc      *api.Service // nil once removed
 	id       string
 	now      time.Time
-	tasks    map[string]*api.Task // the service's tasks (the store's own: clone to change)
-	nodes    map[string]*api.Node
+	tasks    map[string]*api.Task   // the service's tasks (the store's own: clone to change)
 	attached map[string]bool        // tasks given their addresses in this round
 	records  map[Key]*api.IPBinding // binding records changed in this round
 	created  map[Key]bool
@@ -54,13 +88,14 @@ type servicePlan struct {
 	changed  map[string]*api.Task // tasks changed in this round
 }
 
-func (a *Allocator) planService(tx store.ReadTx, id string) plan {
+func (a *Allocator) planService(v *serviceView) plan {
+	id := v.id
 	sp := &servicePlan{
-		a: a, tx: tx, svc: tx.Service(id), id: id, now: a.clockNow(),
-		tasks: make(map[string]*api.Task), nodes: make(map[string]*api.Node), attached: make(map[string]bool),
+		a: a, view: v, svc: v.svc, id: id, now: a.clockNow(),
+		tasks: make(map[string]*api.Task, len(v.tasks)), attached: make(map[string]bool),
 		records: make(map[Key]*api.IPBinding), created: make(map[Key]bool), changed: make(map[string]*api.Task),
 	}
-	tasks := tx.SharedTasksByService(id)
+	tasks := v.tasks
 	for _, t := range tasks {
 		sp.tasks[t.Id] = t
 	}
@@ -95,7 +130,7 @@ func (sp *servicePlan) flush() plan {
 	for k := range sp.records {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	slices.SortFunc(keys, compareKeys)
 	for _, k := range keys {
 		if sp.created[k] {
 			p.create(sp.records[k])
@@ -122,7 +157,9 @@ func (sp *servicePlan) task(id string) *api.Task {
 	if t, ok := sp.tasks[id]; ok {
 		return t
 	}
-	return sp.tx.Task(id) // a task of another service: never, unless records disagree
+	var t *api.Task // a task of another service: never, unless records disagree
+	sp.a.store.View(func(tx store.ReadTx) { t = tx.Task(id) })
+	return t
 }
 
 // mutableTask is a copy of task id to change in this round.
@@ -140,19 +177,22 @@ func (sp *servicePlan) record(k Key) *api.IPBinding {
 	if rec, ok := sp.records[k]; ok {
 		return rec
 	}
-	rec := sp.tx.Binding(sp.a.bindings[k].id)
+	rec := sp.binding(k)
 	sp.records[k] = rec
 	return rec
 }
 
-func (sp *servicePlan) node(id string) *api.Node {
-	if n, ok := sp.nodes[id]; ok {
-		return n
+// binding is a copy of k's record as the round read it.
+func (sp *servicePlan) binding(k Key) *api.IPBinding {
+	if rec := sp.view.bindings[sp.a.bindings[k].id]; rec != nil {
+		return proto.Clone(rec).(*api.IPBinding)
 	}
-	n := sp.tx.Node(id)
-	sp.nodes[id] = n
-	return n
+	var rec *api.IPBinding // created after the round's read: never, the allocator creates them
+	sp.a.store.View(func(tx store.ReadTx) { rec = tx.Binding(sp.a.bindings[k].id) })
+	return rec
 }
+
+func (sp *servicePlan) node(id string) *api.Node { return sp.view.nodes[id] }
 
 // mayUseAddress reports whether t may be using its addresses, or may yet: it was given them and
 // has not ended, and it runs on a node that is up, or has no node yet but may still get one.
@@ -343,7 +383,7 @@ func (sp *servicePlan) bind(k Key, cfg *api.NetworkAttachmentConfig, slot uint64
 func (sp *servicePlan) heldBefore(k Key, addr netip.Addr) bool {
 	rec, ok := sp.records[k]
 	if !ok {
-		rec = sp.tx.Binding(sp.a.bindings[k].id) // read only: no write unless the pin moves
+		rec = sp.binding(k) // read only: no write unless the pin moves
 	}
 	for _, h := range rec.GetHistory() {
 		if p, err := netip.ParsePrefix(h.GetAddress()); err == nil && p.Addr() == addr {
@@ -361,9 +401,11 @@ func (sp *servicePlan) refusal(k Key, pin netip.Addr, pinned bool, err error) st
 	}
 	if holder, ok := sp.a.byAddr[addrKey{k.Network, pin}]; ok {
 		owner := holder.Service
-		if s := sp.tx.Service(holder.Service); s != nil {
-			owner = s.GetSpec().GetAnnotations().GetName()
-		}
+		sp.a.store.View(func(tx store.ReadTx) {
+			if s := tx.Service(holder.Service); s != nil {
+				owner = s.GetSpec().GetAnnotations().GetName()
+			}
+		})
 		return fmt.Sprintf("pinned address %s on network %s is held by service %s %s", pin, name, owner, holder.describe())
 	}
 	return fmt.Sprintf("pinned address %s on network %s cannot be taken: %v", pin, name, err)
@@ -477,7 +519,7 @@ func (sp *servicePlan) tendBindings() {
 	for k := range a.bySvc[sp.id] {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	slices.SortFunc(keys, compareKeys)
 	hold := sp.svc.GetSpec().GetIpHold().AsDuration()
 	for _, k := range keys {
 		b := a.bindings[k]

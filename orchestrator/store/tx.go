@@ -40,6 +40,11 @@ type ReadTx interface {
 	// address is matched without its prefix length.
 	BindingsByService(serviceID string) []*api.IPBinding
 	BindingsByAddress(networkID, address string) []*api.IPBinding
+	// SharedBindings and SharedBindingsByService are Bindings and
+	// BindingsByService without the copies, for the allocator's reads of
+	// every binding; the rules of SharedTasksByService apply.
+	SharedBindings() []*api.IPBinding
+	SharedBindingsByService(serviceID string) []*api.IPBinding
 	// Version is the raft index of the last transaction the state read
 	// reflects.
 	Version() uint64
@@ -90,6 +95,17 @@ func (r *readTx) BindingsByAddress(networkID, address string) []*api.IPBinding {
 		return nil
 	}
 	return lookup[*api.IPBinding](r.s, KindBinding, indexBindingAddr, key)
+}
+func (r *readTx) SharedBindings() []*api.IPBinding {
+	out := make([]*api.IPBinding, 0, len(r.s.tables[KindBinding]))
+	for _, o := range r.s.tables[KindBinding] {
+		out = append(out, o.(*api.IPBinding))
+	}
+	sortByID(out)
+	return out
+}
+func (r *readTx) SharedBindingsByService(id string) []*api.IPBinding {
+	return lookupShared[*api.IPBinding](r.s, KindBinding, indexBindingSvc, id)
 }
 func (r *readTx) SharedTasksByService(id string) []*api.Task {
 	return lookupShared[*api.Task](r.s, KindTask, indexTaskService, id)
@@ -224,6 +240,14 @@ func (t *tx) stagedBindingsByAddress() map[string][]string {
 		}
 	}
 	return t.bindingAddrs
+}
+
+func (t *tx) SharedBindings() []*api.IPBinding {
+	return mergeStaged(t, KindBinding, t.readTx.SharedBindings(), nil)
+}
+
+func (t *tx) SharedBindingsByService(id string) []*api.IPBinding {
+	return mergeStaged(t, KindBinding, t.readTx.SharedBindingsByService(id), func(x *api.IPBinding) bool { return x.ServiceId == id })
 }
 
 func (t *tx) SharedTasksByService(id string) []*api.Task {
