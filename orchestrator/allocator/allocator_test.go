@@ -283,7 +283,7 @@ func TestRebuildReportsAndRepairsInconsistentRecords(t *testing.T) {
 		&api.Network{Id: netID, Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "front"}, Driver: "overlay",
 			Ipam: []*api.IPAMConfig{{Subnet: "10.20.0.0/24"}}}},
 		rt.Node("n1"))
-	svc := rt.ReplicatedService("web", 3, onNetwork(nil))
+	svc := rt.ReplicatedService("web", 4, onNetwork(nil))
 	rt.Create(t, s, svc)
 	key := func(slot uint64) allocator.Key {
 		return allocator.Key{Service: "web", Network: netID, Kind: api.IPBinding_KIND_SLOT, Slot: slot}
@@ -303,14 +303,17 @@ func TestRebuildReportsAndRepairsInconsistentRecords(t *testing.T) {
 		task(1, "10.20.0.5/24"), binding(1, "10.20.0.5/24", "t1"), // consistent
 		task(2, "10.20.0.6/24"), binding(2, "10.20.0.7/24", "t2"), // the task disagrees with its binding
 		task(3, "10.20.0.8/24"), // no binding: adopted
+		task(4, "10.20.0.5/24"), // t1's address, no binding: shut down
 	)
 	a, _ := startAllocator(t, s, nil)
-	rt.WaitFor(t, s, "t2 shut down and t3's binding recreated", func(tx store.ReadTx) bool {
-		return tx.Task("t2").DesiredState == api.TaskState_TASK_STATE_SHUTDOWN && tx.Binding(allocator.BindingID(key(3))) != nil
+	rt.WaitFor(t, s, "t2 and t4 shut down and t3's binding recreated", func(tx store.ReadTx) bool {
+		return tx.Task("t2").DesiredState == api.TaskState_TASK_STATE_SHUTDOWN && tx.Binding(allocator.BindingID(key(3))) != nil &&
+			tx.Task("t4").DesiredState == api.TaskState_TASK_STATE_SHUTDOWN && tx.Task("t1").DesiredState == api.TaskState_TASK_STATE_RUNNING
 	})
-	waitState(t, a, func([]byte) bool { return len(a.Report().Inconsistencies) >= 3 })
+	waitState(t, a, func([]byte) bool { return len(a.Report().Inconsistencies) >= 5 })
 	rep := strings.Join(a.Report().Inconsistencies, "\n")
-	for _, want := range []string{"task t2 holds 10.20.0.6/24", "task t3 holds 10.20.0.8/24 on network front with no binding"} {
+	for _, want := range []string{"task t2 holds 10.20.0.6/24", "task t3 holds 10.20.0.8/24 on network front with no binding",
+		"tasks t1 and t4 both hold 10.20.0.5 on network", "task t4 holds 10.20.0.5/24 on network front with no binding, and the address is taken"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep)
 		}

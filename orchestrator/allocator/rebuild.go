@@ -150,7 +150,14 @@ func (a *Allocator) rebuild(r *records) {
 // when this leader took over.
 func (a *Allocator) checkTasks(r *records) {
 	node := func(id string) *api.Node { return r.nodes[id] }
-	seen := make(map[addrKey]string, len(a.byAddr))
+	// A task its binding names as holder, with the binding's address, is the one task that may
+	// use that address unless another task claims it too: the bindings' addresses are distinct,
+	// so only the other tasks (few, normally none) are collected and then checked.
+	type claim struct {
+		task *api.Task
+		addr addrKey
+	}
+	var others []claim
 	for _, id := range r.services {
 		for _, t := range r.tasks[id] {
 			if len(t.GetNetworks()) == 0 || !mayUseAddress(t, node) {
@@ -163,17 +170,43 @@ func (a *Allocator) checkTasks(r *records) {
 				}
 				k := TaskKey(t, att.GetNetworkId())
 				b := a.bindings[k]
-				if b != nil && b.task == t.Id && b.addr != pfx {
+				if b != nil && b.task == t.Id && b.addr == pfx {
+					continue
+				}
+				if b != nil && b.task == t.Id {
 					a.inconsistent(fmt.Sprintf("task %s holds %s on network %s but its binding %s says %s", t.Id, pfx, att.GetNetworkId(), k, b.addr))
 				}
-				ak := addrKey{att.GetNetworkId(), pfx.Addr()}
-				if other, dup := seen[ak]; dup {
-					a.inconsistent(fmt.Sprintf("tasks %s and %s both hold %s on network %s", other, t.Id, pfx, att.GetNetworkId()))
-				}
-				seen[ak] = t.Id
+				others = append(others, claim{t, addrKey{att.GetNetworkId(), pfx.Addr()}})
 			}
 		}
 	}
+	seen := make(map[addrKey]string, len(others))
+	for _, c := range others {
+		other, dup := seen[c.addr]
+		if hk, bound := a.byAddr[c.addr]; !dup && bound {
+			// The binding's holder, if it may use the address and holds it as its binding says.
+			holder := a.bindings[hk].task
+			for _, t := range r.tasks[hk.Service] {
+				if t.Id == holder && holder != c.task.Id && mayUseAddress(t, node) && attachedAt(t, c.addr) {
+					other, dup = holder, true
+				}
+			}
+		}
+		if dup {
+			a.inconsistent(fmt.Sprintf("tasks %s and %s both hold %s on network %s", other, c.task.Id, c.addr.addr, c.addr.network))
+		}
+		seen[c.addr] = c.task.Id
+	}
+}
+
+// attachedAt reports whether t was given address ak.
+func attachedAt(t *api.Task, ak addrKey) bool {
+	for _, att := range t.GetNetworks() {
+		if p, err := netip.ParsePrefix(att.GetAddress()); err == nil && att.GetNetworkId() == ak.network && p.Addr() == ak.addr {
+			return true
+		}
+	}
+	return false
 }
 
 // inconsistent reports a disagreement between records, and what was done about it: as a log
