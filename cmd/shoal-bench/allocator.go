@@ -16,7 +16,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -132,40 +131,12 @@ func measureAllocator(ctx context.Context, o allocatorOptions) (allocatorResult,
 		logOut = slog.NewTextHandler(f, nil)
 	}
 	marks := newLogMarks(logOut)
-	c, err := managertest.Start(ctx, dir, 3, managertest.Options{Logger: slog.New(marks)})
+	c, err := startBenchCluster(ctx, dir, o.nodes, managertest.Options{Logger: slog.New(marks)}, nil)
 	if err != nil {
 		return res, err
 	}
 	defer c.Close()
-	leader, err := c.WaitLeader(ctx)
-	if err != nil {
-		return res, err
-	}
-	var addrs []string
-	for _, m := range c.Members() {
-		addrs = append(addrs, m.Addr())
-	}
-	var token string
-	leader.Store().View(func(tx store.ReadTx) {
-		if cs := tx.Clusters(); len(cs) > 0 {
-			token = cs[0].RootCa.GetJoinTokens().GetWorker()
-		}
-	})
-	if token == "" {
-		return res, fmt.Errorf("the cluster has no worker join token")
-	}
-	actx, stopAgents := context.WithCancel(ctx)
-	var agents sync.WaitGroup
-	defer func() {
-		stopAgents()
-		agents.Wait()
-	}()
-	if err := startSimNodes(actx, &agents, dir, addrs, token, o.nodes); err != nil {
-		return res, err
-	}
-	if err := waitReadyNodes(ctx, c, o.nodes); err != nil {
-		return res, err
-	}
+	leader := c.leader
 	res.setup = time.Since(t0)
 	fmt.Printf("allocator: 3 managers and %d simulated nodes ready after %s\n", o.nodes, res.setup.Round(time.Millisecond))
 
@@ -181,7 +152,7 @@ func measureAllocator(ctx context.Context, o allocatorOptions) (allocatorResult,
 	}
 
 	for k := range o.kills {
-		tk, err := killLeader(ctx, c, marks, o)
+		tk, err := killLeader(ctx, c.Cluster, marks, o)
 		if err != nil {
 			return res, fmt.Errorf("kill %d: %w", k+1, err)
 		}

@@ -111,42 +111,13 @@ func measureOrchestration(ctx context.Context, o orchestrationOptions) (orchestr
 	}
 	defer os.RemoveAll(dir)
 	t0 := time.Now()
-	c, err := managertest.Start(ctx, dir, 3, managertest.Options{})
+	c, err := startBenchCluster(ctx, dir, o.nodes, managertest.Options{}, func() {
+		fmt.Printf("orchestration: %d simulated nodes joined in %s; waiting until they are ready\n", o.nodes, time.Since(t0).Round(time.Millisecond))
+	})
 	if err != nil {
 		return res, err
 	}
 	defer c.Close()
-	leader, err := c.WaitLeader(ctx)
-	if err != nil {
-		return res, err
-	}
-	var addrs []string
-	for _, m := range c.Members() {
-		addrs = append(addrs, m.Addr())
-	}
-	var token string
-	leader.Store().View(func(tx store.ReadTx) {
-		if cs := tx.Clusters(); len(cs) > 0 {
-			token = cs[0].RootCa.GetJoinTokens().GetWorker()
-		}
-	})
-	if token == "" {
-		return res, fmt.Errorf("the cluster has no worker join token")
-	}
-
-	actx, stopAgents := context.WithCancel(ctx)
-	var agents sync.WaitGroup
-	defer func() {
-		stopAgents()
-		agents.Wait()
-	}()
-	if err := startSimNodes(actx, &agents, dir, addrs, token, o.nodes); err != nil {
-		return res, err
-	}
-	fmt.Printf("orchestration: %d simulated nodes joined in %s; waiting until they are ready\n", o.nodes, time.Since(t0).Round(time.Millisecond))
-	if err := waitReadyNodes(ctx, c, o.nodes); err != nil {
-		return res, err
-	}
 	res.setup = time.Since(t0)
 	res.nodesReady = o.nodes
 	fmt.Printf("orchestration: %d nodes ready after %s\n", o.nodes, res.setup.Round(time.Millisecond))
