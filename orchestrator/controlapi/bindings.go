@@ -51,33 +51,19 @@ func (s *Server) allocatorSource() AllocatorSource {
 // service name, network name, kind (slot, node, VIP), slot and node.
 // Services and networks are named by ID, name or unique ID prefix.
 func (s *Server) ListBindings(ctx context.Context, req *api.ListBindingsRequest) (*api.ListBindingsResponse, error) {
-	serviceIDs := make(map[string]bool, len(req.ServiceIds))
-	for i, ref := range req.ServiceIds {
-		if ref == "" {
-			return nil, invalid(fmt.Sprintf("service_ids[%d]", i), "empty: must name a service")
-		}
-		svc, err := s.resolveService(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		serviceIDs[svc.Id] = true
+	serviceIDs, err := resolveFilter(ctx, "service_ids", "a service", req.ServiceIds, s.serviceID)
+	if err != nil {
+		return nil, err
 	}
-	networkIDs := make(map[string]bool, len(req.NetworkIds))
-	for i, ref := range req.NetworkIds {
-		if ref == "" {
-			return nil, invalid(fmt.Sprintf("network_ids[%d]", i), "empty: must name a network")
-		}
-		nw, err := s.resolveNetwork(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		networkIDs[nw.Id] = true
+	networkIDs, err := resolveFilter(ctx, "network_ids", "a network", req.NetworkIds, s.networkID)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		bindings []*api.IPBinding
 		networks []*api.Network
 	)
-	err := s.store.ViewLinearizable(ctx, func(tx store.ReadTx) {
+	err = s.store.ViewLinearizable(ctx, func(tx store.ReadTx) {
 		networks = tx.Networks()
 		if len(serviceIDs) == 0 {
 			bindings = tx.Bindings()

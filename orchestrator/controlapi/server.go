@@ -227,3 +227,37 @@ func toStatus(err error) error {
 	}
 	return status.Error(codes.Unavailable, err.Error())
 }
+
+// resolveFilter resolves a list filter's references (names, IDs, ID prefixes) with resolve,
+// which returns the ID an existing object's reference names, into the set of IDs; field names
+// the filter in errors ("service_ids") and what what a reference must name ("a service").
+func resolveFilter(ctx context.Context, field, what string, refs []string, resolve func(context.Context, string) (string, error)) (map[string]bool, error) {
+	ids := make(map[string]bool, len(refs))
+	for i, ref := range refs {
+		if ref == "" {
+			return nil, invalid(fmt.Sprintf("%s[%d]", field, i), "empty: must name %s", what)
+		}
+		id, err := resolve(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, nil
+}
+
+// serviceID, nodeID and networkID resolve a reference to an ID, for resolveFilter.
+func (s *Server) serviceID(ctx context.Context, ref string) (string, error) {
+	svc, err := s.resolveService(ctx, ref)
+	return svc.GetId(), err
+}
+
+func (s *Server) nodeID(ctx context.Context, ref string) (string, error) {
+	n, err := s.resolveNode(ctx, ref)
+	return n.GetId(), err
+}
+
+func (s *Server) networkID(ctx context.Context, ref string) (string, error) {
+	nw, err := s.resolveNetwork(ctx, ref)
+	return nw.GetId(), err
+}

@@ -26,30 +26,16 @@ func (s *Server) ListTasks(ctx context.Context, req *api.ListTasksRequest) (*api
 		}
 		states[st] = true
 	}
-	serviceIDs := make(map[string]bool, len(req.ServiceIds))
-	for i, ref := range req.ServiceIds {
-		if ref == "" {
-			return nil, invalid(fmt.Sprintf("service_ids[%d]", i), "empty: must name a service")
-		}
-		svc, err := s.resolveService(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		serviceIDs[svc.Id] = true
+	serviceIDs, err := resolveFilter(ctx, "service_ids", "a service", req.ServiceIds, s.serviceID)
+	if err != nil {
+		return nil, err
 	}
-	nodeIDs := make(map[string]bool, len(req.NodeIds))
-	for i, ref := range req.NodeIds {
-		if ref == "" {
-			return nil, invalid(fmt.Sprintf("node_ids[%d]", i), "empty: must name a node")
-		}
-		n, err := s.resolveNode(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		nodeIDs[n.Id] = true
+	nodeIDs, err := resolveFilter(ctx, "node_ids", "a node", req.NodeIds, s.nodeID)
+	if err != nil {
+		return nil, err
 	}
 	var tasks []*api.Task
-	err := s.store.ViewLinearizable(ctx, func(tx store.ReadTx) {
+	err = s.store.ViewLinearizable(ctx, func(tx store.ReadTx) {
 		if len(serviceIDs) == 0 {
 			tasks = tx.Tasks()
 			return
