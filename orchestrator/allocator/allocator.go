@@ -28,7 +28,8 @@ const tick = time.Second
 const historyLimit = 16
 
 // Allocator binds slots, nodes and VIPs to addresses on the leader. Build one per leadership term
-// with New and Run it; State and Report may be called from any goroutine.
+// with New and Run it; State and Report may be called from any goroutine (State also says
+// whether it has rebuilt and allocates).
 type Allocator struct {
 	store *store.MemoryStore
 	log   *slog.Logger
@@ -219,13 +220,6 @@ func (a *Allocator) noteReleaseRequest(rec *api.IPBinding) {
 	if b := a.bindings[KeyOf(rec)]; b != nil && b.id == rec.Id {
 		b.releaseRequested = true
 	}
-}
-
-// Running reports whether the allocator has rebuilt its state and allocates.
-func (a *Allocator) Running() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.running
 }
 
 // Report returns what the last rebuild found.

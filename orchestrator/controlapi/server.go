@@ -12,7 +12,7 @@ package controlapi
 // This file owns the server, the cluster-wide RPCs (cluster info, join
 // tokens) and what every RPC shares: finding the object a reference names
 // and turning errors into statuses. nodes.go owns the node RPCs,
-// services.go the service RPCs (servicespec.go and servicecheck.go their
+// services.go the service RPCs (servicespec.go, pinspec.go and servicecheck.go their
 // validation), networks.go the network RPCs (networkspec.go their
 // validation), tasks.go the task RPCs and bindings.go the IP binding and
 // allocator RPCs.
