@@ -179,6 +179,7 @@ func TestRestoreRefuses(t *testing.T) {
 		{"gateway", State{Allocated: []netip.Addr{mustAddr("10.0.0.1")}}, ErrUnassignable, "state.allocated[0]"},
 		{"outside", State{Allocated: []netip.Addr{mustAddr("10.0.0.5"), mustAddr("10.0.3.5")}}, ErrOutsideSubnet, "state.allocated[1]"},
 		{"twice", State{Allocated: []netip.Addr{mustAddr("10.0.0.5"), mustAddr("10.0.0.5")}}, ErrInUse, "state.allocated[1]"},
+		{"twice, unordered", State{Allocated: []netip.Addr{mustAddr("10.0.0.9"), mustAddr("10.0.0.5"), mustAddr("10.0.0.7"), mustAddr("10.0.0.5"), mustAddr("10.0.0.9")}}, ErrInUse, "state.allocated[3]"},
 		{"allocated and cooling", State{Allocated: []netip.Addr{mustAddr("10.0.0.5")}, Cooling: []Released{{mustAddr("10.0.0.5"), t0}}}, ErrInUse, "state.cooling[0]"},
 		{"last outside range", State{Last: mustAddr("10.0.0.200")}, ErrOutsideRange, "state.last"},
 	}

@@ -4,6 +4,7 @@ package ipam
 // with Restore, so that a new leader rebuilds from replicated records the pool the old one had.
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -68,16 +69,32 @@ func (p *Pool) CoolingAddrs() []Released {
 func (p *Pool) Restore(st State) error {
 	np := *p
 	np.clear()
+	// In ascending order each address extends the span before it, so the span sets stay a few
+	// nodes deep however the caller ordered them (a leader reads them in binding-ID order).
+	type listed struct {
+		x u128
+		i int
+	}
+	xs := make([]listed, len(st.Allocated))
 	for i, a := range st.Allocated {
-		field := func() string { return fmt.Sprintf("state.allocated[%d]", i) } // only on error: 100,000 of these add up
 		x, err := np.assignable("", a, true)
 		if err != nil {
-			return renamed(err, field())
+			return renamed(err, fmt.Sprintf("state.allocated[%d]", i))
 		}
-		if np.used.contains(x) {
-			return &Error{Field: field(), Value: a.String(), Err: fmt.Errorf("%w: listed twice", ErrInUse)}
+		xs[i] = listed{x, i}
+	}
+	slices.SortFunc(xs, func(a, b listed) int { return cmp.Or(a.x.cmp(b.x), cmp.Compare(a.i, b.i)) })
+	twice := -1 // the first listing, in the caller's order, of an address listed before it
+	for j := 1; j < len(xs); j++ {
+		if xs[j].x == xs[j-1].x && (twice < 0 || xs[j].i < twice) {
+			twice = xs[j].i
 		}
-		np.take(x)
+	}
+	if twice >= 0 {
+		return &Error{Field: fmt.Sprintf("state.allocated[%d]", twice), Value: st.Allocated[twice].String(), Err: fmt.Errorf("%w: listed twice", ErrInUse)}
+	}
+	for _, l := range xs {
+		np.take(l.x)
 	}
 	if np.cooldown > 0 {
 		np.cooling = make(map[u128]int64, len(st.Cooling))

@@ -38,9 +38,8 @@ type Allocator struct {
 	mu       sync.Mutex
 	running  bool
 	nets     map[string]*netPools        // by network ID
-	bindings map[Key]*binding            // every binding record, as committed
+	bindings bindingTable                // every binding record, as committed
 	byAddr   map[addrKey]Key             // (network, address) → the binding holding it
-	bySvc    map[string]map[Key]struct{} // service ID → its bindings' keys
 	now      time.Time                   // the latest now handed to a pool; never goes back
 	stale    bool                        // memory may differ from the records: rebuild first
 	pending  *records                    // records read for a rebuild not done yet
@@ -119,7 +118,7 @@ func (a *Allocator) markAll(tx store.ReadTx, dirty reconcile.Dirty, full bool) {
 			dirty.Mark(b.ServiceId)
 		}
 	}
-	for id := range a.bySvc {
+	for id := range a.bindings.bySvc {
 		dirty.Mark(id)
 	}
 	for _, s := range tx.Services() {
@@ -172,9 +171,12 @@ func (a *Allocator) note(batches []store.Batch, dirty reconcile.Dirty) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, n := range nodesGone {
-		for k := range a.bindings {
-			if k.Kind == api.IPBinding_KIND_NODE && k.Node == n {
-				dirty.Mark(k.Service)
+		for svc, m := range a.bindings.bySvc {
+			for k := range m {
+				if k.Kind == api.IPBinding_KIND_NODE && k.Node == n {
+					dirty.Mark(svc)
+					break
+				}
 			}
 		}
 	}
@@ -217,7 +219,7 @@ func (a *Allocator) noteReleaseRequest(rec *api.IPBinding) {
 		}
 		return
 	}
-	if b := a.bindings[KeyOf(rec)]; b != nil && b.id == rec.Id {
+	if b := a.bindings.get(KeyOf(rec)); b != nil && b.id == rec.Id {
 		b.releaseRequested = true
 	}
 }

@@ -184,11 +184,11 @@ func (sp *servicePlan) record(k Key) *api.IPBinding {
 
 // binding is a copy of k's record as the round read it.
 func (sp *servicePlan) binding(k Key) *api.IPBinding {
-	if rec := sp.view.bindings[sp.a.bindings[k].id]; rec != nil {
+	if rec := sp.view.bindings[sp.a.bindings.get(k).id]; rec != nil {
 		return proto.Clone(rec).(*api.IPBinding)
 	}
 	var rec *api.IPBinding // created after the round's read: never, the allocator creates them
-	sp.a.store.View(func(tx store.ReadTx) { rec = tx.Binding(sp.a.bindings[k].id) })
+	sp.a.store.View(func(tx store.ReadTx) { rec = tx.Binding(sp.a.bindings.get(k).id) })
 	return rec
 }
 
@@ -267,7 +267,7 @@ func (sp *servicePlan) attach(t *api.Task) {
 			sp.wait(t, "waiting for a node")
 			return
 		}
-		if b := a.bindings[k]; b != nil && b.task != "" && b.task != t.Id {
+		if b := a.bindings.get(k); b != nil && b.task != "" && b.task != t.Id {
 			if prev := sp.task(b.task); sp.mayUseAddress(prev) {
 				sp.wait(t, fmt.Sprintf("waiting for task %s, the previous task of %s, to stop before it takes %s on network %s",
 					b.task, k.describe(), b.addr.Addr(), np.name))
@@ -284,12 +284,12 @@ func (sp *servicePlan) attach(t *api.Task) {
 			sp.wait(t, msg)
 			return
 		}
-		b := a.bindings[k]
+		b := a.bindings.get(k)
 		keys = append(keys, k)
 		atts = append(atts, &api.NetworkAttachment{NetworkId: cfg.GetTarget(), Address: b.addr.String(), BindingId: b.id})
 	}
 	for _, k := range keys {
-		b := a.bindings[k]
+		b := a.bindings.get(k)
 		rec := sp.record(k)
 		b.task, b.heldSince = t.Id, time.Time{}
 		b.nodeKnown = t.NodeId != ""
@@ -312,7 +312,7 @@ func (sp *servicePlan) attach(t *api.Task) {
 // Its agent, back, stops what it still runs, for its desired state is past RUNNING.
 func (sp *servicePlan) orphanPredecessors(t *api.Task) {
 	for _, cfg := range t.GetSpec().GetNetworks() {
-		b := sp.a.bindings[TaskKey(t, cfg.GetTarget())]
+		b := sp.a.bindings.get(TaskKey(t, cfg.GetTarget()))
 		if b == nil || b.task == "" || b.task == t.Id {
 			continue
 		}
@@ -339,7 +339,7 @@ func (sp *servicePlan) bind(k Key, cfg *api.NetworkAttachmentConfig, slot uint64
 	if err != nil {
 		return fmt.Sprintf("cannot take the pinned address on network %s: %v", np.name, err)
 	}
-	b := a.bindings[k]
+	b := a.bindings.get(k)
 	switch {
 	case b == nil:
 		var pfx netip.Prefix
@@ -415,12 +415,8 @@ func (sp *servicePlan) refusal(k Key, pin netip.Addr, pinned bool, err error) st
 func (sp *servicePlan) create(k Key, pfx netip.Prefix, pinned bool) {
 	a := sp.a
 	id := BindingID(k)
-	a.bindings[k] = &binding{id: id, addr: pfx, pinned: pinned, nodeKnown: true}
+	a.bindings.put(k, &binding{id: id, addr: pfx, pinned: pinned, nodeKnown: true})
 	a.byAddr[addrKey{k.Network, pfx.Addr()}] = k
-	if a.bySvc[k.Service] == nil {
-		a.bySvc[k.Service] = make(map[Key]struct{})
-	}
-	a.bySvc[k.Service][k] = struct{}{}
 	sp.records[k] = &api.IPBinding{
 		Id: id, ServiceId: k.Service, ServiceName: sp.serviceName(), NetworkId: k.Network,
 		Kind: k.Kind, Slot: k.Slot, NodeId: k.Node, Address: pfx.String(), Pinned: pinned,
@@ -431,7 +427,7 @@ func (sp *servicePlan) create(k Key, pfx netip.Prefix, pinned bool) {
 // release frees k's binding: its record goes, its address cools down.
 func (sp *servicePlan) release(k Key, why string) {
 	a := sp.a
-	b := a.bindings[k]
+	b := a.bindings.get(k)
 	if np := a.nets[k.Network]; np != nil {
 		if err := np.release(b.addr.Addr(), sp.now); err != nil {
 			a.log.Error("release of a binding's address failed", "binding", k.String(), "address", b.addr, "err", err)
@@ -444,14 +440,8 @@ func (sp *servicePlan) release(k Key, why string) {
 		sp.removed = append(sp.removed, sp.record(k))
 		delete(sp.records, k)
 	}
-	delete(a.bindings, k)
+	a.bindings.remove(k)
 	delete(a.byAddr, addrKey{k.Network, b.addr.Addr()})
-	if m := a.bySvc[k.Service]; m != nil {
-		delete(m, k)
-		if len(m) == 0 {
-			delete(a.bySvc, k.Service)
-		}
-	}
 	a.log.Info("binding released", "binding", k.String(), "address", b.addr, "why", why)
 }
 
@@ -463,7 +453,7 @@ func (sp *servicePlan) ensureVIPs() {
 	for _, cfg := range sp.svc.GetSpec().GetTask().GetNetworks() {
 		k := VIPKey(sp.id, cfg.GetTarget())
 		np := sp.a.nets[k.Network]
-		if np == nil || sp.a.bindings[k] != nil {
+		if np == nil || sp.a.bindings.get(k) != nil {
 			continue
 		}
 		pfx, err := np.allocateNext(sp.now)
@@ -515,14 +505,14 @@ func (sp *servicePlan) wanted(k Key) wantState {
 // service's ip_hold, and records the node of each binding's holder once it is placed.
 func (sp *servicePlan) tendBindings() {
 	a := sp.a
-	keys := make([]Key, 0, len(a.bySvc[sp.id]))
-	for k := range a.bySvc[sp.id] {
+	keys := make([]Key, 0, len(a.bindings.service(sp.id)))
+	for k := range a.bindings.service(sp.id) {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, compareKeys)
 	hold := sp.svc.GetSpec().GetIpHold().AsDuration()
 	for _, k := range keys {
-		b := a.bindings[k]
+		b := a.bindings.get(k)
 		holder := sp.task(b.task)
 		busy := b.task != "" && sp.mayUseAddress(holder)
 		state := sp.wanted(k)
@@ -575,7 +565,7 @@ func (sp *servicePlan) repairTasks(tasks []*api.Task) {
 				sp.shutDown(t, fmt.Sprintf("task %s has an unreadable address %q on network %s", t.Id, att.GetAddress(), sp.networkName(att.GetNetworkId())))
 				break
 			}
-			b := a.bindings[k]
+			b := a.bindings.get(k)
 			switch {
 			case b == nil:
 				if sp.adopt(t, k, addr) {
@@ -605,7 +595,7 @@ func (sp *servicePlan) adopt(t *api.Task, k Key, addr netip.Prefix) bool {
 		return false
 	}
 	sp.create(k, pfx, false)
-	b := sp.a.bindings[k]
+	b := sp.a.bindings.get(k)
 	b.task = t.Id
 	rec := sp.records[k]
 	rec.TaskId = t.Id

@@ -76,12 +76,14 @@ func (a *Allocator) stateLocked() []byte {
 		d.Networks = append(d.Networks, nd)
 	}
 	sort.Slice(d.Networks, func(i, j int) bool { return d.Networks[i].ID < d.Networks[j].ID })
-	for k, b := range a.bindings {
-		bd := BindingDump{Key: k.String(), ID: b.id, Address: b.addr.String(), Task: b.task, Pinned: b.pinned, Release: b.releaseRequested}
-		if !b.heldSince.IsZero() {
-			bd.HeldSince = b.heldSince.UTC()
+	for _, m := range a.bindings.bySvc {
+		for k, b := range m {
+			bd := BindingDump{Key: k.String(), ID: b.id, Address: b.addr.String(), Task: b.task, Pinned: b.pinned, Release: b.releaseRequested}
+			if !b.heldSince.IsZero() {
+				bd.HeldSince = b.heldSince.UTC()
+			}
+			d.Bindings = append(d.Bindings, bd)
 		}
-		d.Bindings = append(d.Bindings, bd)
 	}
 	sort.Slice(d.Bindings, func(i, j int) bool { return d.Bindings[i].Key < d.Bindings[j].Key })
 	out, err := json.Marshal(d)

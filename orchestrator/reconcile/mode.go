@@ -64,7 +64,7 @@ func (m Mode) MarkAll(tx store.ReadTx, dirty Dirty, full bool) {
 		return
 	}
 	exists := make(map[string]bool)
-	for _, t := range tx.Tasks() {
+	for _, t := range tx.SharedTasks() {
 		if m.Task(t) && t.DesiredState < api.TaskState_TASK_STATE_REMOVE && !serviceExists(tx, t.ServiceId, exists) {
 			dirty.Mark(t.ServiceId)
 		}

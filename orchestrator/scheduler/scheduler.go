@@ -124,7 +124,7 @@ func (s *Scheduler) load(tx store.ReadTx) {
 	for _, n := range tx.Nodes() {
 		s.view.setNode(n)
 	}
-	for _, t := range tx.Tasks() {
+	for _, t := range tx.SharedTasks() {
 		s.view.setTask(t)
 	}
 }

@@ -70,6 +70,9 @@ func TestTaskIndexesFollowChanges(t *testing.T) {
 		if got := taskIDs(tx.SharedTasksByService("s1")); !equalIDs(got, []string{"t1", "t2", "t3"}) {
 			t.Errorf("staged SharedTasksByService(s1) = %v", got)
 		}
+		if got := taskIDs(tx.SharedTasks()); !equalIDs(got, []string{"t1", "t2", "t3"}) || tx.SharedTasks()[1].NodeId != "n2" {
+			t.Errorf("staged SharedTasks = %v, want t1 t2 t3 with t2 on n2", got)
+		}
 		if got := taskIDs(tx.TasksByNode("n1")); !equalIDs(got, []string{"t1", "t3"}) {
 			t.Errorf("staged TasksByNode(n1) = %v", got)
 		}
@@ -87,6 +90,7 @@ func TestTaskIndexesFollowChanges(t *testing.T) {
 			}{
 				{taskIDs(tx.TasksByService("s1")), []string{"t2", "t3"}, "service s1"},
 				{taskIDs(tx.SharedTasksByService("s1")), []string{"t2", "t3"}, "service s1 (shared)"},
+				{taskIDs(tx.SharedTasks()), []string{"t2", "t3"}, "every service (shared)"},
 				{taskIDs(tx.TasksByService("s2")), []string{}, "service s2"},
 				{taskIDs(tx.TasksByNode("n1")), []string{"t3"}, "node n1"},
 				{taskIDs(tx.TasksByNode("n2")), []string{"t2"}, "node n2"},

@@ -32,6 +32,9 @@ type ReadTx interface {
 	// replaces an object on every write, so holding one is safe; change a
 	// proto.Clone of it).
 	SharedTasksByService(serviceID string) []*api.Task
+	// SharedTasks is Tasks without the copies, for the leader components'
+	// first read of every task; the rules of SharedTasksByService apply.
+	SharedTasks() []*api.Task
 	Network(id string) *api.Network
 	Networks() []*api.Network
 	Binding(id string) *api.IPBinding
@@ -97,13 +100,9 @@ func (r *readTx) BindingsByAddress(networkID, address string) []*api.IPBinding {
 	return lookup[*api.IPBinding](r.s, KindBinding, indexBindingAddr, key)
 }
 func (r *readTx) SharedBindings() []*api.IPBinding {
-	out := make([]*api.IPBinding, 0, len(r.s.tables[KindBinding]))
-	for _, o := range r.s.tables[KindBinding] {
-		out = append(out, o.(*api.IPBinding))
-	}
-	sortByID(out)
-	return out
+	return listShared[*api.IPBinding](r.s, KindBinding)
 }
+func (r *readTx) SharedTasks() []*api.Task { return listShared[*api.Task](r.s, KindTask) }
 func (r *readTx) SharedBindingsByService(id string) []*api.IPBinding {
 	return lookupShared[*api.IPBinding](r.s, KindBinding, indexBindingSvc, id)
 }
@@ -118,6 +117,16 @@ func get[T Object](s *MemoryStore, k Kind, id string) T {
 		return zero
 	}
 	return clone(o.(T))
+}
+
+// listShared is list without the copies (see SharedTasksByService).
+func listShared[T Object](s *MemoryStore, k Kind) []T {
+	out := make([]T, 0, len(s.tables[k]))
+	for _, o := range s.tables[k] {
+		out = append(out, o.(T))
+	}
+	sortByID(out)
+	return out
 }
 
 func list[T Object](s *MemoryStore, k Kind) []T {
@@ -248,6 +257,10 @@ func (t *tx) SharedBindings() []*api.IPBinding {
 
 func (t *tx) SharedBindingsByService(id string) []*api.IPBinding {
 	return mergeStaged(t, KindBinding, t.readTx.SharedBindingsByService(id), func(x *api.IPBinding) bool { return x.ServiceId == id })
+}
+
+func (t *tx) SharedTasks() []*api.Task {
+	return mergeStaged(t, KindTask, t.readTx.SharedTasks(), nil)
 }
 
 func (t *tx) SharedTasksByService(id string) []*api.Task {

@@ -79,7 +79,7 @@ func markAll(tx store.ReadTx, dirty reconcile.Dirty, full bool) {
 	if !full {
 		return
 	}
-	for _, t := range tx.Tasks() {
+	for _, t := range tx.SharedTasks() {
 		if _, ok := dirty[t.ServiceId]; !ok && tx.Service(t.ServiceId) == nil {
 			dirty.Mark(t.ServiceId)
 		}
