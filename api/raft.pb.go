@@ -85,9 +85,16 @@ func (x *RaftMember) GetAddr() string {
 // RaftProposal wraps every proposed payload so the proposer can be told
 // the result of applying it.
 type RaftProposal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Payload []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// leader_term, when set, is the term in which the proposer led: the
+	// proposal is applied only if its entry was appended in that term. A
+	// leader's components propose with it, so that what they decided while
+	// leading is dropped, on every member alike, if it reaches the log only
+	// after another leader took over (raft forwards a deposed leader's
+	// proposals to the new one).
+	LeaderTerm    uint64 `protobuf:"varint,3,opt,name=leader_term,json=leaderTerm,proto3" json:"leader_term,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -134,6 +141,13 @@ func (x *RaftProposal) GetPayload() []byte {
 		return x.Payload
 	}
 	return nil
+}
+
+func (x *RaftProposal) GetLeaderTerm() uint64 {
+	if x != nil {
+		return x.LeaderTerm
+	}
+	return 0
 }
 
 // RaftProposalBatch is the data of every normal raft entry: the proposals
@@ -606,10 +620,12 @@ const file_api_raft_proto_rawDesc = "" +
 	"RaftMember\x12\x17\n" +
 	"\araft_id\x18\x01 \x01(\x04R\x06raftId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"8\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\"Y\n" +
 	"\fRaftProposal\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
-	"\apayload\x18\x02 \x01(\fR\apayload\"J\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1f\n" +
+	"\vleader_term\x18\x03 \x01(\x04R\n" +
+	"leaderTerm\"J\n" +
 	"\x11RaftProposalBatch\x125\n" +
 	"\tproposals\x18\x01 \x03(\v2\x17.shoal.api.RaftProposalR\tproposals\"s\n" +
 	"\x10RaftSnapshotData\x12/\n" +

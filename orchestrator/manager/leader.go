@@ -15,6 +15,7 @@ import (
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/allocator"
 	"github.com/shoal/shoal/orchestrator/ca"
+	"github.com/shoal/shoal/orchestrator/raft"
 	"github.com/shoal/shoal/orchestrator/reconcile/global"
 	"github.com/shoal/shoal/orchestrator/reconcile/replicated"
 	"github.com/shoal/shoal/orchestrator/reconcile/restart"
@@ -83,8 +84,14 @@ func (m *Manager) runLeaderComponents(ctx context.Context) {
 		if stopRunning != nil {
 			return
 		}
+		st := m.raft.Status()
+		if !st.IsLeader {
+			return // lost already: the change that says so is on its way
+		}
+		// Everything the components propose is fenced to this term (see
+		// raft.WithLeaderTerm).
 		var lctx context.Context
-		lctx, stopRunning = context.WithCancel(ctx)
+		lctx, stopRunning = context.WithCancel(raft.WithLeaderTerm(ctx, st.Term))
 		for _, c := range m.leaderComponents() {
 			running.Add(1)
 			go func() {
@@ -92,7 +99,7 @@ func (m *Manager) runLeaderComponents(ctx context.Context) {
 				m.runLeaderComponent(lctx, c)
 			}()
 		}
-		m.log.Info("became leader; leader components started", "node", m.nodeID)
+		m.log.Info("became leader; leader components started", "node", m.nodeID, "term", st.Term)
 	}
 	if m.raft.IsLeader() {
 		start()

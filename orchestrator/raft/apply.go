@@ -46,7 +46,9 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 // applyProposal applies a normal entry. Empty entries (appended by each new
 // leader) carry nothing. An entry that is not a RaftProposal was not written
 // by this package; it is skipped, not fatal, so one bad entry cannot stop
-// every manager.
+// every manager. A proposal whose leader term is not the entry's term was
+// made by a leader whose term ended before the entry was appended: every
+// member skips it alike, since the entry's term is part of the log.
 func (n *Node) applyProposal(e *raftpb.Entry) {
 	if len(e.GetData()) == 0 {
 		return
@@ -57,6 +59,11 @@ func (n *Node) applyProposal(e *raftpb.Entry) {
 		return
 	}
 	for _, p := range batch.GetProposals() {
+		if t := p.GetLeaderTerm(); t != 0 && t != e.GetTerm() {
+			n.log.Info("skipping a proposal of an earlier leader term", "index", e.GetIndex(), "proposed_in", t, "appended_in", e.GetTerm())
+			n.waits.trigger(p.GetId(), applyResult{err: ErrLeadershipLost})
+			continue
+		}
 		res := n.sm.Apply(e.GetIndex(), p.GetPayload())
 		n.waits.trigger(p.GetId(), applyResult{val: res})
 	}

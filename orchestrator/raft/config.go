@@ -165,4 +165,8 @@ var (
 	ErrProposalDropped = errors.New("raft: proposal dropped")
 	// ErrNotLeader is returned by calls only the leader can serve.
 	ErrNotLeader = errors.New("raft: this node is not the leader")
+	// ErrLeadershipLost is returned for a proposal made with a leader term
+	// (WithLeaderTerm) once that term is over: it was not applied, on any
+	// member.
+	ErrLeadershipLost = errors.New("raft: the proposer's leadership term is over")
 )

@@ -78,24 +78,48 @@ type applyResult struct {
 
 // proposal is a payload on its way to the Ready loop.
 type proposal struct {
-	id      uint64
-	payload []byte
+	id         uint64
+	payload    []byte
+	leaderTerm uint64 // see WithLeaderTerm; 0 if none
+}
+
+type leaderTermKey struct{}
+
+// WithLeaderTerm marks ctx as the context of work done because this node
+// leads in term: every Propose under it is applied only if its entry is
+// appended in that term, and fails with ErrLeadershipLost otherwise. A
+// leader's components run under it, so that a decision a deposed leader made
+// on what it knew then never lands after another leader has taken over
+// (raft forwards a follower's proposals to the leader; this is the fence).
+func WithLeaderTerm(ctx context.Context, term uint64) context.Context {
+	return context.WithValue(ctx, leaderTermKey{}, term)
+}
+
+// LeaderTerm is the term WithLeaderTerm gave ctx, or 0.
+func LeaderTerm(ctx context.Context) uint64 {
+	t, _ := ctx.Value(leaderTermKey{}).(uint64)
+	return t
 }
 
 // Propose replicates payload and returns the state machine's Apply result
 // once the entry is applied on this node. It works on followers (raft
 // forwards the proposal to the leader). It returns ErrNoLeader when there is
 // no leader, ErrProposalDropped when raft refused the proposal, ErrStopped
-// when the node stops, and ctx's error when ctx ends first. Only the ctx
-// error is ambiguous: the entry may still be applied later. Callers should
-// pass a ctx with a deadline.
+// when the node stops, ErrLeadershipLost when ctx carries a leader term
+// (WithLeaderTerm) that is over, and ctx's error when ctx ends first. Only
+// the ctx error is ambiguous: the entry may still be applied later. Callers
+// should pass a ctx with a deadline.
 func (n *Node) Propose(ctx context.Context, payload []byte) (any, error) {
 	if err := n.running(); err != nil {
 		return nil, err
 	}
+	term := LeaderTerm(ctx)
+	if st := n.board.get(); term != 0 && (!st.IsLeader || st.Term != term) {
+		return nil, ErrLeadershipLost // the apply-time check is the fence; this saves the trip
+	}
 	id, ch := n.waits.register()
 	select {
-	case n.propc <- proposal{id: id, payload: payload}:
+	case n.propc <- proposal{id: id, payload: payload, leaderTerm: term}:
 	case <-ctx.Done():
 		n.waits.cancel(id)
 		return nil, ctx.Err()

@@ -129,7 +129,7 @@ func (n *Node) takeQueued() {
 // gather queues a proposal for the entry this loop turn proposes; a full
 // batch is proposed at once.
 func (n *Node) gather(p proposal) {
-	n.gathered = append(n.gathered, &api.RaftProposal{Id: p.id, Payload: p.payload})
+	n.gathered = append(n.gathered, &api.RaftProposal{Id: p.id, Payload: p.payload, LeaderTerm: p.leaderTerm})
 	n.gatheredBytes += len(p.payload)
 	if n.gatheredBytes >= maxBatchBytes {
 		n.proposeGathered()
