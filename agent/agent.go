@@ -50,7 +50,19 @@ type Config struct {
 	Executor exec.Executor
 	// OnMessage is called with every session message, in order.
 	OnMessage func(*api.SessionMessage)
-	Logger    *slog.Logger
+	// OnNetworks is handed the networks each assignments message carries,
+	// before its tasks (the CNI manager renders their configuration).
+	OnNetworks func([]*api.Network)
+	// NetworkStatus reports whether the node's network plugins can attach
+	// tasks (their CNI STATUS); nil means always. It is asked at every
+	// session start and every NetworkStatusPeriod: the answer goes in the
+	// node's description, and when it changes the agent opens a new
+	// session to report it, so the scheduler stops or resumes giving the
+	// node tasks.
+	NetworkStatus func(ctx context.Context) error
+	// NetworkStatusPeriod defaults to 5s.
+	NetworkStatusPeriod time.Duration
+	Logger              *slog.Logger
 }
 
 // Agent keeps the node's session and runs the tasks assigned to the node.
@@ -87,6 +99,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	if a.cfg.Executor != nil {
 		a.worker = newWorker(ctx, a.cfg.Executor, a.reports, a.cfg.Logger)
+		a.worker.onNetworks = a.cfg.OnNetworks
 		defer a.worker.wait()
 		defer cancel() // runners stop before wait
 	}
@@ -108,6 +121,11 @@ func (a *Agent) run(ctx context.Context) error {
 		}
 		if status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unauthenticated {
 			return fmt.Errorf("%w: %s", ErrNodeRemoved, status.Convert(err).Message())
+		}
+		if errors.Is(err, errNetworkStatusChanged) {
+			a.cfg.Logger.Info("network plugins' status changed; reporting it in a new session", "manager", addr)
+			a.setHint(addr)
+			continue
 		}
 		if leader := leaderHint(err); leader != "" && leader != addr {
 			a.cfg.Logger.Info("following the leader", "from", addr, "to", leader)
@@ -142,7 +160,8 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	}
 	defer conn.Close()
 	client := api.NewDispatcherClient(conn)
-	stream, err := client.Session(ctx, &api.SessionRequest{Description: a.description(ctx)})
+	desc := a.description(ctx)
+	stream, err := client.Session(ctx, &api.SessionRequest{Description: desc})
 	if err != nil {
 		return err
 	}
@@ -176,6 +195,9 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 		}
 	})
 	wg.Go(func() { errc <- a.heartbeat(ctx, client, first) })
+	if a.cfg.NetworkStatus != nil {
+		wg.Go(func() { errc <- a.watchNetworkStatus(ctx, desc.NetworkNotReady) })
+	}
 	if a.worker != nil {
 		wg.Go(func() { errc <- a.assignments(ctx, client, first.SessionId) })
 		wg.Go(func() { errc <- a.reports.run(ctx, client, first.SessionId) })
@@ -204,6 +226,7 @@ func (a *Agent) description(ctx context.Context) *api.NodeDescription {
 	if a.cfg.Description != nil {
 		desc = proto.Clone(a.cfg.Description).(*api.NodeDescription)
 	}
+	desc.NetworkNotReady = a.networkNotReady(ctx)
 	if a.cfg.Executor == nil {
 		return desc
 	}
@@ -224,6 +247,42 @@ func (a *Agent) description(ctx context.Context) *api.NodeDescription {
 		desc.EngineLabels = labels
 	}
 	return desc
+}
+
+// errNetworkStatusChanged ends a session whose description no longer says
+// what the network plugins' status is.
+var errNetworkStatusChanged = errors.New("the network plugins' status changed")
+
+// networkNotReady is why the network plugins cannot attach tasks, "" when
+// they can.
+func (a *Agent) networkNotReady(ctx context.Context) string {
+	if a.cfg.NetworkStatus == nil {
+		return ""
+	}
+	if err := a.cfg.NetworkStatus(ctx); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// watchNetworkStatus returns errNetworkStatusChanged once the plugins'
+// status differs from reported, the one the session started with.
+func (a *Agent) watchNetworkStatus(ctx context.Context, reported string) error {
+	period := a.cfg.NetworkStatusPeriod
+	if period <= 0 {
+		period = 5 * time.Second
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(period):
+		}
+		if now := a.networkNotReady(ctx); now != reported && ctx.Err() == nil {
+			a.cfg.Logger.Warn("network plugins' status changed", "was", reported, "now", now)
+			return errNetworkStatusChanged
+		}
+	}
 }
 
 func (a *Agent) heartbeat(ctx context.Context, client api.DispatcherClient, first *api.SessionMessage) error {

@@ -27,6 +27,8 @@ type worker struct {
 	reports  *reporter
 	log      *slog.Logger
 	wg       sync.WaitGroup // runner and cleanup goroutines
+	// onNetworks is Config.OnNetworks.
+	onNetworks func([]*api.Network)
 
 	mu    sync.Mutex
 	tasks map[string]*runner
@@ -38,6 +40,9 @@ func newWorker(ctx context.Context, e exec.Executor, reports *reporter, log *slo
 
 // apply applies one assignments message.
 func (w *worker) apply(msg *api.AssignmentsMessage) {
+	if len(msg.Networks) > 0 && w.onNetworks != nil {
+		w.onNetworks(msg.Networks)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if msg.Type == api.AssignmentsMessage_TYPE_COMPLETE {
@@ -97,6 +102,13 @@ func (w *worker) removeOrphans(named map[string]bool) {
 		w.log.Info("removing a task the cluster no longer has", "task", id)
 		if err := w.removeWorkload(&api.Task{Id: id}, nil); err != nil {
 			w.log.Warn("remove an orphaned task", "task", id, "err", err)
+		}
+	}
+	if c, ok := w.executor.(exec.Collector); ok {
+		ctx, cancel := context.WithTimeout(w.ctx, cleanupTimeout)
+		defer cancel()
+		if err := c.CollectGarbage(ctx); err != nil {
+			w.log.Warn("collect the executor's garbage after a resync", "err", err)
 		}
 	}
 }

@@ -323,7 +323,11 @@ type AssignmentsMessage struct {
 	// changed.
 	UpdateTasks []*Task `protobuf:"bytes,2,rep,name=update_tasks,json=updateTasks,proto3" json:"update_tasks,omitempty"`
 	// remove_tasks are IDs of tasks the agent must stop and forget.
-	RemoveTasks   []string `protobuf:"bytes,3,rep,name=remove_tasks,json=removeTasks,proto3" json:"remove_tasks,omitempty"`
+	RemoveTasks []string `protobuf:"bytes,3,rep,name=remove_tasks,json=removeTasks,proto3" json:"remove_tasks,omitempty"`
+	// networks are the networks update_tasks attach to that this stream has
+	// not sent yet, or that changed since (the agent renders their CNI
+	// configuration from them). Their allocation records are left out.
+	Networks      []*Network `protobuf:"bytes,4,rep,name=networks,proto3" json:"networks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,6 +379,13 @@ func (x *AssignmentsMessage) GetUpdateTasks() []*Task {
 func (x *AssignmentsMessage) GetRemoveTasks() []string {
 	if x != nil {
 		return x.RemoveTasks
+	}
+	return nil
+}
+
+func (x *AssignmentsMessage) GetNetworks() []*Network {
+	if x != nil {
+		return x.Networks
 	}
 	return nil
 }
@@ -539,11 +550,12 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\x06period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06period\"3\n" +
 	"\x12AssignmentsRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"\xd4\x01\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\x84\x02\n" +
 	"\x12AssignmentsMessage\x126\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".shoal.api.AssignmentsMessage.TypeR\x04type\x122\n" +
 	"\fupdate_tasks\x18\x02 \x03(\v2\x0f.shoal.api.TaskR\vupdateTasks\x12!\n" +
-	"\fremove_tasks\x18\x03 \x03(\tR\vremoveTasks\"/\n" +
+	"\fremove_tasks\x18\x03 \x03(\tR\vremoveTasks\x12.\n" +
+	"\bnetworks\x18\x04 \x03(\v2\x12.shoal.api.NetworkR\bnetworks\"/\n" +
 	"\x04Type\x12\x11\n" +
 	"\rTYPE_COMPLETE\x10\x00\x12\x14\n" +
 	"\x10TYPE_INCREMENTAL\x10\x01\"Z\n" +
@@ -591,7 +603,8 @@ var file_api_dispatcher_proto_goTypes = []any{
 	(NodeRole)(0),                    // 11: shoal.api.NodeRole
 	(*durationpb.Duration)(nil),      // 12: google.protobuf.Duration
 	(*Task)(nil),                     // 13: shoal.api.Task
-	(*TaskStatus)(nil),               // 14: shoal.api.TaskStatus
+	(*Network)(nil),                  // 14: shoal.api.Network
+	(*TaskStatus)(nil),               // 15: shoal.api.TaskStatus
 }
 var file_api_dispatcher_proto_depIdxs = []int32{
 	10, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
@@ -600,21 +613,22 @@ var file_api_dispatcher_proto_depIdxs = []int32{
 	12, // 3: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
 	0,  // 4: shoal.api.AssignmentsMessage.type:type_name -> shoal.api.AssignmentsMessage.Type
 	13, // 5: shoal.api.AssignmentsMessage.update_tasks:type_name -> shoal.api.Task
-	14, // 6: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
-	7,  // 7: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
-	1,  // 8: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
-	3,  // 9: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
-	5,  // 10: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
-	8,  // 11: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
-	2,  // 12: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
-	4,  // 13: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
-	6,  // 14: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
-	9,  // 15: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	14, // 6: shoal.api.AssignmentsMessage.networks:type_name -> shoal.api.Network
+	15, // 7: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
+	7,  // 8: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
+	1,  // 9: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
+	3,  // 10: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
+	5,  // 11: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
+	8,  // 12: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
+	2,  // 13: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
+	4,  // 14: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
+	6,  // 15: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
+	9,  // 16: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_api_dispatcher_proto_init() }

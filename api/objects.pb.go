@@ -651,9 +651,13 @@ type NodeDescription struct {
 	// constraints they read engine.labels.KEY).
 	EngineLabels map[string]string `protobuf:"bytes,6,rep,name=engine_labels,json=engineLabels,proto3" json:"engine_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// executor names the executor running tasks: "docker" or "sim".
-	Executor      string `protobuf:"bytes,7,opt,name=executor,proto3" json:"executor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Executor string `protobuf:"bytes,7,opt,name=executor,proto3" json:"executor,omitempty"`
+	// network_not_ready, when set, says why the node's network plugins
+	// cannot attach tasks now (their CNI STATUS); the scheduler gives such a
+	// node no new tasks until it reports them ready again.
+	NetworkNotReady string `protobuf:"bytes,8,opt,name=network_not_ready,json=networkNotReady,proto3" json:"network_not_ready,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *NodeDescription) Reset() {
@@ -731,6 +735,13 @@ func (x *NodeDescription) GetEngineLabels() map[string]string {
 func (x *NodeDescription) GetExecutor() string {
 	if x != nil {
 		return x.Executor
+	}
+	return ""
+}
+
+func (x *NodeDescription) GetNetworkNotReady() string {
+	if x != nil {
+		return x.NetworkNotReady
 	}
 	return ""
 }
@@ -3044,7 +3055,7 @@ const file_api_objects_proto_rawDesc = "" +
 	"\bNodeSpec\x128\n" +
 	"\vannotations\x18\x01 \x01(\v2\x16.shoal.api.AnnotationsR\vannotations\x126\n" +
 	"\fdesired_role\x18\x02 \x01(\x0e2\x13.shoal.api.NodeRoleR\vdesiredRole\x12?\n" +
-	"\favailability\x18\x03 \x01(\x0e2\x1b.shoal.api.NodeAvailabilityR\favailability\"\xdc\x02\n" +
+	"\favailability\x18\x03 \x01(\x0e2\x1b.shoal.api.NodeAvailabilityR\favailability\"\x88\x03\n" +
 	"\x0fNodeDescription\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -3052,7 +3063,8 @@ const file_api_objects_proto_rawDesc = "" +
 	"\x0eengine_version\x18\x04 \x01(\tR\rengineVersion\x122\n" +
 	"\tresources\x18\x05 \x01(\v2\x14.shoal.api.ResourcesR\tresources\x12Q\n" +
 	"\rengine_labels\x18\x06 \x03(\v2,.shoal.api.NodeDescription.EngineLabelsEntryR\fengineLabels\x12\x1a\n" +
-	"\bexecutor\x18\a \x01(\tR\bexecutor\x1a?\n" +
+	"\bexecutor\x18\a \x01(\tR\bexecutor\x12*\n" +
+	"\x11network_not_ready\x18\b \x01(\tR\x0fnetworkNotReady\x1a?\n" +
 	"\x11EngineLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +

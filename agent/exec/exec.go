@@ -43,6 +43,14 @@ type Executor interface {
 	Tasks(ctx context.Context) ([]string, error)
 }
 
+// Collector is an Executor that holds node resources beyond its
+// workloads (CNI attachments): CollectGarbage releases those no workload
+// holds any more. The agent calls it after each resync with the cluster,
+// once it has removed the workloads of tasks the cluster forgot.
+type Collector interface {
+	CollectGarbage(ctx context.Context) error
+}
+
 // Controller drives one task's workload.
 type Controller interface {
 	// Prepare makes the workload ready to start: image, container,

@@ -150,6 +150,7 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	// routed before the COMPLETE message's read, and so already in it, is
 	// not sent again older than the agent has it.
 	sent := make(map[string]uint64)
+	sentNets := make(map[string]uint64) // network ID → version sent
 	for {
 		full, changed := q.take()
 		var msg *api.AssignmentsMessage
@@ -161,6 +162,10 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 			msg = incrementalAssignments(changed, sent)
 		}
 		if msg != nil {
+			if full {
+				clear(sentNets)
+			}
+			d.addNetworks(msg, sentNets)
 			if err := stream.Send(msg); err != nil {
 				return err
 			}
@@ -198,6 +203,37 @@ func (d *Dispatcher) completeAssignments(ctx context.Context, nodeID string, sen
 		}
 	}
 	return msg, nil
+}
+
+// addNetworks adds to msg the networks its tasks attach to that sent (network ID → version)
+// does not hold at their current version, and records them there. The allocator's records
+// are left out: agents need the network's definition, not its pools.
+func (d *Dispatcher) addNetworks(msg *api.AssignmentsMessage, sent map[string]uint64) {
+	var ids []string
+	for _, t := range msg.UpdateTasks {
+		for _, att := range t.GetNetworks() {
+			ids = append(ids, att.GetNetworkId())
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	d.store.View(func(tx store.ReadTx) {
+		for _, id := range ids {
+			n := tx.Network(id)
+			if n == nil {
+				continue // removed meanwhile: the agent fails the task's attach, naming it
+			}
+			if v, ok := sent[id]; ok && v == n.GetMeta().GetVersion() {
+				continue
+			}
+			sent[id] = n.GetMeta().GetVersion()
+			n.Allocation = nil
+			msg.Networks = append(msg.Networks, n)
+		}
+	})
 }
 
 // completeFailed is the error that ends a stream whose COMPLETE message

@@ -283,3 +283,50 @@ func TestSessionUpdatesDescription(t *testing.T) {
 		t.Errorf("description %v, want %v", got, desc2)
 	}
 }
+
+// The networks of the tasks sent travel with them, once per stream and again when they change,
+// without the allocator's records.
+func TestAssignmentsCarryNetworks(t *testing.T) {
+	e := newTestEnv(t, longPeriod)
+	e.addNodes(t, newNode(node1, api.NodeState_NODE_STATE_DOWN))
+	network := &api.Network{Id: "net1", Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "web-net"}, Driver: "overlay",
+		Ipam: []*api.IPAMConfig{{Subnet: "198.18.0.0/24"}}}, Vni: 4097,
+		Allocation: []*api.SubnetAllocation{{Subnet: "198.18.0.0/24", Last: "198.18.0.9"}}}
+	if err := e.store.Update(t.Context(), func(tx store.Tx) error { return tx.Create(network) }); err != nil {
+		t.Fatal(err)
+	}
+	attached := func(id string) *api.Task {
+		task := newTask(id, node1, api.TaskState_TASK_STATE_ASSIGNED)
+		task.Networks = []*api.NetworkAttachment{{NetworkId: "net1", Address: "198.18.0.5/24"}}
+		return task
+	}
+	e.addTasks(t, attached("t1"), newTask("t0", node1, api.TaskState_TASK_STATE_ASSIGNED))
+	e.run(t)
+	sid := e.session(t, node1, "192.0.2.1:5000", desc1).recv(t).SessionId
+	a := e.assignments(t, node1, sid)
+	first := a.recv(t)
+	if len(first.Networks) != 1 || first.Networks[0].Id != "net1" || first.Networks[0].Vni != 4097 {
+		t.Fatalf("COMPLETE carries networks %v, want net1", first.Networks)
+	}
+	if first.Networks[0].Allocation != nil {
+		t.Errorf("the network is sent with its allocation records: %v", first.Networks[0].Allocation)
+	}
+
+	e.addTasks(t, attached("t2"))
+	if m := a.recv(t); !slices.Equal(taskIDs(m.UpdateTasks), []string{"t2"}) || len(m.Networks) != 0 {
+		t.Fatalf("second task's message: tasks %v, networks %v; want t2 and no network (sent already)", taskIDs(m.UpdateTasks), m.Networks)
+	}
+
+	if err := e.store.Update(t.Context(), func(tx store.Tx) error {
+		n := tx.Network("net1")
+		n.Spec.Plugins = []*api.CNIPlugin{{Type: "tuning", ConfigJson: `{"mtu":1400}`}}
+		return tx.Update(n)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.changeTask(t, "t2", func(task *api.Task) { task.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN })
+	m := a.recv(t)
+	if len(m.Networks) != 1 || len(m.Networks[0].GetSpec().GetPlugins()) != 1 {
+		t.Fatalf("after the network changed: networks %v, want net1 with its new plugin", m.Networks)
+	}
+}

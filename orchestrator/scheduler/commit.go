@@ -111,7 +111,8 @@ func (s *Scheduler) write(ctx context.Context, chunk []decision) (written int, c
 		nodeFit := func(id string) bool {
 			ok, seen := fit[id]
 			if !seen {
-				ok = takesNewTasks(tx.Node(id))
+				n := tx.Node(id)
+				ok = takesNewTasks(n) && networkReady(n)
 				fit[id] = ok
 			}
 			return ok

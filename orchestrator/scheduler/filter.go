@@ -47,6 +47,21 @@ func takesNewTasks(n *api.Node) bool {
 
 func (readyFilter) Explain(k int) string { return nodes(k) + " not available for new tasks" }
 
+// networkReadyFilter passes nodes whose network plugins report they can attach tasks (their CNI
+// STATUS, which the agent reports in the node's description).
+type networkReadyFilter struct{}
+
+func (networkReadyFilter) SetTask(*api.Task) bool { return true }
+
+func (networkReadyFilter) Check(n *nodeInfo) bool { return networkReady(n.node) }
+
+// networkReady is the network half of the readiness rule, also applied at commit (commit.go).
+func networkReady(n *api.Node) bool { return n.GetDescription().GetNetworkNotReady() == "" }
+
+func (networkReadyFilter) Explain(k int) string {
+	return nodes(k) + " with network plugins not ready"
+}
+
 // constraintFilter passes nodes that satisfy every placement constraint. A
 // group whose constraints do not parse matches no node, and says why.
 type constraintFilter struct {

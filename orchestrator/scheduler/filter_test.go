@@ -37,6 +37,10 @@ func TestFilters(t *testing.T) {
 			applies: true, pass: false, explain: "2 nodes not available for new tasks"},
 		{name: "ready: drained", filter: readyFilter{}, node: node("n1", withAvailability(api.NodeAvailability_NODE_AVAILABILITY_DRAIN)), task: task("s", 1),
 			applies: true, pass: false, explain: "2 nodes not available for new tasks"},
+		{name: "network ready", filter: networkReadyFilter{}, node: node("n1"), task: task("s", 1),
+			applies: true, pass: true, explain: "2 nodes with network plugins not ready"},
+		{name: "network not ready", filter: networkReadyFilter{}, node: node("n1", withNetworkNotReady("shoal-bridge: no iptables")), task: task("s", 1),
+			applies: true, pass: false, explain: "2 nodes with network plugins not ready"},
 
 		{name: "constraints: none", filter: &constraintFilter{}, node: node("n1"), task: task("s", 1),
 			applies: false, pass: true, explain: "scheduling constraints not satisfied on 2 nodes"},

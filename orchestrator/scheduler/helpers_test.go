@@ -52,6 +52,15 @@ func withAvailability(a api.NodeAvailability) func(*api.Node) {
 	return func(n *api.Node) { n.Spec.Availability = a }
 }
 
+func withNetworkNotReady(why string) func(*api.Node) {
+	return func(n *api.Node) {
+		if n.Description == nil {
+			n.Description = &api.NodeDescription{}
+		}
+		n.Description.NetworkNotReady = why
+	}
+}
+
 func withState(s api.NodeState) func(*api.Node) {
 	return func(n *api.Node) { n.Status.State = s }
 }

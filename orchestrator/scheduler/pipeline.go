@@ -34,6 +34,7 @@ type pipeline struct {
 func newPipeline() *pipeline {
 	return &pipeline{filters: []filter{
 		readyFilter{},
+		networkReadyFilter{},
 		&constraintFilter{},
 		&platformFilter{},
 		&resourceFilter{},
