@@ -52,3 +52,18 @@ tools:
 
 clean:
 	rm -rf $(BIN)
+
+# --- CNI plugins ---
+# shoal's CNI plugins, built static into bin/ and installed where runtimes look
+# for plugins. `make install CNI_BIN_DIR=/some/dir` installs elsewhere.
+CNI_BIN_DIR ?= /opt/cni/bin
+CNI_PLUGINS := shoal-bridge shoal-ipam
+
+.PHONY: plugins install
+
+plugins:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./plugins/,$(CNI_PLUGINS))
+
+install: plugins
+	install -d $(DESTDIR)$(CNI_BIN_DIR)
+	install -m 0755 $(addprefix $(BIN)/,$(CNI_PLUGINS)) $(DESTDIR)$(CNI_BIN_DIR)/
