@@ -11,7 +11,7 @@ STATICCHECK_VERSION        := v0.8.2
 
 all: build
 
-build:
+build: plugins
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
 # Unit, in-process and process-level tests. The race detector runs on the
@@ -53,17 +53,17 @@ tools:
 clean:
 	rm -rf $(BIN)
 
-# --- CNI plugins ---
-# shoal's CNI plugins, built static into bin/ and installed where runtimes look
-# for plugins. `make install CNI_BIN_DIR=/some/dir` installs elsewhere.
+# shoal's CNI plugins, built static into bin/cni/ and installed where runtimes
+# (and shoald's --cni-bin-dir) look for plugins. `make install
+# CNI_BIN_DIR=/some/dir` installs elsewhere.
 CNI_BIN_DIR ?= /opt/cni/bin
 CNI_PLUGINS := shoal-bridge shoal-ipam
 
 .PHONY: plugins install
 
 plugins:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./plugins/,$(CNI_PLUGINS))
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/cni/ $(addprefix ./plugins/,$(CNI_PLUGINS))
 
 install: plugins
 	install -d $(DESTDIR)$(CNI_BIN_DIR)
-	install -m 0755 $(addprefix $(BIN)/,$(CNI_PLUGINS)) $(DESTDIR)$(CNI_BIN_DIR)/
+	install -m 0755 $(addprefix $(BIN)/cni/,$(CNI_PLUGINS)) $(DESTDIR)$(CNI_BIN_DIR)/

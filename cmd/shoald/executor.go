@@ -6,13 +6,17 @@ package main
 // role switch does not stop tasks).
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 
+	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/agent/exec"
+	"github.com/shoal/shoal/agent/exec/docker"
 	"github.com/shoal/shoal/agent/exec/sim"
+	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/internal/units"
 )
 
@@ -20,11 +24,18 @@ import (
 // from them (memory size, engine labels).
 func (c *nodeConfig) parseExecutorFlags() error {
 	switch c.executor {
-	case "sim":
-	case "docker":
-		return errors.New("--executor docker: not implemented yet; use --executor sim")
+	case "sim", "docker":
 	default:
 		return fmt.Errorf("--executor: %q is not an executor (sim or docker)", c.executor)
+	}
+	if _, err := docker.ParsePullPolicy(c.pull); err != nil {
+		return fmt.Errorf("--pull: %w", err)
+	}
+	if c.cniBinDir == "" {
+		return fmt.Errorf("--cni-bin-dir: empty; the folder holding shoal-bridge and shoal-ipam (default %s)", cni.DefaultBinDir)
+	}
+	if c.networkMTU < 68 || c.networkMTU > 65535 {
+		return fmt.Errorf("--network-mtu: %d is not an MTU (68 to 65535)", c.networkMTU)
 	}
 	switch {
 	case c.simStartDelay < 0:
@@ -59,10 +70,17 @@ func (c *nodeConfig) parseExecutorFlags() error {
 	return nil
 }
 
-// newExecutor creates the node's executor from the parsed flags.
-func (c *nodeConfig) newExecutor() (exec.Executor, error) {
-	if c.executor != "sim" {
-		return nil, fmt.Errorf("--executor %s: not implemented yet; use --executor sim", c.executor)
+// nodeExecutor is the node's executor and, with the docker executor, its CNI manager, which the
+// agent feeds the networks of its assignments and asks for the plugins' status.
+type nodeExecutor struct {
+	exec.Executor
+	cni *cni.Manager // nil with the sim executor
+}
+
+// newExecutor creates the node's executor from the parsed flags, for the node nodeID.
+func (c *nodeConfig) newExecutor(nodeID string) (nodeExecutor, error) {
+	if c.executor == "docker" {
+		return c.newDockerExecutor(nodeID)
 	}
 	e, err := sim.New(sim.Config{
 		StartDelay:  c.simStartDelay,
@@ -72,7 +90,61 @@ func (c *nodeConfig) newExecutor() (exec.Executor, error) {
 		// The agent reports the flags' labels; the sim has none of its own.
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create the sim executor: %w", err)
+		return nodeExecutor{}, fmt.Errorf("create the sim executor: %w", err)
 	}
-	return e, nil
+	return nodeExecutor{Executor: e}, nil
+}
+
+// newDockerExecutor creates the Docker executor, whose sandboxes the CNI manager attaches.
+func (c *nodeConfig) newDockerExecutor(nodeID string) (nodeExecutor, error) {
+	cm, err := cni.New(cni.Config{BinDirs: filepath.SplitList(c.cniBinDir), CacheDir: filepath.Join(c.stateDir, "cni"),
+		MTU: c.networkMTU, Log: c.logger.With("component", "cni")})
+	if err != nil {
+		return nodeExecutor{}, fmt.Errorf("create the CNI manager: %w", err)
+	}
+	pull, _ := docker.ParsePullPolicy(c.pull) // checked by validate
+	e, err := docker.New(docker.Config{NodeID: nodeID, Networks: cniNetworks{cm}, Pull: pull,
+		Log: c.logger.With("component", "executor")})
+	if err != nil {
+		return nodeExecutor{}, err
+	}
+	return nodeExecutor{Executor: e, cni: cm}, nil
+}
+
+// onNetworks hands the networks of the agent's assignments to the CNI manager.
+func (e nodeExecutor) onNetworks(nets []*api.Network) {
+	if e.cni != nil {
+		e.cni.SetNetworks(nets)
+	}
+}
+
+// networkStatus is the agent's NetworkStatus: the CNI plugins' STATUS; nil (always ready) for the sim.
+func (e nodeExecutor) networkStatus() func(context.Context) error {
+	if e.cni == nil {
+		return nil
+	}
+	return e.cni.Status
+}
+
+// cniNetworks attaches the Docker executor's sandboxes through the CNI manager.
+type cniNetworks struct{ m *cni.Manager }
+
+func (n cniNetworks) Attach(ctx context.Context, sb docker.Sandbox, t *api.Task) error {
+	return n.m.AttachTask(ctx, sb.ID, sb.NetNS, t)
+}
+
+func (n cniNetworks) Check(ctx context.Context, sb docker.Sandbox, t *api.Task) error {
+	return n.m.CheckTask(ctx, sb.ID, sb.NetNS, t)
+}
+
+func (n cniNetworks) Detach(ctx context.Context, sb docker.Sandbox) error {
+	return n.m.DetachSandbox(ctx, sb.ID, sb.NetNS)
+}
+
+func (n cniNetworks) Collect(ctx context.Context, valid []docker.Sandbox) error {
+	ids := make([]string, len(valid))
+	for i, sb := range valid {
+		ids[i] = sb.ID
+	}
+	return n.m.GC(ctx, ids)
 }

@@ -16,6 +16,9 @@ func validConfig() nodeConfig {
 		certExpiry:          time.Hour,
 		dispatcherHeartbeat: 5 * time.Second,
 		executor:            "sim",
+		pull:                "missing",
+		cniBinDir:           "/opt/cni/bin",
+		networkMTU:          1450,
 	}
 }
 
@@ -40,7 +43,9 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"listen address without port", func(c *nodeConfig) { c.listenRemoteAPI = "127.0.0.1" }, "--listen-remote-api"},
 		{"advertise address without port", func(c *nodeConfig) { c.advertiseAddr = "node-1" }, "--advertise-addr"},
 		{"every address, nothing to advertise", func(c *nodeConfig) { c.listenRemoteAPI = "0.0.0.0:4242" }, "--advertise-addr"},
-		{"docker executor", func(c *nodeConfig) { c.executor = "docker" }, "--executor docker: not implemented yet; use --executor sim"},
+		{"unknown pull policy", func(c *nodeConfig) { c.pull = "sometimes" }, "--pull"},
+		{"no CNI folder", func(c *nodeConfig) { c.cniBinDir = "" }, "--cni-bin-dir"},
+		{"MTU too small", func(c *nodeConfig) { c.networkMTU = 40 }, "--network-mtu"},
 		{"unknown executor", func(c *nodeConfig) { c.executor = "lxc" }, "--executor"},
 		{"negative start delay", func(c *nodeConfig) { c.simStartDelay = -time.Second }, "--sim-start-delay"},
 		{"failure rate above 1", func(c *nodeConfig) { c.simFailureRate = 1.5 }, "--sim-failure-rate"},
@@ -82,13 +87,14 @@ func TestParseLevel(t *testing.T) {
 	}
 }
 
-// The default executor is docker, which fails at startup until it exists.
-func TestDefaultExecutorIsRefused(t *testing.T) {
-	cmd := newCommand()
-	cmd.SetArgs([]string{"--state-dir", t.TempDir(), "--listen-remote-api", "127.0.0.1:0"})
-	err := cmd.Execute()
-	if err == nil || err.Error() != "--executor docker: not implemented yet; use --executor sim" {
-		t.Fatalf("shoald with the default executor: %v", err)
+// The default executor is docker, pulling missing images, with the CNI plugins where runtimes
+// look for them.
+func TestDockerIsTheDefault(t *testing.T) {
+	f := newCommand().Flags()
+	for flag, want := range map[string]string{"executor": "docker", "pull": "missing", "cni-bin-dir": "/opt/cni/bin", "network-mtu": "1450"} {
+		if got := f.Lookup(flag).DefValue; got != want {
+			t.Errorf("--%s defaults to %q, want %q", flag, got, want)
+		}
 	}
 }
 
@@ -105,7 +111,7 @@ func TestExecutorFlags(t *testing.T) {
 	if d.Hostname != "w1" || d.Executor != "sim" || len(d.EngineLabels) != 2 || d.EngineLabels["zone"] != "b" || d.EngineLabels["disk"] != "ssd" {
 		t.Errorf("description %v, want host w1, executor sim, labels zone=b disk=ssd", d)
 	}
-	e, err := c.newExecutor()
+	e, err := c.newExecutor("n1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal/shoal/agent/cni"
 )
 
 func main() {
@@ -71,7 +73,11 @@ func newCommand() *cobra.Command {
 	f.Float64Var(&cfg.simFailureRate, "sim-failure-rate", 0, "sim executor: fraction of tasks, 0 to 1, that fail at start")
 	f.Float64Var(&cfg.simCPUs, "sim-cpus", 0, "sim executor: CPUs the node offers (default: the host's)")
 	f.StringVar(&cfg.simMemory, "sim-memory", "", "sim executor: memory the node offers, e.g. 4GiB (default: the host's)")
+	f.StringVar(&cfg.pull, "pull", "missing", "docker executor: when task images are pulled: always, missing or never")
+	f.StringVar(&cfg.cniBinDir, "cni-bin-dir", cni.DefaultBinDir, "docker executor: folder(s), colon-separated, holding the CNI plugins (shoal-bridge, shoal-ipam, and the networks' extra plugins)")
+	f.IntVar(&cfg.networkMTU, "network-mtu", cni.DefaultMTU, "docker executor: MTU of the tasks' network interfaces and the networks' bridges")
 	f.StringArrayVar(&cfg.engineLabels, "engine-label", nil, "an engine label KEY=VALUE of the node, for placement constraints (repeatable)")
+	cmd.AddCommand(newPauseCommand())
 	return cmd
 }
 

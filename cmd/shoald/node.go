@@ -25,7 +25,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/agent"
-	"github.com/shoal/shoal/agent/exec"
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/orchestrator/ca"
 	"github.com/shoal/shoal/orchestrator/manager"
@@ -57,6 +56,9 @@ type nodeConfig struct {
 	simCPUs        float64
 	simMemory      string
 	engineLabels   []string
+	pull           string
+	cniBinDir      string
+	networkMTU     int
 	// Parsed from the flags by validate.
 	simMemoryBytes int64
 	labels         map[string]string
@@ -127,12 +129,6 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
 		return fmt.Errorf("create the state folder: %w", err)
 	}
-	// One executor for the node's life: its tasks outlive agents, so a
-	// promotion or demotion does not stop them.
-	executor, err := cfg.newExecutor()
-	if err != nil {
-		return err
-	}
 	sc, err := ca.LoadSecurityConfig(cfg.certDir())
 	joined := false
 	var boot *manager.Bootstrap
@@ -160,6 +156,12 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 		id := sc.Identity()
 		log.Info("joined the cluster", "node", id.NodeID, "cluster", id.ClusterID, "role", id.Role.Name())
 	default:
+		return err
+	}
+	// One executor for the node's life: its tasks outlive agents, so a
+	// promotion or demotion does not stop them.
+	executor, err := cfg.newExecutor(sc.Identity().NodeID)
+	if err != nil {
 		return err
 	}
 	remotes := newRemotes(filepath.Join(cfg.stateDir, "managers.json"), cfg.joinAddr)
@@ -264,7 +266,7 @@ const roleRetryInterval = 5 * time.Second
 // or the cluster wants another role. It returns the address a newly
 // promoted manager joins raft through. The executor is the node's: its
 // tasks keep running when runRole returns.
-func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes *remotes, boot *manager.Bootstrap, joinAddr string, executor exec.Executor) (string, error) {
+func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes *remotes, boot *manager.Bootstrap, joinAddr string, executor nodeExecutor) (string, error) {
 	log := cfg.logger
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -328,11 +330,13 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 	var desired atomic.Int32 // the role the cluster last asked for
 	desired.Store(int32(role))
 	ag := agent.New(agent.Config{
-		Managers:    remotes.list(),
-		Dial:        func(_ context.Context, addr string) (*grpc.ClientConn, error) { return manager.Dial(addr, sc) },
-		Description: cfg.description(),
-		Executor:    executor,
-		Logger:      log.With("component", "agent"),
+		Managers:      remotes.list(),
+		Dial:          func(_ context.Context, addr string) (*grpc.ClientConn, error) { return manager.Dial(addr, sc) },
+		Description:   cfg.description(),
+		Executor:      executor.Executor,
+		OnNetworks:    executor.onNetworks,
+		NetworkStatus: executor.networkStatus(),
+		Logger:        log.With("component", "agent"),
 		OnMessage: func(msg *api.SessionMessage) {
 			remotes.set(msg.Managers)
 			desired.Store(int32(msg.DesiredRole))

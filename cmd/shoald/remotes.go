@@ -23,6 +23,9 @@ func newRemotes(path, seed string) *remotes {
 	}
 	if seed != "" && !slices.Contains(r.addrs, seed) {
 		r.addrs = append(r.addrs, seed)
+		// On disk at once: the managers' list a session brings may be just this one, which set
+		// would then see as no change, and a restart without --join-addr would know no manager.
+		r.save()
 	}
 	return r
 }

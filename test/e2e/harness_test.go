@@ -26,6 +26,9 @@ import (
 
 var binDir string
 
+// atExit holds what tests leave for the end of the run (images built once and shared).
+var atExit []func()
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "shoal-e2e-bin")
 	if err != nil {
@@ -41,6 +44,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range atExit {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -1,0 +1,114 @@
+package docker
+
+// This file owns Wait: it watches both of a task's containers, and ends
+// the task when either ends — the task's container by itself (its exit
+// code is the result, once the network is released), or the sandbox under
+// a running task (the task is stopped and failed).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/shoal/shoal/agent/exec"
+)
+
+// ErrOutOfMemory is the cause of a task's exit when the kernel killed it
+// for exceeding its memory limit.
+var ErrOutOfMemory = errors.New("killed: out of memory")
+
+// Wait returns when the task's container has ended: nil for exit code 0,
+// an *exec.ExitError otherwise, exec.ErrNotFound when there is no
+// container. A container that has exited is reported even when ctx has
+// ended.
+func (c *controller) Wait(ctx context.Context) error {
+	for {
+		w, done, err := c.settle(ctx)
+		if done {
+			return err
+		}
+		if err := c.waitEither(ctx, w); err != nil {
+			return err
+		}
+		// Something ended: settle says what.
+	}
+}
+
+// settle looks at the workload and, if it has ended (or must), ends it
+// and returns Wait's result with done true; otherwise both containers run.
+// An exit is read and reported even when ctx has ended.
+func (c *controller) settle(ctx context.Context) (w workload, done bool, result error) {
+	id := c.task.GetId()
+	st := c.e.lockTask(id)
+	defer st.mu.Unlock()
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	w, err := c.e.lookup(readCtx, id)
+	switch {
+	case err != nil:
+		return w, true, fmt.Errorf("docker: wait for task %s: %w", id, err)
+	case w.task == nil:
+		return w, true, fmt.Errorf("docker: wait for task %s: %w", id, exec.ErrNotFound)
+	case !started(w.task):
+		return w, true, fmt.Errorf("docker: wait for task %s: container %s was never started", id, name(w.task))
+	case !running(w.task):
+		if err := c.e.release(readCtx, st, w); err != nil {
+			// Remove detaches again; the exit is still the result.
+			c.e.log.Warn("release the network of an exited task", "task", id, "err", err)
+		}
+		return w, true, exitResult(w.task)
+	case ctx.Err() != nil:
+		return w, true, ctx.Err()
+	}
+	if err := c.verify(ctx, st, w); err != nil {
+		return w, true, c.fail(ctx, st, w, err)
+	}
+	if !running(w.sandbox) {
+		return w, true, c.fail(ctx, st, w, sandboxGone(w.sandbox))
+	}
+	return w, false, nil
+}
+
+// waitEither returns nil once either of w's containers has stopped or
+// vanished, or ctx's error.
+func (c *controller) waitEither(ctx context.Context, w workload) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning}
+	task := c.e.cli.ContainerWait(ctx, w.task.ID, opts)
+	sandbox := c.e.cli.ContainerWait(ctx, w.sandbox.ID, opts)
+	var err error
+	select {
+	case <-task.Result:
+		return nil
+	case <-sandbox.Result:
+		return nil
+	case err = <-task.Error:
+	case err = <-sandbox.Error:
+	}
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case cerrdefs.IsNotFound(err):
+		return nil // removed: settle sees it
+	}
+	return fmt.Errorf("docker: wait for task %s: %w", c.task.GetId(), err)
+}
+
+// exitResult is Wait's result for the exited container c.
+func exitResult(c *container.InspectResponse) error {
+	st := c.State
+	switch {
+	case st.ExitCode == 0:
+		return nil
+	case st.OOMKilled:
+		return &exec.ExitError{Code: st.ExitCode, Cause: ErrOutOfMemory}
+	case st.Error != "":
+		return &exec.ExitError{Code: st.ExitCode, Cause: errors.New(st.Error)}
+	}
+	return &exec.ExitError{Code: st.ExitCode}
+}
