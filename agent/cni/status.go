@@ -53,3 +53,17 @@ func describe(n *api.Network) string {
 	}
 	return n.GetId()
 }
+
+// statusProbe is the network NodeStatus renders shoal's own chain for: STATUS asks whether the
+// plugins can serve ADDs on this node, which does not depend on a network's addresses.
+var statusProbe = &api.Network{Id: "shoal-status-probe", Spec: &api.NetworkSpec{
+	Annotations: &api.Annotations{Name: "status probe"}, Driver: "overlay",
+	Ipam: []*api.IPAMConfig{{Subnet: "198.18.255.252/30"}}}}
+
+// NodeStatus asks shoal's own plugins (shoal-bridge and its IPAM plugin) whether they can serve
+// ADDs on this node; nil when they can. It is the node's readiness for new tasks: a network's
+// extra plugins are the network's business, and a missing or failing one fails the ADDs of that
+// network's tasks, naming the plugin, without keeping the node from running other tasks.
+func (m *Manager) NodeStatus(ctx context.Context) error {
+	return m.networkStatus(ctx, statusProbe)
+}

@@ -70,3 +70,27 @@ func TestStatusMissingPlugin(t *testing.T) {
 		t.Errorf("Status = %v, want the missing plugin named", err)
 	}
 }
+
+// The node's readiness is its own plugins': a network's missing extra plugin does not make the
+// node unready, and only shoal-bridge is asked.
+func TestNodeStatus(t *testing.T) {
+	env := newEnv(t)
+	m := env.manager(t, 0)
+	m.SetNetworks([]*api.Network{testNetwork(net1, []string{"198.18.0.0/24"}, &api.CNIPlugin{Type: "not-installed"})})
+	if err := m.NodeStatus(context.Background()); err != nil {
+		t.Fatalf("NodeStatus = %v, want nil: the node's own plugins are there", err)
+	}
+	for _, c := range env.calls(t) {
+		if c.Type != bridgePlugin || c.Command != "STATUS" {
+			t.Errorf("NodeStatus called %s %s, want only %s's STATUS", c.Command, c.Type, bridgePlugin)
+		}
+	}
+
+	bare, err := New(Config{BinDirs: []string{t.TempDir()}, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bare.NodeStatus(context.Background()); err == nil || !strings.Contains(err.Error(), bridgePlugin) {
+		t.Errorf("NodeStatus without shoal's plugins = %v, want an error naming %s", err, bridgePlugin)
+	}
+}

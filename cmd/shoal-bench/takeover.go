@@ -63,6 +63,11 @@ func killLeader(ctx context.Context, c *managertest.Cluster, marks *logMarks, o 
 		if err != nil && wctx.Err() != nil {
 			return tk, fmt.Errorf("the old leader's allocator state: %w", err)
 		}
+		// Reading tens of MB of state may have cost the leader its term: then the kill would
+		// not be what makes the takeover, so wait for quiet again.
+		if now, _ := agreedLeader(c); before != nil && now != leader {
+			before = nil
+		}
 	}
 	tk.killedIndex = leader.Index
 

@@ -118,12 +118,13 @@ func (e nodeExecutor) onNetworks(nets []*api.Network) {
 	}
 }
 
-// networkStatus is the agent's NetworkStatus: the CNI plugins' STATUS; nil (always ready) for the sim.
+// networkStatus is the agent's NetworkStatus: shoal's own CNI plugins' STATUS (a network's extra
+// plugins fail that network's attachments, naming the plugin); nil (always ready) for the sim.
 func (e nodeExecutor) networkStatus() func(context.Context) error {
 	if e.cni == nil {
 		return nil
 	}
-	return e.cni.Status
+	return e.cni.NodeStatus
 }
 
 // cniNetworks attaches the Docker executor's sandboxes through the CNI manager.

@@ -8,7 +8,10 @@
 # sticky IPs: a service on a network, one slot pinned; each slot keeps its
 # IP through a drain, a leader kill (the new leader's rebuilt allocator
 # state equals the old one's) and a scale 6 → 3 → 6; the demo fails if any
-# IP changes. It stops everything it started.
+# IP changes. Last, real containers: a one-node cluster runs an echo service
+# through the Docker engine and shoal's CNI plugins; each slot answers on its
+# IP, and a docker kill brings the slot back with the same IP. It stops and
+# removes everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$PWD/bin"
@@ -207,5 +210,53 @@ snap up 6
 compare failover up
 say "slot 1's history: every task that held 198.18.10.100"
 nctl "$ALIVE" ip history web 1
+
+say "real containers: a one-node cluster (manager and worker) running tasks through Docker and shoal's CNI plugins"
+SVC="echo-demo-$$"
+DEMO_IMAGE="shoal-echo:demo-$$"
+docker_cleanup() {
+  docker ps -aq --filter "label=dev.shoal.service.name=$SVC" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  docker rmi -f "$DEMO_IMAGE" >/dev/null 2>&1 || true
+  docker images -q shoal/pause | xargs -r docker rmi >/dev/null 2>&1 || true # the node's, built from its shoald
+  if [ -n "${BRIDGE:-}" ]; then
+    ip link del "$BRIDGE" 2>/dev/null || true
+    for t in filter:SHOAL-FORWARD nat:SHOAL-POSTROUTING; do
+      iptables -t "${t%%:*}" -S "${t#*:}" 2>/dev/null | grep "shoal-bridge:$BRIDGE" | sed 's/^-A //; s/"//g' |
+        while read -r rule; do iptables -t "${t%%:*}" -D $rule; done
+    done
+  fi
+}
+trap 'docker_cleanup; cleanup' EXIT
+mkdir -p "$WORK/image"
+cp "$BIN/shoal-echo" "$WORK/image/"
+printf 'FROM scratch\nCOPY shoal-echo /shoal-echo\nENTRYPOINT ["/shoal-echo"]\n' >"$WORK/image/Dockerfile"
+DOCKER_BUILDKIT=0 docker build -q -t "$DEMO_IMAGE" "$WORK/image" >/dev/null 2>"$WORK/build.err" ||
+  { cat "$WORK/build.err" >&2; fail "docker build of the echo image"; }
+echo "built $DEMO_IMAGE from scratch with the project's own echo server (no registry)"
+start_as docker-node 9 --executor docker --cni-bin-dir "$BIN/cni" --pull never
+wait_for 30 "docker-node" ctl 9 cluster info
+ctl 9 network create --driver overlay --subnet 198.18.20.0/24 echo-net >/dev/null
+BRIDGE="shl$(ctl 9 network ls -q | head -1 | cut -c1-10)"
+ctl 9 service create -q -d --name "$SVC" --replicas 3 --network echo-net --ip 1=198.18.20.100 "$DEMO_IMAGE" >/dev/null
+echo_ips() { ctl 9 service ps --filter desired-state=running "$SVC" | awk 'NR > 1 && $7 == "Running" { sub(/^echo-net=/, "", $5); sub(/\/.*/, "", $5); n = split($2, p, "."); print p[n], $5 }' | sort -n; }
+three_answer() { [ "$(echo_ips | wc -l)" = 3 ] && for ip in $(echo_ips | awk '{ print $2 }'); do curl -sf -m 1 "http://$ip:8080/" >/dev/null || return 1; done; }
+wait_for 60 "3 echo containers answering on their IPs" three_answer
+docker ps --filter "label=dev.shoal.service.name=$SVC" --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+echo_ips >"$WORK/echo.before"
+while read -r slot ip; do printf 'slot %s at %-15s answers: %s\n' "$slot" "$ip" "$(curl -s -m 1 "http://$ip:8080/")"; done <"$WORK/echo.before"
+VICTIM=$(docker ps -q --filter "label=dev.shoal.service.name=$SVC" --filter label=dev.shoal.slot=2 --filter label=dev.shoal.role=task)
+say "docker kill of slot 2's container: shoal starts a new task, with the same IP"
+docker kill "$VICTIM" >/dev/null
+replaced() { [ -z "$(docker ps -q --filter id="$VICTIM")" ] && three_answer && [ -n "$(docker ps -q --filter "label=dev.shoal.service.name=$SVC" --filter label=dev.shoal.slot=2 --filter label=dev.shoal.role=task)" ]; }
+wait_for 60 "slot 2 back" replaced
+echo_ips >"$WORK/echo.after"
+printf 'slot 2 now: %s\n' "$(curl -s -m 1 "http://$(awk '$1 == 2 { print $2 }' "$WORK/echo.after"):8080/")"
+cmp -s "$WORK/echo.before" "$WORK/echo.after" || fail "an echo slot's IP changed: $(paste "$WORK/echo.before" "$WORK/echo.after")"
+echo "every slot kept its IP"
+say "service rm: no container, sandbox or veth left"
+ctl 9 service rm "$SVC" >/dev/null
+gone() { [ -z "$(docker ps -aq --filter "label=dev.shoal.service.name=$SVC")" ] && [ -z "$(ip -br link show master "$BRIDGE" 2>/dev/null)" ]; }
+wait_for 30 "the service's containers and veths removed" gone
+echo "nothing left on $BRIDGE; docker ps shows none of $SVC's containers"
 
 say "stopping everything"

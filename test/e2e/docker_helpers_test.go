@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,8 +112,10 @@ func dockerFlags() []string {
 // uniqueName is name with a suffix unique to this run, for services and networks whose names
 // end up in container and bridge names shared with the whole host.
 func uniqueName(name string) string {
-	return fmt.Sprintf("%s-%d%03d", name, os.Getpid()%10000, testNet.Add(0))
+	return fmt.Sprintf("%s-%d%03d%02d", name, os.Getpid()%10000, testNet.Add(0), uniqueSeq.Add(1)%100)
 }
+
+var uniqueSeq atomic.Int32
 
 // container is one of a service's containers as the engine has it.
 type container struct {
