@@ -30,6 +30,7 @@ bench: build
 	$(GO) run ./cmd/shoal-bench orchestration --out docs/benchmarks.md
 	$(GO) run ./cmd/shoal-bench allocator --nodes 100 --tasks 20000 --out docs/benchmarks.md
 	$(GO) run ./cmd/shoal-bench allocator --nodes 0 --tasks 100000 --out docs/benchmarks.md
+	$(GO) run ./cmd/shoal-bench containers --out docs/benchmarks.md
 
 demo: build
 	bash test/demo/demo.sh

@@ -259,26 +259,43 @@ func (a *Agent) networkNotReady(ctx context.Context) string {
 	if a.cfg.NetworkStatus == nil {
 		return ""
 	}
+	ctx, cancel := context.WithTimeout(ctx, networkStatusTimeout)
+	defer cancel()
 	if err := a.cfg.NetworkStatus(ctx); err != nil {
 		return err.Error()
 	}
 	return ""
 }
 
+// networkStatusTimeout bounds one NetworkStatus: a plugin that hangs makes the node not ready,
+// it does not keep the session from opening.
+const networkStatusTimeout = 10 * time.Second
+
 // watchNetworkStatus returns errNetworkStatusChanged once the plugins'
-// status differs from reported, the one the session started with.
+// status differs from reported, the one the session started with, on two
+// checks in a row: a status that flaps does not reopen the session (and
+// resync the node) at every check.
 func (a *Agent) watchNetworkStatus(ctx context.Context, reported string) error {
 	period := a.cfg.NetworkStatusPeriod
 	if period <= 0 {
 		period = 5 * time.Second
 	}
+	differs := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(period):
 		}
-		if now := a.networkNotReady(ctx); now != reported && ctx.Err() == nil {
+		now := a.networkNotReady(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if now == reported {
+			differs = 0
+			continue
+		}
+		if differs++; differs >= 2 {
 			a.cfg.Logger.Warn("network plugins' status changed", "was", reported, "now", now)
 			return errNetworkStatusChanged
 		}

@@ -3,11 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/shoal/shoal/agent/exec"
 	"github.com/shoal/shoal/agent/exec/sim"
 	"github.com/shoal/shoal/api"
 )
@@ -117,4 +119,48 @@ func (f *taskDispatcher) desc() *api.NodeDescription {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.description
+}
+
+// A removal that fails is tried again until it succeeds: what the workload holds is not left
+// until the next resync.
+func TestAgentRetriesAFailedRemove(t *testing.T) {
+	d := newTaskDispatcher()
+	addr := serve(t, d)
+	e := &flakyRemoveExecutor{countingExecutor: newCountingExecutor(t, sim.Config{})}
+	e.failures.Store(1)
+	startAgent(t, addr, e)
+	sid := waitSession(t, d, 1)
+	d.send(complete(assignedTask("t1")))
+	d.waitState(t, "t1", api.TaskState_TASK_STATE_RUNNING, sid)
+	d.send(incremental(nil, "t1"))
+	eventually(t, "the workload removed on the second try", func() bool {
+		return e.callCount("t1", "Remove") >= 2 && !slices.Contains(e.taskIDs(t), "t1")
+	})
+}
+
+type flakyRemoveExecutor struct {
+	*countingExecutor
+	failures atomic.Int32 // Removes still to fail
+}
+
+func (f *flakyRemoveExecutor) Controller(t *api.Task) (exec.Controller, error) {
+	ctl, err := f.countingExecutor.Controller(t)
+	if err != nil {
+		return nil, err
+	}
+	return &flakyRemoveController{Controller: ctl, e: f, task: t.Id}, nil
+}
+
+type flakyRemoveController struct {
+	exec.Controller
+	e    *flakyRemoveExecutor
+	task string
+}
+
+func (c *flakyRemoveController) Remove(ctx context.Context) error {
+	if c.e.failures.Add(-1) >= 0 {
+		c.e.count(c.task, "Remove") // the workload stays: it failed
+		return errors.New("a plugin would not delete an attachment")
+	}
+	return c.Controller.Remove(ctx)
 }

@@ -21,8 +21,9 @@ import (
 )
 
 const (
-	// reportWindow is how long the reporter gathers a burst of state
-	// changes before it sends them.
+	// reportWindow is the least time between the starts of two sends:
+	// state changes arriving meanwhile go together in the next. The first
+	// change after a quiet period is sent at once.
 	reportWindow = 50 * time.Millisecond
 	// maxReportBatch bounds the states one call carries.
 	maxReportBatch = 1000
@@ -108,18 +109,22 @@ func (r *reporter) run(ctx context.Context, client api.DispatcherClient, session
 
 	window := time.NewTimer(reportWindow)
 	window.Stop()
+	var last time.Time // when the last send started
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.wake:
 		}
-		window.Reset(reportWindow)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-window.C:
+		if wait := reportWindow - time.Since(last); wait > 0 {
+			window.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-window.C:
+			}
 		}
+		last = time.Now()
 		for {
 			updates := r.take()
 			if len(updates) == 0 {

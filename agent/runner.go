@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -88,8 +89,20 @@ func (r *runner) loop() {
 
 		idle := true
 		if removed {
-			if err := r.w.removeWorkload(t, r.ctl); err != nil && r.w.ctx.Err() == nil {
-				r.w.log.Warn("remove a task", "task", r.id, "err", err)
+			err := r.w.removeWorkload(t, r.ctl)
+			if err != nil && r.w.ctx.Err() == nil {
+				// What the workload still holds (a sandbox whose attachments a plugin would not
+				// delete) is retried, not forgotten until the next resync.
+				r.w.log.Warn("remove a task; trying again", "task", r.id, "err", err, "in", removeRetry)
+				select {
+				case <-r.w.ctx.Done():
+				case <-time.After(removeRetry):
+				}
+				cancel()
+				r.mu.Lock()
+				r.cancelOp, r.dirty = nil, true
+				r.mu.Unlock()
+				continue
 			}
 		} else {
 			idle = r.step(opCtx, t, observed)

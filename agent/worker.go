@@ -19,6 +19,9 @@ import (
 // cleanupTimeout bounds stopping and removing one workload nobody waits on.
 const cleanupTimeout = time.Minute
 
+// removeRetry spaces the tries of a task's removal that failed.
+const removeRetry = 5 * time.Second
+
 // worker runs the tasks assigned to the node for as long as one agent runs.
 // When its ctx ends the runners stop, the workloads do not.
 type worker struct {

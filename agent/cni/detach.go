@@ -58,8 +58,8 @@ func (m *Manager) delCached(ctx context.Context, a *libcni.NetworkAttachment, ne
 
 // GC removes what the plugins hold for sandboxes not in validSandboxIDs. For
 // each network with cached attachments or known through SetNetworks, it DELs
-// the cached attachments of other sandboxes (in the netns they were added in,
-// as libcni's GC does), then runs libcni's GCNetworkList with the attachments
+// the cached attachments of other sandboxes (without a namespace: theirs is
+// gone), then runs libcni's GCNetworkList with the attachments
 // of the valid sandboxes, so that plugins drop what no cache entry records
 // (leaked veths of an ADD the agent did not finish). A network known through
 // SetNetworks is collected with its current conflist, any other with a cached
@@ -90,7 +90,9 @@ func (m *Manager) GC(ctx context.Context, validSandboxIDs []string) error {
 				continue
 			}
 			m.log.Info("gc: deleting attachment of a sandbox that is gone", "sandbox", a.ContainerID, "network", name, "ifname", a.IfName)
-			if err := m.delCached(ctx, a, a.NetNS); err != nil {
+			// Without the namespace: the sandbox is gone, and the process ID in its cached
+			// /proc/<pid>/ns/net may be another sandbox's by now.
+			if err := m.delCached(ctx, a, ""); err != nil {
 				errs = append(errs, fmt.Errorf("gc: %w", err))
 			}
 		}

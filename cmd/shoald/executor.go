@@ -11,6 +11,7 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/agent/exec"
@@ -127,22 +128,34 @@ func (e nodeExecutor) networkStatus() func(context.Context) error {
 	return e.cni.NodeStatus
 }
 
+// cniTimeout bounds one CNI call (a task's attachments, a detach, a GC): a plugin that hangs
+// (iptables waiting for its lock) must not hold a task, or the node's garbage collection, for good.
+const cniTimeout = time.Minute
+
 // cniNetworks attaches the Docker executor's sandboxes through the CNI manager.
 type cniNetworks struct{ m *cni.Manager }
 
 func (n cniNetworks) Attach(ctx context.Context, sb docker.Sandbox, t *api.Task) error {
+	ctx, cancel := context.WithTimeout(ctx, cniTimeout)
+	defer cancel()
 	return n.m.AttachTask(ctx, sb.ID, sb.NetNS, t)
 }
 
 func (n cniNetworks) Check(ctx context.Context, sb docker.Sandbox, t *api.Task) error {
+	ctx, cancel := context.WithTimeout(ctx, cniTimeout)
+	defer cancel()
 	return n.m.CheckTask(ctx, sb.ID, sb.NetNS, t)
 }
 
 func (n cniNetworks) Detach(ctx context.Context, sb docker.Sandbox) error {
+	ctx, cancel := context.WithTimeout(ctx, cniTimeout)
+	defer cancel()
 	return n.m.DetachSandbox(ctx, sb.ID, sb.NetNS)
 }
 
 func (n cniNetworks) Collect(ctx context.Context, valid []docker.Sandbox) error {
+	ctx, cancel := context.WithTimeout(ctx, cniTimeout)
+	defer cancel()
 	ids := make([]string, len(valid))
 	for i, sb := range valid {
 		ids[i] = sb.ID

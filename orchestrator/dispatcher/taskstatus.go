@@ -25,8 +25,9 @@ import (
 )
 
 const (
-	// statusBatchWindow is how long the flusher gathers reports after the
-	// first of a burst before it commits them.
+	// statusBatchWindow is the least time between the starts of two
+	// flushes: reports arriving meanwhile are gathered into the next. The
+	// first report after a quiet period is committed at once.
 	statusBatchWindow = 50 * time.Millisecond
 	// maxStatusBatch is how many queued tasks make the flusher commit at
 	// once, and the most tasks one store transaction changes.
@@ -181,28 +182,33 @@ func checkReport(u *api.TaskStatusUpdate) error {
 	return nil
 }
 
-// flushStatuses commits queued reports until ctx ends: a burst's first
-// report opens a window of statusBatchWindow, and the window closes early
-// when maxStatusBatch tasks are queued. Reports arriving while a flush
-// commits wait for the next one.
+// flushStatuses commits queued reports until ctx ends. Flushes start at
+// least statusBatchWindow apart, so under load each carries everything
+// reported since the last; after a quiet period the first report is
+// committed at once (a task's RUNNING is not held back for company). The
+// wait ends early when maxStatusBatch tasks are queued.
 func (d *Dispatcher) flushStatuses(ctx context.Context, q *statusQueue) {
 	window := time.NewTimer(statusBatchWindow)
 	window.Stop()
+	var last time.Time // when the last flush started
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-q.wake:
 		}
-		window.Reset(statusBatchWindow)
-		select {
-		case <-ctx.Done():
-			window.Stop()
-			return
-		case <-window.C:
-		case <-q.full:
-			window.Stop()
+		if wait := statusBatchWindow - time.Since(last); wait > 0 {
+			window.Reset(wait)
+			select {
+			case <-ctx.Done():
+				window.Stop()
+				return
+			case <-window.C:
+			case <-q.full:
+				window.Stop()
+			}
 		}
+		last = time.Now()
 		pending, res := q.take()
 		res.err = d.commitStatuses(ctx, pending)
 		close(res.done)

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -47,6 +48,14 @@ func newFirewall(proto iptables.Protocol) (*firewall, error) {
 	return &firewall{ipt: ipt}, nil
 }
 
+// binaryOf is the family's iptables command.
+func binaryOf(proto iptables.Protocol) string {
+	if proto == iptables.ProtocolIPv6 {
+		return "ip6tables"
+	}
+	return "iptables"
+}
+
 func protoName(proto iptables.Protocol) string {
 	if proto == iptables.ProtocolIPv6 {
 		return "IPv6"
@@ -65,6 +74,9 @@ func protoOf(ip net.IP) iptables.Protocol {
 // ensureBridgeRules adds the bridge's forwarding rules and, for each subnet in
 // masq, its masquerade rule; rules already present are left alone.
 func (f *firewall) ensureBridgeRules(bridge string, masq []*net.IPNet) error {
+	if f.bridgeRulesInPlace(bridge, masq) {
+		return nil
+	}
 	if err := f.ensureChain("filter", forwardChain, "FORWARD"); err != nil {
 		return err
 	}
@@ -86,6 +98,40 @@ func (f *firewall) ensureBridgeRules(bridge string, masq []*net.IPNet) error {
 		}
 	}
 	return nil
+}
+
+// bridgeRulesInPlace reports whether the jumps to shoal's chains and every rule of the bridge are
+// there, from one listing of each table (`iptables -S`): the common case of an ADD on a network
+// that has tasks on this node already, which then costs two iptables runs instead of about eight
+// checks. Any doubt (a listing that fails, a rule written differently) answers false, and the
+// caller makes sure of each rule.
+func (f *firewall) bridgeRulesInPlace(bridge string, masq []*net.IPNet) bool {
+	want := map[string][]string{"filter": {"-A FORWARD -j " + forwardChain}}
+	for _, rule := range forwardRules(bridge) {
+		want["filter"] = append(want["filter"], "-A "+forwardChain+" "+strings.Join(rule, " "))
+	}
+	if len(masq) > 0 {
+		want["nat"] = []string{"-A POSTROUTING -j " + postroutingChain}
+		for _, subnet := range masq {
+			want["nat"] = append(want["nat"], "-A "+postroutingChain+" "+strings.Join(masqueradeRule(bridge, subnet), " "))
+		}
+	}
+	for table, rules := range want {
+		out, err := exec.Command(binaryOf(f.ipt.Proto()), "-w", "-t", table, "-S").Output()
+		if err != nil {
+			return false
+		}
+		listed := make(map[string]bool)
+		for _, line := range strings.Split(string(out), "\n") {
+			listed[strings.ReplaceAll(strings.TrimSpace(line), `"`, "")] = true
+		}
+		for _, r := range rules {
+			if !listed[r] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ensureChain creates chain in table if needed and makes sure the built-in

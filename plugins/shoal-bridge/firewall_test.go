@@ -128,3 +128,41 @@ func expectRule(ipt *iptables.IPTables, table, chain, fragment string) error {
 	}
 	return fmt.Errorf("%s %s has no rule containing %q: %q", table, chain, fragment, rules)
 }
+
+// The fast path sees the bridge's rules once they are all there, and only then: a missing rule
+// sends the ADD to the slow path, which puts it back.
+func TestBridgeRulesInPlace(t *testing.T) {
+	inTempNetns(t, func() error {
+		fw, err := newFirewall(iptables.ProtocolIPv4)
+		if err != nil {
+			return err
+		}
+		_, subnet, _ := net.ParseCIDR("198.18.3.0/24")
+		masq := []*net.IPNet{subnet}
+		if fw.bridgeRulesInPlace("br3", masq) {
+			t.Error("rules in place before any was made")
+		}
+		if err := fw.ensureBridgeRules("br3", masq); err != nil {
+			return err
+		}
+		if !fw.bridgeRulesInPlace("br3", masq) {
+			t.Error("rules not seen in place after they were made")
+		}
+		if fw.bridgeRulesInPlace("br4", nil) {
+			t.Error("another bridge's rules seen in place")
+		}
+		if err := fw.ipt.Delete("nat", postroutingChain, masqueradeRule("br3", subnet)...); err != nil {
+			return err
+		}
+		if fw.bridgeRulesInPlace("br3", masq) {
+			t.Error("rules seen in place with the masquerade rule deleted")
+		}
+		if err := fw.ensureBridgeRules("br3", masq); err != nil {
+			return err
+		}
+		if !fw.bridgeRulesInPlace("br3", masq) {
+			t.Error("the slow path did not put the deleted rule back")
+		}
+		return nil
+	})
+}

@@ -144,7 +144,12 @@ func (e *Executor) undoPrepare(ctx context.Context, taskID string, sb Sandbox, c
 	}
 	if attachCalled {
 		if err := e.cfg.Networks.Detach(ctx, sb); err != nil {
-			log.Warn("undo a failed prepare: detach the sandbox; keeping it for a later try", "sandbox", sb.ID, "err", err)
+			// Stopped, its namespace and address are gone; kept, a later Prepare or Remove
+			// detaches it again.
+			log.Warn("undo a failed prepare: detach the sandbox; stopping it and keeping it for a later try", "sandbox", sb.ID, "err", err)
+			if err := e.stopContainer(ctx, sb.ID); err != nil {
+				log.Warn("undo a failed prepare: stop the sandbox", "sandbox", sb.ID, "err", err)
+			}
 			return
 		}
 	}

@@ -313,3 +313,31 @@ func TestRollbackKeepsAnUndetachedSandbox(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A task that ends while its attachments cannot be deleted still takes its address off the
+// wire before its end is reported: the sandbox is stopped (its namespace goes with it) and kept,
+// and Remove detaches it again.
+func TestFailedDetachStopsTheSandbox(t *testing.T) {
+	nets := &fakeNetworks{}
+	e := newTestExecutor(t, nets, PullMissing)
+	task := echoTask(1, "-exit", "0")
+	nets.set(nil, nil, errors.New("a chained plugin's DEL failed"))
+	ctl := startTask(t, e, task)
+	if err := ctl.Wait(context.Background()); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	sb := inspect(t, containerName(task, e.cfg.NodeID)+sandboxSuffix)
+	if sb.State.Running {
+		t.Fatal("the sandbox still runs, holding the task's address, after the task ended and its detach failed")
+	}
+	nets.set(nil, nil, nil)
+	if err := ctl.Remove(context.Background()); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if n := len(nets.callsOf("detach")); n < 2 {
+		t.Errorf("%d Detach calls, want the failed one and Remove's", n)
+	}
+	if left := nodeContainers(t, e.cfg.NodeID); len(left) != 0 {
+		t.Errorf("%d containers left after Remove", len(left))
+	}
+}

@@ -7,6 +7,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -100,27 +101,36 @@ func (e *Executor) halt(ctx context.Context, st *taskState, w workload) error {
 
 // release detaches the task's networks and stops its sandbox, once per
 // executor; st is locked.
+//
+// The sandbox is stopped even when the Detach fails: its namespace, and with it the container's
+// end of every veth and the task's address, goes with its process, so the address is off the
+// wire before the task's end is reported and the manager gives it to another task. The stopped
+// sandbox is kept, and a later Remove detaches it again (DEL works without the namespace).
 func (e *Executor) release(ctx context.Context, st *taskState, w workload) error {
 	if st.released || w.sandbox == nil {
 		return nil
 	}
-	if err := e.cfg.Networks.Detach(ctx, sandboxOf(w.sandbox)); err != nil {
-		return fmt.Errorf("detach sandbox %s: %w", name(w.sandbox), err)
-	}
+	detachErr := e.cfg.Networks.Detach(ctx, sandboxOf(w.sandbox))
 	if running(w.sandbox) {
 		if err := e.stopContainer(ctx, w.sandbox.ID); err != nil {
-			return err
+			return errors.Join(detachErr, err)
 		}
+	}
+	if detachErr != nil {
+		return fmt.Errorf("detach sandbox %s (stopped, kept for a later try): %w", name(w.sandbox), detachErr)
 	}
 	st.released = true
 	return nil
 }
 
-// removeSandbox detaches the sandbox sb and removes it; it keeps sb when
-// the Detach fails.
+// removeSandbox detaches the sandbox sb and removes it. When the Detach fails it stops sb (see
+// release) and keeps it for a later try.
 func (e *Executor) removeSandbox(ctx context.Context, sb *container.InspectResponse) error {
 	if err := e.cfg.Networks.Detach(ctx, sandboxOf(sb)); err != nil {
-		return fmt.Errorf("detach sandbox %s (kept for a later try): %w", name(sb), err)
+		if stopErr := e.stopContainer(ctx, sb.ID); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+		return fmt.Errorf("detach sandbox %s (stopped, kept for a later try): %w", name(sb), err)
 	}
 	return e.removeContainer(ctx, sb.ID)
 }
