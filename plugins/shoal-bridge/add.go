@@ -158,6 +158,9 @@ func setUpNode(conf *config, ips []*current.IPConfig) (*netlink.Bridge, error) {
 		if br, err = ensureBridge(conf.Bridge, conf.MTU); err != nil {
 			return err
 		}
+		if err := removeStaleBridges(conf.Bridge, subnetsOf(ips)); err != nil {
+			return err
+		}
 		if err := ensureGatewayAddrs(br, gatewayAddrs(ips)); err != nil {
 			return err
 		}

@@ -120,3 +120,59 @@ func TestDeleteLinkIfExists(t *testing.T) {
 		return nil
 	})
 }
+
+// A removed network's bridge that still holds an address of the subnet a new network's bridge
+// is for is deleted when it has no ports, and named in an error when it has.
+func TestRemoveStaleBridges(t *testing.T) {
+	inTempNetns(t, func() error {
+		_, subnet, _ := net.ParseCIDR("198.18.7.0/24")
+		gw := &net.IPNet{IP: net.ParseIP("198.18.7.1").To4(), Mask: subnet.Mask}
+		old, err := ensureBridge("shlold0000aa", 1450)
+		if err != nil {
+			return err
+		}
+		if err := ensureGatewayAddrs(old, []*net.IPNet{gw}); err != nil {
+			return err
+		}
+		other, err := ensureBridge("shlother00bb", 1450) // another subnet: left alone
+		if err != nil {
+			return err
+		}
+		if err := ensureGatewayAddrs(other, []*net.IPNet{{IP: net.ParseIP("198.18.8.1").To4(), Mask: subnet.Mask}}); err != nil {
+			return err
+		}
+		if _, err := ensureBridge("shlnew0000cc", 1450); err != nil {
+			return err
+		}
+		if err := removeStaleBridges("shlnew0000cc", []*net.IPNet{subnet}); err != nil {
+			return err
+		}
+		if _, err := netlinksafe.LinkByName("shlold0000aa"); !isLinkNotFound(err) {
+			t.Errorf("the stale bridge is still there (%v)", err)
+		}
+		if _, err := netlinksafe.LinkByName("shlother00bb"); err != nil {
+			t.Errorf("the bridge of another subnet was touched: %v", err)
+		}
+
+		// With a port, it is the caller's to sort out.
+		busy, err := ensureBridge("shlbusy000dd", 1450)
+		if err != nil {
+			return err
+		}
+		if err := ensureGatewayAddrs(busy, []*net.IPNet{gw}); err != nil {
+			return err
+		}
+		port := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "shvtestport"}, PeerName: "shvtestpeer"}
+		if err := netlink.LinkAdd(port); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetMaster(port, busy); err != nil {
+			return err
+		}
+		err = removeStaleBridges("shlnew0000cc", []*net.IPNet{subnet})
+		if err == nil || !strings.Contains(err.Error(), "shlbusy000dd") || !strings.Contains(err.Error(), "1 ports") {
+			t.Errorf("removeStaleBridges with a busy bridge in the subnet: %v, want an error naming it", err)
+		}
+		return nil
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/vishvananda/netlink"
 
 	"github.com/shoal/shoal/api"
 )
@@ -97,6 +98,28 @@ func TestDockerTasks(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The network removed and another made on its subnet: the old bridge, still holding the
+	// gateway, must not take the new network's traffic.
+	if out, err := c.shoalctl(1, "network", "rm", netName); err != nil {
+		t.Fatalf("network rm: %v\n%s", err, out)
+	}
+	again, svc2 := uniqueName("e2enet"), uniqueName("echo")
+	t.Cleanup(func() { removeServiceContainers(cli, svc2) })
+	if out, err := c.shoalctl(1, "network", "create", "--subnet", subnet, again); err != nil {
+		t.Fatalf("network create on the same subnet: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { deleteLink("shl" + c.networkByName(again).Id[:10]) })
+	if out, err := c.shoalctl(1, "service", "create", "--name", svc2, "--network", again, echoImageV1); err != nil {
+		t.Fatalf("service create on the new network: %v\n%s", err, out)
+	}
+	c.waitDockerSlots(t, cli, svc2, 1, echoImageV1) // answers at its address from the node
+	if _, err := netlink.LinkByName(bridge); err == nil {
+		t.Errorf("the removed network's bridge %s is still there, holding the subnet's gateway", bridge)
+	}
+	if out, err := c.shoalctl(1, "service", "rm", svc2); err != nil {
+		t.Fatalf("service rm: %v\n%s", err, out)
+	}
 }
 
 // A task removed while its node's agent was down is cleaned up when the agent returns: its
