@@ -83,6 +83,9 @@ func TestRealPlugins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := restarted.RemoveNetwork(ctx, network); err == nil || !strings.Contains(err.Error(), "still attached") {
+		t.Errorf("RemoveNetwork with sandboxes attached = %v, want a refusal naming one", err)
+	}
 	if err := restarted.DetachSandbox(ctx, sandbox1, ""); err != nil {
 		t.Fatalf("DetachSandbox = %v", err)
 	}
@@ -171,18 +174,14 @@ func newTestNS(t *testing.T) ns.NetNS {
 func cleanUpBridge(t *testing.T, cfg Config, n *api.Network) {
 	br := BridgeName(n.GetId())
 	t.Cleanup(func() {
-		if link, err := netlink.LinkByName(br); err == nil {
-			if err := netlink.LinkDel(link); err != nil {
-				t.Errorf("delete bridge %s: %v", br, err)
-			}
-		}
 		if m, err := New(cfg); err != nil {
 			t.Errorf("clean up: %v", err)
-		} else {
-			m.SetNetworks([]*api.Network{n})
-			if err := m.GC(context.Background(), nil); err != nil {
-				t.Errorf("clean up: GC: %v", err)
-			}
+		} else if err := m.RemoveNetwork(context.Background(), n); err != nil {
+			t.Errorf("clean up: %v", err)
+		}
+		if _, err := netlink.LinkByName(br); err == nil {
+			t.Errorf("bridge %s left after RemoveNetwork", br)
+			_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: br}})
 		}
 		ipt, err := iptables.New()
 		if err != nil {
@@ -198,7 +197,7 @@ func cleanUpBridge(t *testing.T, cfg Config, n *api.Network) {
 				if !strings.Contains(r, "shoal-bridge:"+br) {
 					continue
 				}
-				t.Errorf("iptables rule left after the bridge was deleted and GC ran: %s", r)
+				t.Errorf("iptables rule left after RemoveNetwork: %s", r)
 				spec := strings.Fields(r)[2:] // drop "-A CHAIN"
 				for i := range spec {
 					spec[i] = strings.Trim(spec[i], `"`)

@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coreos/go-iptables/iptables"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/internal/dockerimage"
 )
@@ -116,7 +116,7 @@ func runContainersBench(ctx context.Context, o containersOptions) error {
 	if err != nil {
 		return fmt.Errorf("create the network: %w", err)
 	}
-	defer removeBridge("shl" + netResp.Network.Id[:10])
+	defer removeFromHost(filepath.Join(bin, "cni"), dir, netResp.Network)
 
 	// A first task builds the node's pause image (once per shoald binary): not timed.
 	if _, err := timeService(ctx, p, netResp.Network.Id, 1, -1, o.timeout); err != nil {
@@ -246,25 +246,14 @@ func renderContainers(o containersOptions, rounds []containersRound) string {
 	return b.String()
 }
 
-// removeBridge deletes the network's bridge the benchmark made and the firewall rules shoal-bridge
-// made for it (each carries the comment "shoal-bridge:<bridge>").
-func removeBridge(bridge string) {
-	_ = exec.Command("ip", "link", "del", bridge).Run()
-	ipt, err := iptables.New()
-	if err != nil {
-		return
+// removeFromHost takes the benchmark's network off the host: its bridge and the firewall rules
+// shoal-bridge made for it.
+func removeFromHost(cniBin, dir string, n *api.Network) {
+	m, err := cni.New(cni.Config{BinDirs: []string{cniBin}, CacheDir: filepath.Join(dir, "cleanup-cni")})
+	if err == nil {
+		err = m.RemoveNetwork(context.Background(), n)
 	}
-	for _, tc := range [][2]string{{"filter", "SHOAL-FORWARD"}, {"nat", "SHOAL-POSTROUTING"}} {
-		rules, err := ipt.List(tc[0], tc[1])
-		if err != nil {
-			continue
-		}
-		for _, rule := range rules {
-			if !strings.HasPrefix(rule, "-A ") || !strings.Contains(rule, "shoal-bridge:"+bridge) {
-				continue
-			}
-			spec := strings.Fields(strings.ReplaceAll(rule, `"`, ""))[2:] // after "-A CHAIN"
-			_ = ipt.Delete(tc[0], tc[1], spec...)
-		}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "containers: take network %s off the host: %v\n", n.Id, err)
 	}
 }

@@ -18,11 +18,7 @@ import (
 // cmdAdd returns the runtime's addresses with their subnets' gateways and the
 // configured routes.
 func cmdAdd(args *skel.CmdArgs) error {
-	conf, err := loadConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ips, err := assignSubnets(requestedAddresses(conf.raw, args.Args), conf.subnets)
+	conf, ips, err := addressesOf(args)
 	if err != nil {
 		return err
 	}
@@ -38,11 +34,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 // when a previous result is given, checks that it holds each of them with its
 // subnet's gateway.
 func cmdCheck(args *skel.CmdArgs) error {
-	conf, err := loadConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ips, err := assignSubnets(requestedAddresses(conf.raw, args.Args), conf.subnets)
+	conf, ips, err := addressesOf(args)
 	if err != nil {
 		return err
 	}
@@ -59,6 +51,17 @@ func cmdCheck(args *skel.CmdArgs) error {
 		}
 	}
 	return nil
+}
+
+// addressesOf reads the configuration and the runtime's addresses, each with its subnet's
+// gateway.
+func addressesOf(args *skel.CmdArgs) (*config, []*current.IPConfig, error) {
+	conf, err := loadConfig(args.StdinData)
+	if err != nil {
+		return nil, nil, err
+	}
+	ips, err := assignSubnets(requestedAddresses(conf.raw, args.Args), conf.subnets)
+	return conf, ips, err
 }
 
 // findIP reports whether ips holds want's address with want's gateway.

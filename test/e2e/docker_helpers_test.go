@@ -256,8 +256,3 @@ func (c *cluster) cniCacheEntries(n int) []string {
 	})
 	return out
 }
-
-// runQuiet runs a command for a cleanup, ignoring its output.
-func runQuiet(name string, args ...string) error {
-	return exec.Command(name, args...).Run()
-}

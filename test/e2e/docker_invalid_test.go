@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/api"
 )
 
@@ -22,15 +23,17 @@ func TestDockerBadInput(t *testing.T) {
 	if out, err := c.shoalctl(1, "network", "create", "--subnet", subnet, netName); err != nil {
 		t.Fatalf("network create: %v\n%s", err, out)
 	}
-	bridge := "shl" + c.networkByName(netName).Id[:10]
-	t.Cleanup(func() { deleteLink(bridge) })
+	network := c.networkByName(netName)
+	bridge := cni.BridgeName(network.Id)
+	c.removeFromHost(t, network)
 	// The second network chains a plugin this node does not have.
 	badSubnet := fmt.Sprintf("198.19.%d.0/24", 200+testNet.Add(0))
 	if out, err := c.shoalctl(1, "network", "create", "--subnet", badSubnet, "--cni-plugin-json", `{"type":"shoal-e2e-not-installed"}`, badNet); err != nil {
 		t.Fatalf("network create: %v\n%s", err, out)
 	}
-	badBridge := "shl" + c.networkByName(badNet).Id[:10]
-	t.Cleanup(func() { deleteLink(badBridge) })
+	bad := c.networkByName(badNet)
+	badBridge := cni.BridgeName(bad.Id)
+	c.removeFromHost(t, bad)
 
 	cases := []struct {
 		name  string

@@ -6,16 +6,17 @@ package e2e
 // nothing behind. And a task removed while its node's agent was down is cleaned up when it returns.
 
 import (
+	"context"
 	"fmt"
-	"os/exec"
+	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 	"github.com/vishvananda/netlink"
 
+	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/api"
 )
 
@@ -30,8 +31,8 @@ func TestDockerTasks(t *testing.T) {
 		t.Fatalf("network create: %v\n%s", err, out)
 	}
 	network := c.networkByName(netName)
-	bridge := "shl" + network.Id[:10]
-	t.Cleanup(func() { deleteLink(bridge) })
+	bridge := cni.BridgeName(network.Id)
+	c.removeFromHost(t, network)
 
 	if out, err := c.shoalctl(1, "service", "create", "--name", svcName, "--replicas", "3", "--network", netName,
 		"--restart-delay", "100ms", echoImageV1); err != nil {
@@ -109,7 +110,7 @@ func TestDockerTasks(t *testing.T) {
 	if out, err := c.shoalctl(1, "network", "create", "--subnet", subnet, again); err != nil {
 		t.Fatalf("network create on the same subnet: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { deleteLink("shl" + c.networkByName(again).Id[:10]) })
+	c.removeFromHost(t, c.networkByName(again))
 	if out, err := c.shoalctl(1, "service", "create", "--name", svc2, "--network", again, echoImageV1); err != nil {
 		t.Fatalf("service create on the new network: %v\n%s", err, out)
 	}
@@ -137,8 +138,9 @@ func TestDockerTaskRemovedWhileAgentDown(t *testing.T) {
 	if out, err := c.shoalctl(1, "network", "create", "--subnet", subnet, netName); err != nil {
 		t.Fatalf("network create: %v\n%s", err, out)
 	}
-	bridge := "shl" + c.networkByName(netName).Id[:10]
-	t.Cleanup(func() { deleteLink(bridge) })
+	network := c.networkByName(netName)
+	bridge := cni.BridgeName(network.Id)
+	c.removeFromHost(t, network)
 	if out, err := c.shoalctl(1, "service", "create", "--name", svcName, "--replicas", "2", "--network", netName, echoImageV1); err != nil {
 		t.Fatalf("service create: %v\n%s", err, out)
 	}
@@ -280,27 +282,18 @@ func (c *cluster) networkByName(name string) *api.Network {
 	return nil
 }
 
-// deleteLink removes a bridge a test's network left on the host, and the firewall rules
-// shoal-bridge made for it (each carries the comment "shoal-bridge:<bridge>").
-func deleteLink(name string) {
-	if !strings.HasPrefix(name, "shl") {
-		return
-	}
-	_ = runQuiet("ip", "link", "del", name)
-	for _, chain := range [][2]string{{"filter", "SHOAL-FORWARD"}, {"nat", "SHOAL-POSTROUTING"}} {
-		out, err := exec.Command("iptables", "-t", chain[0], "-S", chain[1]).Output()
+// removeFromHost takes a test's network off the host when the test ends: its bridge and the
+// firewall rules shoal-bridge made for it (cni.Manager.RemoveNetwork, with shoal's own plugins
+// only: the network's extra ones may be missing on purpose).
+func (c *cluster) removeFromHost(t *testing.T, n *api.Network) {
+	own := &api.Network{Id: n.Id, Spec: &api.NetworkSpec{Annotations: n.GetSpec().GetAnnotations(), Ipam: n.GetSpec().GetIpam()}}
+	t.Cleanup(func() {
+		m, err := cni.New(cni.Config{BinDirs: []string{cniBinDir}, CacheDir: filepath.Join(c.dir, "cleanup-cni")})
+		if err == nil {
+			err = m.RemoveNetwork(context.Background(), own)
+		}
 		if err != nil {
-			continue
+			t.Errorf("take network %s off the host: %v", n.Id, err)
 		}
-		for _, rule := range strings.Split(string(out), "\n") {
-			if !strings.HasPrefix(rule, "-A ") || !strings.Contains(rule, "shoal-bridge:"+name) {
-				continue
-			}
-			args := append([]string{"-t", chain[0], "-D"}, strings.Fields(strings.TrimPrefix(rule, "-A "))...)
-			for i, a := range args { // the comment is quoted in -S output
-				args[i] = strings.Trim(a, `"`)
-			}
-			_ = runQuiet("iptables", args...)
-		}
-	}
+	})
 }
