@@ -105,7 +105,7 @@ func (c *nodeConfig) newDockerExecutor(nodeID string) (nodeExecutor, error) {
 	}
 	pull, _ := docker.ParsePullPolicy(c.pull) // checked by validate
 	e, err := docker.New(docker.Config{NodeID: nodeID, Networks: cniNetworks{cm}, Pull: pull,
-		Log: c.logger.With("component", "executor")})
+		NetNSDir: filepath.Join(c.stateDir, "netns"), Log: c.logger.With("component", "executor")})
 	if err != nil {
 		return nodeExecutor{}, err
 	}

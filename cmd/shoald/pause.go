@@ -1,29 +1,38 @@
 package main
 
-// This file owns `shoald pause`: the process of a task's sandbox container, which holds the
-// task's network namespace while the task's own container comes and goes. The Docker executor
-// builds its pause image from this binary (static), so no registry is needed.
+// This file owns `shoald pause [NETNS]`: the process of a task's sandbox container
+// (agent/exec/docker/pause). The Docker executor builds its pause image from this binary
+// (static), so no registry is needed.
 
 import (
 	"os"
-	"os/signal"
-	"syscall"
+	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal/shoal/agent/exec/docker/pause"
 )
+
+func init() {
+	// The pause process joins a netns with setns(2), which moves only the calling thread: it must
+	// run on the main thread. Init functions run there, and locking it makes main run there too.
+	if len(os.Args) > 1 && os.Args[1] == "pause" {
+		runtime.LockOSThread()
+	}
+}
 
 func newPauseCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:    "pause",
-		Short:  "Hold a sandbox's namespaces until stopped (the sandbox container's process)",
+		Use:    "pause [NETNS]",
+		Short:  "Join the network namespace at NETNS and hold it until stopped (the sandbox container's process)",
 		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			// As PID 1 in its container, it also reaps nothing: nothing else runs there.
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-			<-sig
-			return nil
+		Args:   cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var path string
+			if len(args) == 1 {
+				path = args[0]
+			}
+			return pause.Run(path)
 		},
 	}
 }

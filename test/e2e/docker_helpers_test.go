@@ -245,14 +245,17 @@ func bridgeLinks(bridge string) ([]string, error) {
 	return out, nil
 }
 
-// cniCacheEntries lists the files of node n's CNI cache (results and configs per attachment).
-func (c *cluster) cniCacheEntries(n int) []string {
+// attachmentFiles lists the files node n keeps per task attachment: its CNI cache (results and
+// configs per attachment) and its tasks' netns pins.
+func (c *cluster) attachmentFiles(n int) []string {
 	var out []string
-	_ = filepath.WalkDir(filepath.Join(c.node(n).dir, "cni"), func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			out = append(out, path)
-		}
-		return nil
-	})
+	for _, sub := range []string{"cni", "netns"} {
+		_ = filepath.WalkDir(filepath.Join(c.node(n).dir, sub), func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				out = append(out, path)
+			}
+			return nil
+		})
+	}
 	return out
 }

@@ -88,8 +88,8 @@ func TestDockerBadInput(t *testing.T) {
 						return fmt.Errorf("links on %s: %v (%v)", br, links, err)
 					}
 				}
-				if files := c.cniCacheEntries(1); len(files) > 0 {
-					return fmt.Errorf("CNI cache entries: %v", files)
+				if files := c.attachmentFiles(1); len(files) > 0 {
+					return fmt.Errorf("CNI cache entries or netns pins: %v", files)
 				}
 				return nil
 			})

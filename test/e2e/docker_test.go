@@ -40,6 +40,15 @@ func TestDockerTasks(t *testing.T) {
 	}
 	addrs := c.waitDockerSlots(t, cli, svcName, 3, echoImageV1)
 	t.Logf("slots: %v", addrs)
+	pins := 0
+	for _, f := range c.attachmentFiles(1) {
+		if filepath.Base(filepath.Dir(f)) == "netns" {
+			pins++
+		}
+	}
+	if pins != 3 {
+		t.Errorf("%d netns pins in node 1's state dir for 3 running tasks: %v", pins, c.attachmentFiles(1))
+	}
 
 	// A container killed behind shoal's back: its slot restarts with the same IP.
 	victim := taskContainerOfSlot(t, cli, svcName, "2")
@@ -94,8 +103,8 @@ func TestDockerTasks(t *testing.T) {
 		if links, err := bridgeLinks(bridge); err != nil || len(links) > 0 {
 			return fmt.Errorf("links on %s: %v (%v)", bridge, links, err)
 		}
-		if files := c.cniCacheEntries(1); len(files) > 0 {
-			return fmt.Errorf("CNI cache entries: %v", files)
+		if files := c.attachmentFiles(1); len(files) > 0 {
+			return fmt.Errorf("CNI cache entries or netns pins: %v", files)
 		}
 		return nil
 	})
@@ -161,8 +170,8 @@ func TestDockerTaskRemovedWhileAgentDown(t *testing.T) {
 		if links, err := bridgeLinks(bridge); err != nil || len(links) > 0 {
 			return fmt.Errorf("links on %s: %v (%v)", bridge, links, err)
 		}
-		if files := c.cniCacheEntries(2); len(files) > 0 {
-			return fmt.Errorf("CNI cache entries: %v", files)
+		if files := c.attachmentFiles(2); len(files) > 0 {
+			return fmt.Errorf("CNI cache entries or netns pins: %v", files)
 		}
 		return nil
 	})

@@ -44,7 +44,7 @@ func TestAdoption(t *testing.T) {
 	}
 	// The workload still answers from its address.
 	sb := inspect(t, containerName(task, e1.cfg.NodeID)+sandboxSuffix)
-	if got := echoIdentity(t, sandboxOf(&sb).NetNS); got.IP != "198.18.0.9" || got.Task != task.Id {
+	if got := echoIdentity(t, e2.sandboxOf(&sb).NetNS); got.IP != "198.18.0.9" || got.Task != task.Id {
 		t.Errorf("the adopted task answers %+v", got)
 	}
 

@@ -211,24 +211,33 @@ func joinSandbox(opts *client.ContainerCreateOptions, sandboxID string) {
 	opts.HostConfig.NetworkMode = container.NetworkMode("container:" + sandboxID)
 }
 
+// sandboxNetNS is where the pinned netns is mounted in a sandbox.
+const sandboxNetNS = "/netns"
+
 // sandboxContainer is the create request of t's sandbox, running image
-// (the pause image). It has no engine networking: its netns holds only
-// what Networks attach.
-func sandboxContainer(t *api.Task, nodeID, image string) client.ContainerCreateOptions {
+// (the pause image) in the netns pinned at pin. The engine gives it no
+// network of its own (host mode, which costs the engine no namespace):
+// its process joins the pin's namespace as it starts, so the namespace
+// holds only what Networks attach. It may do that (CAP_SYS_ADMIN) and
+// nothing else; it drops that too once it has.
+func sandboxContainer(t *api.Task, nodeID, image, pin string) client.ContainerCreateOptions {
 	stop := sandboxStopSeconds
 	return client.ContainerCreateOptions{
 		Name: sandboxName(t, nodeID),
 		Config: &container.Config{
 			Image:       image,
+			Cmd:         []string{sandboxNetNS},
 			Hostname:    hostname(t, nodeID),
 			Labels:      ownershipLabels(t, nodeID, RoleSandbox),
 			StopTimeout: &stop,
 		},
 		HostConfig: &container.HostConfig{
-			NetworkMode:    "none",
+			NetworkMode:    "host",
 			RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
 			ReadonlyRootfs: true,
 			CapDrop:        []string{"ALL"},
+			CapAdd:         []string{"CAP_SYS_ADMIN"},
+			Mounts:         []mount.Mount{{Type: mount.TypeBind, Source: pin, Target: sandboxNetNS, ReadOnly: true}},
 		},
 	}
 }

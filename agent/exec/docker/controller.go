@@ -8,13 +8,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/shoal/shoal/agent/exec"
+	"github.com/shoal/shoal/agent/netns"
 	"github.com/shoal/shoal/api"
 )
 
@@ -70,11 +75,16 @@ func (c *controller) create(ctx context.Context, st *taskState) (err error) {
 	}
 	c.e.attaching.RLock()
 	defer c.e.attaching.RUnlock()
-	sandboxID, err := c.e.createSandbox(ctx, t)
-	if err != nil {
+	pin := c.e.pinPath(t.GetId())
+	if err := netns.Pin(pin); err != nil {
 		return err
 	}
-	sb := Sandbox{ID: sandboxID} // its netns once it runs
+	sandboxID, err := c.e.createSandbox(ctx, t, pin)
+	if err != nil {
+		c.e.unpin(t.GetId())
+		return err
+	}
+	sb := Sandbox{ID: sandboxID, NetNS: pin}
 	var containerID string
 	attachCalled := false
 	defer func() {
@@ -83,20 +93,20 @@ func (c *controller) create(ctx context.Context, st *taskState) (err error) {
 		}
 	}()
 
-	if _, err := c.e.cli.ContainerStart(ctx, sandboxID, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("start the sandbox: %w", err)
+	// The namespace exists already: attach it while the sandbox starts.
+	attachCalled = true
+	attached := make(chan error, 1)
+	go func() { attached <- c.e.cfg.Networks.Attach(ctx, sb, t) }()
+	startErr := c.e.startSandbox(ctx, sandboxID, pin)
+	if err := <-attached; err != nil {
+		return fmt.Errorf("attach the task's networks: %w", err)
+	}
+	if startErr != nil {
+		return startErr
 	}
 	res, err := c.e.cli.ContainerInspect(ctx, sandboxID, client.ContainerInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("inspect the sandbox: %w", err)
-	}
-	sb = sandboxOf(&res.Container)
-	if sb.NetNS == "" {
-		return fmt.Errorf("the sandbox stopped as it started (%s)", res.Container.State.Status)
-	}
-	attachCalled = true
-	if err := c.e.cfg.Networks.Attach(ctx, sb, t); err != nil {
-		return fmt.Errorf("attach the task's networks: %w", err)
 	}
 	joinSandbox(&opts, sandboxID)
 	created, err := c.e.cli.ContainerCreate(ctx, opts)
@@ -109,15 +119,15 @@ func (c *controller) create(ctx context.Context, st *taskState) (err error) {
 	return nil
 }
 
-// createSandbox creates t's sandbox container (not started) and returns
-// its ID.
-func (e *Executor) createSandbox(ctx context.Context, t *api.Task) (string, error) {
+// createSandbox creates t's sandbox container (not started), which will
+// hold the netns pinned at pin, and returns its ID.
+func (e *Executor) createSandbox(ctx context.Context, t *api.Task, pin string) (string, error) {
 	for attempt := 0; ; attempt++ {
 		image, err := e.pauseImage(ctx)
 		if err != nil {
 			return "", err
 		}
-		created, err := e.cli.ContainerCreate(ctx, sandboxContainer(t, e.cfg.NodeID, image))
+		created, err := e.cli.ContainerCreate(ctx, sandboxContainer(t, e.cfg.NodeID, image, pin))
 		if cerrdefs.IsNotFound(err) && attempt == 0 {
 			e.forgetPauseImage() // removed since it was built: build it again
 			continue
@@ -127,6 +137,66 @@ func (e *Executor) createSandbox(ctx context.Context, t *api.Task) (string, erro
 		}
 		return created.ID, nil
 	}
+}
+
+// sandboxJoinTimeout bounds the wait for a started sandbox's process to
+// join its pinned netns (it does so first thing).
+const sandboxJoinTimeout = 10 * time.Second
+
+// startSandbox starts the sandbox container id and waits until its process
+// is in the netns pinned at pin: the engine joins the task's container to
+// that process's namespace, which until then is the host's.
+func (e *Executor) startSandbox(ctx context.Context, id, pin string) error {
+	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start the sandbox: %w", err)
+	}
+	deadline := time.Now().Add(sandboxJoinTimeout)
+	for pid := 0; ; {
+		if pid == 0 {
+			res, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+			if err != nil {
+				return fmt.Errorf("inspect the sandbox: %w", err)
+			}
+			if !running(&res.Container) {
+				return fmt.Errorf("the sandbox stopped as it started (%s, exit code %d): %s",
+					res.Container.State.Status, res.Container.State.ExitCode, e.lastWords(ctx, id))
+			}
+			pid = res.Container.State.Pid
+		}
+		in, err := netns.Same(fmt.Sprintf("/proc/%d/ns/net", pid), pin)
+		switch {
+		case err != nil:
+			pid = 0 // ended or restarted: ask the engine again
+		case in:
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the sandbox's process did not join the netns at %s within %v", pin, sandboxJoinTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the sandbox to join its netns: %w", ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// lastWords is the end of what container id wrote to stderr, for an error
+// message: the container is removed with the failed Prepare.
+func (e *Executor) lastWords(ctx context.Context, id string) string {
+	logs, err := e.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStderr: true, Tail: "3"})
+	if err != nil {
+		return fmt.Sprintf("(no logs: %v)", err)
+	}
+	defer logs.Close()
+	var stderr strings.Builder
+	if _, err := stdcopy.StdCopy(io.Discard, &stderr, io.LimitReader(logs, 4096)); err != nil {
+		return fmt.Sprintf("(no logs: %v)", err)
+	}
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		return strconv.Quote(s)
+	}
+	return "(it wrote nothing)"
 }
 
 // undoPrepare removes what a failed Prepare made: the task container, the
@@ -150,12 +220,14 @@ func (e *Executor) undoPrepare(ctx context.Context, taskID string, sb Sandbox, c
 			if err := e.stopContainer(ctx, sb.ID); err != nil {
 				log.Warn("undo a failed prepare: stop the sandbox", "sandbox", sb.ID, "err", err)
 			}
+			e.unpin(taskID)
 			return
 		}
 	}
 	if err := e.removeContainer(ctx, sb.ID); err != nil {
 		log.Warn("undo a failed prepare: remove the sandbox", "sandbox", sb.ID, "err", err)
 	}
+	e.unpin(taskID)
 }
 
 // Start starts the task's container in its sandbox's netns, unless it has
@@ -193,7 +265,7 @@ func (c *controller) verify(ctx context.Context, st *taskState, w workload) erro
 	if st.verified || !running(w.sandbox) {
 		return nil
 	}
-	if err := c.e.cfg.Networks.Check(ctx, sandboxOf(w.sandbox), c.task); err != nil {
+	if err := c.e.cfg.Networks.Check(ctx, c.e.sandboxOf(w.sandbox), c.task); err != nil {
 		return fmt.Errorf("check the networks of adopted sandbox %s: %w", name(w.sandbox), err)
 	}
 	st.verified = true

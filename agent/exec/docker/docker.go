@@ -1,10 +1,13 @@
 // Package docker is the executor that runs tasks as containers of the
 // node's Docker engine. A task's workload is two containers:
 //
-//   - its sandbox: the pause image, no engine networking (NetworkMode
-//     none), the task's slot name as hostname. It holds the task's network
-//     namespace, which the node's CNI manager (Networks) attaches the
-//     task's networks to;
+//   - its sandbox: the pause image, the task's slot name as hostname. The
+//     executor makes the task's network namespace itself and pins it to a
+//     file (agent/netns, under Config.NetNSDir); the sandbox's process
+//     joins it as it starts (the engine gives the sandbox no namespace of
+//     its own: NetworkMode host) and holds it. The node's CNI manager
+//     (Networks) attaches the task's networks to the pin while the
+//     sandbox starts;
 //   - its container, made from the task's ContainerSpec, sharing the
 //     sandbox's namespace (NetworkMode container:<sandbox ID>).
 //
@@ -27,7 +30,8 @@
 //
 // The network follows the task: once the task's container has ended
 // (exited, stopped by Shutdown, failed to start), the sandbox is detached
-// (Networks.Detach) and stopped before the end is reported, so a task
+// (Networks.Detach) and stopped, and the pin removed, before the end is
+// reported, so a task
 // reported finished holds no address on any network (a Detach that fails
 // there is logged, and retried by Remove). Remove detaches
 // again (Detach is idempotent) and removes both containers; a sandbox
@@ -52,6 +56,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +69,10 @@ import (
 
 // Name is the executor's name in node descriptions.
 const Name = "docker"
+
+// DefaultNetNSDir holds, per node ID, the directory of the node's pinned
+// task namespaces.
+const DefaultNetNSDir = "/run/shoal/netns"
 
 // Config sets up an Executor.
 type Config struct {
@@ -86,6 +95,11 @@ type Config struct {
 	// (os.Executable), whose "pause" subcommand must block until SIGTERM
 	// or SIGINT.
 	PauseBinary string
+	// NetNSDir is where the tasks' network namespaces are pinned, one file
+	// per task ID; "" means DefaultNetNSDir/<NodeID>. Nothing else may
+	// keep files there: the executor removes the pins of tasks it does not
+	// run.
+	NetNSDir string
 	// Log receives the executor's logs; nil means slog.Default().
 	Log *slog.Logger
 	// EngineLabels are reported with the engine's own labels, over them.
@@ -118,8 +132,13 @@ func New(cfg Config) (*Executor, error) {
 	switch {
 	case cfg.NodeID == "":
 		return nil, errors.New("docker executor: no node ID")
+	case strings.ContainsAny(cfg.NodeID, "/\x00") || cfg.NodeID == "." || cfg.NodeID == "..":
+		return nil, fmt.Errorf("docker executor: node ID %q cannot name a directory", cfg.NodeID)
 	case cfg.Networks == nil:
 		return nil, errors.New("docker executor: no Networks to attach sandboxes")
+	}
+	if cfg.NetNSDir == "" {
+		cfg.NetNSDir = filepath.Join(DefaultNetNSDir, cfg.NodeID)
 	}
 	if cfg.Pull == "" {
 		cfg.Pull = PullMissing

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/agent/exec"
+	"github.com/shoal/shoal/agent/netns"
 	"github.com/shoal/shoal/api"
 )
 
@@ -92,7 +93,7 @@ func TestStopGracePeriod(t *testing.T) {
 			task.Spec.Container.StopGracePeriod = durationpb.New(grace)
 			ctl := startTask(t, e, task)
 			// shoal-echo handles signals once it serves.
-			echoIdentity(t, sandboxOf(ptr(inspect(t, containerName(task, e.cfg.NodeID)+sandboxSuffix))).NetNS)
+			echoIdentity(t, e.sandboxOf(ptr(inspect(t, containerName(task, e.cfg.NodeID)+sandboxSuffix))).NetNS)
 			stopping := time.Now()
 			if err := ctl.Shutdown(context.Background()); err != nil {
 				t.Fatalf("Shutdown: %v", err)
@@ -275,7 +276,40 @@ func TestPrepareRollback(t *testing.T) {
 			if len(attaches) != 1 || len(detaches) != 1 || detaches[0].SandboxID != attaches[0].SandboxID {
 				t.Errorf("Networks calls %+v, want an attach and a detach of the same sandbox", nets.calls)
 			}
+			if pins, err := netns.List(e.cfg.NetNSDir); err != nil || len(pins) != 0 {
+				t.Errorf("netns pins left: %v (%v)", pins, err)
+			}
 		})
+	}
+}
+
+// TestSandboxCannotJoin: a sandbox whose process cannot join the pinned
+// netns fails Prepare with what the process said; nothing is left.
+func TestSandboxCannotJoin(t *testing.T) {
+	needEngine(t)
+	nets := &fakeNetworks{}
+	nodeID := "test-node-" + randomSuffix()
+	e, err := New(Config{Client: engine, NodeID: nodeID, Networks: nets, PauseBinary: badPauseBin, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		removeNodeContainers(t, nodeID)
+		removePins(t, e.cfg.NetNSDir)
+		if ref, err := defaultPauseImage(pauseRecipe(badPauseBin)); err == nil {
+			_, _ = engine.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true})
+		}
+	})
+	err = mustController(t, e, echoTask(1)).Prepare(context.Background())
+	want := `the sandbox stopped as it started (exited, exit code 1): "pause: join the netns at /netns: invalid argument"`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Prepare: %v, want %q", err, want)
+	}
+	if left := nodeContainers(t, nodeID); len(left) != 0 {
+		t.Errorf("%d containers left", len(left))
+	}
+	if pins, err := netns.List(e.cfg.NetNSDir); err != nil || len(pins) != 0 {
+		t.Errorf("netns pins left: %v (%v)", pins, err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal/shoal/agent/netns"
 	"github.com/shoal/shoal/api"
 )
 
@@ -206,7 +208,10 @@ func newTestExecutor(t *testing.T, nets Networks, pull PullPolicy) *Executor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeNodeContainers(t, nodeID) })
+	t.Cleanup(func() {
+		removeNodeContainers(t, nodeID)
+		removePins(t, e.cfg.NetNSDir)
+	})
 	return e
 }
 
@@ -227,6 +232,22 @@ func removeNodeContainers(t *testing.T, nodeID string) {
 		if _, err := engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			t.Errorf("remove test container %s: %v", c.ID, err)
 		}
+	}
+}
+
+// removePins removes the netns pins left in dir, and dir.
+func removePins(t *testing.T, dir string) {
+	pins, err := netns.List(dir)
+	if err != nil {
+		t.Errorf("list pins: %v", err)
+	}
+	for _, p := range pins {
+		if err := netns.Unpin(filepath.Join(dir, p)); err != nil {
+			t.Errorf("remove a pin: %v", err)
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Errorf("remove the pins' directory: %v", err)
 	}
 }
 

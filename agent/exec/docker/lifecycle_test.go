@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal/shoal/agent/exec"
+	"github.com/shoal/shoal/agent/netns"
 	"github.com/shoal/shoal/api"
 )
 
@@ -59,7 +60,10 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("task container after Prepare: %s, want created", got)
 	}
 	attaches := nets.callsOf("attach")
-	wantNetNS := fmt.Sprintf("/proc/%d/ns/net", sb.State.Pid)
+	wantNetNS := e.pinPath(task.Id)
+	if same, err := netns.Same(fmt.Sprintf("/proc/%d/ns/net", sb.State.Pid), wantNetNS); err != nil || !same {
+		t.Errorf("the sandbox's process is not in the pinned netns %s (%v)", wantNetNS, err)
+	}
 	if len(attaches) != 1 || attaches[0].SandboxID != sb.ID || attaches[0].NetNS != wantNetNS || attaches[0].TaskID != task.Id {
 		t.Errorf("Attach calls %+v, want one for sandbox %s in %s", attaches, sb.ID, wantNetNS)
 	}
@@ -103,6 +107,9 @@ func TestLifecycle(t *testing.T) {
 	}
 	if st := inspect(t, sb.ID).State; st.Running {
 		t.Error("the sandbox runs after Shutdown")
+	}
+	if _, err := os.Stat(wantNetNS); !os.IsNotExist(err) {
+		t.Errorf("the netns pin is still there after Shutdown (%v)", err)
 	}
 	if !hasOps(nets.ops(), "attach", "detach") {
 		t.Errorf("Networks calls %v after Shutdown, want attach, detach", nets.ops())
@@ -148,8 +155,15 @@ func checkSandbox(t *testing.T, sb container.InspectResponse, task *api.Task, no
 	if sb.Config.Hostname != host {
 		t.Errorf("sandbox hostname %q, want %q", sb.Config.Hostname, host)
 	}
-	if sb.HostConfig.NetworkMode != "none" {
-		t.Errorf("sandbox network mode %q, want none", sb.HostConfig.NetworkMode)
+	// No namespace from the engine: its process joins the pinned one.
+	if sb.HostConfig.NetworkMode != "host" {
+		t.Errorf("sandbox network mode %q, want host", sb.HostConfig.NetworkMode)
+	}
+	if len(sb.Mounts) != 1 || sb.Mounts[0].Destination != sandboxNetNS || sb.Mounts[0].RW {
+		t.Errorf("sandbox mounts %+v, want the pinned netns read-only at %s", sb.Mounts, sandboxNetNS)
+	}
+	if !slices.Equal(sb.HostConfig.CapAdd, []string{"CAP_SYS_ADMIN"}) || !slices.Equal(sb.HostConfig.CapDrop, []string{"ALL"}) {
+		t.Errorf("sandbox capabilities add %v drop %v, want CAP_SYS_ADMIN only", sb.HostConfig.CapAdd, sb.HostConfig.CapDrop)
 	}
 	if sb.Config.Image != image {
 		t.Errorf("sandbox image %q, want %q", sb.Config.Image, image)

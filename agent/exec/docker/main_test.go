@@ -30,6 +30,8 @@ var (
 	engineErr error // why there is no engine
 	echoImage string
 	pauseBin  string
+	// badPauseBin is a pause binary that fails as it starts.
+	badPauseBin string
 )
 
 func TestMain(m *testing.M) {
@@ -45,7 +47,12 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	echoBin := filepath.Join(dir, "shoal-echo")
 	pauseBin = filepath.Join(dir, "pause")
-	for out, pkg := range map[string]string{echoBin: "github.com/shoal/shoal/cmd/shoal-echo", pauseBin: "./testdata/pause"} {
+	badPauseBin = filepath.Join(dir, "badpause")
+	for out, pkg := range map[string]string{
+		echoBin:     "github.com/shoal/shoal/cmd/shoal-echo",
+		pauseBin:    "./testdata/pause",
+		badPauseBin: "./testdata/badpause",
+	} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {

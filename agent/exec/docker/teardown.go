@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/shoal/shoal/agent/exec"
+	"github.com/shoal/shoal/agent/netns"
 )
 
 // Shutdown stops the task's container within its stop grace period (then
@@ -59,6 +60,7 @@ func (c *controller) Remove(ctx context.Context) error {
 			return fmt.Errorf("docker: remove task %s: %w", id, err)
 		}
 	}
+	c.e.unpin(id) // also one left by a Prepare that stopped before its sandbox
 	c.e.forgetTask(id, st)
 	if w.task != nil || w.sandbox != nil {
 		c.e.log.Info("removed a task", "task", id)
@@ -99,22 +101,26 @@ func (e *Executor) halt(ctx context.Context, st *taskState, w workload) error {
 	return e.release(ctx, st, w)
 }
 
-// release detaches the task's networks and stops its sandbox, once per
-// executor; st is locked.
+// release detaches the task's networks, stops its sandbox and unpins its
+// netns, once per executor; st is locked.
 //
-// The sandbox is stopped even when the Detach fails: its namespace, and with it the container's
-// end of every veth and the task's address, goes with its process, so the address is off the
-// wire before the task's end is reported and the manager gives it to another task. The stopped
-// sandbox is kept, and a later Remove detaches it again (DEL works without the namespace).
+// The sandbox is stopped and the pin removed even when the Detach fails: the namespace, and with
+// it the container's end of every veth and the task's address, goes with the last of them, so the
+// address is off the wire before the task's end is reported and the manager gives it to another
+// task. The stopped sandbox is kept, and a later Remove detaches it again (DEL works without the
+// namespace).
 func (e *Executor) release(ctx context.Context, st *taskState, w workload) error {
 	if st.released || w.sandbox == nil {
 		return nil
 	}
-	detachErr := e.cfg.Networks.Detach(ctx, sandboxOf(w.sandbox))
+	detachErr := e.cfg.Networks.Detach(ctx, e.sandboxOf(w.sandbox))
 	if running(w.sandbox) {
 		if err := e.stopContainer(ctx, w.sandbox.ID); err != nil {
 			return errors.Join(detachErr, err)
 		}
+	}
+	if err := netns.Unpin(e.pinPath(taskOf(w.sandbox))); err != nil {
+		return errors.Join(detachErr, err)
 	}
 	if detachErr != nil {
 		return fmt.Errorf("detach sandbox %s (stopped, kept for a later try): %w", name(w.sandbox), detachErr)
@@ -123,16 +129,23 @@ func (e *Executor) release(ctx context.Context, st *taskState, w workload) error
 	return nil
 }
 
-// removeSandbox detaches the sandbox sb and removes it. When the Detach fails it stops sb (see
-// release) and keeps it for a later try.
+// removeSandbox detaches the sandbox sb, removes it and unpins its netns. When the Detach fails
+// it stops sb and unpins (see release) and keeps sb for a later try.
 func (e *Executor) removeSandbox(ctx context.Context, sb *container.InspectResponse) error {
-	if err := e.cfg.Networks.Detach(ctx, sandboxOf(sb)); err != nil {
+	pin := e.pinPath(taskOf(sb))
+	if err := e.cfg.Networks.Detach(ctx, e.sandboxOf(sb)); err != nil {
 		if stopErr := e.stopContainer(ctx, sb.ID); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
+		if unpinErr := netns.Unpin(pin); unpinErr != nil {
+			err = errors.Join(err, unpinErr)
+		}
 		return fmt.Errorf("detach sandbox %s (stopped, kept for a later try): %w", name(sb), err)
 	}
-	return e.removeContainer(ctx, sb.ID)
+	if err := e.removeContainer(ctx, sb.ID); err != nil {
+		return err
+	}
+	return netns.Unpin(pin)
 }
 
 // stopContainer stops container id within its stop timeout, then the

@@ -9,11 +9,13 @@ package docker
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"github.com/shoal/shoal/agent/netns"
 )
 
 // workload is the engine's view of one task: either container may be nil.
@@ -107,13 +109,39 @@ func started(c *container.InspectResponse) bool {
 	return c != nil && c.State != nil && c.State.Status != container.StateCreated
 }
 
-// sandboxOf is the Networks' view of the sandbox container c.
-func sandboxOf(c *container.InspectResponse) Sandbox {
+// sandboxOf is the Networks' view of the sandbox container c: its task's
+// pinned netns while the pin exists, else (a sandbox of an earlier
+// version, which had a namespace of its own) its process's while it runs.
+func (e *Executor) sandboxOf(c *container.InspectResponse) Sandbox {
 	sb := Sandbox{ID: c.ID}
-	if running(c) && c.State.Pid > 0 {
+	if pin := e.pinPath(taskOf(c)); taskOf(c) != "" && netns.Pinned(pin) {
+		sb.NetNS = pin
+	} else if running(c) && c.State.Pid > 0 {
 		sb.NetNS = fmt.Sprintf("/proc/%d/ns/net", c.State.Pid)
 	}
 	return sb
+}
+
+// taskOf is the task ID container c is labelled with.
+func taskOf(c *container.InspectResponse) string {
+	if c.Config == nil {
+		return ""
+	}
+	return c.Config.Labels[LabelTaskID]
+}
+
+// pinPath is where task taskID's netns is pinned.
+func (e *Executor) pinPath(taskID string) string {
+	return filepath.Join(e.cfg.NetNSDir, taskID)
+}
+
+// unpin removes task taskID's netns pin, if any; the namespace ends with
+// the last process in it. A failure is logged: the pin is retried by the
+// next Remove and by CollectGarbage.
+func (e *Executor) unpin(taskID string) {
+	if err := netns.Unpin(e.pinPath(taskID)); err != nil {
+		e.log.Warn("remove a task's netns pin", "task", taskID, "err", err)
+	}
 }
 
 // name is c's name without the engine's leading slash.
