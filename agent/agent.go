@@ -50,9 +50,17 @@ type Config struct {
 	Executor exec.Executor
 	// OnMessage is called with every session message, in order.
 	OnMessage func(*api.SessionMessage)
+	// Dataplane reads the node's overlay as the kernel has it, for the
+	// networks named (none: all), to answer a manager's DataplaneQuery;
+	// nil: queries are answered with an error saying the node has none.
+	Dataplane func(ctx context.Context, networkIDs []string) ([]*api.OverlayKernelState, error)
 	// OnNetworks is handed the networks each assignments message carries,
 	// before its tasks (the CNI manager renders their configuration).
 	OnNetworks func([]*api.Network)
+	// OnEndpoints is handed each assignments message's endpoint views, in
+	// order: with complete, set is every network's whole view (a new
+	// stream's first message); otherwise set and removed are changes.
+	OnEndpoints func(complete bool, set []*api.Endpoint, removed []*api.EndpointKey)
 	// NetworkStatus reports whether the node's network plugins can attach
 	// tasks (their CNI STATUS); nil means always. It is asked at every
 	// session start and every NetworkStatusPeriod: the answer goes in the
@@ -100,6 +108,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Executor != nil {
 		a.worker = newWorker(ctx, a.cfg.Executor, a.reports, a.cfg.Logger)
 		a.worker.onNetworks = a.cfg.OnNetworks
+		a.worker.onEndpoints = a.cfg.OnEndpoints
 		defer a.worker.wait()
 		defer cancel() // runners stop before wait
 	}
@@ -184,6 +193,8 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	queries := newQueryAnswerer(a, client, first.SessionId, &wg)
+	queries.answer(ctx, first.Queries)
 	wg.Go(func() {
 		for {
 			msg, err := stream.Recv()
@@ -192,6 +203,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 				return
 			}
 			a.handle(msg)
+			queries.answer(ctx, msg.Queries)
 		}
 	})
 	wg.Go(func() { errc <- a.heartbeat(ctx, client, first) })

@@ -164,3 +164,45 @@ func (c *flakyRemoveController) Remove(ctx context.Context) error {
 	}
 	return c.Controller.Remove(ctx)
 }
+
+// Endpoint views reach OnEndpoints in order: a COMPLETE message's whole view, then changes.
+func TestAgentHandsOnEndpoints(t *testing.T) {
+	d := newTaskDispatcher()
+	addr := serve(t, d)
+	type call struct {
+		complete bool
+		set      []string
+		removed  []string
+	}
+	calls := make(chan call, 4)
+	a := newTestAgent([]string{addr}, nil)
+	a.cfg.Executor = newCountingExecutor(t, sim.Config{})
+	a.cfg.OnEndpoints = func(complete bool, set []*api.Endpoint, removed []*api.EndpointKey) {
+		c := call{complete: complete}
+		for _, ep := range set {
+			c.set = append(c.set, ep.TaskId)
+		}
+		for _, k := range removed {
+			c.removed = append(c.removed, k.TaskId)
+		}
+		calls <- c
+	}
+	runAgent(t, a)
+	waitSession(t, d, 1)
+	first := complete()
+	first.Endpoints = []*api.Endpoint{{NetworkId: "net1", TaskId: "a"}, {NetworkId: "net1", TaskId: "b"}}
+	d.send(first)
+	d.send(&api.AssignmentsMessage{Type: api.AssignmentsMessage_TYPE_INCREMENTAL,
+		Endpoints: []*api.Endpoint{{NetworkId: "net1", TaskId: "c"}}, RemovedEndpoints: []*api.EndpointKey{{NetworkId: "net1", TaskId: "a"}}})
+	want := []call{{complete: true, set: []string{"a", "b"}}, {set: []string{"c"}, removed: []string{"a"}}}
+	for i, w := range want {
+		select {
+		case got := <-calls:
+			if got.complete != w.complete || !slices.Equal(got.set, w.set) || !slices.Equal(got.removed, w.removed) {
+				t.Fatalf("call %d: %+v, want %+v", i+1, got, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d never came", i+1)
+		}
+	}
+}

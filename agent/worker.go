@@ -32,6 +32,8 @@ type worker struct {
 	wg       sync.WaitGroup // runner and cleanup goroutines
 	// onNetworks is Config.OnNetworks.
 	onNetworks func([]*api.Network)
+	// onEndpoints is Config.OnEndpoints.
+	onEndpoints func(complete bool, set []*api.Endpoint, removed []*api.EndpointKey)
 
 	mu    sync.Mutex
 	tasks map[string]*runner
@@ -45,6 +47,10 @@ func newWorker(ctx context.Context, e exec.Executor, reports *reporter, log *slo
 func (w *worker) apply(msg *api.AssignmentsMessage) {
 	if len(msg.Networks) > 0 && w.onNetworks != nil {
 		w.onNetworks(msg.Networks)
+	}
+	complete := msg.Type == api.AssignmentsMessage_TYPE_COMPLETE
+	if w.onEndpoints != nil && (complete || len(msg.Endpoints) > 0 || len(msg.RemovedEndpoints) > 0) {
+		w.onEndpoints(complete, msg.Endpoints, msg.RemovedEndpoints)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -1939,11 +1939,227 @@ func (x *GetAllocatorStateResponse) GetInconsistencies() []string {
 	return nil
 }
 
+// InspectOverlayRequest names a network and a node by name, ID or unique ID
+// prefix; no node means the manager answering.
+type InspectOverlayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectOverlayRequest) Reset() {
+	*x = InspectOverlayRequest{}
+	mi := &file_api_control_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectOverlayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectOverlayRequest) ProtoMessage() {}
+
+func (x *InspectOverlayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectOverlayRequest.ProtoReflect.Descriptor instead.
+func (*InspectOverlayRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *InspectOverlayRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *InspectOverlayRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// InspectOverlayResponse is a network's overlay on a node: what the cluster
+// wants (every endpoint of the network, and the node's data-path address)
+// and what the node's kernel has, as its agent read it just now. Only the
+// leader answers (others fail with FailedPrecondition naming it).
+type InspectOverlayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       *Network               `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Node          *Node                  `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Endpoints     []*Endpoint            `protobuf:"bytes,3,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	Kernel        *OverlayKernelState    `protobuf:"bytes,4,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectOverlayResponse) Reset() {
+	*x = InspectOverlayResponse{}
+	mi := &file_api_control_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectOverlayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectOverlayResponse) ProtoMessage() {}
+
+func (x *InspectOverlayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectOverlayResponse.ProtoReflect.Descriptor instead.
+func (*InspectOverlayResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *InspectOverlayResponse) GetNetwork() *Network {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+func (x *InspectOverlayResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *InspectOverlayResponse) GetEndpoints() []*Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+func (x *InspectOverlayResponse) GetKernel() *OverlayKernelState {
+	if x != nil {
+		return x.Kernel
+	}
+	return nil
+}
+
+// ListOverlayEndpointsRequest names networks (empty: all).
+type ListOverlayEndpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Networks      []string               `protobuf:"bytes,1,rep,name=networks,proto3" json:"networks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOverlayEndpointsRequest) Reset() {
+	*x = ListOverlayEndpointsRequest{}
+	mi := &file_api_control_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOverlayEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOverlayEndpointsRequest) ProtoMessage() {}
+
+func (x *ListOverlayEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOverlayEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListOverlayEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListOverlayEndpointsRequest) GetNetworks() []string {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+// ListOverlayEndpointsResponse is the leader's endpoint views.
+type ListOverlayEndpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoints     []*Endpoint            `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOverlayEndpointsResponse) Reset() {
+	*x = ListOverlayEndpointsResponse{}
+	mi := &file_api_control_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOverlayEndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOverlayEndpointsResponse) ProtoMessage() {}
+
+func (x *ListOverlayEndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOverlayEndpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListOverlayEndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListOverlayEndpointsResponse) GetEndpoints() []*Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
 var File_api_control_proto protoreflect.FileDescriptor
 
 const file_api_control_proto_rawDesc = "" +
 	"\n" +
-	"\x11api/control.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x11api/objects.proto\"\x13\n" +
+	"\x11api/control.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x11api/objects.proto\x1a\x14api/dispatcher.proto\"\x13\n" +
 	"\x11GetClusterRequest\"\xd2\x01\n" +
 	"\x12GetClusterResponse\x12,\n" +
 	"\acluster\x18\x01 \x01(\v2\x12.shoal.api.ClusterR\acluster\x12\x1b\n" +
@@ -2057,7 +2273,19 @@ const file_api_control_proto_rawDesc = "" +
 	"\frebuilt_json\x18\x04 \x01(\tR\vrebuiltJson\x12'\n" +
 	"\x0frebuilt_version\x18\x05 \x01(\x04R\x0erebuiltVersion\x12D\n" +
 	"\x10rebuild_duration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0frebuildDuration\x12(\n" +
-	"\x0finconsistencies\x18\a \x03(\tR\x0finconsistencies2\xbc\f\n" +
+	"\x0finconsistencies\x18\a \x03(\tR\x0finconsistencies\"E\n" +
+	"\x15InspectOverlayRequest\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\"\xd5\x01\n" +
+	"\x16InspectOverlayResponse\x12,\n" +
+	"\anetwork\x18\x01 \x01(\v2\x12.shoal.api.NetworkR\anetwork\x12#\n" +
+	"\x04node\x18\x02 \x01(\v2\x0f.shoal.api.NodeR\x04node\x121\n" +
+	"\tendpoints\x18\x03 \x03(\v2\x13.shoal.api.EndpointR\tendpoints\x125\n" +
+	"\x06kernel\x18\x04 \x01(\v2\x1d.shoal.api.OverlayKernelStateR\x06kernel\"9\n" +
+	"\x1bListOverlayEndpointsRequest\x12\x1a\n" +
+	"\bnetworks\x18\x01 \x03(\tR\bnetworks\"Q\n" +
+	"\x1cListOverlayEndpointsResponse\x121\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x13.shoal.api.EndpointR\tendpoints2\xfc\r\n" +
 	"\aControl\x12I\n" +
 	"\n" +
 	"GetCluster\x12\x1c.shoal.api.GetClusterRequest\x1a\x1d.shoal.api.GetClusterResponse\x12X\n" +
@@ -2083,7 +2311,9 @@ const file_api_control_proto_rawDesc = "" +
 	"\rRemoveNetwork\x12\x1f.shoal.api.RemoveNetworkRequest\x1a .shoal.api.RemoveNetworkResponse\x12O\n" +
 	"\fListBindings\x12\x1e.shoal.api.ListBindingsRequest\x1a\x1f.shoal.api.ListBindingsResponse\x12U\n" +
 	"\x0eReleaseBinding\x12 .shoal.api.ReleaseBindingRequest\x1a!.shoal.api.ReleaseBindingResponse\x12^\n" +
-	"\x11GetAllocatorState\x12#.shoal.api.GetAllocatorStateRequest\x1a$.shoal.api.GetAllocatorStateResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
+	"\x11GetAllocatorState\x12#.shoal.api.GetAllocatorStateRequest\x1a$.shoal.api.GetAllocatorStateResponse\x12U\n" +
+	"\x0eInspectOverlay\x12 .shoal.api.InspectOverlayRequest\x1a!.shoal.api.InspectOverlayResponse\x12g\n" +
+	"\x14ListOverlayEndpoints\x12&.shoal.api.ListOverlayEndpointsRequest\x1a'.shoal.api.ListOverlayEndpointsResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
 	file_api_control_proto_rawDescOnce sync.Once
@@ -2097,135 +2327,150 @@ func file_api_control_proto_rawDescGZIP() []byte {
 	return file_api_control_proto_rawDescData
 }
 
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_api_control_proto_goTypes = []any{
-	(*GetClusterRequest)(nil),         // 0: shoal.api.GetClusterRequest
-	(*GetClusterResponse)(nil),        // 1: shoal.api.GetClusterResponse
-	(*RotateJoinTokenRequest)(nil),    // 2: shoal.api.RotateJoinTokenRequest
-	(*RotateJoinTokenResponse)(nil),   // 3: shoal.api.RotateJoinTokenResponse
-	(*ListNodesRequest)(nil),          // 4: shoal.api.ListNodesRequest
-	(*ListNodesResponse)(nil),         // 5: shoal.api.ListNodesResponse
-	(*GetNodeRequest)(nil),            // 6: shoal.api.GetNodeRequest
-	(*GetNodeResponse)(nil),           // 7: shoal.api.GetNodeResponse
-	(*UpdateNodeRequest)(nil),         // 8: shoal.api.UpdateNodeRequest
-	(*UpdateNodeResponse)(nil),        // 9: shoal.api.UpdateNodeResponse
-	(*RemoveNodeRequest)(nil),         // 10: shoal.api.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),        // 11: shoal.api.RemoveNodeResponse
-	(*CreateServiceRequest)(nil),      // 12: shoal.api.CreateServiceRequest
-	(*CreateServiceResponse)(nil),     // 13: shoal.api.CreateServiceResponse
-	(*GetServiceRequest)(nil),         // 14: shoal.api.GetServiceRequest
-	(*GetServiceResponse)(nil),        // 15: shoal.api.GetServiceResponse
-	(*ListServicesRequest)(nil),       // 16: shoal.api.ListServicesRequest
-	(*ListServicesResponse)(nil),      // 17: shoal.api.ListServicesResponse
-	(*UpdateServiceRequest)(nil),      // 18: shoal.api.UpdateServiceRequest
-	(*UpdateServiceResponse)(nil),     // 19: shoal.api.UpdateServiceResponse
-	(*RemoveServiceRequest)(nil),      // 20: shoal.api.RemoveServiceRequest
-	(*RemoveServiceResponse)(nil),     // 21: shoal.api.RemoveServiceResponse
-	(*ListTasksRequest)(nil),          // 22: shoal.api.ListTasksRequest
-	(*ListTasksResponse)(nil),         // 23: shoal.api.ListTasksResponse
-	(*GetTaskRequest)(nil),            // 24: shoal.api.GetTaskRequest
-	(*GetTaskResponse)(nil),           // 25: shoal.api.GetTaskResponse
-	(*CreateNetworkRequest)(nil),      // 26: shoal.api.CreateNetworkRequest
-	(*CreateNetworkResponse)(nil),     // 27: shoal.api.CreateNetworkResponse
-	(*GetNetworkRequest)(nil),         // 28: shoal.api.GetNetworkRequest
-	(*GetNetworkResponse)(nil),        // 29: shoal.api.GetNetworkResponse
-	(*ListNetworksRequest)(nil),       // 30: shoal.api.ListNetworksRequest
-	(*ListNetworksResponse)(nil),      // 31: shoal.api.ListNetworksResponse
-	(*RemoveNetworkRequest)(nil),      // 32: shoal.api.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),     // 33: shoal.api.RemoveNetworkResponse
-	(*ListBindingsRequest)(nil),       // 34: shoal.api.ListBindingsRequest
-	(*ListBindingsResponse)(nil),      // 35: shoal.api.ListBindingsResponse
-	(*ReleaseBindingRequest)(nil),     // 36: shoal.api.ReleaseBindingRequest
-	(*ReleaseBindingResponse)(nil),    // 37: shoal.api.ReleaseBindingResponse
-	(*GetAllocatorStateRequest)(nil),  // 38: shoal.api.GetAllocatorStateRequest
-	(*GetAllocatorStateResponse)(nil), // 39: shoal.api.GetAllocatorStateResponse
-	nil,                               // 40: shoal.api.ListServicesResponse.RunningEntry
-	nil,                               // 41: shoal.api.ListServicesResponse.DesiredEntry
-	(*Cluster)(nil),                   // 42: shoal.api.Cluster
-	(NodeRole)(0),                     // 43: shoal.api.NodeRole
-	(*JoinTokens)(nil),                // 44: shoal.api.JoinTokens
-	(*Node)(nil),                      // 45: shoal.api.Node
-	(*NodeSpec)(nil),                  // 46: shoal.api.NodeSpec
-	(*ServiceSpec)(nil),               // 47: shoal.api.ServiceSpec
-	(*Service)(nil),                   // 48: shoal.api.Service
-	(TaskState)(0),                    // 49: shoal.api.TaskState
-	(*Task)(nil),                      // 50: shoal.api.Task
-	(*NetworkSpec)(nil),               // 51: shoal.api.NetworkSpec
-	(*Network)(nil),                   // 52: shoal.api.Network
-	(*IPBinding)(nil),                 // 53: shoal.api.IPBinding
-	(*durationpb.Duration)(nil),       // 54: google.protobuf.Duration
+	(*GetClusterRequest)(nil),            // 0: shoal.api.GetClusterRequest
+	(*GetClusterResponse)(nil),           // 1: shoal.api.GetClusterResponse
+	(*RotateJoinTokenRequest)(nil),       // 2: shoal.api.RotateJoinTokenRequest
+	(*RotateJoinTokenResponse)(nil),      // 3: shoal.api.RotateJoinTokenResponse
+	(*ListNodesRequest)(nil),             // 4: shoal.api.ListNodesRequest
+	(*ListNodesResponse)(nil),            // 5: shoal.api.ListNodesResponse
+	(*GetNodeRequest)(nil),               // 6: shoal.api.GetNodeRequest
+	(*GetNodeResponse)(nil),              // 7: shoal.api.GetNodeResponse
+	(*UpdateNodeRequest)(nil),            // 8: shoal.api.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),           // 9: shoal.api.UpdateNodeResponse
+	(*RemoveNodeRequest)(nil),            // 10: shoal.api.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),           // 11: shoal.api.RemoveNodeResponse
+	(*CreateServiceRequest)(nil),         // 12: shoal.api.CreateServiceRequest
+	(*CreateServiceResponse)(nil),        // 13: shoal.api.CreateServiceResponse
+	(*GetServiceRequest)(nil),            // 14: shoal.api.GetServiceRequest
+	(*GetServiceResponse)(nil),           // 15: shoal.api.GetServiceResponse
+	(*ListServicesRequest)(nil),          // 16: shoal.api.ListServicesRequest
+	(*ListServicesResponse)(nil),         // 17: shoal.api.ListServicesResponse
+	(*UpdateServiceRequest)(nil),         // 18: shoal.api.UpdateServiceRequest
+	(*UpdateServiceResponse)(nil),        // 19: shoal.api.UpdateServiceResponse
+	(*RemoveServiceRequest)(nil),         // 20: shoal.api.RemoveServiceRequest
+	(*RemoveServiceResponse)(nil),        // 21: shoal.api.RemoveServiceResponse
+	(*ListTasksRequest)(nil),             // 22: shoal.api.ListTasksRequest
+	(*ListTasksResponse)(nil),            // 23: shoal.api.ListTasksResponse
+	(*GetTaskRequest)(nil),               // 24: shoal.api.GetTaskRequest
+	(*GetTaskResponse)(nil),              // 25: shoal.api.GetTaskResponse
+	(*CreateNetworkRequest)(nil),         // 26: shoal.api.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil),        // 27: shoal.api.CreateNetworkResponse
+	(*GetNetworkRequest)(nil),            // 28: shoal.api.GetNetworkRequest
+	(*GetNetworkResponse)(nil),           // 29: shoal.api.GetNetworkResponse
+	(*ListNetworksRequest)(nil),          // 30: shoal.api.ListNetworksRequest
+	(*ListNetworksResponse)(nil),         // 31: shoal.api.ListNetworksResponse
+	(*RemoveNetworkRequest)(nil),         // 32: shoal.api.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),        // 33: shoal.api.RemoveNetworkResponse
+	(*ListBindingsRequest)(nil),          // 34: shoal.api.ListBindingsRequest
+	(*ListBindingsResponse)(nil),         // 35: shoal.api.ListBindingsResponse
+	(*ReleaseBindingRequest)(nil),        // 36: shoal.api.ReleaseBindingRequest
+	(*ReleaseBindingResponse)(nil),       // 37: shoal.api.ReleaseBindingResponse
+	(*GetAllocatorStateRequest)(nil),     // 38: shoal.api.GetAllocatorStateRequest
+	(*GetAllocatorStateResponse)(nil),    // 39: shoal.api.GetAllocatorStateResponse
+	(*InspectOverlayRequest)(nil),        // 40: shoal.api.InspectOverlayRequest
+	(*InspectOverlayResponse)(nil),       // 41: shoal.api.InspectOverlayResponse
+	(*ListOverlayEndpointsRequest)(nil),  // 42: shoal.api.ListOverlayEndpointsRequest
+	(*ListOverlayEndpointsResponse)(nil), // 43: shoal.api.ListOverlayEndpointsResponse
+	nil,                                  // 44: shoal.api.ListServicesResponse.RunningEntry
+	nil,                                  // 45: shoal.api.ListServicesResponse.DesiredEntry
+	(*Cluster)(nil),                      // 46: shoal.api.Cluster
+	(NodeRole)(0),                        // 47: shoal.api.NodeRole
+	(*JoinTokens)(nil),                   // 48: shoal.api.JoinTokens
+	(*Node)(nil),                         // 49: shoal.api.Node
+	(*NodeSpec)(nil),                     // 50: shoal.api.NodeSpec
+	(*ServiceSpec)(nil),                  // 51: shoal.api.ServiceSpec
+	(*Service)(nil),                      // 52: shoal.api.Service
+	(TaskState)(0),                       // 53: shoal.api.TaskState
+	(*Task)(nil),                         // 54: shoal.api.Task
+	(*NetworkSpec)(nil),                  // 55: shoal.api.NetworkSpec
+	(*Network)(nil),                      // 56: shoal.api.Network
+	(*IPBinding)(nil),                    // 57: shoal.api.IPBinding
+	(*durationpb.Duration)(nil),          // 58: google.protobuf.Duration
+	(*Endpoint)(nil),                     // 59: shoal.api.Endpoint
+	(*OverlayKernelState)(nil),           // 60: shoal.api.OverlayKernelState
 }
 var file_api_control_proto_depIdxs = []int32{
-	42, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
-	43, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
-	44, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
-	45, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
-	45, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
-	46, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
-	45, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
-	47, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
-	48, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
-	48, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
-	48, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
-	40, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
-	41, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
-	47, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
-	48, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
-	49, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
-	50, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
-	50, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
-	51, // 18: shoal.api.CreateNetworkRequest.spec:type_name -> shoal.api.NetworkSpec
-	52, // 19: shoal.api.CreateNetworkResponse.network:type_name -> shoal.api.Network
-	52, // 20: shoal.api.GetNetworkResponse.network:type_name -> shoal.api.Network
-	52, // 21: shoal.api.ListNetworksResponse.networks:type_name -> shoal.api.Network
-	53, // 22: shoal.api.ListBindingsResponse.bindings:type_name -> shoal.api.IPBinding
-	53, // 23: shoal.api.ReleaseBindingResponse.bindings:type_name -> shoal.api.IPBinding
-	54, // 24: shoal.api.GetAllocatorStateResponse.rebuild_duration:type_name -> google.protobuf.Duration
-	0,  // 25: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
-	2,  // 26: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
-	4,  // 27: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
-	6,  // 28: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
-	8,  // 29: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
-	10, // 30: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
-	12, // 31: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
-	14, // 32: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
-	16, // 33: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
-	18, // 34: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
-	20, // 35: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
-	22, // 36: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
-	24, // 37: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
-	26, // 38: shoal.api.Control.CreateNetwork:input_type -> shoal.api.CreateNetworkRequest
-	28, // 39: shoal.api.Control.GetNetwork:input_type -> shoal.api.GetNetworkRequest
-	30, // 40: shoal.api.Control.ListNetworks:input_type -> shoal.api.ListNetworksRequest
-	32, // 41: shoal.api.Control.RemoveNetwork:input_type -> shoal.api.RemoveNetworkRequest
-	34, // 42: shoal.api.Control.ListBindings:input_type -> shoal.api.ListBindingsRequest
-	36, // 43: shoal.api.Control.ReleaseBinding:input_type -> shoal.api.ReleaseBindingRequest
-	38, // 44: shoal.api.Control.GetAllocatorState:input_type -> shoal.api.GetAllocatorStateRequest
-	1,  // 45: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
-	3,  // 46: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
-	5,  // 47: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
-	7,  // 48: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
-	9,  // 49: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
-	11, // 50: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
-	13, // 51: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
-	15, // 52: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
-	17, // 53: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
-	19, // 54: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
-	21, // 55: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
-	23, // 56: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
-	25, // 57: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
-	27, // 58: shoal.api.Control.CreateNetwork:output_type -> shoal.api.CreateNetworkResponse
-	29, // 59: shoal.api.Control.GetNetwork:output_type -> shoal.api.GetNetworkResponse
-	31, // 60: shoal.api.Control.ListNetworks:output_type -> shoal.api.ListNetworksResponse
-	33, // 61: shoal.api.Control.RemoveNetwork:output_type -> shoal.api.RemoveNetworkResponse
-	35, // 62: shoal.api.Control.ListBindings:output_type -> shoal.api.ListBindingsResponse
-	37, // 63: shoal.api.Control.ReleaseBinding:output_type -> shoal.api.ReleaseBindingResponse
-	39, // 64: shoal.api.Control.GetAllocatorState:output_type -> shoal.api.GetAllocatorStateResponse
-	45, // [45:65] is the sub-list for method output_type
-	25, // [25:45] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	46, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
+	47, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
+	48, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
+	49, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
+	49, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
+	50, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
+	49, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
+	51, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	52, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
+	52, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
+	52, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
+	44, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
+	45, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
+	51, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	52, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
+	53, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
+	54, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
+	54, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
+	55, // 18: shoal.api.CreateNetworkRequest.spec:type_name -> shoal.api.NetworkSpec
+	56, // 19: shoal.api.CreateNetworkResponse.network:type_name -> shoal.api.Network
+	56, // 20: shoal.api.GetNetworkResponse.network:type_name -> shoal.api.Network
+	56, // 21: shoal.api.ListNetworksResponse.networks:type_name -> shoal.api.Network
+	57, // 22: shoal.api.ListBindingsResponse.bindings:type_name -> shoal.api.IPBinding
+	57, // 23: shoal.api.ReleaseBindingResponse.bindings:type_name -> shoal.api.IPBinding
+	58, // 24: shoal.api.GetAllocatorStateResponse.rebuild_duration:type_name -> google.protobuf.Duration
+	56, // 25: shoal.api.InspectOverlayResponse.network:type_name -> shoal.api.Network
+	49, // 26: shoal.api.InspectOverlayResponse.node:type_name -> shoal.api.Node
+	59, // 27: shoal.api.InspectOverlayResponse.endpoints:type_name -> shoal.api.Endpoint
+	60, // 28: shoal.api.InspectOverlayResponse.kernel:type_name -> shoal.api.OverlayKernelState
+	59, // 29: shoal.api.ListOverlayEndpointsResponse.endpoints:type_name -> shoal.api.Endpoint
+	0,  // 30: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
+	2,  // 31: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
+	4,  // 32: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
+	6,  // 33: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
+	8,  // 34: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
+	10, // 35: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
+	12, // 36: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
+	14, // 37: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
+	16, // 38: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
+	18, // 39: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
+	20, // 40: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
+	22, // 41: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
+	24, // 42: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
+	26, // 43: shoal.api.Control.CreateNetwork:input_type -> shoal.api.CreateNetworkRequest
+	28, // 44: shoal.api.Control.GetNetwork:input_type -> shoal.api.GetNetworkRequest
+	30, // 45: shoal.api.Control.ListNetworks:input_type -> shoal.api.ListNetworksRequest
+	32, // 46: shoal.api.Control.RemoveNetwork:input_type -> shoal.api.RemoveNetworkRequest
+	34, // 47: shoal.api.Control.ListBindings:input_type -> shoal.api.ListBindingsRequest
+	36, // 48: shoal.api.Control.ReleaseBinding:input_type -> shoal.api.ReleaseBindingRequest
+	38, // 49: shoal.api.Control.GetAllocatorState:input_type -> shoal.api.GetAllocatorStateRequest
+	40, // 50: shoal.api.Control.InspectOverlay:input_type -> shoal.api.InspectOverlayRequest
+	42, // 51: shoal.api.Control.ListOverlayEndpoints:input_type -> shoal.api.ListOverlayEndpointsRequest
+	1,  // 52: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
+	3,  // 53: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
+	5,  // 54: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
+	7,  // 55: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
+	9,  // 56: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
+	11, // 57: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
+	13, // 58: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
+	15, // 59: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
+	17, // 60: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
+	19, // 61: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
+	21, // 62: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
+	23, // 63: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
+	25, // 64: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
+	27, // 65: shoal.api.Control.CreateNetwork:output_type -> shoal.api.CreateNetworkResponse
+	29, // 66: shoal.api.Control.GetNetwork:output_type -> shoal.api.GetNetworkResponse
+	31, // 67: shoal.api.Control.ListNetworks:output_type -> shoal.api.ListNetworksResponse
+	33, // 68: shoal.api.Control.RemoveNetwork:output_type -> shoal.api.RemoveNetworkResponse
+	35, // 69: shoal.api.Control.ListBindings:output_type -> shoal.api.ListBindingsResponse
+	37, // 70: shoal.api.Control.ReleaseBinding:output_type -> shoal.api.ReleaseBindingResponse
+	39, // 71: shoal.api.Control.GetAllocatorState:output_type -> shoal.api.GetAllocatorStateResponse
+	41, // 72: shoal.api.Control.InspectOverlay:output_type -> shoal.api.InspectOverlayResponse
+	43, // 73: shoal.api.Control.ListOverlayEndpoints:output_type -> shoal.api.ListOverlayEndpointsResponse
+	52, // [52:74] is the sub-list for method output_type
+	30, // [30:52] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_api_control_proto_init() }
@@ -2234,13 +2479,14 @@ func file_api_control_proto_init() {
 		return
 	}
 	file_api_objects_proto_init()
+	file_api_dispatcher_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   42,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

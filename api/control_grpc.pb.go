@@ -19,26 +19,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Control_GetCluster_FullMethodName        = "/shoal.api.Control/GetCluster"
-	Control_RotateJoinToken_FullMethodName   = "/shoal.api.Control/RotateJoinToken"
-	Control_ListNodes_FullMethodName         = "/shoal.api.Control/ListNodes"
-	Control_GetNode_FullMethodName           = "/shoal.api.Control/GetNode"
-	Control_UpdateNode_FullMethodName        = "/shoal.api.Control/UpdateNode"
-	Control_RemoveNode_FullMethodName        = "/shoal.api.Control/RemoveNode"
-	Control_CreateService_FullMethodName     = "/shoal.api.Control/CreateService"
-	Control_GetService_FullMethodName        = "/shoal.api.Control/GetService"
-	Control_ListServices_FullMethodName      = "/shoal.api.Control/ListServices"
-	Control_UpdateService_FullMethodName     = "/shoal.api.Control/UpdateService"
-	Control_RemoveService_FullMethodName     = "/shoal.api.Control/RemoveService"
-	Control_ListTasks_FullMethodName         = "/shoal.api.Control/ListTasks"
-	Control_GetTask_FullMethodName           = "/shoal.api.Control/GetTask"
-	Control_CreateNetwork_FullMethodName     = "/shoal.api.Control/CreateNetwork"
-	Control_GetNetwork_FullMethodName        = "/shoal.api.Control/GetNetwork"
-	Control_ListNetworks_FullMethodName      = "/shoal.api.Control/ListNetworks"
-	Control_RemoveNetwork_FullMethodName     = "/shoal.api.Control/RemoveNetwork"
-	Control_ListBindings_FullMethodName      = "/shoal.api.Control/ListBindings"
-	Control_ReleaseBinding_FullMethodName    = "/shoal.api.Control/ReleaseBinding"
-	Control_GetAllocatorState_FullMethodName = "/shoal.api.Control/GetAllocatorState"
+	Control_GetCluster_FullMethodName           = "/shoal.api.Control/GetCluster"
+	Control_RotateJoinToken_FullMethodName      = "/shoal.api.Control/RotateJoinToken"
+	Control_ListNodes_FullMethodName            = "/shoal.api.Control/ListNodes"
+	Control_GetNode_FullMethodName              = "/shoal.api.Control/GetNode"
+	Control_UpdateNode_FullMethodName           = "/shoal.api.Control/UpdateNode"
+	Control_RemoveNode_FullMethodName           = "/shoal.api.Control/RemoveNode"
+	Control_CreateService_FullMethodName        = "/shoal.api.Control/CreateService"
+	Control_GetService_FullMethodName           = "/shoal.api.Control/GetService"
+	Control_ListServices_FullMethodName         = "/shoal.api.Control/ListServices"
+	Control_UpdateService_FullMethodName        = "/shoal.api.Control/UpdateService"
+	Control_RemoveService_FullMethodName        = "/shoal.api.Control/RemoveService"
+	Control_ListTasks_FullMethodName            = "/shoal.api.Control/ListTasks"
+	Control_GetTask_FullMethodName              = "/shoal.api.Control/GetTask"
+	Control_CreateNetwork_FullMethodName        = "/shoal.api.Control/CreateNetwork"
+	Control_GetNetwork_FullMethodName           = "/shoal.api.Control/GetNetwork"
+	Control_ListNetworks_FullMethodName         = "/shoal.api.Control/ListNetworks"
+	Control_RemoveNetwork_FullMethodName        = "/shoal.api.Control/RemoveNetwork"
+	Control_ListBindings_FullMethodName         = "/shoal.api.Control/ListBindings"
+	Control_ReleaseBinding_FullMethodName       = "/shoal.api.Control/ReleaseBinding"
+	Control_GetAllocatorState_FullMethodName    = "/shoal.api.Control/GetAllocatorState"
+	Control_InspectOverlay_FullMethodName       = "/shoal.api.Control/InspectOverlay"
+	Control_ListOverlayEndpoints_FullMethodName = "/shoal.api.Control/ListOverlayEndpoints"
 )
 
 // ControlClient is the client API for Control service.
@@ -68,6 +70,8 @@ type ControlClient interface {
 	ListBindings(ctx context.Context, in *ListBindingsRequest, opts ...grpc.CallOption) (*ListBindingsResponse, error)
 	ReleaseBinding(ctx context.Context, in *ReleaseBindingRequest, opts ...grpc.CallOption) (*ReleaseBindingResponse, error)
 	GetAllocatorState(ctx context.Context, in *GetAllocatorStateRequest, opts ...grpc.CallOption) (*GetAllocatorStateResponse, error)
+	InspectOverlay(ctx context.Context, in *InspectOverlayRequest, opts ...grpc.CallOption) (*InspectOverlayResponse, error)
+	ListOverlayEndpoints(ctx context.Context, in *ListOverlayEndpointsRequest, opts ...grpc.CallOption) (*ListOverlayEndpointsResponse, error)
 }
 
 type controlClient struct {
@@ -278,6 +282,26 @@ func (c *controlClient) GetAllocatorState(ctx context.Context, in *GetAllocatorS
 	return out, nil
 }
 
+func (c *controlClient) InspectOverlay(ctx context.Context, in *InspectOverlayRequest, opts ...grpc.CallOption) (*InspectOverlayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InspectOverlayResponse)
+	err := c.cc.Invoke(ctx, Control_InspectOverlay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) ListOverlayEndpoints(ctx context.Context, in *ListOverlayEndpointsRequest, opts ...grpc.CallOption) (*ListOverlayEndpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOverlayEndpointsResponse)
+	err := c.cc.Invoke(ctx, Control_ListOverlayEndpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -305,6 +329,8 @@ type ControlServer interface {
 	ListBindings(context.Context, *ListBindingsRequest) (*ListBindingsResponse, error)
 	ReleaseBinding(context.Context, *ReleaseBindingRequest) (*ReleaseBindingResponse, error)
 	GetAllocatorState(context.Context, *GetAllocatorStateRequest) (*GetAllocatorStateResponse, error)
+	InspectOverlay(context.Context, *InspectOverlayRequest) (*InspectOverlayResponse, error)
+	ListOverlayEndpoints(context.Context, *ListOverlayEndpointsRequest) (*ListOverlayEndpointsResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -374,6 +400,12 @@ func (UnimplementedControlServer) ReleaseBinding(context.Context, *ReleaseBindin
 }
 func (UnimplementedControlServer) GetAllocatorState(context.Context, *GetAllocatorStateRequest) (*GetAllocatorStateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAllocatorState not implemented")
+}
+func (UnimplementedControlServer) InspectOverlay(context.Context, *InspectOverlayRequest) (*InspectOverlayResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InspectOverlay not implemented")
+}
+func (UnimplementedControlServer) ListOverlayEndpoints(context.Context, *ListOverlayEndpointsRequest) (*ListOverlayEndpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOverlayEndpoints not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -756,6 +788,42 @@ func _Control_GetAllocatorState_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_InspectOverlay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InspectOverlayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).InspectOverlay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_InspectOverlay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).InspectOverlay(ctx, req.(*InspectOverlayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_ListOverlayEndpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOverlayEndpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).ListOverlayEndpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_ListOverlayEndpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).ListOverlayEndpoints(ctx, req.(*ListOverlayEndpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -842,6 +910,14 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAllocatorState",
 			Handler:    _Control_GetAllocatorState_Handler,
+		},
+		{
+			MethodName: "InspectOverlay",
+			Handler:    _Control_InspectOverlay_Handler,
+		},
+		{
+			MethodName: "ListOverlayEndpoints",
+			Handler:    _Control_ListOverlayEndpoints_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

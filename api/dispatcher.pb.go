@@ -65,7 +65,7 @@ func (x AssignmentsMessage_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AssignmentsMessage_Type.Descriptor instead.
 func (AssignmentsMessage_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{5, 0}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{9, 0}
 }
 
 type SessionRequest struct {
@@ -119,8 +119,11 @@ type SessionMessage struct {
 	Managers        []string             `protobuf:"bytes,2,rep,name=managers,proto3" json:"managers,omitempty"`
 	DesiredRole     NodeRole             `protobuf:"varint,3,opt,name=desired_role,json=desiredRole,proto3,enum=shoal.api.NodeRole" json:"desired_role,omitempty"`
 	HeartbeatPeriod *durationpb.Duration `protobuf:"bytes,4,opt,name=heartbeat_period,json=heartbeatPeriod,proto3" json:"heartbeat_period,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// queries are the questions the agent has yet to answer, each once, with
+	// ReportDataplane. They are sent again with every message until answered.
+	Queries       []*DataplaneQuery `protobuf:"bytes,5,rep,name=queries,proto3" json:"queries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionMessage) Reset() {
@@ -181,6 +184,324 @@ func (x *SessionMessage) GetHeartbeatPeriod() *durationpb.Duration {
 	return nil
 }
 
+func (x *SessionMessage) GetQueries() []*DataplaneQuery {
+	if x != nil {
+		return x.Queries
+	}
+	return nil
+}
+
+// DataplaneQuery asks an agent for its node's overlay as the kernel has it.
+type DataplaneQuery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// network_ids are the networks asked about; empty: every network that has
+	// an overlay device on the node.
+	NetworkIds    []string `protobuf:"bytes,2,rep,name=network_ids,json=networkIds,proto3" json:"network_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataplaneQuery) Reset() {
+	*x = DataplaneQuery{}
+	mi := &file_api_dispatcher_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataplaneQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataplaneQuery) ProtoMessage() {}
+
+func (x *DataplaneQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataplaneQuery.ProtoReflect.Descriptor instead.
+func (*DataplaneQuery) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DataplaneQuery) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DataplaneQuery) GetNetworkIds() []string {
+	if x != nil {
+		return x.NetworkIds
+	}
+	return nil
+}
+
+// OverlayKernelState is one network's overlay on a node as its kernel has
+// it: the VXLAN device, and its forwarding and neighbour entries.
+type OverlayKernelState struct {
+	state        protoimpl.MessageState           `protogen:"open.v1"`
+	NetworkId    string                           `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	Device       string                           `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	DeviceExists bool                             `protobuf:"varint,3,opt,name=device_exists,json=deviceExists,proto3" json:"device_exists,omitempty"`
+	Vni          uint32                           `protobuf:"varint,4,opt,name=vni,proto3" json:"vni,omitempty"`
+	Local        string                           `protobuf:"bytes,5,opt,name=local,proto3" json:"local,omitempty"`
+	Port         uint32                           `protobuf:"varint,6,opt,name=port,proto3" json:"port,omitempty"`
+	Mtu          uint32                           `protobuf:"varint,7,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Master       string                           `protobuf:"bytes,8,opt,name=master,proto3" json:"master,omitempty"`
+	Up           bool                             `protobuf:"varint,9,opt,name=up,proto3" json:"up,omitempty"`
+	Learning     bool                             `protobuf:"varint,10,opt,name=learning,proto3" json:"learning,omitempty"`
+	Proxy        bool                             `protobuf:"varint,11,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	Fdb          []*OverlayKernelState_FDBEntry   `protobuf:"bytes,12,rep,name=fdb,proto3" json:"fdb,omitempty"`
+	Neigh        []*OverlayKernelState_NeighEntry `protobuf:"bytes,13,rep,name=neigh,proto3" json:"neigh,omitempty"`
+	// local_vtep is the node's own data-path address, as its agent has it.
+	LocalVtep     string `protobuf:"bytes,14,opt,name=local_vtep,json=localVtep,proto3" json:"local_vtep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverlayKernelState) Reset() {
+	*x = OverlayKernelState{}
+	mi := &file_api_dispatcher_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayKernelState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayKernelState) ProtoMessage() {}
+
+func (x *OverlayKernelState) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayKernelState.ProtoReflect.Descriptor instead.
+func (*OverlayKernelState) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *OverlayKernelState) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *OverlayKernelState) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *OverlayKernelState) GetDeviceExists() bool {
+	if x != nil {
+		return x.DeviceExists
+	}
+	return false
+}
+
+func (x *OverlayKernelState) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
+func (x *OverlayKernelState) GetLocal() string {
+	if x != nil {
+		return x.Local
+	}
+	return ""
+}
+
+func (x *OverlayKernelState) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *OverlayKernelState) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *OverlayKernelState) GetMaster() string {
+	if x != nil {
+		return x.Master
+	}
+	return ""
+}
+
+func (x *OverlayKernelState) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *OverlayKernelState) GetLearning() bool {
+	if x != nil {
+		return x.Learning
+	}
+	return false
+}
+
+func (x *OverlayKernelState) GetProxy() bool {
+	if x != nil {
+		return x.Proxy
+	}
+	return false
+}
+
+func (x *OverlayKernelState) GetFdb() []*OverlayKernelState_FDBEntry {
+	if x != nil {
+		return x.Fdb
+	}
+	return nil
+}
+
+func (x *OverlayKernelState) GetNeigh() []*OverlayKernelState_NeighEntry {
+	if x != nil {
+		return x.Neigh
+	}
+	return nil
+}
+
+func (x *OverlayKernelState) GetLocalVtep() string {
+	if x != nil {
+		return x.LocalVtep
+	}
+	return ""
+}
+
+type ReportDataplaneRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	QueryId   string                 `protobuf:"bytes,2,opt,name=query_id,json=queryId,proto3" json:"query_id,omitempty"`
+	Networks  []*OverlayKernelState  `protobuf:"bytes,3,rep,name=networks,proto3" json:"networks,omitempty"`
+	// error says why the agent could not read its kernel.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportDataplaneRequest) Reset() {
+	*x = ReportDataplaneRequest{}
+	mi := &file_api_dispatcher_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportDataplaneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportDataplaneRequest) ProtoMessage() {}
+
+func (x *ReportDataplaneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportDataplaneRequest.ProtoReflect.Descriptor instead.
+func (*ReportDataplaneRequest) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReportDataplaneRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ReportDataplaneRequest) GetQueryId() string {
+	if x != nil {
+		return x.QueryId
+	}
+	return ""
+}
+
+func (x *ReportDataplaneRequest) GetNetworks() []*OverlayKernelState {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+func (x *ReportDataplaneRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ReportDataplaneResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportDataplaneResponse) Reset() {
+	*x = ReportDataplaneResponse{}
+	mi := &file_api_dispatcher_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportDataplaneResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportDataplaneResponse) ProtoMessage() {}
+
+func (x *ReportDataplaneResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportDataplaneResponse.ProtoReflect.Descriptor instead.
+func (*ReportDataplaneResponse) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{5}
+}
+
 type HeartbeatRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -190,7 +511,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_api_dispatcher_proto_msgTypes[2]
+	mi := &file_api_dispatcher_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +523,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[2]
+	mi := &file_api_dispatcher_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +536,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{2}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HeartbeatRequest) GetSessionId() string {
@@ -234,7 +555,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_api_dispatcher_proto_msgTypes[3]
+	mi := &file_api_dispatcher_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +567,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[3]
+	mi := &file_api_dispatcher_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +580,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{3}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HeartbeatResponse) GetPeriod() *durationpb.Duration {
@@ -278,7 +599,7 @@ type AssignmentsRequest struct {
 
 func (x *AssignmentsRequest) Reset() {
 	*x = AssignmentsRequest{}
-	mi := &file_api_dispatcher_proto_msgTypes[4]
+	mi := &file_api_dispatcher_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +611,7 @@ func (x *AssignmentsRequest) String() string {
 func (*AssignmentsRequest) ProtoMessage() {}
 
 func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[4]
+	mi := &file_api_dispatcher_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +624,7 @@ func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsRequest.ProtoReflect.Descriptor instead.
 func (*AssignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{4}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AssignmentsRequest) GetSessionId() string {
@@ -327,14 +648,22 @@ type AssignmentsMessage struct {
 	// networks are the networks update_tasks attach to that this stream has
 	// not sent yet, or that changed since (the agent renders their CNI
 	// configuration from them). Their allocation records are left out.
-	Networks      []*Network `protobuf:"bytes,4,rep,name=networks,proto3" json:"networks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Networks []*Network `protobuf:"bytes,4,rep,name=networks,proto3" json:"networks,omitempty"`
+	// endpoints are the networks' endpoint views (every network's, whether
+	// or not the node has tasks on it): on a COMPLETE message all of them
+	// (the agent's view is replaced), on an INCREMENTAL one those new or
+	// changed since the last message.
+	Endpoints []*Endpoint `protobuf:"bytes,5,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	// removed_endpoints are endpoints withdrawn since the last message
+	// (INCREMENTAL only).
+	RemovedEndpoints []*EndpointKey `protobuf:"bytes,6,rep,name=removed_endpoints,json=removedEndpoints,proto3" json:"removed_endpoints,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AssignmentsMessage) Reset() {
 	*x = AssignmentsMessage{}
-	mi := &file_api_dispatcher_proto_msgTypes[5]
+	mi := &file_api_dispatcher_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +675,7 @@ func (x *AssignmentsMessage) String() string {
 func (*AssignmentsMessage) ProtoMessage() {}
 
 func (x *AssignmentsMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[5]
+	mi := &file_api_dispatcher_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +688,7 @@ func (x *AssignmentsMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsMessage.ProtoReflect.Descriptor instead.
 func (*AssignmentsMessage) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{5}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AssignmentsMessage) GetType() AssignmentsMessage_Type {
@@ -390,6 +719,180 @@ func (x *AssignmentsMessage) GetNetworks() []*Network {
 	return nil
 }
 
+func (x *AssignmentsMessage) GetEndpoints() []*Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+func (x *AssignmentsMessage) GetRemovedEndpoints() []*EndpointKey {
+	if x != nil {
+		return x.RemovedEndpoints
+	}
+	return nil
+}
+
+// Endpoint is a RUNNING task's address on a network, and the node it runs
+// on: every node's overlay forwards to it from this. A task on a node that
+// is down has none.
+type Endpoint struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	TaskId    string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ServiceId string                 `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	Slot      uint64                 `protobuf:"varint,4,opt,name=slot,proto3" json:"slot,omitempty"`
+	NodeId    string                 `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// ip is the task's address on the network, without prefix length.
+	Ip string `protobuf:"bytes,6,opt,name=ip,proto3" json:"ip,omitempty"`
+	// mac is derived from ip (02:42 and the IPv4 address's bytes), the same
+	// wherever the task runs.
+	Mac string `protobuf:"bytes,7,opt,name=mac,proto3" json:"mac,omitempty"`
+	// vtep is the underlay address of node_id (its VXLAN tunnel end).
+	Vtep          string `protobuf:"bytes,8,opt,name=vtep,proto3" json:"vtep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Endpoint) Reset() {
+	*x = Endpoint{}
+	mi := &file_api_dispatcher_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Endpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Endpoint) ProtoMessage() {}
+
+func (x *Endpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
+func (*Endpoint) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Endpoint) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *Endpoint) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *Endpoint) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *Endpoint) GetSlot() uint64 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *Endpoint) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Endpoint) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *Endpoint) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *Endpoint) GetVtep() string {
+	if x != nil {
+		return x.Vtep
+	}
+	return ""
+}
+
+// EndpointKey names an endpoint: a task's attachment to a network.
+type EndpointKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId     string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointKey) Reset() {
+	*x = EndpointKey{}
+	mi := &file_api_dispatcher_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointKey) ProtoMessage() {}
+
+func (x *EndpointKey) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointKey.ProtoReflect.Descriptor instead.
+func (*EndpointKey) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EndpointKey) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *EndpointKey) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
 type TaskStatusUpdate struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -400,7 +903,7 @@ type TaskStatusUpdate struct {
 
 func (x *TaskStatusUpdate) Reset() {
 	*x = TaskStatusUpdate{}
-	mi := &file_api_dispatcher_proto_msgTypes[6]
+	mi := &file_api_dispatcher_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +915,7 @@ func (x *TaskStatusUpdate) String() string {
 func (*TaskStatusUpdate) ProtoMessage() {}
 
 func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[6]
+	mi := &file_api_dispatcher_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +928,7 @@ func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatusUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStatusUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{6}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskStatusUpdate) GetTaskId() string {
@@ -452,7 +955,7 @@ type UpdateTaskStatusRequest struct {
 
 func (x *UpdateTaskStatusRequest) Reset() {
 	*x = UpdateTaskStatusRequest{}
-	mi := &file_api_dispatcher_proto_msgTypes[7]
+	mi := &file_api_dispatcher_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +967,7 @@ func (x *UpdateTaskStatusRequest) String() string {
 func (*UpdateTaskStatusRequest) ProtoMessage() {}
 
 func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[7]
+	mi := &file_api_dispatcher_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +980,7 @@ func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaskStatusRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTaskStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{7}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateTaskStatusRequest) GetSessionId() string {
@@ -502,7 +1005,7 @@ type UpdateTaskStatusResponse struct {
 
 func (x *UpdateTaskStatusResponse) Reset() {
 	*x = UpdateTaskStatusResponse{}
-	mi := &file_api_dispatcher_proto_msgTypes[8]
+	mi := &file_api_dispatcher_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +1017,7 @@ func (x *UpdateTaskStatusResponse) String() string {
 func (*UpdateTaskStatusResponse) ProtoMessage() {}
 
 func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[8]
+	mi := &file_api_dispatcher_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +1030,127 @@ func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaskStatusResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTaskStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{8}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{14}
+}
+
+type OverlayKernelState_FDBEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mac           string                 `protobuf:"bytes,1,opt,name=mac,proto3" json:"mac,omitempty"`
+	Dst           string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
+	Permanent     bool                   `protobuf:"varint,3,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverlayKernelState_FDBEntry) Reset() {
+	*x = OverlayKernelState_FDBEntry{}
+	mi := &file_api_dispatcher_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayKernelState_FDBEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayKernelState_FDBEntry) ProtoMessage() {}
+
+func (x *OverlayKernelState_FDBEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayKernelState_FDBEntry.ProtoReflect.Descriptor instead.
+func (*OverlayKernelState_FDBEntry) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{3, 0}
+}
+
+func (x *OverlayKernelState_FDBEntry) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *OverlayKernelState_FDBEntry) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *OverlayKernelState_FDBEntry) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
+}
+
+type OverlayKernelState_NeighEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ip            string                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	Mac           string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Permanent     bool                   `protobuf:"varint,3,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverlayKernelState_NeighEntry) Reset() {
+	*x = OverlayKernelState_NeighEntry{}
+	mi := &file_api_dispatcher_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayKernelState_NeighEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayKernelState_NeighEntry) ProtoMessage() {}
+
+func (x *OverlayKernelState_NeighEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayKernelState_NeighEntry.ProtoReflect.Descriptor instead.
+func (*OverlayKernelState_NeighEntry) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{3, 1}
+}
+
+func (x *OverlayKernelState_NeighEntry) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *OverlayKernelState_NeighEntry) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *OverlayKernelState_NeighEntry) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
 }
 
 var File_api_dispatcher_proto protoreflect.FileDescriptor
@@ -536,13 +1159,52 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\n" +
 	"\x14api/dispatcher.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x11api/objects.proto\"N\n" +
 	"\x0eSessionRequest\x12<\n" +
-	"\vdescription\x18\x01 \x01(\v2\x1a.shoal.api.NodeDescriptionR\vdescription\"\xc9\x01\n" +
+	"\vdescription\x18\x01 \x01(\v2\x1a.shoal.api.NodeDescriptionR\vdescription\"\xfe\x01\n" +
 	"\x0eSessionMessage\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n" +
 	"\bmanagers\x18\x02 \x03(\tR\bmanagers\x126\n" +
 	"\fdesired_role\x18\x03 \x01(\x0e2\x13.shoal.api.NodeRoleR\vdesiredRole\x12D\n" +
-	"\x10heartbeat_period\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\"1\n" +
+	"\x10heartbeat_period\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x123\n" +
+	"\aqueries\x18\x05 \x03(\v2\x19.shoal.api.DataplaneQueryR\aqueries\"A\n" +
+	"\x0eDataplaneQuery\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vnetwork_ids\x18\x02 \x03(\tR\n" +
+	"networkIds\"\xcd\x04\n" +
+	"\x12OverlayKernelState\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06device\x12#\n" +
+	"\rdevice_exists\x18\x03 \x01(\bR\fdeviceExists\x12\x10\n" +
+	"\x03vni\x18\x04 \x01(\rR\x03vni\x12\x14\n" +
+	"\x05local\x18\x05 \x01(\tR\x05local\x12\x12\n" +
+	"\x04port\x18\x06 \x01(\rR\x04port\x12\x10\n" +
+	"\x03mtu\x18\a \x01(\rR\x03mtu\x12\x16\n" +
+	"\x06master\x18\b \x01(\tR\x06master\x12\x0e\n" +
+	"\x02up\x18\t \x01(\bR\x02up\x12\x1a\n" +
+	"\blearning\x18\n" +
+	" \x01(\bR\blearning\x12\x14\n" +
+	"\x05proxy\x18\v \x01(\bR\x05proxy\x128\n" +
+	"\x03fdb\x18\f \x03(\v2&.shoal.api.OverlayKernelState.FDBEntryR\x03fdb\x12>\n" +
+	"\x05neigh\x18\r \x03(\v2(.shoal.api.OverlayKernelState.NeighEntryR\x05neigh\x12\x1d\n" +
+	"\n" +
+	"local_vtep\x18\x0e \x01(\tR\tlocalVtep\x1aL\n" +
+	"\bFDBEntry\x12\x10\n" +
+	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x10\n" +
+	"\x03dst\x18\x02 \x01(\tR\x03dst\x12\x1c\n" +
+	"\tpermanent\x18\x03 \x01(\bR\tpermanent\x1aL\n" +
+	"\n" +
+	"NeighEntry\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x1c\n" +
+	"\tpermanent\x18\x03 \x01(\bR\tpermanent\"\xa3\x01\n" +
+	"\x16ReportDataplaneRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
+	"\bquery_id\x18\x02 \x01(\tR\aqueryId\x129\n" +
+	"\bnetworks\x18\x03 \x03(\v2\x1d.shoal.api.OverlayKernelStateR\bnetworks\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\x19\n" +
+	"\x17ReportDataplaneResponse\"1\n" +
 	"\x10HeartbeatRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"F\n" +
@@ -550,15 +1212,32 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\x06period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06period\"3\n" +
 	"\x12AssignmentsRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"\x84\x02\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\xfc\x02\n" +
 	"\x12AssignmentsMessage\x126\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".shoal.api.AssignmentsMessage.TypeR\x04type\x122\n" +
 	"\fupdate_tasks\x18\x02 \x03(\v2\x0f.shoal.api.TaskR\vupdateTasks\x12!\n" +
 	"\fremove_tasks\x18\x03 \x03(\tR\vremoveTasks\x12.\n" +
-	"\bnetworks\x18\x04 \x03(\v2\x12.shoal.api.NetworkR\bnetworks\"/\n" +
+	"\bnetworks\x18\x04 \x03(\v2\x12.shoal.api.NetworkR\bnetworks\x121\n" +
+	"\tendpoints\x18\x05 \x03(\v2\x13.shoal.api.EndpointR\tendpoints\x12C\n" +
+	"\x11removed_endpoints\x18\x06 \x03(\v2\x16.shoal.api.EndpointKeyR\x10removedEndpoints\"/\n" +
 	"\x04Type\x12\x11\n" +
 	"\rTYPE_COMPLETE\x10\x00\x12\x14\n" +
-	"\x10TYPE_INCREMENTAL\x10\x01\"Z\n" +
+	"\x10TYPE_INCREMENTAL\x10\x01\"\xc4\x01\n" +
+	"\bEndpoint\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tR\tserviceId\x12\x12\n" +
+	"\x04slot\x18\x04 \x01(\x04R\x04slot\x12\x17\n" +
+	"\anode_id\x18\x05 \x01(\tR\x06nodeId\x12\x0e\n" +
+	"\x02ip\x18\x06 \x01(\tR\x02ip\x12\x10\n" +
+	"\x03mac\x18\a \x01(\tR\x03mac\x12\x12\n" +
+	"\x04vtep\x18\b \x01(\tR\x04vtep\"E\n" +
+	"\vEndpointKey\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\"Z\n" +
 	"\x10TaskStatusUpdate\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12-\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.shoal.api.TaskStatusR\x06status\"o\n" +
@@ -566,13 +1245,14 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x125\n" +
 	"\aupdates\x18\x02 \x03(\v2\x1b.shoal.api.TaskStatusUpdateR\aupdates\"\x1a\n" +
-	"\x18UpdateTaskStatusResponse2\xc3\x02\n" +
+	"\x18UpdateTaskStatusResponse2\x9d\x03\n" +
 	"\n" +
 	"Dispatcher\x12A\n" +
 	"\aSession\x12\x19.shoal.api.SessionRequest\x1a\x19.shoal.api.SessionMessage0\x01\x12F\n" +
 	"\tHeartbeat\x12\x1b.shoal.api.HeartbeatRequest\x1a\x1c.shoal.api.HeartbeatResponse\x12M\n" +
 	"\vAssignments\x12\x1d.shoal.api.AssignmentsRequest\x1a\x1d.shoal.api.AssignmentsMessage0\x01\x12[\n" +
-	"\x10UpdateTaskStatus\x12\".shoal.api.UpdateTaskStatusRequest\x1a#.shoal.api.UpdateTaskStatusResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
+	"\x10UpdateTaskStatus\x12\".shoal.api.UpdateTaskStatusRequest\x1a#.shoal.api.UpdateTaskStatusResponse\x12X\n" +
+	"\x0fReportDataplane\x12!.shoal.api.ReportDataplaneRequest\x1a\".shoal.api.ReportDataplaneResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
 	file_api_dispatcher_proto_rawDescOnce sync.Once
@@ -587,48 +1267,64 @@ func file_api_dispatcher_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_api_dispatcher_proto_goTypes = []any{
-	(AssignmentsMessage_Type)(0),     // 0: shoal.api.AssignmentsMessage.Type
-	(*SessionRequest)(nil),           // 1: shoal.api.SessionRequest
-	(*SessionMessage)(nil),           // 2: shoal.api.SessionMessage
-	(*HeartbeatRequest)(nil),         // 3: shoal.api.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 4: shoal.api.HeartbeatResponse
-	(*AssignmentsRequest)(nil),       // 5: shoal.api.AssignmentsRequest
-	(*AssignmentsMessage)(nil),       // 6: shoal.api.AssignmentsMessage
-	(*TaskStatusUpdate)(nil),         // 7: shoal.api.TaskStatusUpdate
-	(*UpdateTaskStatusRequest)(nil),  // 8: shoal.api.UpdateTaskStatusRequest
-	(*UpdateTaskStatusResponse)(nil), // 9: shoal.api.UpdateTaskStatusResponse
-	(*NodeDescription)(nil),          // 10: shoal.api.NodeDescription
-	(NodeRole)(0),                    // 11: shoal.api.NodeRole
-	(*durationpb.Duration)(nil),      // 12: google.protobuf.Duration
-	(*Task)(nil),                     // 13: shoal.api.Task
-	(*Network)(nil),                  // 14: shoal.api.Network
-	(*TaskStatus)(nil),               // 15: shoal.api.TaskStatus
+	(AssignmentsMessage_Type)(0),          // 0: shoal.api.AssignmentsMessage.Type
+	(*SessionRequest)(nil),                // 1: shoal.api.SessionRequest
+	(*SessionMessage)(nil),                // 2: shoal.api.SessionMessage
+	(*DataplaneQuery)(nil),                // 3: shoal.api.DataplaneQuery
+	(*OverlayKernelState)(nil),            // 4: shoal.api.OverlayKernelState
+	(*ReportDataplaneRequest)(nil),        // 5: shoal.api.ReportDataplaneRequest
+	(*ReportDataplaneResponse)(nil),       // 6: shoal.api.ReportDataplaneResponse
+	(*HeartbeatRequest)(nil),              // 7: shoal.api.HeartbeatRequest
+	(*HeartbeatResponse)(nil),             // 8: shoal.api.HeartbeatResponse
+	(*AssignmentsRequest)(nil),            // 9: shoal.api.AssignmentsRequest
+	(*AssignmentsMessage)(nil),            // 10: shoal.api.AssignmentsMessage
+	(*Endpoint)(nil),                      // 11: shoal.api.Endpoint
+	(*EndpointKey)(nil),                   // 12: shoal.api.EndpointKey
+	(*TaskStatusUpdate)(nil),              // 13: shoal.api.TaskStatusUpdate
+	(*UpdateTaskStatusRequest)(nil),       // 14: shoal.api.UpdateTaskStatusRequest
+	(*UpdateTaskStatusResponse)(nil),      // 15: shoal.api.UpdateTaskStatusResponse
+	(*OverlayKernelState_FDBEntry)(nil),   // 16: shoal.api.OverlayKernelState.FDBEntry
+	(*OverlayKernelState_NeighEntry)(nil), // 17: shoal.api.OverlayKernelState.NeighEntry
+	(*NodeDescription)(nil),               // 18: shoal.api.NodeDescription
+	(NodeRole)(0),                         // 19: shoal.api.NodeRole
+	(*durationpb.Duration)(nil),           // 20: google.protobuf.Duration
+	(*Task)(nil),                          // 21: shoal.api.Task
+	(*Network)(nil),                       // 22: shoal.api.Network
+	(*TaskStatus)(nil),                    // 23: shoal.api.TaskStatus
 }
 var file_api_dispatcher_proto_depIdxs = []int32{
-	10, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
-	11, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
-	12, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
-	12, // 3: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
-	0,  // 4: shoal.api.AssignmentsMessage.type:type_name -> shoal.api.AssignmentsMessage.Type
-	13, // 5: shoal.api.AssignmentsMessage.update_tasks:type_name -> shoal.api.Task
-	14, // 6: shoal.api.AssignmentsMessage.networks:type_name -> shoal.api.Network
-	15, // 7: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
-	7,  // 8: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
-	1,  // 9: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
-	3,  // 10: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
-	5,  // 11: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
-	8,  // 12: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
-	2,  // 13: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
-	4,  // 14: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
-	6,  // 15: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
-	9,  // 16: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	18, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
+	19, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
+	20, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
+	3,  // 3: shoal.api.SessionMessage.queries:type_name -> shoal.api.DataplaneQuery
+	16, // 4: shoal.api.OverlayKernelState.fdb:type_name -> shoal.api.OverlayKernelState.FDBEntry
+	17, // 5: shoal.api.OverlayKernelState.neigh:type_name -> shoal.api.OverlayKernelState.NeighEntry
+	4,  // 6: shoal.api.ReportDataplaneRequest.networks:type_name -> shoal.api.OverlayKernelState
+	20, // 7: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
+	0,  // 8: shoal.api.AssignmentsMessage.type:type_name -> shoal.api.AssignmentsMessage.Type
+	21, // 9: shoal.api.AssignmentsMessage.update_tasks:type_name -> shoal.api.Task
+	22, // 10: shoal.api.AssignmentsMessage.networks:type_name -> shoal.api.Network
+	11, // 11: shoal.api.AssignmentsMessage.endpoints:type_name -> shoal.api.Endpoint
+	12, // 12: shoal.api.AssignmentsMessage.removed_endpoints:type_name -> shoal.api.EndpointKey
+	23, // 13: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
+	13, // 14: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
+	1,  // 15: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
+	7,  // 16: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
+	9,  // 17: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
+	14, // 18: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
+	5,  // 19: shoal.api.Dispatcher.ReportDataplane:input_type -> shoal.api.ReportDataplaneRequest
+	2,  // 20: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
+	8,  // 21: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
+	10, // 22: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
+	15, // 23: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
+	6,  // 24: shoal.api.Dispatcher.ReportDataplane:output_type -> shoal.api.ReportDataplaneResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_api_dispatcher_proto_init() }
@@ -643,7 +1339,7 @@ func file_api_dispatcher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dispatcher_proto_rawDesc), len(file_api_dispatcher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

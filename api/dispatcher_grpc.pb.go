@@ -23,6 +23,7 @@ const (
 	Dispatcher_Heartbeat_FullMethodName        = "/shoal.api.Dispatcher/Heartbeat"
 	Dispatcher_Assignments_FullMethodName      = "/shoal.api.Dispatcher/Assignments"
 	Dispatcher_UpdateTaskStatus_FullMethodName = "/shoal.api.Dispatcher/UpdateTaskStatus"
+	Dispatcher_ReportDataplane_FullMethodName  = "/shoal.api.Dispatcher/ReportDataplane"
 )
 
 // DispatcherClient is the client API for Dispatcher service.
@@ -36,6 +37,8 @@ type DispatcherClient interface {
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	Assignments(ctx context.Context, in *AssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AssignmentsMessage], error)
 	UpdateTaskStatus(ctx context.Context, in *UpdateTaskStatusRequest, opts ...grpc.CallOption) (*UpdateTaskStatusResponse, error)
+	// ReportDataplane answers a DataplaneQuery of the session's messages.
+	ReportDataplane(ctx context.Context, in *ReportDataplaneRequest, opts ...grpc.CallOption) (*ReportDataplaneResponse, error)
 }
 
 type dispatcherClient struct {
@@ -104,6 +107,16 @@ func (c *dispatcherClient) UpdateTaskStatus(ctx context.Context, in *UpdateTaskS
 	return out, nil
 }
 
+func (c *dispatcherClient) ReportDataplane(ctx context.Context, in *ReportDataplaneRequest, opts ...grpc.CallOption) (*ReportDataplaneResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportDataplaneResponse)
+	err := c.cc.Invoke(ctx, Dispatcher_ReportDataplane_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DispatcherServer is the server API for Dispatcher service.
 // All implementations must embed UnimplementedDispatcherServer
 // for forward compatibility.
@@ -115,6 +128,8 @@ type DispatcherServer interface {
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	Assignments(*AssignmentsRequest, grpc.ServerStreamingServer[AssignmentsMessage]) error
 	UpdateTaskStatus(context.Context, *UpdateTaskStatusRequest) (*UpdateTaskStatusResponse, error)
+	// ReportDataplane answers a DataplaneQuery of the session's messages.
+	ReportDataplane(context.Context, *ReportDataplaneRequest) (*ReportDataplaneResponse, error)
 	mustEmbedUnimplementedDispatcherServer()
 }
 
@@ -136,6 +151,9 @@ func (UnimplementedDispatcherServer) Assignments(*AssignmentsRequest, grpc.Serve
 }
 func (UnimplementedDispatcherServer) UpdateTaskStatus(context.Context, *UpdateTaskStatusRequest) (*UpdateTaskStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateTaskStatus not implemented")
+}
+func (UnimplementedDispatcherServer) ReportDataplane(context.Context, *ReportDataplaneRequest) (*ReportDataplaneResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportDataplane not implemented")
 }
 func (UnimplementedDispatcherServer) mustEmbedUnimplementedDispatcherServer() {}
 func (UnimplementedDispatcherServer) testEmbeddedByValue()                    {}
@@ -216,6 +234,24 @@ func _Dispatcher_UpdateTaskStatus_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dispatcher_ReportDataplane_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportDataplaneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatcherServer).ReportDataplane(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dispatcher_ReportDataplane_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatcherServer).ReportDataplane(ctx, req.(*ReportDataplaneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Dispatcher_ServiceDesc is the grpc.ServiceDesc for Dispatcher service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -230,6 +266,10 @@ var Dispatcher_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateTaskStatus",
 			Handler:    _Dispatcher_UpdateTaskStatus_Handler,
+		},
+		{
+			MethodName: "ReportDataplane",
+			Handler:    _Dispatcher_ReportDataplane_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

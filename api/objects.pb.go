@@ -656,8 +656,12 @@ type NodeDescription struct {
 	// cannot attach tasks now (their CNI STATUS); the scheduler gives such a
 	// node no new tasks until it reports them ready again.
 	NetworkNotReady string `protobuf:"bytes,8,opt,name=network_not_ready,json=networkNotReady,proto3" json:"network_not_ready,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// data_path_addr is the address other nodes' VXLAN tunnels reach this
+	// node at (shoald --data-path-addr); empty: the address its session
+	// comes from (NodeStatus.addr).
+	DataPathAddr  string `protobuf:"bytes,9,opt,name=data_path_addr,json=dataPathAddr,proto3" json:"data_path_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeDescription) Reset() {
@@ -742,6 +746,13 @@ func (x *NodeDescription) GetExecutor() string {
 func (x *NodeDescription) GetNetworkNotReady() string {
 	if x != nil {
 		return x.NetworkNotReady
+	}
+	return ""
+}
+
+func (x *NodeDescription) GetDataPathAddr() string {
+	if x != nil {
+		return x.DataPathAddr
 	}
 	return ""
 }
@@ -3055,7 +3066,7 @@ const file_api_objects_proto_rawDesc = "" +
 	"\bNodeSpec\x128\n" +
 	"\vannotations\x18\x01 \x01(\v2\x16.shoal.api.AnnotationsR\vannotations\x126\n" +
 	"\fdesired_role\x18\x02 \x01(\x0e2\x13.shoal.api.NodeRoleR\vdesiredRole\x12?\n" +
-	"\favailability\x18\x03 \x01(\x0e2\x1b.shoal.api.NodeAvailabilityR\favailability\"\x88\x03\n" +
+	"\favailability\x18\x03 \x01(\x0e2\x1b.shoal.api.NodeAvailabilityR\favailability\"\xae\x03\n" +
 	"\x0fNodeDescription\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -3064,7 +3075,8 @@ const file_api_objects_proto_rawDesc = "" +
 	"\tresources\x18\x05 \x01(\v2\x14.shoal.api.ResourcesR\tresources\x12Q\n" +
 	"\rengine_labels\x18\x06 \x03(\v2,.shoal.api.NodeDescription.EngineLabelsEntryR\fengineLabels\x12\x1a\n" +
 	"\bexecutor\x18\a \x01(\tR\bexecutor\x12*\n" +
-	"\x11network_not_ready\x18\b \x01(\tR\x0fnetworkNotReady\x1a?\n" +
+	"\x11network_not_ready\x18\b \x01(\tR\x0fnetworkNotReady\x12$\n" +
+	"\x0edata_path_addr\x18\t \x01(\tR\fdataPathAddr\x1a?\n" +
 	"\x11EngineLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +

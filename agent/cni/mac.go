@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/shoal/shoal/ipam"
 )
 
 // MACOf is the MAC address of the interface holding prefix's address
@@ -19,6 +21,5 @@ func MACOf(prefix string) (net.HardwareAddr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mac of %q: %w", prefix, err)
 	}
-	b := p.Addr().Unmap().AsSlice()
-	return net.HardwareAddr(append([]byte{0x02, 0x42}, b[len(b)-4:]...)), nil
+	return ipam.MACOf(p.Addr()), nil
 }

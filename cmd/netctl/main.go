@@ -8,6 +8,7 @@
 //	netctl ip history SERVICE SLOT [--network N]
 //	netctl ip release SERVICE SLOT [--network N]
 //	netctl network ls | inspect NETWORK
+//	netctl overlay ls | inspect NETWORK [--node NODE]
 //	netctl allocator state
 //
 // Listings take --format table|json, summaries --format pretty|json.
@@ -56,6 +57,6 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			"Control API of a manager, reached over the manager's local unix socket.",
 		stdout, stderr)
 	a.conn = ctlconn.AddFlags(root)
-	root.AddCommand(newIPCommand(a), newNetworkCommand(a), newAllocatorCommand(a))
+	root.AddCommand(newIPCommand(a), newNetworkCommand(a), newOverlayCommand(a), newAllocatorCommand(a))
 	return root
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/internal/testbed"
 )
 
 type shoaldProc struct {
@@ -29,6 +30,8 @@ type shoaldProc struct {
 	done chan struct{}
 	ctl  api.ControlClient
 	conn *grpc.ClientConn
+	// netns, when set, is the network namespace (a bed node's) shoald runs in.
+	netns string
 }
 
 type procCluster struct {
@@ -44,7 +47,11 @@ func (pc *procCluster) start(p *shoaldProc, extra ...string) error {
 	if err != nil {
 		return err
 	}
-	p.cmd = exec.Command(pc.bin, args...)
+	argv := append([]string{pc.bin}, args...)
+	if p.netns != "" {
+		argv = testbed.NsenterArgv(p.netns, argv)
+	}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

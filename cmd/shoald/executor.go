@@ -8,12 +8,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/shoal/shoal/agent/cni"
+	"github.com/shoal/shoal/agent/dataplane"
 	"github.com/shoal/shoal/agent/exec"
 	"github.com/shoal/shoal/agent/exec/docker"
 	"github.com/shoal/shoal/agent/exec/sim"
@@ -35,8 +38,8 @@ func (c *nodeConfig) parseExecutorFlags() error {
 	if c.cniBinDir == "" {
 		return fmt.Errorf("--cni-bin-dir: empty; the folder holding shoal-bridge and shoal-ipam (default %s)", cni.DefaultBinDir)
 	}
-	if c.networkMTU < 68 || c.networkMTU > 65535 {
-		return fmt.Errorf("--network-mtu: %d is not an MTU (68 to 65535)", c.networkMTU)
+	if c.networkMTU != 0 && (c.networkMTU < 68 || c.networkMTU > 65535) {
+		return fmt.Errorf("--network-mtu: %d is not an MTU (68 to 65535; 0: the underlay's less 50)", c.networkMTU)
 	}
 	switch {
 	case c.simStartDelay < 0:
@@ -75,13 +78,15 @@ func (c *nodeConfig) parseExecutorFlags() error {
 // agent feeds the networks of its assignments and asks for the plugins' status.
 type nodeExecutor struct {
 	exec.Executor
-	cni *cni.Manager // nil with the sim executor
+	cni *cni.Manager          // nil with the sim executor
+	dp  *dataplane.Controller // nil without a data-path address
 }
 
-// newExecutor creates the node's executor from the parsed flags, for the node nodeID.
-func (c *nodeConfig) newExecutor(nodeID string) (nodeExecutor, error) {
+// newExecutor creates the node's executor from the parsed flags, for the node nodeID whose
+// data-path address is vtep.
+func (c *nodeConfig) newExecutor(nodeID string, vtep netip.Addr) (nodeExecutor, error) {
 	if c.executor == "docker" {
-		return c.newDockerExecutor(nodeID)
+		return c.newDockerExecutor(nodeID, vtep)
 	}
 	e, err := sim.New(sim.Config{
 		StartDelay:  c.simStartDelay,
@@ -93,29 +98,53 @@ func (c *nodeConfig) newExecutor(nodeID string) (nodeExecutor, error) {
 	if err != nil {
 		return nodeExecutor{}, fmt.Errorf("create the sim executor: %w", err)
 	}
-	return nodeExecutor{Executor: e}, nil
+	// The sim's tasks have no namespaces, so no bridge is made for them and the overlay is left
+	// alone; the dataplane still follows the endpoint views, and programs a network whose bridge
+	// exists on the node (as benchmarks of the dataplane make one by hand).
+	var dp *dataplane.Controller
+	if vtep.IsValid() && !vtep.IsLoopback() {
+		if dp, err = newDataplane(vtep, c.networkMTUFor(vtep), c.logger.With("component", "dataplane")); err != nil {
+			return nodeExecutor{}, err
+		}
+	}
+	return nodeExecutor{Executor: e, dp: dp}, nil
 }
 
 // newDockerExecutor creates the Docker executor, whose sandboxes the CNI manager attaches.
-func (c *nodeConfig) newDockerExecutor(nodeID string) (nodeExecutor, error) {
+func (c *nodeConfig) newDockerExecutor(nodeID string, vtep netip.Addr) (nodeExecutor, error) {
+	mtu := c.networkMTUFor(vtep)
 	cm, err := cni.New(cni.Config{BinDirs: filepath.SplitList(c.cniBinDir), CacheDir: filepath.Join(c.stateDir, "cni"),
-		MTU: c.networkMTU, Log: c.logger.With("component", "cni")})
+		MTU: mtu, Log: c.logger.With("component", "cni")})
 	if err != nil {
 		return nodeExecutor{}, fmt.Errorf("create the CNI manager: %w", err)
 	}
+	dp, err := newDataplane(vtep, mtu, c.logger.With("component", "dataplane"))
+	if err != nil {
+		return nodeExecutor{}, err
+	}
 	pull, _ := docker.ParsePullPolicy(c.pull) // checked by validate
-	e, err := docker.New(docker.Config{NodeID: nodeID, Networks: cniNetworks{cm}, Pull: pull,
+	e, err := docker.New(docker.Config{NodeID: nodeID, Networks: cniNetworks{cm, dp}, Pull: pull,
 		NetNSDir: filepath.Join(c.stateDir, "netns"), Log: c.logger.With("component", "executor")})
 	if err != nil {
 		return nodeExecutor{}, err
 	}
-	return nodeExecutor{Executor: e, cni: cm}, nil
+	return nodeExecutor{Executor: e, cni: cm, dp: dp}, nil
 }
 
-// onNetworks hands the networks of the agent's assignments to the CNI manager.
+// onNetworks hands the networks of the agent's assignments to the CNI manager and the dataplane.
 func (e nodeExecutor) onNetworks(nets []*api.Network) {
 	if e.cni != nil {
 		e.cni.SetNetworks(nets)
+	}
+	if e.dp != nil {
+		e.dp.SetNetworks(nets)
+	}
+}
+
+// onEndpoints hands the endpoint views of the agent's assignments to the dataplane.
+func (e nodeExecutor) onEndpoints(complete bool, set []*api.Endpoint, removed []*api.EndpointKey) {
+	if e.dp != nil {
+		e.dp.ApplyEndpoints(complete, set, removed)
 	}
 }
 
@@ -132,13 +161,32 @@ func (e nodeExecutor) networkStatus() func(context.Context) error {
 // (iptables waiting for its lock) must not hold a task, or the node's garbage collection, for good.
 const cniTimeout = time.Minute
 
-// cniNetworks attaches the Docker executor's sandboxes through the CNI manager.
-type cniNetworks struct{ m *cni.Manager }
+// cniNetworks attaches the Docker executor's sandboxes through the CNI manager, and connects a
+// network's bridge to the overlay as soon as a task is attached to it.
+type cniNetworks struct {
+	m  *cni.Manager
+	dp *dataplane.Controller // nil: no overlay
+}
 
 func (n cniNetworks) Attach(ctx context.Context, sb docker.Sandbox, t *api.Task) error {
 	ctx, cancel := context.WithTimeout(ctx, cniTimeout)
 	defer cancel()
-	return n.m.AttachTask(ctx, sb.ID, sb.NetNS, t)
+	if err := n.m.AttachTask(ctx, sb.ID, sb.NetNS, t); err != nil {
+		return err
+	}
+	if n.dp == nil {
+		return nil
+	}
+	ids := make([]string, 0, len(t.GetNetworks()))
+	for _, att := range t.GetNetworks() {
+		ids = append(ids, att.GetNetworkId())
+	}
+	// The task reaches its peers on other nodes once its bridge is on the overlay; a failure
+	// here is retried by the dataplane's repair pass rather than failing the task.
+	if err := n.dp.Ensure(ids); err != nil {
+		slog.Warn("connect a task's networks to the overlay", "task", t.GetId(), "err", err)
+	}
+	return nil
 }
 
 func (n cniNetworks) Check(ctx context.Context, sb docker.Sandbox, t *api.Task) error {

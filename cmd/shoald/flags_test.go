@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func TestParseLevel(t *testing.T) {
 // look for them.
 func TestDockerIsTheDefault(t *testing.T) {
 	f := newCommand().Flags()
-	for flag, want := range map[string]string{"executor": "docker", "pull": "missing", "cni-bin-dir": "/opt/cni/bin", "network-mtu": "1450"} {
+	for flag, want := range map[string]string{"executor": "docker", "pull": "missing", "cni-bin-dir": "/opt/cni/bin", "network-mtu": "0"} {
 		if got := f.Lookup(flag).DefValue; got != want {
 			t.Errorf("--%s defaults to %q, want %q", flag, got, want)
 		}
@@ -111,7 +112,7 @@ func TestExecutorFlags(t *testing.T) {
 	if d.Hostname != "w1" || d.Executor != "sim" || len(d.EngineLabels) != 2 || d.EngineLabels["zone"] != "b" || d.EngineLabels["disk"] != "ssd" {
 		t.Errorf("description %v, want host w1, executor sim, labels zone=b disk=ssd", d)
 	}
-	e, err := c.newExecutor("n1")
+	e, err := c.newExecutor("n1", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,5 +158,38 @@ func TestSimMemoryUnits(t *testing.T) {
 		if err := c.validate(); err == nil || !strings.HasPrefix(err.Error(), "--sim-memory: ") {
 			t.Errorf("--sim-memory %s: %v, want an error naming --sim-memory", bad, err)
 		}
+	}
+}
+
+// The data-path address: the flag, else the advertise address's host, else the source address
+// towards a manager; bad values name the flag.
+func TestDataPathAddr(t *testing.T) {
+	cases := []struct {
+		name, flag, advertise string
+		managers              []string
+		want, wantErr         string
+	}{
+		{name: "flag", flag: "198.18.0.7", advertise: "198.18.0.1:4242", want: "198.18.0.7"},
+		{name: "advertise address", advertise: "198.18.0.1:4242", want: "198.18.0.1"},
+		{name: "route to a manager", advertise: "0.0.0.0:4242", managers: []string{"127.0.0.1:4242"}, want: "127.0.0.1"},
+		{name: "nothing to go by", advertise: "0.0.0.0:4242"},
+		{name: "not an address", flag: "eth0", wantErr: `--data-path-addr: "eth0"`},
+		{name: "IPv6", flag: "2001:db8::1", wantErr: "--data-path-addr"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			c.dataPathAddrFlag, c.advertiseAddr = tc.flag, tc.advertise
+			got, err := c.dataPathAddr(tc.managers)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("dataPathAddr = %v, %v; want an error with %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || (tc.want == "" && got.IsValid()) || (tc.want != "" && got.String() != tc.want) {
+				t.Fatalf("dataPathAddr = %v, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

@@ -75,7 +75,8 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.simMemory, "sim-memory", "", "sim executor: memory the node offers, e.g. 4GiB (default: the host's)")
 	f.StringVar(&cfg.pull, "pull", "missing", "docker executor: when task images are pulled: always, missing or never")
 	f.StringVar(&cfg.cniBinDir, "cni-bin-dir", cni.DefaultBinDir, "docker executor: folder(s), colon-separated, holding the CNI plugins (shoal-bridge, shoal-ipam, and the networks' extra plugins)")
-	f.IntVar(&cfg.networkMTU, "network-mtu", cni.DefaultMTU, "docker executor: MTU of the tasks' network interfaces and the networks' bridges")
+	f.IntVar(&cfg.networkMTU, "network-mtu", 0, "docker executor: MTU of the tasks' network interfaces, the networks' bridges and VXLAN devices (0: the underlay link's less VXLAN's 50 bytes)")
+	f.StringVar(&cfg.dataPathAddrFlag, "data-path-addr", "", "IPv4 address other nodes' VXLAN tunnels reach this node at (default: the advertise address, else the address that routes to the managers)")
 	f.StringArrayVar(&cfg.engineLabels, "engine-label", nil, "an engine label KEY=VALUE of the node, for placement constraints (repeatable)")
 	cmd.AddCommand(newPauseCommand())
 	return cmd

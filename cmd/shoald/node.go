@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -59,6 +60,9 @@ type nodeConfig struct {
 	pull           string
 	cniBinDir      string
 	networkMTU     int
+	// dataPathAddrFlag is --data-path-addr; dataPath the address resolved from it (dataplane.go).
+	dataPathAddrFlag string
+	dataPath         netip.Addr
 	// Parsed from the flags by validate.
 	simMemoryBytes int64
 	labels         map[string]string
@@ -112,7 +116,11 @@ func (c *nodeConfig) bootstrapPath() string { return filepath.Join(c.stateDir, "
 func (c *nodeConfig) raftDir() string       { return filepath.Join(c.stateDir, "raft") }
 
 func (c *nodeConfig) description() *api.NodeDescription {
-	return &api.NodeDescription{Hostname: c.hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Executor: c.executor, EngineLabels: maps.Clone(c.labels)}
+	d := &api.NodeDescription{Hostname: c.hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Executor: c.executor, EngineLabels: maps.Clone(c.labels)}
+	if c.dataPath.IsValid() {
+		d.DataPathAddr = c.dataPath.String()
+	}
+	return d
 }
 
 // advertise is the address other nodes reach this node's managers at.
@@ -158,13 +166,17 @@ func runNode(ctx context.Context, cfg nodeConfig) error {
 	default:
 		return err
 	}
+	remotes := newRemotes(filepath.Join(cfg.stateDir, "managers.json"), cfg.joinAddr)
+	if cfg.dataPath, err = cfg.dataPathAddr(remotes.list()); err != nil {
+		return err
+	}
 	// One executor for the node's life: its tasks outlive agents, so a
 	// promotion or demotion does not stop them.
-	executor, err := cfg.newExecutor(sc.Identity().NodeID)
+	executor, err := cfg.newExecutor(sc.Identity().NodeID, cfg.dataPath)
 	if err != nil {
 		return err
 	}
-	remotes := newRemotes(filepath.Join(cfg.stateDir, "managers.json"), cfg.joinAddr)
+	go executor.runDataplane(ctx)
 	// A manager without raft state joins raft through this address: the
 	// one it joined the cluster through, or, if it stopped before it had
 	// joined raft, --join-addr or a manager it knew of.
@@ -335,6 +347,8 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		Description:   cfg.description(),
 		Executor:      executor.Executor,
 		OnNetworks:    executor.onNetworks,
+		OnEndpoints:   executor.onEndpoints,
+		Dataplane:     executor.dataplaneState(),
 		NetworkStatus: executor.networkStatus(),
 		Logger:        log.With("component", "agent"),
 		OnMessage: func(msg *api.SessionMessage) {

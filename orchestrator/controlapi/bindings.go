@@ -301,12 +301,5 @@ func (s *Server) GetAllocatorState(_ context.Context, _ *api.GetAllocatorStateRe
 			return st, nil
 		}
 	}
-	switch leader := s.raft.LeaderNodeID(); leader {
-	case "":
-		return nil, status.Error(codes.FailedPrecondition, "this manager is not the leader, and no leader is known; retry once one is elected")
-	case s.localID:
-		return nil, status.Error(codes.Unavailable, "this manager is the leader but its allocator is not running yet (it rebuilds after a leader change); retry")
-	default:
-		return nil, status.Errorf(codes.FailedPrecondition, "this manager is not the leader; ask %s", leader)
-	}
+	return nil, s.notLeaderError("its allocator is not running yet (it rebuilds after a leader change)")
 }

@@ -67,6 +67,8 @@ type Server struct {
 
 	allocMu sync.Mutex
 	alloc   AllocatorSource // nil until SetAllocatorSource; see bindings.go
+
+	dataplane dataplaneSource // see overlay.go
 }
 
 // NewServer returns the Control service of the manager whose node ID is

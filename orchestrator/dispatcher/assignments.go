@@ -28,13 +28,24 @@ type assignQueue struct {
 	done chan struct{} // closed when a newer stream of the session replaces this one
 
 	mu      sync.Mutex
-	full    bool                 // resend every task as a COMPLETE message
-	changed map[string]*api.Task // latest state by task ID; nil: removed
+	full    bool                    // resend every task and endpoint as a COMPLETE message
+	changed map[string]*api.Task    // latest state by task ID; nil: removed
+	eps     map[epKey]*api.Endpoint // endpoints changed; nil: removed
 }
 
 func newAssignQueue() *assignQueue {
 	// A new stream starts with a COMPLETE message.
-	return &assignQueue{wake: make(chan struct{}, 1), done: make(chan struct{}), full: true, changed: make(map[string]*api.Task)}
+	return &assignQueue{wake: make(chan struct{}, 1), done: make(chan struct{}), full: true,
+		changed: make(map[string]*api.Task), eps: make(map[epKey]*api.Endpoint)}
+}
+
+// putEndpoints queues endpoint changes.
+func (q *assignQueue) putEndpoints(changes []epChange) {
+	q.mu.Lock()
+	for _, c := range changes {
+		q.eps[c.key] = c.ep
+	}
+	q.mu.Unlock()
 }
 
 // put queues t (read-only: it is the store's event object).
@@ -55,18 +66,21 @@ func (q *assignQueue) resync() {
 	q.mu.Lock()
 	q.full = true
 	clear(q.changed)
+	clear(q.eps)
 	q.mu.Unlock()
 	signal(q.wake)
 }
 
-// take returns what is queued and empties the queue.
-func (q *assignQueue) take() (full bool, changed map[string]*api.Task) {
+// take returns what is queued and empties the queue. With full, the
+// changes are left out: a COMPLETE message reads everything after take.
+func (q *assignQueue) take() (full bool, changed map[string]*api.Task, eps map[epKey]*api.Endpoint) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	full, changed = q.full, q.changed
+	full, changed, eps = q.full, q.changed, q.eps
 	q.full = false
 	q.changed = make(map[string]*api.Task)
-	return full, changed
+	q.eps = make(map[epKey]*api.Endpoint)
+	return full, changed, eps
 }
 
 // visible reports whether the agent of t's node is told about t: it has a
@@ -152,14 +166,22 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	sent := make(map[string]uint64)
 	sentNets := make(map[string]uint64) // network ID → version sent
 	for {
-		full, changed := q.take()
+		full, changed, eps := q.take()
 		var msg *api.AssignmentsMessage
 		if full {
 			if msg, err = d.completeAssignments(readCtx, s.nodeID, sent); err != nil {
 				return completeFailed(ctx, leaderCtx, err)
 			}
+			// After the read barrier: the table holds at least what the
+			// tasks read do.
+			d.mu.Lock()
+			if d.endpoints != nil { // nil once this manager stopped leading
+				msg.Endpoints = d.endpoints.all()
+			}
+			d.mu.Unlock()
 		} else {
 			msg = incrementalAssignments(changed, sent)
+			msg = addEndpointChanges(msg, eps)
 		}
 		if msg != nil {
 			if full {
@@ -274,6 +296,31 @@ func incrementalAssignments(changed map[string]*api.Task, sent map[string]uint64
 	}
 	slices.SortFunc(msg.UpdateTasks, func(a, b *api.Task) int { return strings.Compare(a.Id, b.Id) })
 	slices.Sort(msg.RemoveTasks)
+	return msg
+}
+
+// addEndpointChanges adds the queued endpoint changes eps to msg (nil: a
+// message with them alone, nil if there are none).
+func addEndpointChanges(msg *api.AssignmentsMessage, eps map[epKey]*api.Endpoint) *api.AssignmentsMessage {
+	if len(eps) == 0 {
+		return msg
+	}
+	if msg == nil {
+		msg = &api.AssignmentsMessage{Type: api.AssignmentsMessage_TYPE_INCREMENTAL}
+	}
+	for k, ep := range eps {
+		if ep == nil {
+			msg.RemovedEndpoints = append(msg.RemovedEndpoints, k.proto())
+		} else {
+			msg.Endpoints = append(msg.Endpoints, ep)
+		}
+	}
+	slices.SortFunc(msg.Endpoints, func(a, b *api.Endpoint) int {
+		return strings.Compare(a.NetworkId+"/"+a.TaskId, b.NetworkId+"/"+b.TaskId)
+	})
+	slices.SortFunc(msg.RemovedEndpoints, func(a, b *api.EndpointKey) int {
+		return strings.Compare(a.NetworkId+"/"+a.TaskId, b.NetworkId+"/"+b.TaskId)
+	})
 	return msg
 }
 

@@ -78,6 +78,8 @@ type Dispatcher struct {
 	deadlines map[string]time.Time
 	// statuses queues reported task states until the next commit.
 	statuses *statusQueue
+	// endpoints are the networks' endpoint views (endpoints.go).
+	endpoints *endpointTable
 	// periodChanged wakes Run to retime its expiry ticker.
 	periodChanged chan struct{}
 }
@@ -88,6 +90,8 @@ type session struct {
 	changed chan struct{} // signalled when the session must resend
 	done    chan struct{} // closed when the session is replaced or expired
 	assign  *assignQueue  // the open Assignments stream's queue, nil if none
+	// queries are the dataplane queries waiting for the agent, by ID (dataplanequery.go).
+	queries map[string]*pendingQuery
 }
 
 // New returns a dispatcher that serves nothing until Run.
@@ -105,11 +109,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// Read the nodes and start watching in one step, so no change falls
 	// between the two.
 	var nodes []*api.Node
+	endpoints := newEndpointTable()
 	watch := d.store.ViewAndWatch(ctx, func(tx store.ReadTx) {
 		nodes = tx.Nodes()
 		if cs := tx.Clusters(); len(cs) > 0 {
 			period = heartbeatPeriod(cs[0])
 		}
+		endpoints.rebuild(tx.SharedTasks(), nodes)
 	})
 	statuses := newStatusQueue()
 	d.mu.Lock()
@@ -118,6 +124,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.sessions = make(map[string]*session)
 	d.deadlines = make(map[string]time.Time)
 	d.statuses = statuses
+	d.endpoints = endpoints
 	// Nodes that were up under the previous leader get the usual grace to
 	// find this one before they are declared down.
 	grace := time.Now().Add(missedHeartbeats * period)
@@ -136,7 +143,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, s := range d.sessions {
 			close(s.done)
 		}
-		d.running, d.sessions, d.deadlines, d.statuses = nil, nil, nil, nil
+		d.running, d.sessions, d.deadlines, d.statuses, d.endpoints = nil, nil, nil, nil, nil
 		d.mu.Unlock()
 		flusher.Wait()
 		statuses.close(status.Error(codes.Unavailable, "this manager stopped leading before the task states were committed; report them to the new leader"))
@@ -207,9 +214,11 @@ func (d *Dispatcher) noteChanges(batches []store.Batch) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var epChanges []epChange
 	for _, b := range batches {
 		if b.Restored {
 			d.resyncLocked()
+			epChanges = nil // every stream resends the whole table
 			continue
 		}
 		for _, ev := range b.Events {
@@ -219,9 +228,18 @@ func (d *Dispatcher) noteChanges(batches []store.Batch) {
 			case store.KindCluster:
 				d.noteCluster(ev)
 			}
+			epChanges = append(epChanges, d.endpoints.noteEvent(ev)...)
 		}
 	}
 	woken := make(map[*assignQueue]struct{})
+	if len(epChanges) > 0 {
+		for _, s := range d.sessions {
+			if s.assign != nil {
+				s.assign.putEndpoints(epChanges)
+				woken[s.assign] = struct{}{}
+			}
+		}
+	}
 	for _, r := range routes {
 		q := d.assignQueueOf(r.nodeID)
 		if q == nil {
@@ -301,6 +319,7 @@ func (d *Dispatcher) resyncAll() {
 }
 
 func (d *Dispatcher) resyncLocked() {
+	d.store.View(func(tx store.ReadTx) { d.endpoints.rebuild(tx.SharedTasks(), tx.Nodes()) })
 	for _, s := range d.sessions {
 		signal(s.changed)
 		if s.assign != nil {

@@ -102,11 +102,15 @@ func (d *Dispatcher) sessionMessage(s *session, period time.Duration) *api.Sessi
 			role = n.Spec.GetDesiredRole()
 		}
 	})
+	d.mu.Lock()
+	queries := pendingQueries(s)
+	d.mu.Unlock()
 	return &api.SessionMessage{
 		SessionId:       s.id,
 		Managers:        d.cluster.ManagerAddrs(),
 		DesiredRole:     role,
 		HeartbeatPeriod: durationpb.New(period),
+		Queries:         queries,
 	}
 }
 
@@ -136,21 +140,32 @@ func (d *Dispatcher) unregister(s *session) {
 
 // Heartbeat extends a session's deadline.
 func (d *Dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
-	id, ok := ca.IdentityFromContext(ctx)
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "a heartbeat needs a node certificate")
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	s, err := d.callerSessionLocked(ctx, req.SessionId, "a heartbeat")
+	if err != nil {
+		return nil, err
+	}
+	d.deadlines[s.nodeID] = time.Now().Add(missedHeartbeats * d.period)
+	return &api.HeartbeatResponse{Period: durationpb.New(d.period)}, nil
+}
+
+// callerSessionLocked is the calling node's session sessionID, or the error to answer what
+// (the call, for the message) with: no node certificate, not the leader, or a session that is
+// not the node's current one. d.mu is held.
+func (d *Dispatcher) callerSessionLocked(ctx context.Context, sessionID, what string) (*session, error) {
+	id, ok := ca.IdentityFromContext(ctx)
+	if !ok {
+		return nil, status.Errorf(codes.Unauthenticated, "%s needs a node certificate", what)
+	}
 	if d.running == nil {
 		return nil, d.notLeader()
 	}
 	s, ok := d.sessions[id.NodeID]
-	if !ok || s.id != req.SessionId {
-		return nil, staleSession(id.NodeID, req.SessionId)
+	if !ok || s.id != sessionID {
+		return nil, staleSession(id.NodeID, sessionID)
 	}
-	d.deadlines[id.NodeID] = time.Now().Add(missedHeartbeats * d.period)
-	return &api.HeartbeatResponse{Period: durationpb.New(d.period)}, nil
+	return s, nil
 }
 
 // notLeader is the error followers answer with; its message names the

@@ -159,6 +159,7 @@ func (m *Manager) buildServers() {
 	)
 	controlSrv := controlapi.NewServer(m.store, m.members, m.nodeID, m.log.With("component", "controlapi"))
 	controlSrv.SetAllocatorSource(m)
+	controlSrv.SetDataplaneSource(m.dispatch)
 	api.RegisterRaftServer(m.remote, m.raft.Server())
 	api.RegisterCAServer(m.remote, ca.NewServer(&caBackend{store: m.store}, m.log.With("component", "ca")))
 	api.RegisterDispatcherServer(m.remote, m.dispatch)

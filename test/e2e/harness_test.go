@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shoal/shoal/agent/netns"
 	"github.com/shoal/shoal/api"
 )
 
@@ -58,9 +59,10 @@ var testNet atomic.Int32
 type cluster struct {
 	t      *testing.T
 	dir    string
-	prefix string // 127.a.b.
+	prefix string // 127.a.b., or 198.18.B. on a test bed
 	port   int
 	extra  []string
+	bed    *bed // set by newBedCluster: every node runs in its own network namespace (testbed_test.go)
 
 	mu    sync.Mutex
 	nodes map[int]*proc
@@ -111,6 +113,14 @@ func newCluster(t *testing.T, extra ...string) *cluster {
 		defer c.mu.Unlock()
 		for _, p := range c.nodes {
 			p.kill()
+			// A node killed while it ran real tasks leaves their netns pins mounted in its
+			// state folder, which the test's folder removal cannot delete.
+			pins, _ := netns.List(filepath.Join(p.dir, "netns"))
+			for _, pin := range pins {
+				if err := netns.Unpin(filepath.Join(p.dir, "netns", pin)); err != nil {
+					t.Errorf("remove node %d's netns pin: %v", p.n, err)
+				}
+			}
 		}
 		if t.Failed() {
 			for i, p := range c.nodes {
@@ -168,6 +178,9 @@ func (c *cluster) start(n int, flags ...string) *proc {
 	}, c.extra...)
 	args = append(args, flags...)
 	p.cmd = exec.Command(filepath.Join(binDir, "shoald"), args...)
+	if c.bed != nil {
+		c.enterNode(n, p.cmd)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

@@ -1,0 +1,122 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/overlay"
+)
+
+// fakeOverlay records what it is asked to program.
+type fakeOverlay struct {
+	mu       sync.Mutex
+	synced   map[string]overlay.Desired // by network ID, the last Sync
+	devices  []overlay.Device
+	removed  []string
+	noBridge map[string]bool
+}
+
+func (f *fakeOverlay) Sync(d overlay.Desired) (overlay.Changes, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.noBridge[d.Network.ID] {
+		return overlay.Changes{}, overlay.ErrNoBridge
+	}
+	f.synced[d.Network.ID] = d
+	return overlay.Changes{Added: 1}, nil
+}
+
+func (f *fakeOverlay) Remove(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, id)
+	return nil
+}
+
+func (f *fakeOverlay) Devices() ([]overlay.Device, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.devices), nil
+}
+
+func (f *fakeOverlay) Inspect(overlay.Desired) (overlay.Report, error) { return overlay.Report{}, nil }
+
+func (f *fakeOverlay) Read(string) (overlay.Kernel, error) { return overlay.Kernel{}, nil }
+
+func (f *fakeOverlay) last(id string) (overlay.Desired, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.synced[id]
+	return d, ok
+}
+
+// summary renders d's endpoints as "ip→vtep" and its peers.
+func summary(d overlay.Desired) string {
+	var eps, peers []string
+	for _, e := range d.Endpoints {
+		eps = append(eps, fmt.Sprintf("%s/%s→%s", e.IP, e.MAC, e.VTEP))
+	}
+	for _, p := range d.Peers {
+		peers = append(peers, p.String())
+	}
+	return fmt.Sprintf("vni %d bridge %s mtu %d eps %v peers %v", d.Network.VNI, d.Network.Bridge, d.Network.MTU, eps, peers)
+}
+
+func ep(task, ip, vtep string) *api.Endpoint {
+	a := netip.MustParseAddr(ip).As4()
+	return &api.Endpoint{NetworkId: "net1aaaaaaaaaaaa", TaskId: task, Ip: ip, Vtep: vtep,
+		Mac: fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3])}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The endpoint views become each network's desired overlay: every endpoint, the other nodes as
+// peers; changes are programmed as they come, and a complete view sweeps unknown devices.
+func TestControllerProgramsEndpointViews(t *testing.T) {
+	f := &fakeOverlay{synced: map[string]overlay.Desired{}, noBridge: map[string]bool{"net2bbbbbbbbbbbb": true},
+		devices: []overlay.Device{{Name: "shxnet1aaaaaa", VNI: 4096}, {Name: "shxgoneaaaaaa", VNI: 4097}}}
+	c := New(Config{LocalVTEP: netip.MustParseAddr("198.18.0.1"), Overlay: f, MTU: 1450})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+
+	c.SetNetworks([]*api.Network{{Id: "net1aaaaaaaaaaaa", Vni: 4096}, {Id: "net2bbbbbbbbbbbb", Vni: 4098}})
+	c.ApplyEndpoints(true, []*api.Endpoint{
+		ep("t1", "10.0.0.5", "198.18.0.1"), ep("t2", "10.0.0.6", "198.18.0.2"), ep("t3", "10.0.0.7", "198.18.0.3"),
+	}, nil)
+	want := "vni 4096 bridge shlnet1aaaaaa mtu 1450 eps [10.0.0.5/02:42:0a:00:00:05→198.18.0.1 10.0.0.6/02:42:0a:00:00:06→198.18.0.2 10.0.0.7/02:42:0a:00:00:07→198.18.0.3] peers [198.18.0.2 198.18.0.3]"
+	waitFor(t, "the first view", func() bool { d, ok := f.last("net1aaaaaaaaaaaa"); return ok && summary(d) == want })
+	waitFor(t, "the sweep", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return slices.Equal(f.removed, []string{"goneaaaaaa"})
+	})
+
+	// t3 moves to this node; t2 is withdrawn.
+	c.ApplyEndpoints(false, []*api.Endpoint{ep("t3", "10.0.0.7", "198.18.0.1")}, []*api.EndpointKey{{NetworkId: "net1aaaaaaaaaaaa", TaskId: "t2"}})
+	want = "vni 4096 bridge shlnet1aaaaaa mtu 1450 eps [10.0.0.5/02:42:0a:00:00:05→198.18.0.1 10.0.0.7/02:42:0a:00:00:07→198.18.0.1] peers []"
+	waitFor(t, "the move", func() bool { d, ok := f.last("net1aaaaaaaaaaaa"); return ok && summary(d) == want })
+
+	// A network without a bridge here is not an error, and Ensure of it neither.
+	if err := c.Ensure([]string{"net2bbbbbbbbbbbb", "unknown"}); err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if _, ok := f.last("net2bbbbbbbbbbbb"); ok {
+		t.Fatal("a network without a bridge was programmed")
+	}
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/shoal/shoal/api"
+)
+
+const testNet = "net1abcdefghijklmnop"
+
+// inspectResponse is node 198.18.0.1's view of net1 with a local task and two remote ones,
+// its kernel programmed exactly as desired; edit changes the kernel.
+func inspectResponse(edit func(k *api.OverlayKernelState)) *api.InspectOverlayResponse {
+	k := &api.OverlayKernelState{
+		NetworkId: testNet, Device: "shxnet1abcdef", DeviceExists: true, Vni: 4096, Local: "198.18.0.1", Port: 4789,
+		Mtu: 1450, Master: "shlnet1abcdef", Up: true, Proxy: true,
+		Fdb: []*api.OverlayKernelState_FDBEntry{
+			{Mac: floodMAC, Dst: "198.18.0.2", Permanent: true},
+			{Mac: "02:42:0a:00:00:06", Dst: "198.18.0.2", Permanent: true},
+			{Mac: "02:42:0a:00:00:07", Dst: "198.18.0.2", Permanent: true},
+		},
+		Neigh: []*api.OverlayKernelState_NeighEntry{
+			{Ip: "10.0.0.6", Mac: "02:42:0a:00:00:06", Permanent: true},
+			{Ip: "10.0.0.7", Mac: "02:42:0a:00:00:07", Permanent: true},
+		},
+	}
+	if edit != nil {
+		edit(k)
+	}
+	return &api.InspectOverlayResponse{
+		Network: &api.Network{Id: testNet, Vni: 4096, Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "front"}}},
+		Node:    &api.Node{Id: "node1", Description: &api.NodeDescription{Hostname: "n1", DataPathAddr: "198.18.0.1"}},
+		Endpoints: []*api.Endpoint{
+			{NetworkId: testNet, TaskId: "a", Ip: "10.0.0.5", Mac: "02:42:0a:00:00:05", Vtep: "198.18.0.1"},
+			{NetworkId: testNet, TaskId: "b", Ip: "10.0.0.6", Mac: "02:42:0a:00:00:06", Vtep: "198.18.0.2"},
+			{NetworkId: testNet, TaskId: "c", Ip: "10.0.0.7", Mac: "02:42:0a:00:00:07", Vtep: "198.18.0.2"},
+		},
+		Kernel: k,
+	}
+}
+
+// differences renders what is not ok: device problems and "key:status".
+func differences(v overlayView) []string {
+	out := slices.Clone(v.Problems)
+	for _, e := range append(slices.Clone(v.FDB), v.Neighbours...) {
+		if e.Status != statusOK {
+			out = append(out, fmt.Sprintf("%s:%s", e.Key, e.Status))
+		}
+	}
+	return out
+}
+
+func TestCompareOverlay(t *testing.T) {
+	cases := []struct {
+		name string
+		resp *api.InspectOverlayResponse
+		want []string
+	}{
+		{"as desired", inspectResponse(nil), nil},
+		{"an entry missing, another extra", inspectResponse(func(k *api.OverlayKernelState) {
+			k.Fdb = append(k.Fdb[:2], &api.OverlayKernelState_FDBEntry{Mac: "02:42:0a:00:00:09", Dst: "198.18.0.3", Permanent: true})
+			k.Neigh = k.Neigh[:1]
+		}), []string{"02:42:0a:00:00:07:missing", "02:42:0a:00:00:09:extra", "10.0.0.7:missing"}},
+		{"a MAC at the wrong VTEP, a neighbour not permanent", inspectResponse(func(k *api.OverlayKernelState) {
+			k.Fdb[1].Dst = "198.18.0.3"
+			k.Neigh[0].Permanent = false
+		}), []string{"02:42:0a:00:00:06:wrong", "10.0.0.6:wrong"}},
+		{"a stale flood entry", inspectResponse(func(k *api.OverlayKernelState) {
+			k.Fdb = append(k.Fdb, &api.OverlayKernelState_FDBEntry{Mac: floodMAC, Dst: "198.18.0.9", Permanent: true})
+		}), []string{floodMAC + ":extra"}},
+		{"a device not as the network wants", inspectResponse(func(k *api.OverlayKernelState) {
+			k.Vni, k.Learning, k.Up, k.Master = 7, true, false, ""
+		}), []string{"VNI 7, want 4096", "master none, want shlnet1abcdef", "down, want up", "learning on, want off"}},
+		{"no device on a node running a task of the network", inspectResponse(func(k *api.OverlayKernelState) {
+			*k = api.OverlayKernelState{NetworkId: testNet}
+		}), []string{"missing: the node runs a task of the network", floodMAC + ":missing", "02:42:0a:00:00:06:missing", "02:42:0a:00:00:07:missing", "10.0.0.6:missing", "10.0.0.7:missing"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := compareOverlay(tc.resp)
+			if got := differences(v); !slices.Equal(got, tc.want) {
+				t.Errorf("differences %q, want %q", got, tc.want)
+			}
+			if v.Differences() != len(tc.want) {
+				t.Errorf("Differences() = %d, want %d", v.Differences(), len(tc.want))
+			}
+		})
+	}
+
+	// A node without a task of the network needs no device.
+	r := inspectResponse(func(k *api.OverlayKernelState) { *k = api.OverlayKernelState{NetworkId: testNet} })
+	r.Endpoints = r.Endpoints[1:]
+	if v := compareOverlay(r); v.Differences() != 0 || v.DeviceWant {
+		t.Errorf("no task, no device: %+v", v)
+	}
+}

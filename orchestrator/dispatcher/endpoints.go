@@ -1,0 +1,229 @@
+package dispatcher
+
+// This file owns the networks' endpoint views: which tasks every node's
+// overlay forwards to, and where. They derive from the store alone: a
+// task's attachments are endpoints while it is RUNNING on a node that is not
+// down, at that node's data-path address. Run keeps the table from its
+// store watch, under d.mu, and hands each change to every Assignments
+// stream; a stream's COMPLETE message carries the whole table.
+//
+// Changes reach each stream in commit order. A node declared down has its
+// endpoints withdrawn by the commit that declares it, which comes before
+// any commit giving its slots' addresses to new tasks, so every agent
+// hears of the withdrawal first.
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/ipam"
+	"github.com/shoal/shoal/orchestrator/store"
+)
+
+// epKey names an endpoint: a task's attachment to a network.
+type epKey struct{ network, task string }
+
+func (k epKey) proto() *api.EndpointKey {
+	return &api.EndpointKey{NetworkId: k.network, TaskId: k.task}
+}
+
+// nodeLink is what the endpoint table needs of a node: whether it is down,
+// and its VXLAN tunnel address.
+type nodeLink struct {
+	down bool
+	vtep string
+}
+
+// endpointTable is the endpoint views of every network.
+type endpointTable struct {
+	eps    map[epKey]*api.Endpoint // read-only once in the table
+	nodes  map[string]nodeLink
+	onNode map[string]map[string]*api.Task // node ID → RUNNING tasks with attachments, by ID
+}
+
+func newEndpointTable() *endpointTable {
+	return &endpointTable{eps: map[epKey]*api.Endpoint{}, nodes: map[string]nodeLink{}, onNode: map[string]map[string]*api.Task{}}
+}
+
+// epChange is one change of the table: an endpoint set, or removed (ep nil).
+type epChange struct {
+	key epKey
+	ep  *api.Endpoint
+}
+
+// rebuild replaces the table with what tasks and nodes (read-only) make
+// it; every stream is resynced after it.
+func (et *endpointTable) rebuild(tasks []*api.Task, nodes []*api.Node) {
+	*et = *newEndpointTable()
+	for _, n := range nodes {
+		et.nodes[n.Id] = linkOf(n)
+	}
+	for _, t := range tasks {
+		et.applyTask(nil, t)
+	}
+}
+
+// linkOf is n's nodeLink: its data-path address is the one it advertises,
+// else the address its session came from.
+func linkOf(n *api.Node) nodeLink {
+	vtep := n.GetDescription().GetDataPathAddr()
+	if vtep == "" {
+		vtep = hostOf(n.GetStatus().GetAddr())
+	}
+	return nodeLink{down: n.GetStatus().GetState() == api.NodeState_NODE_STATE_DOWN, vtep: vtep}
+}
+
+// hostOf is addr's host part ("1.2.3.4:5" or "1.2.3.4"), "" if it is not
+// an IP address.
+func hostOf(addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	if a, err := netip.ParseAddr(addr); err == nil {
+		return a.Unmap().String()
+	}
+	return ""
+}
+
+// isEndpointSource says whether t's attachments are endpoints wherever its
+// node stands: it runs and is placed.
+func isEndpointSource(t *api.Task) bool {
+	return t != nil && t.NodeId != "" && len(t.Networks) > 0 && t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING
+}
+
+// endpointsOf returns t's endpoints on a node linked as l.
+func endpointsOf(t *api.Task, l nodeLink) map[epKey]*api.Endpoint {
+	if !isEndpointSource(t) || l.down || l.vtep == "" {
+		return nil
+	}
+	eps := make(map[epKey]*api.Endpoint, len(t.Networks))
+	for _, att := range t.Networks {
+		p, err := netip.ParsePrefix(att.GetAddress())
+		if err != nil {
+			continue // not allocated yet: no address to forward to
+		}
+		eps[epKey{att.GetNetworkId(), t.Id}] = &api.Endpoint{
+			NetworkId: att.GetNetworkId(),
+			TaskId:    t.Id,
+			ServiceId: t.ServiceId,
+			Slot:      t.Slot,
+			NodeId:    t.NodeId,
+			Ip:        p.Addr().String(),
+			Mac:       net.HardwareAddr(ipam.MACOf(p.Addr())).String(),
+			Vtep:      l.vtep,
+		}
+	}
+	return eps
+}
+
+// applyTask moves the table from old to cur (either nil: created or
+// deleted) and returns its changes.
+func (et *endpointTable) applyTask(old, cur *api.Task) []epChange {
+	var before, after map[epKey]*api.Endpoint
+	if old != nil {
+		before = endpointsOf(old, et.nodes[old.NodeId])
+		if m := et.onNode[old.NodeId]; m != nil {
+			delete(m, old.Id)
+		}
+	}
+	if cur != nil {
+		after = endpointsOf(cur, et.nodes[cur.NodeId])
+		if isEndpointSource(cur) {
+			m := et.onNode[cur.NodeId]
+			if m == nil {
+				m = map[string]*api.Task{}
+				et.onNode[cur.NodeId] = m
+			}
+			m[cur.Id] = cur
+		}
+	}
+	return et.swap(before, after)
+}
+
+// applyNode follows a change of node n's record (deleted: gone) and returns
+// the changes of its tasks' endpoints.
+func (et *endpointTable) applyNode(n *api.Node, deleted bool) []epChange {
+	old := et.nodes[n.Id]
+	cur := nodeLink{down: true}
+	if deleted {
+		delete(et.nodes, n.Id)
+	} else {
+		cur = linkOf(n)
+		et.nodes[n.Id] = cur
+	}
+	if old == cur {
+		return nil
+	}
+	var changes []epChange
+	for _, t := range et.onNode[n.Id] {
+		changes = append(changes, et.swap(endpointsOf(t, old), endpointsOf(t, cur))...)
+	}
+	return changes
+}
+
+// swap replaces the endpoints before with after in the table and returns
+// the changes; an endpoint equal in both is no change.
+func (et *endpointTable) swap(before, after map[epKey]*api.Endpoint) []epChange {
+	var changes []epChange
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			if _, in := et.eps[k]; in {
+				delete(et.eps, k)
+				changes = append(changes, epChange{key: k})
+			}
+		}
+	}
+	for k, ep := range after {
+		if have, ok := et.eps[k]; ok && sameEndpoint(have, ep) {
+			continue
+		}
+		et.eps[k] = ep
+		changes = append(changes, epChange{key: k, ep: ep})
+	}
+	return changes
+}
+
+func sameEndpoint(a, b *api.Endpoint) bool {
+	return a.NodeId == b.NodeId && a.Ip == b.Ip && a.Mac == b.Mac && a.Vtep == b.Vtep &&
+		a.ServiceId == b.ServiceId && a.Slot == b.Slot
+}
+
+// all is every endpoint, sorted by network and task.
+func (et *endpointTable) all() []*api.Endpoint {
+	out := make([]*api.Endpoint, 0, len(et.eps))
+	for _, ep := range et.eps {
+		out = append(out, ep)
+	}
+	slices.SortFunc(out, func(a, b *api.Endpoint) int {
+		if c := strings.Compare(a.NetworkId, b.NetworkId); c != 0 {
+			return c
+		}
+		return strings.Compare(a.TaskId, b.TaskId)
+	})
+	return out
+}
+
+// noteEvent applies a store event to the table and returns its changes.
+func (et *endpointTable) noteEvent(ev store.Event) []epChange {
+	switch ev.Kind {
+	case store.KindTask:
+		var old, cur *api.Task
+		if ev.Action == api.StoreAction_KIND_DELETE {
+			old, _ = ev.Object.(*api.Task)
+		} else {
+			cur, _ = ev.Object.(*api.Task)
+			old, _ = ev.Old.(*api.Task)
+		}
+		return et.applyTask(old, cur)
+	case store.KindNode:
+		n, _ := ev.Object.(*api.Node)
+		if n == nil {
+			return nil
+		}
+		return et.applyNode(n, ev.Action == api.StoreAction_KIND_DELETE)
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+// Package overlay joins a shoal network's bridges across nodes: on each node, one VXLAN device
+// per network, enslaved to the network's local bridge, with static forwarding only. The kernel
+// never learns a remote address and no multicast group is used: every remote endpoint gets an FDB
+// entry (its MAC → its node's VTEP) and a neighbour entry (its IP → its MAC) on the device, the
+// device answers ARP requests from that neighbour table itself (proxy), and broadcasts are
+// replicated to the network's other nodes through one all-zeros FDB entry per peer.
+//
+// The package takes plain values and imports nothing of shoal; it talks to the kernel through
+// github.com/vishvananda/netlink, in the network namespace of the calling thread.
+//
+// # Contract
+//
+// The caller (the node agent) has these duties, in order:
+//
+//  1. Build one Manager per node with New, giving it the node's underlay address (LocalVTEP),
+//     and call it from inside the node's network namespace: a process that lives in that
+//     namespace, or a thread locked to it for the length of each call.
+//  2. On every change of a network's view (endpoints, nodes taking part), call Sync with the
+//     network's whole desired state: every endpoint on any node (those on this node get no
+//     entries) and every other node's VTEP. Sync diffs against the kernel, so repeating it is
+//     cheap and a periodic Sync repairs hand edits. Sync returns ErrNoBridge until shoal's CNI
+//     plugin has made the network's bridge (the first local task); call it again after that.
+//  3. Withdraw an endpoint (its node is down, its task is gone) by leaving it out of the next
+//     Desired; move one by giving it its new VTEP.
+//  4. When a network no longer exists, call Remove; Devices lists what is left on the node,
+//     for removing the devices of networks the agent no longer knows.
+//
+// Inspect reports how the kernel differs from a Desired without changing anything; it compares
+// with the same rules Sync applies, so a Report that is Clean means Sync would change nothing.
+//
+// # Forwarding on the bridge
+//
+// Learning is off on the VXLAN device and on its bridge port. The bridge therefore never holds a
+// stale location of a remote MAC after an endpoint moves, at the price of flooding frames for
+// remote MACs to the bridge's local ports too; the VXLAN device sends them to the one VTEP its
+// FDB names.
+package overlay

@@ -1,0 +1,142 @@
+package overlay
+
+// This file reads a node's kernel state straight through netlink, independently of the code under
+// test, and checks it against a Desired: the device's parameters and its FDB and neighbour
+// entries.
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// kernelEntries returns the device's own FDB entries ("MAC dst VTEP") and neighbour entries
+// ("IP lladdr MAC"), with " (not permanent)" appended to those that are not, sorted.
+func (node *testNode) kernelEntries(t *testing.T, device string) (fdb, neigh []string) {
+	t.Helper()
+	inNetns(t, node.ns, func() error {
+		link, err := netlink.LinkByName(device)
+		if err != nil {
+			return err
+		}
+		fdbs, err := netlink.NeighList(link.Attrs().Index, unix.AF_BRIDGE)
+		if err != nil {
+			return fmt.Errorf("dump FDB: %w", err)
+		}
+		for _, n := range fdbs {
+			if n.Flags&netlink.NTF_SELF != 0 {
+				fdb = append(fdb, fmt.Sprintf("%s dst %s", n.HardwareAddr, n.IP)+permanence(n))
+			}
+		}
+		neighs, err := netlink.NeighList(link.Attrs().Index, unix.AF_INET)
+		if err != nil {
+			return fmt.Errorf("dump neighbours: %w", err)
+		}
+		for _, n := range neighs {
+			neigh = append(neigh, fmt.Sprintf("%s lladdr %s", n.IP, n.HardwareAddr)+permanence(n))
+		}
+		return nil
+	})
+	slices.Sort(fdb)
+	slices.Sort(neigh)
+	return fdb, neigh
+}
+
+func permanence(n netlink.Neigh) string {
+	if n.State&netlink.NUD_PERMANENT == 0 {
+		return " (not permanent)"
+	}
+	return ""
+}
+
+// expectedEntries are the entries node must hold for d, formatted as kernelEntries does.
+func (node *testNode) expectedEntries(d Desired) (fdb, neigh []string) {
+	for _, ep := range d.Endpoints {
+		if ep.VTEP == node.vtep {
+			continue
+		}
+		fdb = append(fdb, fmt.Sprintf("%s dst %s", ep.MAC, ep.VTEP))
+		neigh = append(neigh, fmt.Sprintf("%s lladdr %s", ep.IP, ep.MAC))
+	}
+	for _, p := range d.Peers {
+		if p != node.vtep {
+			fdb = append(fdb, fmt.Sprintf("%s dst %s", net.HardwareAddr{0, 0, 0, 0, 0, 0}, p))
+		}
+	}
+	slices.Sort(fdb)
+	slices.Sort(neigh)
+	return fdb, neigh
+}
+
+// checkEntries fails the test unless node's kernel holds exactly d's entries.
+func (node *testNode) checkEntries(t *testing.T, d Desired) {
+	t.Helper()
+	gotFDB, gotNeigh := node.kernelEntries(t, DeviceName(d.Network.ID))
+	wantFDB, wantNeigh := node.expectedEntries(d)
+	if !slices.Equal(gotFDB, wantFDB) {
+		t.Errorf("%s: FDB entries:\n got  %q\n want %q", node.name, gotFDB, wantFDB)
+	}
+	if !slices.Equal(gotNeigh, wantNeigh) {
+		t.Errorf("%s: neighbour entries:\n got  %q\n want %q", node.name, gotNeigh, wantNeigh)
+	}
+}
+
+// checkDevice fails the test unless node's device for n is as Sync must leave it.
+func (node *testNode) checkDevice(t *testing.T, n Network) {
+	t.Helper()
+	inNetns(t, node.ns, func() error {
+		link, err := netlink.LinkByName(DeviceName(n.ID))
+		if err != nil {
+			return err
+		}
+		vx, ok := link.(*netlink.Vxlan)
+		if !ok {
+			return fmt.Errorf("%s: device is a %s", node.name, link.Type())
+		}
+		br, err := netlink.LinkByName(n.Bridge)
+		if err != nil {
+			return err
+		}
+		info, err := netlink.LinkGetProtinfo(vx)
+		if err != nil {
+			return fmt.Errorf("read bridge-port settings: %w", err)
+		}
+		checks := []struct {
+			what      string
+			got, want any
+		}{
+			{"VNI", vx.VxlanId, int(n.VNI)},
+			{"local", vx.SrcAddr.String(), node.vtep.String()},
+			{"port", vx.Port, DefaultPort},
+			{"learning", vx.Learning, false},
+			{"proxy", vx.Proxy, true},
+			{"group", len(vx.Group), 0},
+			{"MTU", vx.MTU, n.MTU},
+			{"master", vx.MasterIndex, br.Attrs().Index},
+			{"up", vx.Flags&net.FlagUp != 0, true},
+			{"bridge-port learning", info.Learning, false},
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("%s: device %s: %s is %v, want %v", node.name, vx.Name, c.what, c.got, c.want)
+			}
+		}
+		return nil
+	})
+}
+
+// hasDevice reports whether node has a link called name.
+func (node *testNode) hasDevice(t *testing.T, name string) bool {
+	t.Helper()
+	found := false
+	inNetns(t, node.ns, func() error {
+		_, err := netlink.LinkByName(name)
+		found = err == nil
+		return nil
+	})
+	return found
+}

@@ -1,0 +1,385 @@
+package e2e
+
+// This file tests the overlay end to end on the multi-node test bed: 3 managers and 2 workers
+// (managers run tasks too), real containers, one VXLAN segment across the nodes.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/shoal/shoal/api"
+)
+
+// overlayInspect is what the overlay test reads of `netctl overlay inspect --format json`.
+type overlayInspect struct {
+	DeviceExists bool     `json:"device_exists"`
+	Problems     []string `json:"device_problems"`
+	FDB          []struct {
+		Key, Desired, Programmed, Status string
+	} `json:"fdb"`
+	Neighbours []struct {
+		Key, Desired, Programmed, Status string
+	} `json:"neighbours"`
+}
+
+// differences lists what is not ok.
+func (o overlayInspect) differences() []string {
+	out := slices.Clone(o.Problems)
+	for _, e := range o.FDB {
+		if e.Status != "ok" {
+			out = append(out, fmt.Sprintf("fdb %s: %s (desired %s, programmed %s)", e.Key, e.Status, e.Desired, e.Programmed))
+		}
+	}
+	for _, e := range o.Neighbours {
+		if e.Status != "ok" {
+			out = append(out, fmt.Sprintf("neighbour %s: %s (desired %s, programmed %s)", e.Key, e.Status, e.Desired, e.Programmed))
+		}
+	}
+	return out
+}
+
+// inspectOverlay runs `netctl overlay inspect` of network on node-n through a manager that
+// leads (the leader answers).
+func (c *cluster) inspectOverlay(network string, n int) (overlayInspect, error) {
+	var o overlayInspect
+	var lastErr error
+	for _, m := range []int{1, 2, 3} {
+		if p := c.node(m); p == nil || p.exited() {
+			continue
+		}
+		out, err := c.netctl(m, "overlay", "inspect", network, "--node", fmt.Sprintf("node-%d", n), "--format", "json")
+		if err != nil {
+			lastErr = fmt.Errorf("netctl on node %d: %w: %s", m, err, out)
+			continue
+		}
+		return o, json.Unmarshal([]byte(out), &o)
+	}
+	return o, lastErr
+}
+
+// waitOverlayClean waits until netctl shows no difference on any live node.
+func (c *cluster) waitOverlayClean(t *testing.T, network string, nodes ...int) {
+	t.Helper()
+	eventually(t, 60*time.Second, "every node's overlay as desired", func() error {
+		for _, n := range nodes {
+			o, err := c.inspectOverlay(network, n)
+			if err != nil {
+				return err
+			}
+			if !o.DeviceExists {
+				return fmt.Errorf("node %d has no overlay device", n)
+			}
+			if d := o.differences(); len(d) > 0 {
+				return fmt.Errorf("node %d: %s", n, strings.Join(d, "; "))
+			}
+		}
+		return nil
+	})
+}
+
+// waitMoved waits until slot runs as a task other than old, answering, and returns it.
+func (c *cluster) waitMoved(t *testing.T, service string, slot uint64, old string) placedTask {
+	t.Helper()
+	var moved placedTask
+	eventually(t, 120*time.Second, fmt.Sprintf("slot %d of %s running again elsewhere", slot, service), func() error {
+		placed, err := c.placedTasks(service)
+		if err != nil {
+			return err
+		}
+		p, ok := placed[slot]
+		if !ok || p.task.Id == old {
+			return fmt.Errorf("slot %d still runs %s", slot, old)
+		}
+		id, err := askFrom(p.netns, p.ip)
+		if err != nil || id.Task != p.task.Id {
+			return fmt.Errorf("new task %s does not answer yet (%v)", p.task.Id, err)
+		}
+		moved = p
+		return nil
+	})
+	return moved
+}
+
+// clientNotOn returns a task of placed on a node outside avoid.
+func clientNotOn(t *testing.T, placed map[uint64]placedTask, avoid ...int) placedTask {
+	t.Helper()
+	for _, p := range placed {
+		if !slices.Contains(avoid, p.node) {
+			return p
+		}
+	}
+	t.Fatalf("no task outside nodes %v", avoid)
+	return placedTask{}
+}
+
+func TestOverlay(t *testing.T) {
+	cli := needDocker(t)
+	netName, svcName := uniqueName("ovl"), uniqueName("echo")
+	// Registered first, so it runs last: once the nodes are killed, nothing restarts the
+	// containers it removes.
+	t.Cleanup(func() { removeServiceContainers(cli, svcName) })
+	c := newBedCluster(t, append(slices.Clone(fastRaft), dockerFlags()...)...)
+	c.initManagers(3)
+	c.startWorkers(4, 5)
+	c.waitReady(5)
+
+	subnet := fmt.Sprintf("198.19.%d.0/24", 100+testNet.Add(0))
+	if out, err := c.shoalctl(1, "network", "create", "--subnet", subnet, netName); err != nil {
+		t.Fatalf("network create: %v\n%s", err, out)
+	}
+	if out, err := c.shoalctl(1, "service", "create", "--name", svcName, "--replicas", "5", "--network", netName,
+		"--restart-delay", "100ms", echoImageV1); err != nil {
+		t.Fatalf("service create: %v\n%s", err, out)
+	}
+	placed := c.waitPlaced(t, svcName, 5)
+	if nodes := nodesOf(placed); !slices.Equal(nodes, []int{1, 2, 3, 4, 5}) {
+		t.Fatalf("tasks on nodes %v, want one on each of the 5", nodes)
+	}
+
+	// Tasks on different nodes reach each other, TCP and ICMP.
+	for _, from := range placed {
+		for _, to := range placed {
+			if from.node == to.node {
+				continue
+			}
+			if id, err := askFrom(from.netns, to.ip); err != nil || id.Task != to.task.Id {
+				t.Errorf("TCP node %d → %s on node %d: %+v, %v", from.node, to.ip, to.node, id, err)
+			}
+			if err := pingFrom(from.netns, to.ip); err != nil {
+				t.Errorf("ICMP node %d → %s on node %d: %v", from.node, to.ip, to.node, err)
+			}
+		}
+	}
+	if out, err := c.netctl(1, "overlay", "ls"); err != nil || !strings.Contains(out, netName) {
+		t.Errorf("netctl overlay ls: %v\n%s", err, out)
+	} else {
+		t.Logf("netctl overlay ls:\n%s", out)
+	}
+	c.waitOverlayClean(t, netName, 1, 2, 3, 4, 5)
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("agent restart converges", func(t *testing.T) { testOverlayAgentRestart(t, c, netName, placed) })
+	t.Run("drain", func(t *testing.T) { placed = testOverlayDrain(t, c, svcName, placed) })
+	t.Run("node failure and partition", func(t *testing.T) { placed = testOverlayNodeFailure(t, c, cli, svcName, placed) })
+	t.Run("leader killed under a TCP stream", func(t *testing.T) { testOverlayLeaderKill(t, c, placed) })
+}
+
+// testOverlayAgentRestart damages node 2's entries by hand, sees netctl report it, restarts its
+// agent with kill -9, and waits for every node's kernel to be as desired again.
+func testOverlayAgentRestart(t *testing.T, c *cluster, netName string, placed map[uint64]placedTask) {
+	peer, _ := onNode(placed, 3)
+	dev := "shx" + c.networkByName(netName).Id[:10]
+	mac := macOfIP(peer.ip)
+	if out, err := c.inNode(2, "bridge", "fdb", "del", mac, "dev", dev, "dst", c.nodeAddr(3)); err != nil {
+		t.Fatalf("delete an FDB entry on node 2: %v\n%s", err, out)
+	}
+	if out, err := c.inNode(2, "ip", "neigh", "replace", peer.ip, "lladdr", "02:42:00:00:00:01", "dev", dev, "nud", "permanent"); err != nil {
+		t.Fatalf("change a neighbour entry on node 2: %v\n%s", err, out)
+	}
+	o, err := c.inspectOverlay(netName, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffs := o.differences()
+	t.Logf("netctl after the hand edits on node 2: %v", diffs)
+	if len(diffs) != 2 || !strings.Contains(diffs[0], mac+": missing") || !strings.Contains(diffs[1], peer.ip+": wrong") {
+		t.Errorf("netctl shows %q, want the missing FDB entry of %s and the wrong neighbour %s", diffs, mac, peer.ip)
+	}
+
+	c.node(2).kill()
+	c.start(2)
+	c.waitReady(5)
+	c.waitOverlayClean(t, netName, 1, 2, 3, 4, 5)
+}
+
+// macOfIP is shoal's MAC for a task address.
+func macOfIP(ip string) string {
+	var a [4]byte
+	_, _ = fmt.Sscanf(ip, "%d.%d.%d.%d", &a[0], &a[1], &a[2], &a[3])
+	return fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3])
+}
+
+// testOverlayDrain drains worker 5: its task comes up elsewhere with the same IP, and a client
+// on a third node reaches it again; the time from RUNNING to reached is logged.
+func testOverlayDrain(t *testing.T, c *cluster, svcName string, placed map[uint64]placedTask) map[uint64]placedTask {
+	old, ok := onNode(placed, 5)
+	if !ok {
+		t.Fatal("no task on node 5")
+	}
+	// Two clients: the new task lands on one node at most.
+	a := clientNotOn(t, placed, 5)
+	b := clientNotOn(t, placed, 5, a.node)
+	pa, pb := startPoller(a.netns, old.ip, 20*time.Millisecond), startPoller(b.netns, old.ip, 20*time.Millisecond)
+	c.setAvailability("node-5", api.NodeAvailability_NODE_AVAILABILITY_DRAIN)
+	moved := c.waitMoved(t, svcName, old.task.Slot, old.task.Id)
+	pa.waitFor(moved.task.Id, 30*time.Second)
+	pb.waitFor(moved.task.Id, 30*time.Second)
+	time.Sleep(200 * time.Millisecond) // a few more polls
+	answersA, answersB := pa.finish(), pb.finish()
+	if moved.ip != old.ip || moved.node == 5 {
+		t.Fatalf("slot %d moved to node %d at %s, want another node with %s", old.task.Slot, moved.node, moved.ip, old.ip)
+	}
+	client, answers := a, answersA
+	if a.node == moved.node {
+		client, answers = b, answersB
+	}
+	checkOneResponder(t, old.ip, answers, old.task.Id, moved.task.Id)
+	running := moved.task.Status.GetTimestamp().AsTime()
+	if first, ok := firstAnswerBy(answers, moved.task.Id); ok {
+		t.Logf("drain: slot %d moved from node 5 to node %d with %s; the client on node %d reached it %v after it was RUNNING",
+			old.task.Slot, moved.node, moved.ip, client.node, first.Sub(running).Round(time.Millisecond))
+	} else {
+		t.Errorf("the client on node %d never reached the moved task", client.node)
+	}
+	c.setAvailability("node-5", api.NodeAvailability_NODE_AVAILABILITY_ACTIVE)
+	placed, err := c.placedTasks(svcName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return placed
+}
+
+// testOverlayNodeFailure kills worker 4's shoald and cuts its link: its task comes back
+// elsewhere with its IP after the down grace; when the node returns its stale containers are
+// removed; a client on a third node sees one responder for the address throughout.
+func testOverlayNodeFailure(t *testing.T, c *cluster, cli *client.Client, svcName string, placed map[uint64]placedTask) map[uint64]placedTask {
+	old, ok := onNode(placed, 4)
+	if !ok {
+		t.Fatal("no task on node 4")
+	}
+	a := clientNotOn(t, placed, 4)
+	b := clientNotOn(t, placed, 4, a.node)
+	pa, pb := startPoller(a.netns, old.ip, 20*time.Millisecond), startPoller(b.netns, old.ip, 20*time.Millisecond)
+	c.node(4).kill()
+	c.cut(4)
+	moved := c.waitMoved(t, svcName, old.task.Slot, old.task.Id)
+	if moved.ip != old.ip || moved.node == 4 {
+		t.Fatalf("slot %d moved to node %d at %s, want another node with %s", old.task.Slot, moved.node, moved.ip, old.ip)
+	}
+	c.heal(4)
+	c.start(4)
+	c.waitReady(5)
+	// The old task is shut down as the node returns: its containers stop (they stay, stopped,
+	// as the slot's history until the reaper deletes the task) and its namespace goes.
+	eventually(t, 60*time.Second, "node 4's stale containers stopped", func() error {
+		for _, ct := range containers(t, cli, svcName) {
+			if ct.TaskID == old.task.Id && ct.Running {
+				return fmt.Errorf("%s (%s) of the old task still runs", ct.Name, ct.Role)
+			}
+		}
+		if _, err := os.Stat(old.netns); !os.IsNotExist(err) {
+			return fmt.Errorf("the old task's netns pin %s is still there (%v)", old.netns, err)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // polls after the node's return
+	for _, p := range []struct {
+		client  placedTask
+		answers []answer
+	}{{a, pa.finish()}, {b, pb.finish()}} {
+		if p.client.node == moved.node {
+			continue // local to the new task: not a third node
+		}
+		checkOneResponder(t, old.ip, p.answers, old.task.Id, moved.task.Id)
+		t.Logf("node failure: slot %d moved from node 4 to node %d; the client on node %d saw %s",
+			old.task.Slot, moved.node, p.client.node, strings.Join(responders(p.answers), " → "))
+	}
+	placed, err := c.placedTasks(svcName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return placed
+}
+
+// testOverlayLeaderKill streams TCP from a task to a task on another node, neither on the
+// leader's node, while the leader is killed: the stream goes on. The longest gap is logged.
+func testOverlayLeaderKill(t *testing.T, c *cluster, placed map[uint64]placedTask) {
+	leader, err := c.leader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := clientNotOn(t, placed, leader)
+	to := clientNotOn(t, placed, leader, from.node)
+	conn, err := dialFrom(from.netns, net.JoinHostPort(to.ip, "9000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	if _, err := r.ReadString('\n'); err != nil { // the server's identity line
+		t.Fatal(err)
+	}
+	type result struct {
+		maxGap time.Duration
+		echoes int
+		err    error
+	}
+	done := make(chan result, 1)
+	stop := make(chan struct{})
+	go func() {
+		var res result
+		msg := []byte("0123456789abcdef")
+		buf := make([]byte, len(msg))
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				done <- res
+				return
+			default:
+			}
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := conn.Write(msg); err != nil {
+				res.err = err
+				done <- res
+				return
+			}
+			if _, err := io.ReadFull(r, buf); err != nil {
+				res.err = err
+				done <- res
+				return
+			}
+			now := time.Now()
+			res.maxGap = max(res.maxGap, now.Sub(last))
+			last = now
+			res.echoes++
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	c.node(leader).kill()
+	eventually(t, 60*time.Second, "a new leader", func() error {
+		for _, m := range []int{1, 2, 3} {
+			if m == leader {
+				continue
+			}
+			if l, err := c.leader(m); err == nil && l != leader {
+				return nil
+			}
+		}
+		return fmt.Errorf("no new leader yet")
+	})
+	time.Sleep(time.Second)
+	close(stop)
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("the stream from node %d to node %d broke when leader node %d was killed: %v", from.node, to.node, leader, res.err)
+	}
+	t.Logf("leader kill: %d echoes between node %d and node %d; longest gap %v", res.echoes, from.node, to.node, res.maxGap.Round(time.Millisecond))
+	if res.maxGap > 200*time.Millisecond {
+		t.Errorf("the stream stalled for %v while the leader was replaced (want at most 200ms)", res.maxGap)
+	}
+	c.start(leader)
+}
