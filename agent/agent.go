@@ -61,6 +61,9 @@ type Config struct {
 	// order: with complete, set is every network's whole view (a new
 	// stream's first message); otherwise set and removed are changes.
 	OnEndpoints func(complete bool, set []*api.Endpoint, removed []*api.EndpointKey)
+	// OnNetworksRemoved is handed the IDs of networks the cluster removed,
+	// before the tasks of the same message are applied.
+	OnNetworksRemoved func(ids []string)
 	// NetworkStatus reports whether the node's network plugins can attach
 	// tasks (their CNI STATUS); nil means always. It is asked at every
 	// session start and every NetworkStatusPeriod: the answer goes in the
@@ -109,6 +112,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.worker = newWorker(ctx, a.cfg.Executor, a.reports, a.cfg.Logger)
 		a.worker.onNetworks = a.cfg.OnNetworks
 		a.worker.onEndpoints = a.cfg.OnEndpoints
+		a.worker.onNetworksRemoved = a.cfg.OnNetworksRemoved
 		defer a.worker.wait()
 		defer cancel() // runners stop before wait
 	}

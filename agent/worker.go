@@ -34,6 +34,8 @@ type worker struct {
 	onNetworks func([]*api.Network)
 	// onEndpoints is Config.OnEndpoints.
 	onEndpoints func(complete bool, set []*api.Endpoint, removed []*api.EndpointKey)
+	// onNetworksRemoved is Config.OnNetworksRemoved.
+	onNetworksRemoved func(ids []string)
 
 	mu    sync.Mutex
 	tasks map[string]*runner
@@ -47,6 +49,9 @@ func newWorker(ctx context.Context, e exec.Executor, reports *reporter, log *slo
 func (w *worker) apply(msg *api.AssignmentsMessage) {
 	if len(msg.Networks) > 0 && w.onNetworks != nil {
 		w.onNetworks(msg.Networks)
+	}
+	if len(msg.RemovedNetworks) > 0 && w.onNetworksRemoved != nil {
+		w.onNetworksRemoved(msg.RemovedNetworks)
 	}
 	complete := msg.Type == api.AssignmentsMessage_TYPE_COMPLETE
 	if w.onEndpoints != nil && (complete || len(msg.Endpoints) > 0 || len(msg.RemovedEndpoints) > 0) {

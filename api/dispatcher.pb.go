@@ -657,8 +657,13 @@ type AssignmentsMessage struct {
 	// removed_endpoints are endpoints withdrawn since the last message
 	// (INCREMENTAL only).
 	RemovedEndpoints []*EndpointKey `protobuf:"bytes,6,rep,name=removed_endpoints,json=removedEndpoints,proto3" json:"removed_endpoints,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// removed_networks are the IDs of networks removed from the cluster since
+	// the last message (INCREMENTAL only): the agent takes them off the node
+	// (overlay device, bridge) before a network made next wants their VNI or
+	// subnet.
+	RemovedNetworks []string `protobuf:"bytes,7,rep,name=removed_networks,json=removedNetworks,proto3" json:"removed_networks,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AssignmentsMessage) Reset() {
@@ -729,6 +734,13 @@ func (x *AssignmentsMessage) GetEndpoints() []*Endpoint {
 func (x *AssignmentsMessage) GetRemovedEndpoints() []*EndpointKey {
 	if x != nil {
 		return x.RemovedEndpoints
+	}
+	return nil
+}
+
+func (x *AssignmentsMessage) GetRemovedNetworks() []string {
+	if x != nil {
+		return x.RemovedNetworks
 	}
 	return nil
 }
@@ -1212,14 +1224,15 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\x06period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06period\"3\n" +
 	"\x12AssignmentsRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"\xfc\x02\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\xa7\x03\n" +
 	"\x12AssignmentsMessage\x126\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".shoal.api.AssignmentsMessage.TypeR\x04type\x122\n" +
 	"\fupdate_tasks\x18\x02 \x03(\v2\x0f.shoal.api.TaskR\vupdateTasks\x12!\n" +
 	"\fremove_tasks\x18\x03 \x03(\tR\vremoveTasks\x12.\n" +
 	"\bnetworks\x18\x04 \x03(\v2\x12.shoal.api.NetworkR\bnetworks\x121\n" +
 	"\tendpoints\x18\x05 \x03(\v2\x13.shoal.api.EndpointR\tendpoints\x12C\n" +
-	"\x11removed_endpoints\x18\x06 \x03(\v2\x16.shoal.api.EndpointKeyR\x10removedEndpoints\"/\n" +
+	"\x11removed_endpoints\x18\x06 \x03(\v2\x16.shoal.api.EndpointKeyR\x10removedEndpoints\x12)\n" +
+	"\x10removed_networks\x18\a \x03(\tR\x0fremovedNetworks\"/\n" +
 	"\x04Type\x12\x11\n" +
 	"\rTYPE_COMPLETE\x10\x00\x12\x14\n" +
 	"\x10TYPE_INCREMENTAL\x10\x01\"\xc4\x01\n" +

@@ -49,3 +49,13 @@ func (m *Manager) RemoveNetwork(ctx context.Context, n *api.Network) error {
 	m.log.Info("network removed from the node", "network", describe(n), "bridge", bridge)
 	return nil
 }
+
+// RemoveNetworkByID is RemoveNetwork of the known network id; a network the manager never knew
+// was never on the node, and is fine.
+func (m *Manager) RemoveNetworkByID(ctx context.Context, id string) error {
+	n := m.network(id)
+	if n == nil {
+		return nil
+	}
+	return m.RemoveNetwork(ctx, n)
+}

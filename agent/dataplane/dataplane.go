@@ -69,6 +69,7 @@ type Controller struct {
 	endpoints map[string]map[string]*api.Endpoint // network ID → task ID → endpoint
 	dirty     map[string]bool                     // networks to program
 	sweep     bool                                // remove devices of unknown networks
+	haveView  bool                                // a COMPLETE view has come: the known networks are all there are
 }
 
 // New returns a controller; Run programs.
@@ -103,7 +104,7 @@ func (c *Controller) ApplyEndpoints(complete bool, set []*api.Endpoint, removed 
 			c.dirty[id] = true
 		}
 		clear(c.endpoints)
-		c.sweep = true
+		c.sweep, c.haveView = true, true
 	}
 	for _, k := range removed {
 		delete(c.endpoints[k.GetNetworkId()], k.GetTaskId())
@@ -161,18 +162,21 @@ func (c *Controller) Run(ctx context.Context) {
 			for id := range c.networks {
 				c.dirty[id] = true
 			}
-			c.sweep = true
+			// Before any view, the known networks are not all there are: an agent
+			// started while no leader answers must not remove what its tasks use.
+			c.sweep = c.haveView
 			c.mu.Unlock()
 		}
 		c.pass()
 	}
 }
 
-// pass programs the dirty networks and, after a complete view, removes the
-// devices of networks that are not known.
+// pass removes the devices of networks that are not known (after a complete
+// view), then programs the dirty networks.
 func (c *Controller) pass() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sweepLocked()
 	for _, id := range slices.Sorted(maps.Keys(c.dirty)) {
 		delete(c.dirty, id)
 		if err := c.syncLocked(id); err != nil {
@@ -180,6 +184,27 @@ func (c *Controller) pass() {
 			// Left for the repair pass: retrying at once would spin.
 		}
 	}
+}
+
+// RemoveNetworks forgets networks the cluster removed and deletes their
+// devices now, before a network made next can want their VNI or subnet.
+func (c *Controller) RemoveNetworks(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		delete(c.networks, id)
+		delete(c.endpoints, id)
+		delete(c.dirty, id)
+		if err := c.cfg.Overlay.Remove(id); err != nil {
+			c.cfg.Log.Warn("remove the overlay device of a removed network", "network", id, "err", err)
+			c.sweep = c.haveView // retried by the next pass
+		}
+	}
+}
+
+// sweepLocked removes the devices of networks that are not known, once a
+// sweep is due; c.mu is held.
+func (c *Controller) sweepLocked() {
 	if !c.sweep {
 		return
 	}
@@ -310,14 +335,24 @@ func (c *Controller) desiredLocked(id string) (overlay.Desired, bool) {
 	}
 	d := overlay.Desired{Network: overlay.Network{ID: id, VNI: n.GetVni(), Bridge: cni.BridgeName(id), MTU: c.cfg.MTU}}
 	peers := map[netip.Addr]bool{}
-	for _, ep := range c.endpoints[id] {
+	byIP := map[netip.Addr]*api.Endpoint{}
+	for _, taskID := range slices.Sorted(maps.Keys(c.endpoints[id])) {
+		ep := c.endpoints[id][taskID]
 		ip, err1 := netip.ParseAddr(ep.GetIp())
 		vtep, err2 := netip.ParseAddr(ep.GetVtep())
 		mac, err3 := net.ParseMAC(ep.GetMac())
-		if err1 != nil || err2 != nil || err3 != nil {
+		// One endpoint the overlay cannot carry is skipped, not the network.
+		if err1 != nil || err2 != nil || err3 != nil || !ip.Is4() || !vtep.Is4() || vtep.IsLoopback() || len(mac) != 6 {
 			c.cfg.Log.Warn("an endpoint that cannot be programmed", "network", id, "task", ep.GetTaskId(), "ip", ep.GetIp(), "vtep", ep.GetVtep(), "mac", ep.GetMac())
 			continue
 		}
+		if other, ok := byIP[ip]; ok {
+			// Two tasks on one address: the manager never allows it, so a view
+			// saying so is in flux; the first (by task ID) stands until it settles.
+			c.cfg.Log.Warn("two endpoints with one address; programming the first", "network", id, "ip", ip, "task", other.GetTaskId(), "skipped", ep.GetTaskId())
+			continue
+		}
+		byIP[ip] = ep
 		d.Endpoints = append(d.Endpoints, overlay.Endpoint{IP: ip, MAC: mac, VTEP: vtep})
 		if vtep != c.cfg.LocalVTEP {
 			peers[vtep] = true

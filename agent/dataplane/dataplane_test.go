@@ -120,3 +120,53 @@ func TestControllerProgramsEndpointViews(t *testing.T) {
 		t.Fatal("a network without a bridge was programmed")
 	}
 }
+
+// Before any complete view the repair pass programs but removes nothing: an agent restarted
+// while no leader answers keeps its tasks' overlay.
+func TestControllerKeepsDevicesUntilAView(t *testing.T) {
+	f := &fakeOverlay{synced: map[string]overlay.Desired{}, devices: []overlay.Device{{Name: "shxnet1aaaaaa", VNI: 4096}}}
+	c := New(Config{LocalVTEP: netip.MustParseAddr("198.18.0.1"), Overlay: f, MTU: 1450, RepairPeriod: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	time.Sleep(100 * time.Millisecond) // ten repair passes
+	f.mu.Lock()
+	removed := slices.Clone(f.removed)
+	f.mu.Unlock()
+	if len(removed) != 0 {
+		t.Fatalf("repair passes before any view removed %v", removed)
+	}
+}
+
+// An endpoint the overlay cannot carry, or a second one on an address, is skipped; the rest of
+// the network is programmed. A removed network's device goes at once.
+func TestControllerSkipsBadEndpoints(t *testing.T) {
+	f := &fakeOverlay{synced: map[string]overlay.Desired{}}
+	c := New(Config{LocalVTEP: netip.MustParseAddr("198.18.0.1"), Overlay: f, MTU: 1450})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	c.SetNetworks([]*api.Network{{Id: "net1aaaaaaaaaaaa", Vni: 4096}})
+	v6 := ep("t3", "10.0.0.7", "198.18.0.3")
+	v6.Ip = "fd00::7"
+	c.ApplyEndpoints(true, []*api.Endpoint{
+		ep("t1", "10.0.0.5", "198.18.0.2"),
+		ep("t2", "10.0.0.5", "198.18.0.3"), // the same address: t1 stands
+		v6,
+		ep("t4", "10.0.0.8", "127.0.0.1"), // a loopback VTEP
+		ep("t5", "10.0.0.9", "198.18.0.3"),
+	}, nil)
+	want := "vni 4096 bridge shlnet1aaaaaa mtu 1450 eps [10.0.0.5/02:42:0a:00:00:05→198.18.0.2 10.0.0.9/02:42:0a:00:00:09→198.18.0.3] peers [198.18.0.2 198.18.0.3]"
+	waitFor(t, "the good endpoints programmed", func() bool { d, ok := f.last("net1aaaaaaaaaaaa"); return ok && summary(d) == want })
+
+	c.RemoveNetworks([]string{"net1aaaaaaaaaaaa"})
+	f.mu.Lock()
+	removed := slices.Clone(f.removed)
+	f.mu.Unlock()
+	if !slices.Equal(removed, []string{"net1aaaaaaaaaaaa"}) {
+		t.Fatalf("removed %v, want the network's device", removed)
+	}
+	if _, ok := c.Desired("net1aaaaaaaaaaaa"); ok {
+		t.Fatal("a removed network is still known")
+	}
+}

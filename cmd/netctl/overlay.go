@@ -145,6 +145,7 @@ func printOverlayPretty(w io.Writer, v overlayView) error {
 	var f cli.Fields
 	f.Add("Network", fmt.Sprintf("%s (%s)", v.Network, v.NetworkID))
 	f.Add("VNI", cli.FormatVNI(v.VNI))
+	f.Add("Subnets", cli.OrDash(strings.Join(v.Subnets, ", ")))
 	f.Add("Node", fmt.Sprintf("%s (%s)", cli.OrDash(v.Node), v.NodeID))
 	f.Add("Local VTEP", cli.OrDash(v.VTEP))
 	switch {

@@ -43,6 +43,7 @@ type overlayView struct {
 	Network    string         `json:"network"`
 	NetworkID  string         `json:"network_id"`
 	VNI        uint32         `json:"vni"`
+	Subnets    []string       `json:"subnets"`
 	Node       string         `json:"node"`
 	NodeID     string         `json:"node_id"`
 	VTEP       string         `json:"vtep"`
@@ -94,6 +95,9 @@ func compareOverlay(r *api.InspectOverlayResponse) overlayView {
 		Node: node.GetDescription().GetHostname(), NodeID: node.GetId(), VTEP: vtep,
 		Device: k.GetDevice(), Exists: k.GetDeviceExists(), MTU: k.GetMtu(), Local: k.GetLocal(),
 		Master: k.GetMaster(), Up: k.GetUp(),
+	}
+	for _, s := range nw.GetSpec().GetIpam() {
+		v.Subnets = append(v.Subnets, s.GetSubnet())
 	}
 	if v.Device == "" {
 		v.Device = "shx" + nw.GetId()[:min(len(nw.GetId()), 10)]

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/shoal/shoal/internal/ctltest"
 
 	"github.com/shoal/shoal/api"
 )
@@ -95,4 +98,62 @@ func TestCompareOverlay(t *testing.T) {
 	if v := compareOverlay(r); v.Differences() != 0 || v.DeviceWant {
 		t.Errorf("no task, no device: %+v", v)
 	}
+}
+
+// overlayFake answers the overlay calls with inspectResponse's view.
+type overlayFake struct {
+	*fakeControl
+	resp *api.InspectOverlayResponse
+	req  *api.InspectOverlayRequest
+}
+
+func (f *overlayFake) InspectOverlay(_ context.Context, req *api.InspectOverlayRequest) (*api.InspectOverlayResponse, error) {
+	f.req = req
+	return f.resp, nil
+}
+
+func (f *overlayFake) ListOverlayEndpoints(context.Context, *api.ListOverlayEndpointsRequest) (*api.ListOverlayEndpointsResponse, error) {
+	return &api.ListOverlayEndpointsResponse{Endpoints: f.resp.Endpoints}, nil
+}
+
+func (f *overlayFake) ListNetworks(context.Context, *api.ListNetworksRequest) (*api.ListNetworksResponse, error) {
+	return &api.ListNetworksResponse{Networks: []*api.Network{f.resp.Network}}, nil
+}
+
+func TestOverlayCommands(t *testing.T) {
+	resp := inspectResponse(func(k *api.OverlayKernelState) { k.Neigh = k.Neigh[:1] })
+	resp.Network.Spec.Ipam = []*api.IPAMConfig{{Subnet: "10.0.0.0/24"}}
+	f := &overlayFake{fakeControl: newFake(), resp: resp}
+	sock := ctltest.Serve(t, f)
+
+	res := netctl(t, sock, "overlay", "ls")
+	res.Check(t, 0, `NETWORK   VNI    SUBNETS       ENDPOINTS   VTEPS
+front     4096   10.0.0.0/24   3           198.18.0.1,198.18.0.2
+`, "")
+
+	res = netctl(t, sock, "overlay", "inspect", "front", "--node", "n1")
+	if f.req.GetNetwork() != "front" || f.req.GetNode() != "n1" {
+		t.Errorf("InspectOverlay asked %v", f.req)
+	}
+	res.Check(t, 0, `Network:    front (net1abcdefghijklmnop)
+VNI:        4096
+Subnets:    10.0.0.0/24
+Node:       n1 (node1)
+Local VTEP: 198.18.0.1
+Device:     shxnet1abcdef: up, MTU 1450, local 198.18.0.1, master shlnet1abcdef
+Peers:      198.18.0.2
+
+FDB (MAC → VTEP)
+MAC                 DESIRED VTEP   PROGRAMMED VTEP   STATUS
+00:00:00:00:00:00   198.18.0.2     198.18.0.2        ok
+02:42:0a:00:00:06   198.18.0.2     198.18.0.2        ok
+02:42:0a:00:00:07   198.18.0.2     198.18.0.2        ok
+
+Neighbours (IP → MAC)
+IP         DESIRED MAC         PROGRAMMED MAC      STATUS
+10.0.0.6   02:42:0a:00:00:06   02:42:0a:00:00:06   ok
+10.0.0.7   02:42:0a:00:00:07   -                   * missing
+
+1 differences
+`, "")
 }

@@ -125,6 +125,9 @@ func runOverlayBench(ctx context.Context, o overlayOptions) error {
 
 // bedCluster starts shoald on bed nodes first..last: the first a manager, the others workers.
 func bedCluster(ctx context.Context, bed *testbed.Bed, bin, dir string, first, last int, timeout time.Duration, extra ...string) (*procCluster, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	pc := &procCluster{bin: filepath.Join(bin, "shoald"), dir: dir}
 	var token string
 	for n := first; n <= last; n++ {
@@ -608,7 +611,7 @@ func renderOverlay(o overlayOptions, res overlayResults) string {
 	fmt.Fprintf(&b, "(sim tasks have no namespaces, so their endpoints are programmed like real ones but nothing else\n")
 	fmt.Fprintf(&b, "is made). M tasks run on node 6, every kernel forwarding to them; node 6 is drained; the time runs\n")
 	fmt.Fprintf(&b, "until every other node's kernel forwards each moved task's MAC to its new node, polled every few\n")
-	fmt.Fprintf(&b, "milliseconds through netlink. *After the drain* counts from the drain's commit (rescheduling\n")
+	fmt.Fprintf(&b, "milliseconds through netlink. *After the drain* counts from the drain request (rescheduling\n")
 	fmt.Fprintf(&b, "included); *after RUNNING* from the last moved task's RUNNING report.\n\n")
 	fmt.Fprintf(&b, "| moved tasks | round | after the drain | after RUNNING |\n|---:|---:|---:|---:|\n")
 	for _, m := range o.moves {
@@ -616,7 +619,7 @@ func renderOverlay(o overlayOptions, res overlayResults) string {
 			fmt.Fprintf(&b, "| %d | %d | %s | %s |\n", m, i+1, ms(r.drainToConverged), ms(r.runningToConverged))
 		}
 	}
-	fmt.Fprintf(&b, "\nMeasured %s on %s, with `go run ./cmd/shoal-bench overlay --rounds %d`.\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), o.rounds)
+	fmt.Fprintf(&b, "\nMeasured %s on %s, with `go run ./cmd/shoal-bench overlay --rounds %d --duration %s`.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), o.rounds, o.seconds)
 	return b.String()
 }

@@ -141,6 +141,25 @@ func (e nodeExecutor) onNetworks(nets []*api.Network) {
 	}
 }
 
+// onNetworksRemoved takes networks the cluster removed off the node: their overlay devices at
+// once, then their bridges (the CNI manager refuses while a task is still attached: the bridge
+// then stays until the network is created again on its subnet, which removes a port-less one).
+func (e nodeExecutor) onNetworksRemoved(ids []string) {
+	if e.dp != nil {
+		e.dp.RemoveNetworks(ids)
+	}
+	if e.cni == nil {
+		return
+	}
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), cniTimeout)
+		if err := e.cni.RemoveNetworkByID(ctx, id); err != nil {
+			slog.Warn("take a removed network off the node", "network", id, "err", err)
+		}
+		cancel()
+	}
+}
+
 // onEndpoints hands the endpoint views of the agent's assignments to the dataplane.
 func (e nodeExecutor) onEndpoints(complete bool, set []*api.Endpoint, removed []*api.EndpointKey) {
 	if e.dp != nil {

@@ -342,15 +342,16 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 	var desired atomic.Int32 // the role the cluster last asked for
 	desired.Store(int32(role))
 	ag := agent.New(agent.Config{
-		Managers:      remotes.list(),
-		Dial:          func(_ context.Context, addr string) (*grpc.ClientConn, error) { return manager.Dial(addr, sc) },
-		Description:   cfg.description(),
-		Executor:      executor.Executor,
-		OnNetworks:    executor.onNetworks,
-		OnEndpoints:   executor.onEndpoints,
-		Dataplane:     executor.dataplaneState(),
-		NetworkStatus: executor.networkStatus(),
-		Logger:        log.With("component", "agent"),
+		Managers:          remotes.list(),
+		Dial:              func(_ context.Context, addr string) (*grpc.ClientConn, error) { return manager.Dial(addr, sc) },
+		Description:       cfg.description(),
+		Executor:          executor.Executor,
+		OnNetworks:        executor.onNetworks,
+		OnEndpoints:       executor.onEndpoints,
+		OnNetworksRemoved: executor.onNetworksRemoved,
+		Dataplane:         executor.dataplaneState(),
+		NetworkStatus:     executor.networkStatus(),
+		Logger:            log.With("component", "agent"),
 		OnMessage: func(msg *api.SessionMessage) {
 			remotes.set(msg.Managers)
 			desired.Store(int32(msg.DesiredRole))

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+
+	nsutil "github.com/containernetworking/plugins/pkg/ns"
 )
 
 // Bed is one test bed. Its methods are safe for concurrent use.
@@ -47,7 +50,22 @@ func New(name string, subnet netip.Prefix) (b *Bed, err error) {
 	if err := addBridge(b.UnderlayNS(), Bridge); err != nil {
 		return nil, fmt.Errorf("bed %s: %w", name, err)
 	}
+	switchOnly(b.UnderlayNS())
 	return b, nil
+}
+
+// switchOnly makes the bridges of namespace ns forward frames without passing them through
+// iptables, as a physical switch would: where br_netfilter is loaded (the Docker engine loads
+// it), every new namespace starts with bridge-nf-call-iptables on, and the underlay would pay
+// for a firewall and connection tracking no real underlay has. Without br_netfilter there is
+// nothing to turn off.
+func switchOnly(ns string) {
+	for _, key := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"} {
+		path := "/proc/sys/net/bridge/" + key
+		_ = nsutil.WithNetNSPath(NetnsPath(ns), func(nsutil.NetNS) error {
+			return os.WriteFile(path, []byte("0"), 0o644) // the thread's namespace's sysctl
+		})
+	}
 }
 
 // Name is the bed's name, the prefix of its namespaces' names.

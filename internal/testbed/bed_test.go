@@ -108,6 +108,13 @@ func TestBedPlumbing(t *testing.T) {
 	if want := b.NodeAddr(2).String() + "/24"; err != nil || !strings.Contains(out, want) {
 		t.Errorf("node 2's %s lacks %s: %v\n%s", NodeLink, want, err, out)
 	}
+	// The underlay switches without a firewall (where br_netfilter exists to turn off).
+	if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err == nil {
+		out, err := RunIn(ctx, NetnsPath(b.UnderlayNS()), "cat", "/proc/sys/net/bridge/bridge-nf-call-iptables")
+		if err != nil || strings.TrimSpace(out) != "0" {
+			t.Errorf("bridge-nf-call-iptables in the underlay is %q (%v), want 0", strings.TrimSpace(out), err)
+		}
+	}
 	out, err = RunIn(ctx, b.NodeNSPath(2), "readlink", "/proc/self/ns/mnt")
 	if self, _ := os.Readlink("/proc/self/ns/mnt"); err != nil || strings.TrimSpace(out) != self {
 		t.Errorf("a command in node 2 runs in mount namespace %q (%v), not the caller's %q", strings.TrimSpace(out), err, self)

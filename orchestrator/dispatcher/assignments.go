@@ -8,6 +8,7 @@ package dispatcher
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -31,12 +32,20 @@ type assignQueue struct {
 	full    bool                    // resend every task and endpoint as a COMPLETE message
 	changed map[string]*api.Task    // latest state by task ID; nil: removed
 	eps     map[epKey]*api.Endpoint // endpoints changed; nil: removed
+	gone    map[string]bool         // networks removed
 }
 
 func newAssignQueue() *assignQueue {
 	// A new stream starts with a COMPLETE message.
 	return &assignQueue{wake: make(chan struct{}, 1), done: make(chan struct{}), full: true,
-		changed: make(map[string]*api.Task), eps: make(map[epKey]*api.Endpoint)}
+		changed: make(map[string]*api.Task), eps: make(map[epKey]*api.Endpoint), gone: make(map[string]bool)}
+}
+
+// putRemovedNetwork queues the removal of network id.
+func (q *assignQueue) putRemovedNetwork(id string) {
+	q.mu.Lock()
+	q.gone[id] = true
+	q.mu.Unlock()
 }
 
 // putEndpoints queues endpoint changes.
@@ -67,20 +76,23 @@ func (q *assignQueue) resync() {
 	q.full = true
 	clear(q.changed)
 	clear(q.eps)
+	clear(q.gone)
 	q.mu.Unlock()
 	signal(q.wake)
 }
 
 // take returns what is queued and empties the queue. With full, the
 // changes are left out: a COMPLETE message reads everything after take.
-func (q *assignQueue) take() (full bool, changed map[string]*api.Task, eps map[epKey]*api.Endpoint) {
+func (q *assignQueue) take() (full bool, changed map[string]*api.Task, eps map[epKey]*api.Endpoint, gone []string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	full, changed, eps = q.full, q.changed, q.eps
+	gone = slices.Sorted(maps.Keys(q.gone))
 	q.full = false
 	q.changed = make(map[string]*api.Task)
 	q.eps = make(map[epKey]*api.Endpoint)
-	return full, changed, eps
+	q.gone = make(map[string]bool)
+	return full, changed, eps, gone
 }
 
 // visible reports whether the agent of t's node is told about t: it has a
@@ -166,22 +178,35 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	sent := make(map[string]uint64)
 	sentNets := make(map[string]uint64) // network ID → version sent
 	for {
-		full, changed, eps := q.take()
+		full, changed, eps, gone := q.take()
 		var msg *api.AssignmentsMessage
 		if full {
 			if msg, err = d.completeAssignments(readCtx, s.nodeID, sent); err != nil {
 				return completeFailed(ctx, leaderCtx, err)
 			}
-			// After the read barrier: the table holds at least what the
-			// tasks read do.
+			// The table, read after the barrier, is as of the commits Run
+			// has routed; later ones follow as changes.
 			d.mu.Lock()
-			if d.endpoints != nil { // nil once this manager stopped leading
-				msg.Endpoints = d.endpoints.all()
+			if d.endpoints == nil || leaderCtx.Err() != nil {
+				// Stopped leading meanwhile: an empty view would make the
+				// agent unprogram its overlay.
+				d.mu.Unlock()
+				return errStoppedLeading
 			}
+			msg.Endpoints = d.endpoints.all()
 			d.mu.Unlock()
 		} else {
 			msg = incrementalAssignments(changed, sent)
 			msg = addEndpointChanges(msg, eps)
+			if len(gone) > 0 {
+				if msg == nil {
+					msg = &api.AssignmentsMessage{Type: api.AssignmentsMessage_TYPE_INCREMENTAL}
+				}
+				msg.RemovedNetworks = gone
+				for _, id := range gone {
+					delete(sentNets, id)
+				}
+			}
 		}
 		if msg != nil {
 			if full {
@@ -227,15 +252,19 @@ func (d *Dispatcher) completeAssignments(ctx context.Context, nodeID string, sen
 	return msg, nil
 }
 
-// addNetworks adds to msg the networks its tasks attach to that sent (network ID → version)
-// does not hold at their current version, and records them there. The allocator's records
-// are left out: agents need the network's definition, not its pools.
+// addNetworks adds to msg the networks its tasks attach to, or its endpoints are on, that sent
+// (network ID → version) does not hold at their current version, and records them there. The
+// allocator's records are left out: agents need the network's definition (its VNI for the
+// overlay, its subnets for CNI), not its pools.
 func (d *Dispatcher) addNetworks(msg *api.AssignmentsMessage, sent map[string]uint64) {
 	var ids []string
 	for _, t := range msg.UpdateTasks {
 		for _, att := range t.GetNetworks() {
 			ids = append(ids, att.GetNetworkId())
 		}
+	}
+	for _, ep := range msg.Endpoints {
+		ids = append(ids, ep.GetNetworkId())
 	}
 	if len(ids) == 0 {
 		return

@@ -231,13 +231,25 @@ func (d *Dispatcher) noteChanges(batches []store.Batch) {
 			epChanges = append(epChanges, d.endpoints.noteEvent(ev)...)
 		}
 	}
-	woken := make(map[*assignQueue]struct{})
-	if len(epChanges) > 0 {
-		for _, s := range d.sessions {
-			if s.assign != nil {
-				s.assign.putEndpoints(epChanges)
-				woken[s.assign] = struct{}{}
+	var goneNets []string
+	for _, b := range batches {
+		for _, ev := range b.Events {
+			if ev.Kind == store.KindNetwork && ev.Action == api.StoreAction_KIND_DELETE {
+				goneNets = append(goneNets, ev.Object.GetId())
 			}
+		}
+	}
+	woken := make(map[*assignQueue]struct{})
+	if len(epChanges) > 0 || len(goneNets) > 0 {
+		for _, s := range d.sessions {
+			if s.assign == nil {
+				continue
+			}
+			s.assign.putEndpoints(epChanges)
+			for _, id := range goneNets {
+				s.assign.putRemovedNetwork(id)
+			}
+			woken[s.assign] = struct{}{}
 		}
 	}
 	for _, r := range routes {

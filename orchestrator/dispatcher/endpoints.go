@@ -66,32 +66,28 @@ func (et *endpointTable) rebuild(tasks []*api.Task, nodes []*api.Node) {
 	}
 }
 
-// linkOf is n's nodeLink: its data-path address is the one it advertises,
-// else the address its session came from.
+// linkOf is n's nodeLink. Its VTEP is the data-path address it advertises,
+// when that is an IPv4 address other nodes can tunnel to (not loopback); a
+// node advertising none runs no overlay, and its tasks are nobody's
+// endpoints: no node is told to tunnel to a node that would drop it.
 func linkOf(n *api.Node) nodeLink {
-	vtep := n.GetDescription().GetDataPathAddr()
-	if vtep == "" {
-		vtep = hostOf(n.GetStatus().GetAddr())
+	l := nodeLink{down: n.GetStatus().GetState() == api.NodeState_NODE_STATE_DOWN}
+	if a, err := netip.ParseAddr(n.GetDescription().GetDataPathAddr()); err == nil && a.Is4() && !a.IsLoopback() && !a.IsUnspecified() {
+		l.vtep = a.String()
 	}
-	return nodeLink{down: n.GetStatus().GetState() == api.NodeState_NODE_STATE_DOWN, vtep: vtep}
-}
-
-// hostOf is addr's host part ("1.2.3.4:5" or "1.2.3.4"), "" if it is not
-// an IP address.
-func hostOf(addr string) string {
-	if ap, err := netip.ParseAddrPort(addr); err == nil {
-		return ap.Addr().Unmap().String()
-	}
-	if a, err := netip.ParseAddr(addr); err == nil {
-		return a.Unmap().String()
-	}
-	return ""
+	return l
 }
 
 // isEndpointSource says whether t's attachments are endpoints wherever its
-// node stands: it runs and is placed.
+// node stands: it is placed, runs, and is still meant to. A task the
+// orchestrator is replacing (desired SHUTDOWN: its node went down, it is
+// drained, updated or scaled away) is withdrawn at once: its slot's address
+// may already be its successor's, and its node coming back must not
+// publish it again.
 func isEndpointSource(t *api.Task) bool {
-	return t != nil && t.NodeId != "" && len(t.Networks) > 0 && t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING
+	return t != nil && t.NodeId != "" && len(t.Networks) > 0 &&
+		t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING &&
+		t.DesiredState <= api.TaskState_TASK_STATE_RUNNING
 }
 
 // endpointsOf returns t's endpoints on a node linked as l.
@@ -102,8 +98,8 @@ func endpointsOf(t *api.Task, l nodeLink) map[epKey]*api.Endpoint {
 	eps := make(map[epKey]*api.Endpoint, len(t.Networks))
 	for _, att := range t.Networks {
 		p, err := netip.ParsePrefix(att.GetAddress())
-		if err != nil {
-			continue // not allocated yet: no address to forward to
+		if err != nil || !p.Addr().Is4() {
+			continue // not allocated yet, or not IPv4: the overlay forwards IPv4
 		}
 		eps[epKey{att.GetNetworkId(), t.Id}] = &api.Endpoint{
 			NetworkId: att.GetNetworkId(),

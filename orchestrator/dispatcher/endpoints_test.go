@@ -42,9 +42,14 @@ func (e *testEnv) setNodeState(t *testing.T, id string, state api.NodeState) {
 	}
 }
 
-// Every stream carries every network's endpoints: RUNNING tasks on nodes
-// that are not down, at their node's data-path address (advertised, else the
-// session's), with the MAC derived from the IP; then each change.
+// withVTEP is node 1's description, advertising a data-path address.
+func withVTEP(addr string) *api.NodeDescription {
+	return &api.NodeDescription{Hostname: desc1.GetHostname(), DataPathAddr: addr}
+}
+
+// Every stream carries every network's endpoints: RUNNING tasks meant to run,
+// on nodes that are not down, at their node's advertised data-path address,
+// with the MAC derived from the IP; then each change.
 func TestEndpointViews(t *testing.T) {
 	e := newTestEnv(t, longPeriod)
 	e.addNodes(t, newNode(node1, api.NodeState_NODE_STATE_DOWN), newNode(node2, api.NodeState_NODE_STATE_DOWN))
@@ -55,7 +60,7 @@ func TestEndpointViews(t *testing.T) {
 	)
 	e.run(t)
 	sid2 := e.session(t, node2, "192.0.2.2:5000", &api.NodeDescription{Hostname: "n2", DataPathAddr: "198.18.0.2"}).recv(t).SessionId
-	sid1 := e.session(t, node1, "192.0.2.1:5000", desc1).recv(t).SessionId
+	sid1 := e.session(t, node1, "192.0.2.1:5000", withVTEP("192.0.2.1")).recv(t).SessionId
 	a := e.assignments(t, node2, sid2)
 
 	// Node 1's session commits its address as the stream opens: the view
@@ -89,11 +94,28 @@ func TestEndpointViews(t *testing.T) {
 		{"and back when it is up again",
 			func(t *testing.T) { e.setNodeState(t, node1, api.NodeState_NODE_STATE_READY) },
 			[]string{"t1@10.0.0.5/02:42:0a:00:00:05→192.0.2.1"}},
-		{"a task that stops running is withdrawn",
+		{"a task being replaced is withdrawn while it still runs",
 			func(t *testing.T) {
-				e.changeTask(t, "t1", func(task *api.Task) { task.Status.State = api.TaskState_TASK_STATE_FAILED })
+				e.changeTask(t, "t1", func(task *api.Task) { task.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN })
 			},
 			[]string{"-t1"}},
+		{"and its node going down and back does not publish it again",
+			func(t *testing.T) {
+				e.setNodeState(t, node1, api.NodeState_NODE_STATE_DOWN)
+				e.setNodeState(t, node1, api.NodeState_NODE_STATE_READY)
+				e.changeTask(t, "t2", func(task *api.Task) { task.Slot = 2 }) // a change to see
+			},
+			[]string{"t2@10.0.0.6/02:42:0a:00:00:06→198.18.0.2"}},
+		{"a task that stops running is withdrawn",
+			func(t *testing.T) {
+				e.changeTask(t, "t2", func(task *api.Task) { task.Status.State = api.TaskState_TASK_STATE_FAILED })
+			},
+			[]string{"-t2"}},
+		{"back when it runs again",
+			func(t *testing.T) {
+				e.changeTask(t, "t2", func(task *api.Task) { task.Status.State = api.TaskState_TASK_STATE_RUNNING })
+			},
+			[]string{"t2@10.0.0.6/02:42:0a:00:00:06→198.18.0.2"}},
 		{"a slot's new task on another node takes the address",
 			func(t *testing.T) {
 				e.addTasks(t, onNetwork(newTask("t4", node2, api.TaskState_TASK_STATE_RUNNING), "10.0.0.5/24"))
@@ -110,9 +132,48 @@ func TestEndpointViews(t *testing.T) {
 		}
 	}
 
-	// A new stream (an agent reconnecting) gets the whole view again.
+	// A new stream (an agent reconnecting) gets the whole view again, with the definitions of
+	// the networks it spans.
 	b := e.assignments(t, node1, sid1)
 	if got, want := endpointsOf(b.recv(t)), []string{"t4@10.0.0.5/02:42:0a:00:00:05→198.18.0.2"}; !slices.Equal(got, want) {
 		t.Fatalf("COMPLETE endpoints of a new stream %v, want %v", got, want)
+	}
+}
+
+// A node with no task on a network still gets the network's definition with its endpoints: its
+// overlay needs the VNI.
+func TestEndpointViewsCarryTheirNetworks(t *testing.T) {
+	e := newTestEnv(t, longPeriod)
+	e.addNodes(t, newNode(node1, api.NodeState_NODE_STATE_DOWN), newNode(node2, api.NodeState_NODE_STATE_DOWN))
+	if err := e.store.Update(t.Context(), func(tx store.Tx) error {
+		return tx.Create(&api.Network{Id: "net1", Vni: 4096, Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "front"}}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.addTasks(t, onNetwork(newTask("t1", node1, api.TaskState_TASK_STATE_RUNNING), "10.0.0.5/24"))
+	e.run(t)
+	e.session(t, node1, "192.0.2.1:5000", withVTEP("192.0.2.1")).recv(t)
+	sid2 := e.session(t, node2, "192.0.2.2:5000", &api.NodeDescription{Hostname: "n2"}).recv(t).SessionId
+	a := e.assignments(t, node2, sid2)
+	for {
+		m := a.recv(t)
+		if len(m.Endpoints) == 0 {
+			continue // node 1's address not committed yet when the view was read
+		}
+		if len(m.Networks) != 1 || m.Networks[0].Id != "net1" || m.Networks[0].Vni != 4096 {
+			t.Fatalf("a message with endpoints %v carries networks %v, want net1 with its VNI", endpointsOf(m), m.Networks)
+		}
+		break
+	}
+	// A removed network is announced, so nodes take it off before a new one wants its VNI.
+	e.deleteTask(t, "t1")
+	if m := a.recv(t); !slices.Equal(endpointsOf(m), []string{"-t1"}) {
+		t.Fatalf("after the task's deletion: %v", endpointsOf(m))
+	}
+	if err := e.store.Update(t.Context(), func(tx store.Tx) error { return tx.Delete(tx.Network("net1")) }); err != nil {
+		t.Fatal(err)
+	}
+	if m := a.recv(t); !slices.Equal(m.RemovedNetworks, []string{"net1"}) {
+		t.Fatalf("after the network's removal: removed networks %v, want [net1]", m.RemovedNetworks)
 	}
 }

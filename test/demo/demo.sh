@@ -10,8 +10,11 @@
 # state equals the old one's) and a scale 6 → 3 → 6; the demo fails if any
 # IP changes. Last, real containers: a one-node cluster runs an echo service
 # through the Docker engine and shoal's CNI plugins; each slot answers on its
-# IP, and a docker kill brings the slot back with the same IP. It stops and
-# removes everything it started.
+# IP, and a docker kill brings the slot back with the same IP. Then across
+# nodes: three nodes, each a network namespace on an underlay bridge
+# (internal/testbed), one VXLAN segment; a task on node-1 reaches the others,
+# netctl shows each node's overlay, and a drained node's task answers from its
+# new node at the same IP. It stops and removes everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$PWD/bin"
@@ -258,5 +261,67 @@ ctl 9 service rm "$SVC" >/dev/null
 gone() { [ -z "$(docker ps -aq --filter "label=dev.shoal.service.name=$SVC")" ] && [ -z "$(ip -br link show master "$BRIDGE" 2>/dev/null)" ]; }
 wait_for 30 "the service's containers and veths removed" gone
 echo "nothing left on $BRIDGE; docker ps shows none of $SVC's containers"
+
+say "across nodes: three nodes, each a network namespace on an underlay bridge; one VXLAN segment joins them"
+BED="shoal-demo-$$"
+SVC2="echo-bed-$$"
+go build -o "$WORK/bed" ./test/demo/bed
+bed_cleanup() {
+  for n in 21 22 23; do [ -n "${PID[$n]:-}" ] && { kill -9 "${PID[$n]}"; wait "${PID[$n]}"; } 2>/dev/null || true; unset "PID[$n]"; done
+  docker ps -aq --filter "label=dev.shoal.service.name=$SVC2" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  for pin in "$WORK"/m2?/netns/*; do [ -e "$pin" ] && { umount -l "$pin" 2>/dev/null || true; }; done
+  [ -x "$WORK/bed" ] && "$WORK/bed" down "$BED" || true
+}
+trap 'bed_cleanup; docker_cleanup; cleanup' EXIT
+"$WORK/bed" up "$BED" 3 >"$WORK/bed.addrs"
+addr() { awk -v n="$1" '$1 == n { print $2 }' "$WORK/bed.addrs"; }
+start_node() { # start_node N HOSTNAME [flags...]: shoald inside node N's namespace (its network only)
+  local n=$1 host=$2; shift 2
+  mkdir -p "$WORK/m2$n"
+  nsenter --net="/run/netns/$BED-n$n" -- "$BIN/shoald" -d "$WORK/m2$n" --hostname "$host" \
+    --listen-remote-api "$(addr "$n"):$PORT" --listen-control-api "$WORK/m2$n/control.sock" \
+    --dispatcher-heartbeat 1s --executor docker --cni-bin-dir "$BIN/cni" --pull never "$@" >>"$WORK/m2$n/shoald.log" 2>&1 &
+  PID[2$n]=$!
+}
+cat "$WORK/bed.addrs" | sed 's/^/node /'
+start_node 1 node-1
+wait_for 30 "node-1" ctl 21 cluster info
+BTOKEN=$(ctl 21 cluster join-token -q worker)
+start_node 2 node-2 --join-addr "$(addr 1):$PORT" --join-token "$BTOKEN"
+start_node 3 node-3 --join-addr "$(addr 1):$PORT" --join-token "$BTOKEN"
+ready3() { [ "$(ctl 21 node ls | grep -c Ready)" = 3 ]; }
+wait_for 60 "three ready nodes" ready3
+ctl 21 network create --driver overlay --subnet 198.18.30.0/24 across >/dev/null
+ctl 21 service create -q -d --name "$SVC2" --replicas 3 --network across "$DEMO_IMAGE" >/dev/null
+bed_tasks() { # "NODE TASK IP" of each running task
+  ctl 21 service ps --no-trunc --filter desired-state=running "$SVC2" |
+    awk 'NR > 1 && $7 == "Running" { sub(/^across=/, "", $5); sub(/\/.*/, "", $5); sub(/^node-/, "", $4); print $4, $1, $5 }' | sort -n
+}
+ask_from() { # ask_from NODE TASK IP: GET IP:8080 from inside TASK's namespace on NODE
+  nsenter --net="$WORK/m2$1/netns/$2" -- curl -sf -m 1 "http://$3:8080/"
+}
+spread() { [ "$(bed_tasks | awk '{ print $1 }' | sort -u | wc -l)" = 3 ]; }
+wait_for 120 "one echo task on each node" spread
+bed_tasks >"$WORK/bed.before"
+read -r _ CLIENT CLIENT_IP < <(head -1 "$WORK/bed.before")
+all_answer() { while read -r n t ip; do ask_from 1 "$CLIENT" "$ip" >/dev/null || return 1; done <"$WORK/bed.before"; }
+wait_for 30 "node-1's task reaching every task" all_answer
+while read -r n t ip; do printf 'from node-1 to node-%s at %-13s %s\n' "$n" "$ip" "$(ask_from 1 "$CLIENT" "$ip")"; done <"$WORK/bed.before"
+NCTL() { "$BIN/netctl" --socket "$WORK/m21/control.sock" "$@"; }
+NCTL overlay ls
+NCTL overlay inspect across --node node-2 | tail -n 12
+
+say "draining node-3: its task comes up on another node with the same IP, and node-1's task reaches it there"
+read -r _ OLDT MOVED_IP < <(awk '$1 == 3' "$WORK/bed.before")
+ctl 21 node drain node-3 >/dev/null
+moved_bed() { bed_tasks | awk -v ip="$MOVED_IP" '$3 == ip && $1 != 3' | grep -q . && [ "$(ask_from 1 "$CLIENT" "$MOVED_IP" | grep -c "$OLDT")" = 0 ] && ask_from 1 "$CLIENT" "$MOVED_IP" >/dev/null; }
+wait_for 60 "the moved task answering at $MOVED_IP" moved_bed
+printf 'node-1 to %s now: %s\n' "$MOVED_IP" "$(ask_from 1 "$CLIENT" "$MOVED_IP")"
+bed_tasks | awk '{ printf "node-%s %s %s\n", $1, $2, $3 }'
+for n in 1 2 3; do
+  d=$(NCTL overlay inspect across --node "node-$n" | tail -n 1)
+  echo "node-$n: $d"
+  [ "$d" = "0 differences" ] || fail "node-$n's overlay differs from the desired one"
+done
 
 say "stopping everything"

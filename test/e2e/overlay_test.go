@@ -124,10 +124,13 @@ func clientNotOn(t *testing.T, placed map[uint64]placedTask, avoid ...int) place
 
 func TestOverlay(t *testing.T) {
 	cli := needDocker(t)
-	netName, svcName := uniqueName("ovl"), uniqueName("echo")
+	netName, svcName, svc2 := uniqueName("ovl"), uniqueName("echo"), uniqueName("echo")
 	// Registered first, so it runs last: once the nodes are killed, nothing restarts the
 	// containers it removes.
-	t.Cleanup(func() { removeServiceContainers(cli, svcName) })
+	t.Cleanup(func() {
+		removeServiceContainers(cli, svcName)
+		removeServiceContainers(cli, svc2)
+	})
 	c := newBedCluster(t, append(slices.Clone(fastRaft), dockerFlags()...)...)
 	c.initManagers(3)
 	c.startWorkers(4, 5)
@@ -174,6 +177,72 @@ func TestOverlay(t *testing.T) {
 	t.Run("drain", func(t *testing.T) { placed = testOverlayDrain(t, c, svcName, placed) })
 	t.Run("node failure and partition", func(t *testing.T) { placed = testOverlayNodeFailure(t, c, cli, svcName, placed) })
 	t.Run("leader killed under a TCP stream", func(t *testing.T) { testOverlayLeaderKill(t, c, placed) })
+	t.Run("network removed and made again", func(t *testing.T) {
+		testOverlayNetworkRecreated(t, c, cli, netName, subnet, svcName, svc2)
+	})
+}
+
+// testOverlayNetworkRecreated removes the service and its network, makes the network again on
+// the same subnet (it gets the same VNI: the lowest free) and runs tasks on it across nodes: each
+// node took the old network's device and bridge off when it was removed.
+func testOverlayNetworkRecreated(t *testing.T, c *cluster, cli *client.Client, netName, subnet, svcName, svc2 string) {
+	c.waitReady(5)
+	eventually(t, 60*time.Second, "a leader every manager knows", func() error {
+		for m := 1; m <= 3; m++ {
+			if _, err := c.leader(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	old := c.networkByName(netName)
+	if out, err := c.shoalctl(1, "service", "rm", svcName); err != nil {
+		t.Fatalf("service rm: %v\n%s", err, out)
+	}
+	eventually(t, 60*time.Second, "the service's containers gone", func() error {
+		if left := containers(t, cli, svcName); len(left) > 0 {
+			return fmt.Errorf("%d containers left", len(left))
+		}
+		return nil
+	})
+	eventually(t, 60*time.Second, "network rm", func() error {
+		out, err := c.shoalctl(1, "network", "rm", netName)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	dev, bridge := "shx"+old.Id[:10], "shl"+old.Id[:10]
+	eventually(t, 30*time.Second, "the old network's device and bridge off every node", func() error {
+		for n := 1; n <= 5; n++ {
+			for _, link := range []string{dev, bridge} {
+				if out, err := c.inNode(n, "ip", "link", "show", link); err == nil {
+					return fmt.Errorf("node %d still has %s:\n%s", n, link, out)
+				}
+			}
+		}
+		return nil
+	})
+	if out, err := c.shoalctl(1, "network", "create", "--subnet", subnet, netName); err != nil {
+		t.Fatalf("network create again: %v\n%s", err, out)
+	}
+	if nw := c.networkByName(netName); nw.Vni != old.Vni {
+		t.Logf("the new network got VNI %d (the old one had %d)", nw.Vni, old.Vni)
+	}
+	if out, err := c.shoalctl(1, "service", "create", "--name", svc2, "--replicas", "5", "--network", netName,
+		"--restart-delay", "100ms", echoImageV1); err != nil {
+		t.Fatalf("service create: %v\n%s", err, out)
+	}
+	placed := c.waitPlaced(t, svc2, 5)
+	for _, from := range placed {
+		for _, to := range placed {
+			if from.node != to.node {
+				if id, err := askFrom(from.netns, to.ip); err != nil || id.Task != to.task.Id {
+					t.Errorf("node %d → %s on node %d on the new network: %+v, %v", from.node, to.ip, to.node, id, err)
+				}
+			}
+		}
+	}
 }
 
 // testOverlayAgentRestart damages node 2's entries by hand, sees netctl report it, restarts its
