@@ -96,9 +96,13 @@ func (q *assignQueue) take() (full bool, changed map[string]*api.Task, eps map[e
 }
 
 // visible reports whether the agent of t's node is told about t: it has a
-// node and the scheduler (or the global reconciler) let it past PENDING.
+// node and the scheduler (or the global reconciler) let it past PENDING,
+// and it was not orphaned. An ORPHANED task's slot and address went to a
+// successor while its node was down: when the node returns, its agent
+// removes it (containers, sandbox, attachments) as it does a deleted task.
 func visible(t *api.Task) bool {
-	return t != nil && t.NodeId != "" && t.GetStatus().GetState() >= api.TaskState_TASK_STATE_ASSIGNED
+	state := t.GetStatus().GetState()
+	return t != nil && t.NodeId != "" && state >= api.TaskState_TASK_STATE_ASSIGNED && state != api.TaskState_TASK_STATE_ORPHANED
 }
 
 // agentNeeds reports whether the change from old to cur is one the agent

@@ -112,6 +112,13 @@ func TestAssignmentsCompleteThenIncremental(t *testing.T) {
 			},
 		},
 		{
+			name: "an orphaned task is removed: its slot went to a successor",
+			change: func(t *testing.T) {
+				e.changeTask(t, "t5", func(task *api.Task) { task.Status.State = api.TaskState_TASK_STATE_ORPHANED })
+			},
+			removes: []string{"t5"},
+		},
+		{
 			name:    "a deleted task is removed",
 			change:  func(t *testing.T) { e.deleteTask(t, "t2") },
 			removes: []string{"t2"},
