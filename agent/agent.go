@@ -56,7 +56,9 @@ type Config struct {
 	Dataplane func(ctx context.Context, networkIDs []string) ([]*api.OverlayKernelState, error)
 	// OnNetworks is handed the networks each assignments message carries,
 	// before its tasks (the CNI manager renders their configuration).
-	OnNetworks func([]*api.Network)
+	// With complete (a stream's COMPLETE message), nets are every network of
+	// the cluster: one the node knows and nets lack was removed meanwhile.
+	OnNetworks func(nets []*api.Network, complete bool)
 	// OnEndpoints is handed each assignments message's endpoint views, in
 	// order: with complete, set is every network's whole view (a new
 	// stream's first message); otherwise set and removed are changes.

@@ -26,7 +26,7 @@ func TestAgentHandsOnNetworks(t *testing.T) {
 	)
 	a := newTestAgent([]string{addr}, nil)
 	a.cfg.Executor = e
-	a.cfg.OnNetworks = func(nets []*api.Network) {
+	a.cfg.OnNetworks = func(nets []*api.Network, _ bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, n := range nets {

@@ -31,7 +31,7 @@ type worker struct {
 	log      *slog.Logger
 	wg       sync.WaitGroup // runner and cleanup goroutines
 	// onNetworks is Config.OnNetworks.
-	onNetworks func([]*api.Network)
+	onNetworks func(nets []*api.Network, complete bool)
 	// onEndpoints is Config.OnEndpoints.
 	onEndpoints func(complete bool, set []*api.Endpoint, removed []*api.EndpointKey)
 	// onNetworksRemoved is Config.OnNetworksRemoved.
@@ -47,13 +47,13 @@ func newWorker(ctx context.Context, e exec.Executor, reports *reporter, log *slo
 
 // apply applies one assignments message.
 func (w *worker) apply(msg *api.AssignmentsMessage) {
-	if len(msg.Networks) > 0 && w.onNetworks != nil {
-		w.onNetworks(msg.Networks)
+	complete := msg.Type == api.AssignmentsMessage_TYPE_COMPLETE
+	if (complete || len(msg.Networks) > 0) && w.onNetworks != nil {
+		w.onNetworks(msg.Networks, complete)
 	}
 	if len(msg.RemovedNetworks) > 0 && w.onNetworksRemoved != nil {
 		w.onNetworksRemoved(msg.RemovedNetworks)
 	}
-	complete := msg.Type == api.AssignmentsMessage_TYPE_COMPLETE
 	if w.onEndpoints != nil && (complete || len(msg.Endpoints) > 0 || len(msg.RemovedEndpoints) > 0) {
 		w.onEndpoints(complete, msg.Endpoints, msg.RemovedEndpoints)
 	}

@@ -50,6 +50,15 @@ func (m *Manager) RemoveNetwork(ctx context.Context, n *api.Network) error {
 	return nil
 }
 
+// NetworkIDs lists the networks the manager knows, by ID.
+func (m *Manager) NetworkIDs() []string {
+	var ids []string
+	for _, n := range m.knownNetworks() {
+		ids = append(ids, n.GetId())
+	}
+	return ids
+}
+
 // RemoveNetworkByID is RemoveNetwork of the known network id; a network the manager never knew
 // was never on the node, and is fine.
 func (m *Manager) RemoveNetworkByID(ctx context.Context, id string) error {

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,12 +133,39 @@ func (c *nodeConfig) newDockerExecutor(nodeID string, vtep netip.Addr) (nodeExec
 }
 
 // onNetworks hands the networks of the agent's assignments to the CNI manager and the dataplane.
-func (e nodeExecutor) onNetworks(nets []*api.Network) {
+// With complete, nets are all the cluster's: the networks the node knows beyond them were
+// removed while no stream told it, and are taken off.
+func (e nodeExecutor) onNetworks(nets []*api.Network, complete bool) {
 	if e.cni != nil {
 		e.cni.SetNetworks(nets)
 	}
 	if e.dp != nil {
 		e.dp.SetNetworks(nets)
+	}
+	if !complete {
+		return
+	}
+	exist := map[string]bool{}
+	for _, n := range nets {
+		exist[n.GetId()] = true
+	}
+	var gone []string
+	if e.dp != nil {
+		for _, n := range e.dp.Networks() {
+			if !exist[n.GetId()] {
+				gone = append(gone, n.GetId())
+			}
+		}
+	}
+	if e.cni != nil {
+		for _, id := range e.cni.NetworkIDs() {
+			if !exist[id] && !slices.Contains(gone, id) {
+				gone = append(gone, id)
+			}
+		}
+	}
+	if len(gone) > 0 {
+		e.onNetworksRemoved(gone)
 	}
 }
 

@@ -216,7 +216,9 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 			if full {
 				clear(sentNets)
 			}
-			d.addNetworks(msg, sentNets)
+			// A COMPLETE message carries every network, so the agent can tell which
+			// of those it knows were removed while no stream told it.
+			d.addNetworks(msg, sentNets, full)
 			if err := stream.Send(msg); err != nil {
 				return err
 			}
@@ -256,12 +258,20 @@ func (d *Dispatcher) completeAssignments(ctx context.Context, nodeID string, sen
 	return msg, nil
 }
 
-// addNetworks adds to msg the networks its tasks attach to, or its endpoints are on, that sent
+// addNetworks adds to msg the networks its tasks attach to, or its endpoints are on (with all,
+// every network), that sent
 // (network ID → version) does not hold at their current version, and records them there. The
 // allocator's records are left out: agents need the network's definition (its VNI for the
 // overlay, its subnets for CNI), not its pools.
-func (d *Dispatcher) addNetworks(msg *api.AssignmentsMessage, sent map[string]uint64) {
+func (d *Dispatcher) addNetworks(msg *api.AssignmentsMessage, sent map[string]uint64, all bool) {
 	var ids []string
+	if all {
+		d.store.View(func(tx store.ReadTx) {
+			for _, n := range tx.Networks() {
+				ids = append(ids, n.GetId())
+			}
+		})
+	}
 	for _, t := range msg.UpdateTasks {
 		for _, att := range t.GetNetworks() {
 			ids = append(ids, att.GetNetworkId())

@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -146,6 +147,9 @@ func TestEndpointViewsCarryTheirNetworks(t *testing.T) {
 	e := newTestEnv(t, longPeriod)
 	e.addNodes(t, newNode(node1, api.NodeState_NODE_STATE_DOWN), newNode(node2, api.NodeState_NODE_STATE_DOWN))
 	if err := e.store.Update(t.Context(), func(tx store.Tx) error {
+		if err := tx.Create(&api.Network{Id: "net2", Vni: 4097, Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "unused"}}}); err != nil {
+			return err
+		}
 		return tx.Create(&api.Network{Id: "net1", Vni: 4096, Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "front"}}})
 	}); err != nil {
 		t.Fatal(err)
@@ -155,15 +159,18 @@ func TestEndpointViewsCarryTheirNetworks(t *testing.T) {
 	e.session(t, node1, "192.0.2.1:5000", withVTEP("192.0.2.1")).recv(t)
 	sid2 := e.session(t, node2, "192.0.2.2:5000", &api.NodeDescription{Hostname: "n2"}).recv(t).SessionId
 	a := e.assignments(t, node2, sid2)
-	for {
-		m := a.recv(t)
-		if len(m.Endpoints) == 0 {
-			continue // node 1's address not committed yet when the view was read
-		}
-		if len(m.Networks) != 1 || m.Networks[0].Id != "net1" || m.Networks[0].Vni != 4096 {
-			t.Fatalf("a message with endpoints %v carries networks %v, want net1 with its VNI", endpointsOf(m), m.Networks)
-		}
-		break
+	// The COMPLETE message carries every network, used or not, so an agent can tell which of
+	// those it knows were removed while it was away.
+	m := a.recv(t)
+	var nets []string
+	for _, n := range m.Networks {
+		nets = append(nets, fmt.Sprintf("%s/%d", n.Id, n.Vni))
+	}
+	if !slices.Equal(nets, []string{"net1/4096", "net2/4097"}) {
+		t.Fatalf("COMPLETE carries networks %v, want net1 and net2 with their VNIs", nets)
+	}
+	for len(m.Endpoints) == 0 { // node 1's address not committed yet when the view was read
+		m = a.recv(t)
 	}
 	// A removed network is announced, so nodes take it off before a new one wants its VNI.
 	e.deleteTask(t, "t1")
