@@ -69,20 +69,11 @@ func runContainersBench(ctx context.Context, o containersOptions) error {
 	if err != nil {
 		return err
 	}
-	cli, err := client.New(client.FromEnv)
+	cli, done, err := echoImage(ctx, bin, o.timeout)
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
+		return err
 	}
-	defer cli.Close()
-	bctx, cancel := context.WithTimeout(ctx, o.timeout)
-	err = dockerimage.Build(bctx, cli, benchImage, map[string]string{"/shoal-echo": filepath.Join(bin, "shoal-echo")}, []string{"/shoal-echo"}, map[string]string{"dev.shoal.bench": "true"})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("build the echo image (run make build first): %w", err)
-	}
-	defer func() {
-		_, _ = cli.ImageRemove(context.Background(), benchImage, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-	}()
+	defer done()
 
 	dir, err := os.MkdirTemp("", "shoal-bench-containers")
 	if err != nil {
@@ -137,6 +128,26 @@ func runContainersBench(ctx context.Context, o containersOptions) error {
 		}
 	}
 	return writeSection(o.out, "containers", renderContainers(o, rounds))
+}
+
+// echoImage connects to the engine and builds benchImage from bin's shoal-echo, FROM scratch;
+// done removes the image and closes the client.
+func echoImage(ctx context.Context, bin string, timeout time.Duration) (cli *client.Client, done func(), err error) {
+	cli, err = client.New(client.FromEnv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("docker client: %w", err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err = dockerimage.Build(bctx, cli, benchImage, map[string]string{"/shoal-echo": filepath.Join(bin, "shoal-echo")}, []string{"/shoal-echo"}, map[string]string{"dev.shoal.bench": "true"})
+	if err != nil {
+		cli.Close()
+		return nil, nil, fmt.Errorf("build the echo image (run make build first): %w", err)
+	}
+	return cli, func() {
+		_, _ = cli.ImageRemove(context.Background(), benchImage, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		cli.Close()
+	}, nil
 }
 
 // timeService creates a service of n replicas of the echo image on the network, times it until

@@ -23,7 +23,6 @@ import (
 
 	"github.com/shoal/shoal/agent/netns"
 	"github.com/shoal/shoal/api"
-	"github.com/shoal/shoal/internal/dockerimage"
 	"github.com/shoal/shoal/internal/testbed"
 	"github.com/shoal/shoal/ipam"
 	"github.com/shoal/shoal/overlay"
@@ -217,20 +216,11 @@ func runningTasks(ctx context.Context, ctl api.ControlClient, svc string) ([]*ap
 // benchThroughput runs a docker cluster on bed nodes 1 and 2 with three echo tasks (two share a
 // node) and times TCP transfers between tasks' namespaces: across the overlay and within a node.
 func benchThroughput(ctx context.Context, o overlayOptions, bed *testbed.Bed, bin, dir string, res *overlayResults) error {
-	cli, err := client.New(client.FromEnv)
+	cli, done, err := echoImage(ctx, bin, o.timeout)
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
+		return err
 	}
-	defer cli.Close()
-	bctx, cancel := context.WithTimeout(ctx, o.timeout)
-	err = dockerimage.Build(bctx, cli, benchImage, map[string]string{"/shoal-echo": filepath.Join(bin, "shoal-echo")}, []string{"/shoal-echo"}, map[string]string{"dev.shoal.bench": "true"})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("build the echo image (run make build first): %w", err)
-	}
-	defer func() {
-		_, _ = cli.ImageRemove(context.Background(), benchImage, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-	}()
+	defer done()
 	pc, err := bedCluster(ctx, bed, bin, filepath.Join(dir, "docker"), 1, 2, o.timeout,
 		"--executor", "docker", "--cni-bin-dir", filepath.Join(bin, "cni"), "--pull", "never")
 	if err != nil {

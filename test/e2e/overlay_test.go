@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/ipam"
 )
 
 // overlayInspect is what the overlay test reads of `netctl overlay inspect --format json`.
@@ -250,7 +252,7 @@ func testOverlayNetworkRecreated(t *testing.T, c *cluster, cli *client.Client, n
 func testOverlayAgentRestart(t *testing.T, c *cluster, netName string, placed map[uint64]placedTask) {
 	peer, _ := onNode(placed, 3)
 	dev := "shx" + c.networkByName(netName).Id[:10]
-	mac := macOfIP(peer.ip)
+	mac := ipam.MACOf(netip.MustParseAddr(peer.ip)).String()
 	if out, err := c.inNode(2, "bridge", "fdb", "del", mac, "dev", dev, "dst", c.nodeAddr(3)); err != nil {
 		t.Fatalf("delete an FDB entry on node 2: %v\n%s", err, out)
 	}
@@ -271,13 +273,6 @@ func testOverlayAgentRestart(t *testing.T, c *cluster, netName string, placed ma
 	c.start(2)
 	c.waitReady(5)
 	c.waitOverlayClean(t, netName, 1, 2, 3, 4, 5)
-}
-
-// macOfIP is shoal's MAC for a task address.
-func macOfIP(ip string) string {
-	var a [4]byte
-	_, _ = fmt.Sscanf(ip, "%d.%d.%d.%d", &a[0], &a[1], &a[2], &a[3])
-	return fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3])
 }
 
 // testOverlayDrain drains worker 5: its task comes up elsewhere with the same IP, and a client
