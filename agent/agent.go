@@ -66,6 +66,20 @@ type Config struct {
 	// OnNetworksRemoved is handed the IDs of networks the cluster removed,
 	// before the tasks of the same message are applied.
 	OnNetworksRemoved func(ids []string)
+	// OnServices is handed each assignments message's service mesh views:
+	// with complete, set is every service (a new stream's first message);
+	// otherwise set and removed (IDs) are changes.
+	OnServices func(complete bool, set []*api.ServiceView, removed []string)
+	// Mesh answers the mesh part of a manager's DataplaneQuery (its load
+	// balancer, published ports and DNS records, and a DNS lookup); nil:
+	// the node reports none.
+	Mesh func(ctx context.Context, q *api.DataplaneQuery) (*api.MeshKernelState, *api.DNSAnswer)
+	// EndpointGrace is how long a task that was RUNNING with addresses on
+	// networks keeps running after the cluster wants it stopped, before it
+	// is shut down: the managers withdrew its endpoints in the same commit,
+	// and every node's load balancer stops sending it new connections
+	// within this time. 0: shut down at once.
+	EndpointGrace time.Duration
 	// NetworkStatus reports whether the node's network plugins can attach
 	// tasks (their CNI STATUS); nil means always. It is asked at every
 	// session start and every NetworkStatusPeriod: the answer goes in the
@@ -115,6 +129,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.worker.onNetworks = a.cfg.OnNetworks
 		a.worker.onEndpoints = a.cfg.OnEndpoints
 		a.worker.onNetworksRemoved = a.cfg.OnNetworksRemoved
+		a.worker.onServices = a.cfg.OnServices
+		a.worker.endpointGrace = a.cfg.EndpointGrace
 		defer a.worker.wait()
 		defer cancel() // runners stop before wait
 	}

@@ -50,6 +50,13 @@ func (q *queryAnswerer) report(ctx context.Context, query *api.DataplaneQuery) {
 	} else {
 		req.Networks = nets
 	}
+	if query.GetMesh() || query.GetDnsName() != "" {
+		if q.a.cfg.Mesh == nil {
+			req.Mesh = &api.MeshKernelState{Error: "this node runs no service mesh"}
+		} else {
+			req.Mesh, req.DnsAnswer = q.a.cfg.Mesh(ctx, query)
+		}
+	}
 	if _, err := q.client.ReportDataplane(ctx, req); err != nil {
 		q.a.cfg.Logger.Warn("answer a dataplane query", "query", query.GetId(), "err", err)
 	}

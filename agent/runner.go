@@ -33,8 +33,9 @@ type runner struct {
 	cancelOp context.CancelFunc
 
 	// Only the machine's goroutine touches these.
-	ctl     exec.Controller
-	stopped bool // the workload was shut down as desired
+	ctl       exec.Controller
+	stopped   bool // the workload was shut down as desired
+	graceDone bool // the endpoint grace before shutdown has passed
 }
 
 func newRunner(w *worker, t *api.Task) *runner {
@@ -191,6 +192,9 @@ func (r *runner) stop(ctx context.Context, observed api.TaskState) (idle bool) {
 	if r.stopped {
 		return true
 	}
+	if !r.endpointsDrained(ctx, observed) {
+		return false
+	}
 	if err := r.ctl.Shutdown(ctx); err != nil {
 		if ctx.Err() != nil {
 			return false
@@ -204,6 +208,27 @@ func (r *runner) stop(ctx context.Context, observed api.TaskState) (idle bool) {
 		r.report(api.TaskState_TASK_STATE_SHUTDOWN, "shutdown", nil, 0)
 	}
 	return true
+}
+
+// endpointsDrained waits, once, the worker's endpoint grace before a task
+// that was serving on networks is shut down, so that load balancers that
+// were sending it connections have stopped; false if ctx ended first.
+func (r *runner) endpointsDrained(ctx context.Context, observed api.TaskState) bool {
+	r.mu.Lock()
+	serving := observed == api.TaskState_TASK_STATE_RUNNING && len(r.task.GetNetworks()) > 0 && !r.removed
+	r.mu.Unlock()
+	if !serving || r.w.endpointGrace <= 0 || r.graceDone {
+		return true
+	}
+	t := time.NewTimer(r.w.endpointGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		r.graceDone = true
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // report records and queues a state the task reached; one not past the

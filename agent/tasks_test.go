@@ -10,9 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal/shoal/agent/exec"
 	"github.com/shoal/shoal/agent/exec/sim"
 	"github.com/shoal/shoal/api"
 )
@@ -216,4 +218,50 @@ func TestDescriptionIncludesExecutor(t *testing.T) {
 	if !proto.Equal(d, want) {
 		t.Errorf("description %v, want %v", d, want)
 	}
+}
+
+// A task serving on networks keeps running for the endpoint grace once it is to stop (load
+// balancers drop it first).
+func TestEndpointGraceBeforeShutdown(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	f, e := newTaskDispatcher(), newCountingExecutor(t, sim.Config{})
+	startGraceAgent(t, f, e, grace)
+	serving := assignedTask("t1")
+	serving.Networks = []*api.NetworkAttachment{{NetworkId: "net1", Address: "10.0.0.5/24"}}
+	f.send(complete(serving))
+	f.waitState(t, "t1", api.TaskState_TASK_STATE_RUNNING, "")
+	asked := time.Now()
+	f.send(incremental([]*api.Task{withDesired(serving, api.TaskState_TASK_STATE_SHUTDOWN)}))
+	f.waitState(t, "t1", api.TaskState_TASK_STATE_SHUTDOWN, "")
+	if waited := time.Since(asked); waited < grace {
+		t.Errorf("the serving task was shut down %s after it was asked to stop, before the %s grace", waited, grace)
+	}
+}
+
+// Even a long endpoint grace does not hold back a task on no network, nor one the cluster
+// removes.
+func TestEndpointGraceOnlyForServingTasks(t *testing.T) {
+	f, e := newTaskDispatcher(), newCountingExecutor(t, sim.Config{})
+	startGraceAgent(t, f, e, time.Hour)
+	serving := assignedTask("t1")
+	serving.Networks = []*api.NetworkAttachment{{NetworkId: "net1", Address: "10.0.0.5/24"}}
+	plain := assignedTask("t2")
+	f.send(complete(serving, plain))
+	f.waitState(t, "t1", api.TaskState_TASK_STATE_RUNNING, "")
+	f.waitState(t, "t2", api.TaskState_TASK_STATE_RUNNING, "")
+	f.send(incremental([]*api.Task{withDesired(plain, api.TaskState_TASK_STATE_SHUTDOWN)}, "t1"))
+	f.waitState(t, "t2", api.TaskState_TASK_STATE_SHUTDOWN, "")
+	eventually(t, "the removed task's workload is gone", func() bool { return !slices.Contains(e.taskIDs(t), "t1") })
+}
+
+func startGraceAgent(t *testing.T, f *taskDispatcher, e exec.Executor, grace time.Duration) {
+	t.Helper()
+	a := newTestAgent([]string{serve(t, f)}, nil)
+	a.cfg.Executor = e
+	a.cfg.EndpointGrace = grace
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "a session opens", func() bool { return f.sessionCount() == 1 })
 }

@@ -36,6 +36,10 @@ type worker struct {
 	onEndpoints func(complete bool, set []*api.Endpoint, removed []*api.EndpointKey)
 	// onNetworksRemoved is Config.OnNetworksRemoved.
 	onNetworksRemoved func(ids []string)
+	// onServices is Config.OnServices.
+	onServices func(complete bool, set []*api.ServiceView, removed []string)
+	// endpointGrace is Config.EndpointGrace.
+	endpointGrace time.Duration
 
 	mu    sync.Mutex
 	tasks map[string]*runner
@@ -56,6 +60,9 @@ func (w *worker) apply(msg *api.AssignmentsMessage) {
 	}
 	if w.onEndpoints != nil && (complete || len(msg.Endpoints) > 0 || len(msg.RemovedEndpoints) > 0) {
 		w.onEndpoints(complete, msg.Endpoints, msg.RemovedEndpoints)
+	}
+	if w.onServices != nil && (complete || len(msg.Services) > 0 || len(msg.RemovedServices) > 0) {
+		w.onServices(complete, msg.Services, msg.RemovedServices)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -2155,6 +2155,174 @@ func (x *ListOverlayEndpointsResponse) GetEndpoints() []*Endpoint {
 	return nil
 }
 
+// InspectMeshRequest names a node by name, ID or unique ID prefix (empty:
+// the manager answering). dns_name asks the node's DNS server what it answers
+// for a name on dns_network (a network name or ID). overlay asks also for
+// the node's overlay state of every network.
+type InspectMeshRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	DnsName       string                 `protobuf:"bytes,2,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
+	DnsNetwork    string                 `protobuf:"bytes,3,opt,name=dns_network,json=dnsNetwork,proto3" json:"dns_network,omitempty"`
+	Overlay       bool                   `protobuf:"varint,4,opt,name=overlay,proto3" json:"overlay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectMeshRequest) Reset() {
+	*x = InspectMeshRequest{}
+	mi := &file_api_control_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectMeshRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectMeshRequest) ProtoMessage() {}
+
+func (x *InspectMeshRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectMeshRequest.ProtoReflect.Descriptor instead.
+func (*InspectMeshRequest) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *InspectMeshRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *InspectMeshRequest) GetDnsName() string {
+	if x != nil {
+		return x.DnsName
+	}
+	return ""
+}
+
+func (x *InspectMeshRequest) GetDnsNetwork() string {
+	if x != nil {
+		return x.DnsNetwork
+	}
+	return ""
+}
+
+func (x *InspectMeshRequest) GetOverlay() bool {
+	if x != nil {
+		return x.Overlay
+	}
+	return false
+}
+
+// InspectMeshResponse is what the cluster wants of a node's service mesh
+// (the leader's service views, endpoints and networks, from which the
+// node's desired state derives) and what the node has, as its agent read
+// it just now. Only the leader answers.
+type InspectMeshResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Services      []*ServiceView         `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	Endpoints     []*Endpoint            `protobuf:"bytes,3,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	Networks      []*Network             `protobuf:"bytes,4,rep,name=networks,proto3" json:"networks,omitempty"`
+	Kernel        *MeshKernelState       `protobuf:"bytes,5,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	DnsAnswer     *DNSAnswer             `protobuf:"bytes,6,opt,name=dns_answer,json=dnsAnswer,proto3" json:"dns_answer,omitempty"`
+	Overlay       []*OverlayKernelState  `protobuf:"bytes,7,rep,name=overlay,proto3" json:"overlay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectMeshResponse) Reset() {
+	*x = InspectMeshResponse{}
+	mi := &file_api_control_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectMeshResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectMeshResponse) ProtoMessage() {}
+
+func (x *InspectMeshResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_control_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectMeshResponse.ProtoReflect.Descriptor instead.
+func (*InspectMeshResponse) Descriptor() ([]byte, []int) {
+	return file_api_control_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *InspectMeshResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *InspectMeshResponse) GetServices() []*ServiceView {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *InspectMeshResponse) GetEndpoints() []*Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+func (x *InspectMeshResponse) GetNetworks() []*Network {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+func (x *InspectMeshResponse) GetKernel() *MeshKernelState {
+	if x != nil {
+		return x.Kernel
+	}
+	return nil
+}
+
+func (x *InspectMeshResponse) GetDnsAnswer() *DNSAnswer {
+	if x != nil {
+		return x.DnsAnswer
+	}
+	return nil
+}
+
+func (x *InspectMeshResponse) GetOverlay() []*OverlayKernelState {
+	if x != nil {
+		return x.Overlay
+	}
+	return nil
+}
+
 var File_api_control_proto protoreflect.FileDescriptor
 
 const file_api_control_proto_rawDesc = "" +
@@ -2285,7 +2453,22 @@ const file_api_control_proto_rawDesc = "" +
 	"\x1bListOverlayEndpointsRequest\x12\x1a\n" +
 	"\bnetworks\x18\x01 \x03(\tR\bnetworks\"Q\n" +
 	"\x1cListOverlayEndpointsResponse\x121\n" +
-	"\tendpoints\x18\x01 \x03(\v2\x13.shoal.api.EndpointR\tendpoints2\xfc\r\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x13.shoal.api.EndpointR\tendpoints\"~\n" +
+	"\x12InspectMeshRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x19\n" +
+	"\bdns_name\x18\x02 \x01(\tR\adnsName\x12\x1f\n" +
+	"\vdns_network\x18\x03 \x01(\tR\n" +
+	"dnsNetwork\x12\x18\n" +
+	"\aoverlay\x18\x04 \x01(\bR\aoverlay\"\xf3\x02\n" +
+	"\x13InspectMeshResponse\x12#\n" +
+	"\x04node\x18\x01 \x01(\v2\x0f.shoal.api.NodeR\x04node\x122\n" +
+	"\bservices\x18\x02 \x03(\v2\x16.shoal.api.ServiceViewR\bservices\x121\n" +
+	"\tendpoints\x18\x03 \x03(\v2\x13.shoal.api.EndpointR\tendpoints\x12.\n" +
+	"\bnetworks\x18\x04 \x03(\v2\x12.shoal.api.NetworkR\bnetworks\x122\n" +
+	"\x06kernel\x18\x05 \x01(\v2\x1a.shoal.api.MeshKernelStateR\x06kernel\x123\n" +
+	"\n" +
+	"dns_answer\x18\x06 \x01(\v2\x14.shoal.api.DNSAnswerR\tdnsAnswer\x127\n" +
+	"\aoverlay\x18\a \x03(\v2\x1d.shoal.api.OverlayKernelStateR\aoverlay2\xca\x0e\n" +
 	"\aControl\x12I\n" +
 	"\n" +
 	"GetCluster\x12\x1c.shoal.api.GetClusterRequest\x1a\x1d.shoal.api.GetClusterResponse\x12X\n" +
@@ -2312,7 +2495,8 @@ const file_api_control_proto_rawDesc = "" +
 	"\fListBindings\x12\x1e.shoal.api.ListBindingsRequest\x1a\x1f.shoal.api.ListBindingsResponse\x12U\n" +
 	"\x0eReleaseBinding\x12 .shoal.api.ReleaseBindingRequest\x1a!.shoal.api.ReleaseBindingResponse\x12^\n" +
 	"\x11GetAllocatorState\x12#.shoal.api.GetAllocatorStateRequest\x1a$.shoal.api.GetAllocatorStateResponse\x12U\n" +
-	"\x0eInspectOverlay\x12 .shoal.api.InspectOverlayRequest\x1a!.shoal.api.InspectOverlayResponse\x12g\n" +
+	"\x0eInspectOverlay\x12 .shoal.api.InspectOverlayRequest\x1a!.shoal.api.InspectOverlayResponse\x12L\n" +
+	"\vInspectMesh\x12\x1d.shoal.api.InspectMeshRequest\x1a\x1e.shoal.api.InspectMeshResponse\x12g\n" +
 	"\x14ListOverlayEndpoints\x12&.shoal.api.ListOverlayEndpointsRequest\x1a'.shoal.api.ListOverlayEndpointsResponseB\x1cZ\x1agithub.com/shoal/shoal/apib\x06proto3"
 
 var (
@@ -2327,7 +2511,7 @@ func file_api_control_proto_rawDescGZIP() []byte {
 	return file_api_control_proto_rawDescData
 }
 
-var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_api_control_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_api_control_proto_goTypes = []any{
 	(*GetClusterRequest)(nil),            // 0: shoal.api.GetClusterRequest
 	(*GetClusterResponse)(nil),           // 1: shoal.api.GetClusterResponse
@@ -2373,104 +2557,118 @@ var file_api_control_proto_goTypes = []any{
 	(*InspectOverlayResponse)(nil),       // 41: shoal.api.InspectOverlayResponse
 	(*ListOverlayEndpointsRequest)(nil),  // 42: shoal.api.ListOverlayEndpointsRequest
 	(*ListOverlayEndpointsResponse)(nil), // 43: shoal.api.ListOverlayEndpointsResponse
-	nil,                                  // 44: shoal.api.ListServicesResponse.RunningEntry
-	nil,                                  // 45: shoal.api.ListServicesResponse.DesiredEntry
-	(*Cluster)(nil),                      // 46: shoal.api.Cluster
-	(NodeRole)(0),                        // 47: shoal.api.NodeRole
-	(*JoinTokens)(nil),                   // 48: shoal.api.JoinTokens
-	(*Node)(nil),                         // 49: shoal.api.Node
-	(*NodeSpec)(nil),                     // 50: shoal.api.NodeSpec
-	(*ServiceSpec)(nil),                  // 51: shoal.api.ServiceSpec
-	(*Service)(nil),                      // 52: shoal.api.Service
-	(TaskState)(0),                       // 53: shoal.api.TaskState
-	(*Task)(nil),                         // 54: shoal.api.Task
-	(*NetworkSpec)(nil),                  // 55: shoal.api.NetworkSpec
-	(*Network)(nil),                      // 56: shoal.api.Network
-	(*IPBinding)(nil),                    // 57: shoal.api.IPBinding
-	(*durationpb.Duration)(nil),          // 58: google.protobuf.Duration
-	(*Endpoint)(nil),                     // 59: shoal.api.Endpoint
-	(*OverlayKernelState)(nil),           // 60: shoal.api.OverlayKernelState
+	(*InspectMeshRequest)(nil),           // 44: shoal.api.InspectMeshRequest
+	(*InspectMeshResponse)(nil),          // 45: shoal.api.InspectMeshResponse
+	nil,                                  // 46: shoal.api.ListServicesResponse.RunningEntry
+	nil,                                  // 47: shoal.api.ListServicesResponse.DesiredEntry
+	(*Cluster)(nil),                      // 48: shoal.api.Cluster
+	(NodeRole)(0),                        // 49: shoal.api.NodeRole
+	(*JoinTokens)(nil),                   // 50: shoal.api.JoinTokens
+	(*Node)(nil),                         // 51: shoal.api.Node
+	(*NodeSpec)(nil),                     // 52: shoal.api.NodeSpec
+	(*ServiceSpec)(nil),                  // 53: shoal.api.ServiceSpec
+	(*Service)(nil),                      // 54: shoal.api.Service
+	(TaskState)(0),                       // 55: shoal.api.TaskState
+	(*Task)(nil),                         // 56: shoal.api.Task
+	(*NetworkSpec)(nil),                  // 57: shoal.api.NetworkSpec
+	(*Network)(nil),                      // 58: shoal.api.Network
+	(*IPBinding)(nil),                    // 59: shoal.api.IPBinding
+	(*durationpb.Duration)(nil),          // 60: google.protobuf.Duration
+	(*Endpoint)(nil),                     // 61: shoal.api.Endpoint
+	(*OverlayKernelState)(nil),           // 62: shoal.api.OverlayKernelState
+	(*ServiceView)(nil),                  // 63: shoal.api.ServiceView
+	(*MeshKernelState)(nil),              // 64: shoal.api.MeshKernelState
+	(*DNSAnswer)(nil),                    // 65: shoal.api.DNSAnswer
 }
 var file_api_control_proto_depIdxs = []int32{
-	46, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
-	47, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
-	48, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
-	49, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
-	49, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
-	50, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
-	49, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
-	51, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
-	52, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
-	52, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
-	52, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
-	44, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
-	45, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
-	51, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
-	52, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
-	53, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
-	54, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
-	54, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
-	55, // 18: shoal.api.CreateNetworkRequest.spec:type_name -> shoal.api.NetworkSpec
-	56, // 19: shoal.api.CreateNetworkResponse.network:type_name -> shoal.api.Network
-	56, // 20: shoal.api.GetNetworkResponse.network:type_name -> shoal.api.Network
-	56, // 21: shoal.api.ListNetworksResponse.networks:type_name -> shoal.api.Network
-	57, // 22: shoal.api.ListBindingsResponse.bindings:type_name -> shoal.api.IPBinding
-	57, // 23: shoal.api.ReleaseBindingResponse.bindings:type_name -> shoal.api.IPBinding
-	58, // 24: shoal.api.GetAllocatorStateResponse.rebuild_duration:type_name -> google.protobuf.Duration
-	56, // 25: shoal.api.InspectOverlayResponse.network:type_name -> shoal.api.Network
-	49, // 26: shoal.api.InspectOverlayResponse.node:type_name -> shoal.api.Node
-	59, // 27: shoal.api.InspectOverlayResponse.endpoints:type_name -> shoal.api.Endpoint
-	60, // 28: shoal.api.InspectOverlayResponse.kernel:type_name -> shoal.api.OverlayKernelState
-	59, // 29: shoal.api.ListOverlayEndpointsResponse.endpoints:type_name -> shoal.api.Endpoint
-	0,  // 30: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
-	2,  // 31: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
-	4,  // 32: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
-	6,  // 33: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
-	8,  // 34: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
-	10, // 35: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
-	12, // 36: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
-	14, // 37: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
-	16, // 38: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
-	18, // 39: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
-	20, // 40: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
-	22, // 41: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
-	24, // 42: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
-	26, // 43: shoal.api.Control.CreateNetwork:input_type -> shoal.api.CreateNetworkRequest
-	28, // 44: shoal.api.Control.GetNetwork:input_type -> shoal.api.GetNetworkRequest
-	30, // 45: shoal.api.Control.ListNetworks:input_type -> shoal.api.ListNetworksRequest
-	32, // 46: shoal.api.Control.RemoveNetwork:input_type -> shoal.api.RemoveNetworkRequest
-	34, // 47: shoal.api.Control.ListBindings:input_type -> shoal.api.ListBindingsRequest
-	36, // 48: shoal.api.Control.ReleaseBinding:input_type -> shoal.api.ReleaseBindingRequest
-	38, // 49: shoal.api.Control.GetAllocatorState:input_type -> shoal.api.GetAllocatorStateRequest
-	40, // 50: shoal.api.Control.InspectOverlay:input_type -> shoal.api.InspectOverlayRequest
-	42, // 51: shoal.api.Control.ListOverlayEndpoints:input_type -> shoal.api.ListOverlayEndpointsRequest
-	1,  // 52: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
-	3,  // 53: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
-	5,  // 54: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
-	7,  // 55: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
-	9,  // 56: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
-	11, // 57: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
-	13, // 58: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
-	15, // 59: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
-	17, // 60: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
-	19, // 61: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
-	21, // 62: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
-	23, // 63: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
-	25, // 64: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
-	27, // 65: shoal.api.Control.CreateNetwork:output_type -> shoal.api.CreateNetworkResponse
-	29, // 66: shoal.api.Control.GetNetwork:output_type -> shoal.api.GetNetworkResponse
-	31, // 67: shoal.api.Control.ListNetworks:output_type -> shoal.api.ListNetworksResponse
-	33, // 68: shoal.api.Control.RemoveNetwork:output_type -> shoal.api.RemoveNetworkResponse
-	35, // 69: shoal.api.Control.ListBindings:output_type -> shoal.api.ListBindingsResponse
-	37, // 70: shoal.api.Control.ReleaseBinding:output_type -> shoal.api.ReleaseBindingResponse
-	39, // 71: shoal.api.Control.GetAllocatorState:output_type -> shoal.api.GetAllocatorStateResponse
-	41, // 72: shoal.api.Control.InspectOverlay:output_type -> shoal.api.InspectOverlayResponse
-	43, // 73: shoal.api.Control.ListOverlayEndpoints:output_type -> shoal.api.ListOverlayEndpointsResponse
-	52, // [52:74] is the sub-list for method output_type
-	30, // [30:52] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	48, // 0: shoal.api.GetClusterResponse.cluster:type_name -> shoal.api.Cluster
+	49, // 1: shoal.api.RotateJoinTokenRequest.role:type_name -> shoal.api.NodeRole
+	50, // 2: shoal.api.RotateJoinTokenResponse.join_tokens:type_name -> shoal.api.JoinTokens
+	51, // 3: shoal.api.ListNodesResponse.nodes:type_name -> shoal.api.Node
+	51, // 4: shoal.api.GetNodeResponse.node:type_name -> shoal.api.Node
+	52, // 5: shoal.api.UpdateNodeRequest.spec:type_name -> shoal.api.NodeSpec
+	51, // 6: shoal.api.UpdateNodeResponse.node:type_name -> shoal.api.Node
+	53, // 7: shoal.api.CreateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	54, // 8: shoal.api.CreateServiceResponse.service:type_name -> shoal.api.Service
+	54, // 9: shoal.api.GetServiceResponse.service:type_name -> shoal.api.Service
+	54, // 10: shoal.api.ListServicesResponse.services:type_name -> shoal.api.Service
+	46, // 11: shoal.api.ListServicesResponse.running:type_name -> shoal.api.ListServicesResponse.RunningEntry
+	47, // 12: shoal.api.ListServicesResponse.desired:type_name -> shoal.api.ListServicesResponse.DesiredEntry
+	53, // 13: shoal.api.UpdateServiceRequest.spec:type_name -> shoal.api.ServiceSpec
+	54, // 14: shoal.api.UpdateServiceResponse.service:type_name -> shoal.api.Service
+	55, // 15: shoal.api.ListTasksRequest.desired_states:type_name -> shoal.api.TaskState
+	56, // 16: shoal.api.ListTasksResponse.tasks:type_name -> shoal.api.Task
+	56, // 17: shoal.api.GetTaskResponse.task:type_name -> shoal.api.Task
+	57, // 18: shoal.api.CreateNetworkRequest.spec:type_name -> shoal.api.NetworkSpec
+	58, // 19: shoal.api.CreateNetworkResponse.network:type_name -> shoal.api.Network
+	58, // 20: shoal.api.GetNetworkResponse.network:type_name -> shoal.api.Network
+	58, // 21: shoal.api.ListNetworksResponse.networks:type_name -> shoal.api.Network
+	59, // 22: shoal.api.ListBindingsResponse.bindings:type_name -> shoal.api.IPBinding
+	59, // 23: shoal.api.ReleaseBindingResponse.bindings:type_name -> shoal.api.IPBinding
+	60, // 24: shoal.api.GetAllocatorStateResponse.rebuild_duration:type_name -> google.protobuf.Duration
+	58, // 25: shoal.api.InspectOverlayResponse.network:type_name -> shoal.api.Network
+	51, // 26: shoal.api.InspectOverlayResponse.node:type_name -> shoal.api.Node
+	61, // 27: shoal.api.InspectOverlayResponse.endpoints:type_name -> shoal.api.Endpoint
+	62, // 28: shoal.api.InspectOverlayResponse.kernel:type_name -> shoal.api.OverlayKernelState
+	61, // 29: shoal.api.ListOverlayEndpointsResponse.endpoints:type_name -> shoal.api.Endpoint
+	51, // 30: shoal.api.InspectMeshResponse.node:type_name -> shoal.api.Node
+	63, // 31: shoal.api.InspectMeshResponse.services:type_name -> shoal.api.ServiceView
+	61, // 32: shoal.api.InspectMeshResponse.endpoints:type_name -> shoal.api.Endpoint
+	58, // 33: shoal.api.InspectMeshResponse.networks:type_name -> shoal.api.Network
+	64, // 34: shoal.api.InspectMeshResponse.kernel:type_name -> shoal.api.MeshKernelState
+	65, // 35: shoal.api.InspectMeshResponse.dns_answer:type_name -> shoal.api.DNSAnswer
+	62, // 36: shoal.api.InspectMeshResponse.overlay:type_name -> shoal.api.OverlayKernelState
+	0,  // 37: shoal.api.Control.GetCluster:input_type -> shoal.api.GetClusterRequest
+	2,  // 38: shoal.api.Control.RotateJoinToken:input_type -> shoal.api.RotateJoinTokenRequest
+	4,  // 39: shoal.api.Control.ListNodes:input_type -> shoal.api.ListNodesRequest
+	6,  // 40: shoal.api.Control.GetNode:input_type -> shoal.api.GetNodeRequest
+	8,  // 41: shoal.api.Control.UpdateNode:input_type -> shoal.api.UpdateNodeRequest
+	10, // 42: shoal.api.Control.RemoveNode:input_type -> shoal.api.RemoveNodeRequest
+	12, // 43: shoal.api.Control.CreateService:input_type -> shoal.api.CreateServiceRequest
+	14, // 44: shoal.api.Control.GetService:input_type -> shoal.api.GetServiceRequest
+	16, // 45: shoal.api.Control.ListServices:input_type -> shoal.api.ListServicesRequest
+	18, // 46: shoal.api.Control.UpdateService:input_type -> shoal.api.UpdateServiceRequest
+	20, // 47: shoal.api.Control.RemoveService:input_type -> shoal.api.RemoveServiceRequest
+	22, // 48: shoal.api.Control.ListTasks:input_type -> shoal.api.ListTasksRequest
+	24, // 49: shoal.api.Control.GetTask:input_type -> shoal.api.GetTaskRequest
+	26, // 50: shoal.api.Control.CreateNetwork:input_type -> shoal.api.CreateNetworkRequest
+	28, // 51: shoal.api.Control.GetNetwork:input_type -> shoal.api.GetNetworkRequest
+	30, // 52: shoal.api.Control.ListNetworks:input_type -> shoal.api.ListNetworksRequest
+	32, // 53: shoal.api.Control.RemoveNetwork:input_type -> shoal.api.RemoveNetworkRequest
+	34, // 54: shoal.api.Control.ListBindings:input_type -> shoal.api.ListBindingsRequest
+	36, // 55: shoal.api.Control.ReleaseBinding:input_type -> shoal.api.ReleaseBindingRequest
+	38, // 56: shoal.api.Control.GetAllocatorState:input_type -> shoal.api.GetAllocatorStateRequest
+	40, // 57: shoal.api.Control.InspectOverlay:input_type -> shoal.api.InspectOverlayRequest
+	44, // 58: shoal.api.Control.InspectMesh:input_type -> shoal.api.InspectMeshRequest
+	42, // 59: shoal.api.Control.ListOverlayEndpoints:input_type -> shoal.api.ListOverlayEndpointsRequest
+	1,  // 60: shoal.api.Control.GetCluster:output_type -> shoal.api.GetClusterResponse
+	3,  // 61: shoal.api.Control.RotateJoinToken:output_type -> shoal.api.RotateJoinTokenResponse
+	5,  // 62: shoal.api.Control.ListNodes:output_type -> shoal.api.ListNodesResponse
+	7,  // 63: shoal.api.Control.GetNode:output_type -> shoal.api.GetNodeResponse
+	9,  // 64: shoal.api.Control.UpdateNode:output_type -> shoal.api.UpdateNodeResponse
+	11, // 65: shoal.api.Control.RemoveNode:output_type -> shoal.api.RemoveNodeResponse
+	13, // 66: shoal.api.Control.CreateService:output_type -> shoal.api.CreateServiceResponse
+	15, // 67: shoal.api.Control.GetService:output_type -> shoal.api.GetServiceResponse
+	17, // 68: shoal.api.Control.ListServices:output_type -> shoal.api.ListServicesResponse
+	19, // 69: shoal.api.Control.UpdateService:output_type -> shoal.api.UpdateServiceResponse
+	21, // 70: shoal.api.Control.RemoveService:output_type -> shoal.api.RemoveServiceResponse
+	23, // 71: shoal.api.Control.ListTasks:output_type -> shoal.api.ListTasksResponse
+	25, // 72: shoal.api.Control.GetTask:output_type -> shoal.api.GetTaskResponse
+	27, // 73: shoal.api.Control.CreateNetwork:output_type -> shoal.api.CreateNetworkResponse
+	29, // 74: shoal.api.Control.GetNetwork:output_type -> shoal.api.GetNetworkResponse
+	31, // 75: shoal.api.Control.ListNetworks:output_type -> shoal.api.ListNetworksResponse
+	33, // 76: shoal.api.Control.RemoveNetwork:output_type -> shoal.api.RemoveNetworkResponse
+	35, // 77: shoal.api.Control.ListBindings:output_type -> shoal.api.ListBindingsResponse
+	37, // 78: shoal.api.Control.ReleaseBinding:output_type -> shoal.api.ReleaseBindingResponse
+	39, // 79: shoal.api.Control.GetAllocatorState:output_type -> shoal.api.GetAllocatorStateResponse
+	41, // 80: shoal.api.Control.InspectOverlay:output_type -> shoal.api.InspectOverlayResponse
+	45, // 81: shoal.api.Control.InspectMesh:output_type -> shoal.api.InspectMeshResponse
+	43, // 82: shoal.api.Control.ListOverlayEndpoints:output_type -> shoal.api.ListOverlayEndpointsResponse
+	60, // [60:83] is the sub-list for method output_type
+	37, // [37:60] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_api_control_proto_init() }
@@ -2486,7 +2684,7 @@ func file_api_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_control_proto_rawDesc), len(file_api_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

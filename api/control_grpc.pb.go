@@ -40,6 +40,7 @@ const (
 	Control_ReleaseBinding_FullMethodName       = "/shoal.api.Control/ReleaseBinding"
 	Control_GetAllocatorState_FullMethodName    = "/shoal.api.Control/GetAllocatorState"
 	Control_InspectOverlay_FullMethodName       = "/shoal.api.Control/InspectOverlay"
+	Control_InspectMesh_FullMethodName          = "/shoal.api.Control/InspectMesh"
 	Control_ListOverlayEndpoints_FullMethodName = "/shoal.api.Control/ListOverlayEndpoints"
 )
 
@@ -71,6 +72,7 @@ type ControlClient interface {
 	ReleaseBinding(ctx context.Context, in *ReleaseBindingRequest, opts ...grpc.CallOption) (*ReleaseBindingResponse, error)
 	GetAllocatorState(ctx context.Context, in *GetAllocatorStateRequest, opts ...grpc.CallOption) (*GetAllocatorStateResponse, error)
 	InspectOverlay(ctx context.Context, in *InspectOverlayRequest, opts ...grpc.CallOption) (*InspectOverlayResponse, error)
+	InspectMesh(ctx context.Context, in *InspectMeshRequest, opts ...grpc.CallOption) (*InspectMeshResponse, error)
 	ListOverlayEndpoints(ctx context.Context, in *ListOverlayEndpointsRequest, opts ...grpc.CallOption) (*ListOverlayEndpointsResponse, error)
 }
 
@@ -292,6 +294,16 @@ func (c *controlClient) InspectOverlay(ctx context.Context, in *InspectOverlayRe
 	return out, nil
 }
 
+func (c *controlClient) InspectMesh(ctx context.Context, in *InspectMeshRequest, opts ...grpc.CallOption) (*InspectMeshResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InspectMeshResponse)
+	err := c.cc.Invoke(ctx, Control_InspectMesh_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) ListOverlayEndpoints(ctx context.Context, in *ListOverlayEndpointsRequest, opts ...grpc.CallOption) (*ListOverlayEndpointsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListOverlayEndpointsResponse)
@@ -330,6 +342,7 @@ type ControlServer interface {
 	ReleaseBinding(context.Context, *ReleaseBindingRequest) (*ReleaseBindingResponse, error)
 	GetAllocatorState(context.Context, *GetAllocatorStateRequest) (*GetAllocatorStateResponse, error)
 	InspectOverlay(context.Context, *InspectOverlayRequest) (*InspectOverlayResponse, error)
+	InspectMesh(context.Context, *InspectMeshRequest) (*InspectMeshResponse, error)
 	ListOverlayEndpoints(context.Context, *ListOverlayEndpointsRequest) (*ListOverlayEndpointsResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
@@ -403,6 +416,9 @@ func (UnimplementedControlServer) GetAllocatorState(context.Context, *GetAllocat
 }
 func (UnimplementedControlServer) InspectOverlay(context.Context, *InspectOverlayRequest) (*InspectOverlayResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method InspectOverlay not implemented")
+}
+func (UnimplementedControlServer) InspectMesh(context.Context, *InspectMeshRequest) (*InspectMeshResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InspectMesh not implemented")
 }
 func (UnimplementedControlServer) ListOverlayEndpoints(context.Context, *ListOverlayEndpointsRequest) (*ListOverlayEndpointsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOverlayEndpoints not implemented")
@@ -806,6 +822,24 @@ func _Control_InspectOverlay_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_InspectMesh_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InspectMeshRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).InspectMesh(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_InspectMesh_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).InspectMesh(ctx, req.(*InspectMeshRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_ListOverlayEndpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListOverlayEndpointsRequest)
 	if err := dec(in); err != nil {
@@ -914,6 +948,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "InspectOverlay",
 			Handler:    _Control_InspectOverlay_Handler,
+		},
+		{
+			MethodName: "InspectMesh",
+			Handler:    _Control_InspectMesh_Handler,
 		},
 		{
 			MethodName: "ListOverlayEndpoints",

@@ -65,7 +65,7 @@ func (x AssignmentsMessage_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AssignmentsMessage_Type.Descriptor instead.
 func (AssignmentsMessage_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{9, 0}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{14, 0}
 }
 
 type SessionRequest struct {
@@ -197,7 +197,14 @@ type DataplaneQuery struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// network_ids are the networks asked about; empty: every network that has
 	// an overlay device on the node.
-	NetworkIds    []string `protobuf:"bytes,2,rep,name=network_ids,json=networkIds,proto3" json:"network_ids,omitempty"`
+	NetworkIds []string `protobuf:"bytes,2,rep,name=network_ids,json=networkIds,proto3" json:"network_ids,omitempty"`
+	// mesh asks also for the node's service mesh: load-balancing rules,
+	// published ports and the DNS records its embedded server answers.
+	Mesh bool `protobuf:"varint,3,opt,name=mesh,proto3" json:"mesh,omitempty"`
+	// dns_name, if set, asks the node's DNS server what it answers for the
+	// name on network dns_network (ID), as a container there would get it.
+	DnsName       string `protobuf:"bytes,4,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
+	DnsNetwork    string `protobuf:"bytes,5,opt,name=dns_network,json=dnsNetwork,proto3" json:"dns_network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -244,6 +251,27 @@ func (x *DataplaneQuery) GetNetworkIds() []string {
 		return x.NetworkIds
 	}
 	return nil
+}
+
+func (x *DataplaneQuery) GetMesh() bool {
+	if x != nil {
+		return x.Mesh
+	}
+	return false
+}
+
+func (x *DataplaneQuery) GetDnsName() string {
+	if x != nil {
+		return x.DnsName
+	}
+	return ""
+}
+
+func (x *DataplaneQuery) GetDnsNetwork() string {
+	if x != nil {
+		return x.DnsNetwork
+	}
+	return ""
 }
 
 // OverlayKernelState is one network's overlay on a node as its kernel has
@@ -403,7 +431,10 @@ type ReportDataplaneRequest struct {
 	QueryId   string                 `protobuf:"bytes,2,opt,name=query_id,json=queryId,proto3" json:"query_id,omitempty"`
 	Networks  []*OverlayKernelState  `protobuf:"bytes,3,rep,name=networks,proto3" json:"networks,omitempty"`
 	// error says why the agent could not read its kernel.
-	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// mesh is set when the query asked for it.
+	Mesh          *MeshKernelState `protobuf:"bytes,5,opt,name=mesh,proto3" json:"mesh,omitempty"`
+	DnsAnswer     *DNSAnswer       `protobuf:"bytes,6,opt,name=dns_answer,json=dnsAnswer,proto3" json:"dns_answer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -466,6 +497,414 @@ func (x *ReportDataplaneRequest) GetError() string {
 	return ""
 }
 
+func (x *ReportDataplaneRequest) GetMesh() *MeshKernelState {
+	if x != nil {
+		return x.Mesh
+	}
+	return nil
+}
+
+func (x *ReportDataplaneRequest) GetDnsAnswer() *DNSAnswer {
+	if x != nil {
+		return x.DnsAnswer
+	}
+	return nil
+}
+
+// MeshKernelState is a node's service mesh as programmed: the VIPs and
+// published ports its load balancer holds (read back from the kernel), and
+// the names its DNS server answers.
+type MeshKernelState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// backend is the load balancer in use: nftables or ipvs.
+	Backend    string             `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	Vips       []*VIPKernelState  `protobuf:"bytes,2,rep,name=vips,proto3" json:"vips,omitempty"`
+	Ports      []*PortKernelState `protobuf:"bytes,3,rep,name=ports,proto3" json:"ports,omitempty"`
+	DnsRecords []*DNSRecord       `protobuf:"bytes,4,rep,name=dns_records,json=dnsRecords,proto3" json:"dns_records,omitempty"`
+	// dns_listening are the addresses (ip:port) the DNS server listens on.
+	DnsListening []string `protobuf:"bytes,5,rep,name=dns_listening,json=dnsListening,proto3" json:"dns_listening,omitempty"`
+	// error says why part of the mesh could not be read.
+	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// lb_differences are how the load balancer's kernel objects differ from
+	// what the node's own view wants of them, object by object (a rule, a map
+	// element): what the state in vips and ports cannot show, such as a VIP
+	// whose dispatch element was deleted by hand.
+	LbDifferences []string `protobuf:"bytes,7,rep,name=lb_differences,json=lbDifferences,proto3" json:"lb_differences,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshKernelState) Reset() {
+	*x = MeshKernelState{}
+	mi := &file_api_dispatcher_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshKernelState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshKernelState) ProtoMessage() {}
+
+func (x *MeshKernelState) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshKernelState.ProtoReflect.Descriptor instead.
+func (*MeshKernelState) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MeshKernelState) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *MeshKernelState) GetVips() []*VIPKernelState {
+	if x != nil {
+		return x.Vips
+	}
+	return nil
+}
+
+func (x *MeshKernelState) GetPorts() []*PortKernelState {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *MeshKernelState) GetDnsRecords() []*DNSRecord {
+	if x != nil {
+		return x.DnsRecords
+	}
+	return nil
+}
+
+func (x *MeshKernelState) GetDnsListening() []string {
+	if x != nil {
+		return x.DnsListening
+	}
+	return nil
+}
+
+func (x *MeshKernelState) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *MeshKernelState) GetLbDifferences() []string {
+	if x != nil {
+		return x.LbDifferences
+	}
+	return nil
+}
+
+type VIPKernelState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId     string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	NetworkId     string                 `protobuf:"bytes,2,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	Vip           string                 `protobuf:"bytes,3,opt,name=vip,proto3" json:"vip,omitempty"`
+	Backends      []string               `protobuf:"bytes,4,rep,name=backends,proto3" json:"backends,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VIPKernelState) Reset() {
+	*x = VIPKernelState{}
+	mi := &file_api_dispatcher_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VIPKernelState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VIPKernelState) ProtoMessage() {}
+
+func (x *VIPKernelState) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VIPKernelState.ProtoReflect.Descriptor instead.
+func (*VIPKernelState) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *VIPKernelState) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *VIPKernelState) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *VIPKernelState) GetVip() string {
+	if x != nil {
+		return x.Vip
+	}
+	return ""
+}
+
+func (x *VIPKernelState) GetBackends() []string {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+type PortKernelState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId     string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	Protocol      string                 `protobuf:"bytes,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	PublishedPort uint32                 `protobuf:"varint,3,opt,name=published_port,json=publishedPort,proto3" json:"published_port,omitempty"`
+	Mode          string                 `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	// backends are ip:port.
+	Backends      []string `protobuf:"bytes,5,rep,name=backends,proto3" json:"backends,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortKernelState) Reset() {
+	*x = PortKernelState{}
+	mi := &file_api_dispatcher_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortKernelState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortKernelState) ProtoMessage() {}
+
+func (x *PortKernelState) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortKernelState.ProtoReflect.Descriptor instead.
+func (*PortKernelState) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PortKernelState) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *PortKernelState) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *PortKernelState) GetPublishedPort() uint32 {
+	if x != nil {
+		return x.PublishedPort
+	}
+	return 0
+}
+
+func (x *PortKernelState) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *PortKernelState) GetBackends() []string {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+type DNSRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId     string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Addrs         []string               `protobuf:"bytes,3,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSRecord) Reset() {
+	*x = DNSRecord{}
+	mi := &file_api_dispatcher_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSRecord) ProtoMessage() {}
+
+func (x *DNSRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSRecord.ProtoReflect.Descriptor instead.
+func (*DNSRecord) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DNSRecord) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *DNSRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DNSRecord) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+type DNSAnswer struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	NetworkId string                 `protobuf:"bytes,2,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	Addrs     []string               `protobuf:"bytes,3,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	// rcode is the DNS response code (NOERROR, NXDOMAIN, SERVFAIL...).
+	Rcode string `protobuf:"bytes,4,opt,name=rcode,proto3" json:"rcode,omitempty"`
+	// forwarded says the name is not the cluster's: the node's resolvers
+	// answered it.
+	Forwarded     bool   `protobuf:"varint,5,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSAnswer) Reset() {
+	*x = DNSAnswer{}
+	mi := &file_api_dispatcher_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSAnswer) ProtoMessage() {}
+
+func (x *DNSAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSAnswer.ProtoReflect.Descriptor instead.
+func (*DNSAnswer) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DNSAnswer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DNSAnswer) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *DNSAnswer) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *DNSAnswer) GetRcode() string {
+	if x != nil {
+		return x.Rcode
+	}
+	return ""
+}
+
+func (x *DNSAnswer) GetForwarded() bool {
+	if x != nil {
+		return x.Forwarded
+	}
+	return false
+}
+
+func (x *DNSAnswer) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type ReportDataplaneResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -474,7 +913,7 @@ type ReportDataplaneResponse struct {
 
 func (x *ReportDataplaneResponse) Reset() {
 	*x = ReportDataplaneResponse{}
-	mi := &file_api_dispatcher_proto_msgTypes[5]
+	mi := &file_api_dispatcher_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +925,7 @@ func (x *ReportDataplaneResponse) String() string {
 func (*ReportDataplaneResponse) ProtoMessage() {}
 
 func (x *ReportDataplaneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[5]
+	mi := &file_api_dispatcher_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +938,7 @@ func (x *ReportDataplaneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportDataplaneResponse.ProtoReflect.Descriptor instead.
 func (*ReportDataplaneResponse) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{5}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{10}
 }
 
 type HeartbeatRequest struct {
@@ -511,7 +950,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_api_dispatcher_proto_msgTypes[6]
+	mi := &file_api_dispatcher_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +962,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[6]
+	mi := &file_api_dispatcher_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +975,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{6}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeartbeatRequest) GetSessionId() string {
@@ -555,7 +994,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_api_dispatcher_proto_msgTypes[7]
+	mi := &file_api_dispatcher_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +1006,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[7]
+	mi := &file_api_dispatcher_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +1019,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{7}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeartbeatResponse) GetPeriod() *durationpb.Duration {
@@ -599,7 +1038,7 @@ type AssignmentsRequest struct {
 
 func (x *AssignmentsRequest) Reset() {
 	*x = AssignmentsRequest{}
-	mi := &file_api_dispatcher_proto_msgTypes[8]
+	mi := &file_api_dispatcher_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +1050,7 @@ func (x *AssignmentsRequest) String() string {
 func (*AssignmentsRequest) ProtoMessage() {}
 
 func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[8]
+	mi := &file_api_dispatcher_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +1063,7 @@ func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsRequest.ProtoReflect.Descriptor instead.
 func (*AssignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{8}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AssignmentsRequest) GetSessionId() string {
@@ -662,13 +1101,20 @@ type AssignmentsMessage struct {
 	// (overlay device, bridge) before a network made next wants their VNI or
 	// subnet.
 	RemovedNetworks []string `protobuf:"bytes,7,rep,name=removed_networks,json=removedNetworks,proto3" json:"removed_networks,omitempty"`
+	// services are the mesh views of the cluster's services (every node
+	// balances every VIP and published port, and answers every name): on a
+	// COMPLETE message all of them, on an INCREMENTAL one those new or
+	// changed. Their backends are the endpoints of their tasks.
+	Services []*ServiceView `protobuf:"bytes,8,rep,name=services,proto3" json:"services,omitempty"`
+	// removed_services are IDs of services removed since the last message.
+	RemovedServices []string `protobuf:"bytes,9,rep,name=removed_services,json=removedServices,proto3" json:"removed_services,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AssignmentsMessage) Reset() {
 	*x = AssignmentsMessage{}
-	mi := &file_api_dispatcher_proto_msgTypes[9]
+	mi := &file_api_dispatcher_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +1126,7 @@ func (x *AssignmentsMessage) String() string {
 func (*AssignmentsMessage) ProtoMessage() {}
 
 func (x *AssignmentsMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[9]
+	mi := &file_api_dispatcher_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +1139,7 @@ func (x *AssignmentsMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsMessage.ProtoReflect.Descriptor instead.
 func (*AssignmentsMessage) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{9}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AssignmentsMessage) GetType() AssignmentsMessage_Type {
@@ -745,6 +1191,161 @@ func (x *AssignmentsMessage) GetRemovedNetworks() []string {
 	return nil
 }
 
+func (x *AssignmentsMessage) GetServices() []*ServiceView {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *AssignmentsMessage) GetRemovedServices() []string {
+	if x != nil {
+		return x.RemovedServices
+	}
+	return nil
+}
+
+// ServiceView is what every node needs of a service to balance, publish and
+// name it.
+type ServiceView struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Mode  EndpointSpec_Mode      `protobuf:"varint,3,opt,name=mode,proto3,enum=shoal.api.EndpointSpec_Mode" json:"mode,omitempty"`
+	Ports []*PortConfig          `protobuf:"bytes,4,rep,name=ports,proto3" json:"ports,omitempty"`
+	// vips are the service's virtual IPs (endpoint mode vip), one per network.
+	Vips []*ServiceVIP `protobuf:"bytes,5,rep,name=vips,proto3" json:"vips,omitempty"`
+	// networks are the IDs of the networks its tasks attach to, in spec order.
+	Networks      []string `protobuf:"bytes,6,rep,name=networks,proto3" json:"networks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceView) Reset() {
+	*x = ServiceView{}
+	mi := &file_api_dispatcher_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceView) ProtoMessage() {}
+
+func (x *ServiceView) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceView.ProtoReflect.Descriptor instead.
+func (*ServiceView) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ServiceView) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ServiceView) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceView) GetMode() EndpointSpec_Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return EndpointSpec_MODE_VIP
+}
+
+func (x *ServiceView) GetPorts() []*PortConfig {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *ServiceView) GetVips() []*ServiceVIP {
+	if x != nil {
+		return x.Vips
+	}
+	return nil
+}
+
+func (x *ServiceView) GetNetworks() []string {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+type ServiceVIP struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	// ip is the VIP without prefix length.
+	Ip            string `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceVIP) Reset() {
+	*x = ServiceVIP{}
+	mi := &file_api_dispatcher_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceVIP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceVIP) ProtoMessage() {}
+
+func (x *ServiceVIP) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceVIP.ProtoReflect.Descriptor instead.
+func (*ServiceVIP) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ServiceVIP) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *ServiceVIP) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
 // Endpoint is a RUNNING task's address on a network, and the node it runs
 // on: every node's overlay forwards to it from this. A task on a node that
 // is down has none.
@@ -768,7 +1369,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dispatcher_proto_msgTypes[10]
+	mi := &file_api_dispatcher_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +1381,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[10]
+	mi := &file_api_dispatcher_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +1394,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{10}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Endpoint) GetNetworkId() string {
@@ -863,7 +1464,7 @@ type EndpointKey struct {
 
 func (x *EndpointKey) Reset() {
 	*x = EndpointKey{}
-	mi := &file_api_dispatcher_proto_msgTypes[11]
+	mi := &file_api_dispatcher_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1476,7 @@ func (x *EndpointKey) String() string {
 func (*EndpointKey) ProtoMessage() {}
 
 func (x *EndpointKey) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[11]
+	mi := &file_api_dispatcher_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1489,7 @@ func (x *EndpointKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointKey.ProtoReflect.Descriptor instead.
 func (*EndpointKey) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{11}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EndpointKey) GetNetworkId() string {
@@ -915,7 +1516,7 @@ type TaskStatusUpdate struct {
 
 func (x *TaskStatusUpdate) Reset() {
 	*x = TaskStatusUpdate{}
-	mi := &file_api_dispatcher_proto_msgTypes[12]
+	mi := &file_api_dispatcher_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1528,7 @@ func (x *TaskStatusUpdate) String() string {
 func (*TaskStatusUpdate) ProtoMessage() {}
 
 func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[12]
+	mi := &file_api_dispatcher_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1541,7 @@ func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatusUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStatusUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{12}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskStatusUpdate) GetTaskId() string {
@@ -967,7 +1568,7 @@ type UpdateTaskStatusRequest struct {
 
 func (x *UpdateTaskStatusRequest) Reset() {
 	*x = UpdateTaskStatusRequest{}
-	mi := &file_api_dispatcher_proto_msgTypes[13]
+	mi := &file_api_dispatcher_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1580,7 @@ func (x *UpdateTaskStatusRequest) String() string {
 func (*UpdateTaskStatusRequest) ProtoMessage() {}
 
 func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[13]
+	mi := &file_api_dispatcher_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1593,7 @@ func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaskStatusRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTaskStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{13}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateTaskStatusRequest) GetSessionId() string {
@@ -1017,7 +1618,7 @@ type UpdateTaskStatusResponse struct {
 
 func (x *UpdateTaskStatusResponse) Reset() {
 	*x = UpdateTaskStatusResponse{}
-	mi := &file_api_dispatcher_proto_msgTypes[14]
+	mi := &file_api_dispatcher_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1630,7 @@ func (x *UpdateTaskStatusResponse) String() string {
 func (*UpdateTaskStatusResponse) ProtoMessage() {}
 
 func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[14]
+	mi := &file_api_dispatcher_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1643,7 @@ func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaskStatusResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTaskStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dispatcher_proto_rawDescGZIP(), []int{14}
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{21}
 }
 
 type OverlayKernelState_FDBEntry struct {
@@ -1056,7 +1657,7 @@ type OverlayKernelState_FDBEntry struct {
 
 func (x *OverlayKernelState_FDBEntry) Reset() {
 	*x = OverlayKernelState_FDBEntry{}
-	mi := &file_api_dispatcher_proto_msgTypes[15]
+	mi := &file_api_dispatcher_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1669,7 @@ func (x *OverlayKernelState_FDBEntry) String() string {
 func (*OverlayKernelState_FDBEntry) ProtoMessage() {}
 
 func (x *OverlayKernelState_FDBEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[15]
+	mi := &file_api_dispatcher_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1717,7 @@ type OverlayKernelState_NeighEntry struct {
 
 func (x *OverlayKernelState_NeighEntry) Reset() {
 	*x = OverlayKernelState_NeighEntry{}
-	mi := &file_api_dispatcher_proto_msgTypes[16]
+	mi := &file_api_dispatcher_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1729,7 @@ func (x *OverlayKernelState_NeighEntry) String() string {
 func (*OverlayKernelState_NeighEntry) ProtoMessage() {}
 
 func (x *OverlayKernelState_NeighEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dispatcher_proto_msgTypes[16]
+	mi := &file_api_dispatcher_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1770,7 @@ var File_api_dispatcher_proto protoreflect.FileDescriptor
 
 const file_api_dispatcher_proto_rawDesc = "" +
 	"\n" +
-	"\x14api/dispatcher.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x11api/objects.proto\"N\n" +
+	"\x14api/dispatcher.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x11api/objects.proto\x1a\x0fapi/specs.proto\"N\n" +
 	"\x0eSessionRequest\x12<\n" +
 	"\vdescription\x18\x01 \x01(\v2\x1a.shoal.api.NodeDescriptionR\vdescription\"\xfe\x01\n" +
 	"\x0eSessionMessage\x12\x1d\n" +
@@ -1178,11 +1779,15 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\bmanagers\x18\x02 \x03(\tR\bmanagers\x126\n" +
 	"\fdesired_role\x18\x03 \x01(\x0e2\x13.shoal.api.NodeRoleR\vdesiredRole\x12D\n" +
 	"\x10heartbeat_period\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x123\n" +
-	"\aqueries\x18\x05 \x03(\v2\x19.shoal.api.DataplaneQueryR\aqueries\"A\n" +
+	"\aqueries\x18\x05 \x03(\v2\x19.shoal.api.DataplaneQueryR\aqueries\"\x91\x01\n" +
 	"\x0eDataplaneQuery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vnetwork_ids\x18\x02 \x03(\tR\n" +
-	"networkIds\"\xcd\x04\n" +
+	"networkIds\x12\x12\n" +
+	"\x04mesh\x18\x03 \x01(\bR\x04mesh\x12\x19\n" +
+	"\bdns_name\x18\x04 \x01(\tR\adnsName\x12\x1f\n" +
+	"\vdns_network\x18\x05 \x01(\tR\n" +
+	"dnsNetwork\"\xcd\x04\n" +
 	"\x12OverlayKernelState\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x16\n" +
@@ -1209,13 +1814,52 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"NeighEntry\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x1c\n" +
-	"\tpermanent\x18\x03 \x01(\bR\tpermanent\"\xa3\x01\n" +
+	"\tpermanent\x18\x03 \x01(\bR\tpermanent\"\x88\x02\n" +
 	"\x16ReportDataplaneRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
 	"\bquery_id\x18\x02 \x01(\tR\aqueryId\x129\n" +
 	"\bnetworks\x18\x03 \x03(\v2\x1d.shoal.api.OverlayKernelStateR\bnetworks\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\x19\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12.\n" +
+	"\x04mesh\x18\x05 \x01(\v2\x1a.shoal.api.MeshKernelStateR\x04mesh\x123\n" +
+	"\n" +
+	"dns_answer\x18\x06 \x01(\v2\x14.shoal.api.DNSAnswerR\tdnsAnswer\"\xa5\x02\n" +
+	"\x0fMeshKernelState\x12\x18\n" +
+	"\abackend\x18\x01 \x01(\tR\abackend\x12-\n" +
+	"\x04vips\x18\x02 \x03(\v2\x19.shoal.api.VIPKernelStateR\x04vips\x120\n" +
+	"\x05ports\x18\x03 \x03(\v2\x1a.shoal.api.PortKernelStateR\x05ports\x125\n" +
+	"\vdns_records\x18\x04 \x03(\v2\x14.shoal.api.DNSRecordR\n" +
+	"dnsRecords\x12#\n" +
+	"\rdns_listening\x18\x05 \x03(\tR\fdnsListening\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12%\n" +
+	"\x0elb_differences\x18\a \x03(\tR\rlbDifferences\"|\n" +
+	"\x0eVIPKernelState\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x02 \x01(\tR\tnetworkId\x12\x10\n" +
+	"\x03vip\x18\x03 \x01(\tR\x03vip\x12\x1a\n" +
+	"\bbackends\x18\x04 \x03(\tR\bbackends\"\xa3\x01\n" +
+	"\x0fPortKernelState\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x1a\n" +
+	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12%\n" +
+	"\x0epublished_port\x18\x03 \x01(\rR\rpublishedPort\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04mode\x12\x1a\n" +
+	"\bbackends\x18\x05 \x03(\tR\bbackends\"T\n" +
+	"\tDNSRecord\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05addrs\x18\x03 \x03(\tR\x05addrs\"\x9e\x01\n" +
+	"\tDNSAnswer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x02 \x01(\tR\tnetworkId\x12\x14\n" +
+	"\x05addrs\x18\x03 \x03(\tR\x05addrs\x12\x14\n" +
+	"\x05rcode\x18\x04 \x01(\tR\x05rcode\x12\x1c\n" +
+	"\tforwarded\x18\x05 \x01(\bR\tforwarded\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\x19\n" +
 	"\x17ReportDataplaneResponse\"1\n" +
 	"\x10HeartbeatRequest\x12\x1d\n" +
 	"\n" +
@@ -1224,7 +1868,7 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\x06period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06period\"3\n" +
 	"\x12AssignmentsRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"\xa7\x03\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\x86\x04\n" +
 	"\x12AssignmentsMessage\x126\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".shoal.api.AssignmentsMessage.TypeR\x04type\x122\n" +
 	"\fupdate_tasks\x18\x02 \x03(\v2\x0f.shoal.api.TaskR\vupdateTasks\x12!\n" +
@@ -1232,10 +1876,24 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\bnetworks\x18\x04 \x03(\v2\x12.shoal.api.NetworkR\bnetworks\x121\n" +
 	"\tendpoints\x18\x05 \x03(\v2\x13.shoal.api.EndpointR\tendpoints\x12C\n" +
 	"\x11removed_endpoints\x18\x06 \x03(\v2\x16.shoal.api.EndpointKeyR\x10removedEndpoints\x12)\n" +
-	"\x10removed_networks\x18\a \x03(\tR\x0fremovedNetworks\"/\n" +
+	"\x10removed_networks\x18\a \x03(\tR\x0fremovedNetworks\x122\n" +
+	"\bservices\x18\b \x03(\v2\x16.shoal.api.ServiceViewR\bservices\x12)\n" +
+	"\x10removed_services\x18\t \x03(\tR\x0fremovedServices\"/\n" +
 	"\x04Type\x12\x11\n" +
 	"\rTYPE_COMPLETE\x10\x00\x12\x14\n" +
-	"\x10TYPE_INCREMENTAL\x10\x01\"\xc4\x01\n" +
+	"\x10TYPE_INCREMENTAL\x10\x01\"\xd7\x01\n" +
+	"\vServiceView\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x120\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x1c.shoal.api.EndpointSpec.ModeR\x04mode\x12+\n" +
+	"\x05ports\x18\x04 \x03(\v2\x15.shoal.api.PortConfigR\x05ports\x12)\n" +
+	"\x04vips\x18\x05 \x03(\v2\x15.shoal.api.ServiceVIPR\x04vips\x12\x1a\n" +
+	"\bnetworks\x18\x06 \x03(\tR\bnetworks\";\n" +
+	"\n" +
+	"ServiceVIP\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x0e\n" +
+	"\x02ip\x18\x02 \x01(\tR\x02ip\"\xc4\x01\n" +
 	"\bEndpoint\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x17\n" +
@@ -1280,7 +1938,7 @@ func file_api_dispatcher_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_api_dispatcher_proto_goTypes = []any{
 	(AssignmentsMessage_Type)(0),          // 0: shoal.api.AssignmentsMessage.Type
 	(*SessionRequest)(nil),                // 1: shoal.api.SessionRequest
@@ -1288,56 +1946,74 @@ var file_api_dispatcher_proto_goTypes = []any{
 	(*DataplaneQuery)(nil),                // 3: shoal.api.DataplaneQuery
 	(*OverlayKernelState)(nil),            // 4: shoal.api.OverlayKernelState
 	(*ReportDataplaneRequest)(nil),        // 5: shoal.api.ReportDataplaneRequest
-	(*ReportDataplaneResponse)(nil),       // 6: shoal.api.ReportDataplaneResponse
-	(*HeartbeatRequest)(nil),              // 7: shoal.api.HeartbeatRequest
-	(*HeartbeatResponse)(nil),             // 8: shoal.api.HeartbeatResponse
-	(*AssignmentsRequest)(nil),            // 9: shoal.api.AssignmentsRequest
-	(*AssignmentsMessage)(nil),            // 10: shoal.api.AssignmentsMessage
-	(*Endpoint)(nil),                      // 11: shoal.api.Endpoint
-	(*EndpointKey)(nil),                   // 12: shoal.api.EndpointKey
-	(*TaskStatusUpdate)(nil),              // 13: shoal.api.TaskStatusUpdate
-	(*UpdateTaskStatusRequest)(nil),       // 14: shoal.api.UpdateTaskStatusRequest
-	(*UpdateTaskStatusResponse)(nil),      // 15: shoal.api.UpdateTaskStatusResponse
-	(*OverlayKernelState_FDBEntry)(nil),   // 16: shoal.api.OverlayKernelState.FDBEntry
-	(*OverlayKernelState_NeighEntry)(nil), // 17: shoal.api.OverlayKernelState.NeighEntry
-	(*NodeDescription)(nil),               // 18: shoal.api.NodeDescription
-	(NodeRole)(0),                         // 19: shoal.api.NodeRole
-	(*durationpb.Duration)(nil),           // 20: google.protobuf.Duration
-	(*Task)(nil),                          // 21: shoal.api.Task
-	(*Network)(nil),                       // 22: shoal.api.Network
-	(*TaskStatus)(nil),                    // 23: shoal.api.TaskStatus
+	(*MeshKernelState)(nil),               // 6: shoal.api.MeshKernelState
+	(*VIPKernelState)(nil),                // 7: shoal.api.VIPKernelState
+	(*PortKernelState)(nil),               // 8: shoal.api.PortKernelState
+	(*DNSRecord)(nil),                     // 9: shoal.api.DNSRecord
+	(*DNSAnswer)(nil),                     // 10: shoal.api.DNSAnswer
+	(*ReportDataplaneResponse)(nil),       // 11: shoal.api.ReportDataplaneResponse
+	(*HeartbeatRequest)(nil),              // 12: shoal.api.HeartbeatRequest
+	(*HeartbeatResponse)(nil),             // 13: shoal.api.HeartbeatResponse
+	(*AssignmentsRequest)(nil),            // 14: shoal.api.AssignmentsRequest
+	(*AssignmentsMessage)(nil),            // 15: shoal.api.AssignmentsMessage
+	(*ServiceView)(nil),                   // 16: shoal.api.ServiceView
+	(*ServiceVIP)(nil),                    // 17: shoal.api.ServiceVIP
+	(*Endpoint)(nil),                      // 18: shoal.api.Endpoint
+	(*EndpointKey)(nil),                   // 19: shoal.api.EndpointKey
+	(*TaskStatusUpdate)(nil),              // 20: shoal.api.TaskStatusUpdate
+	(*UpdateTaskStatusRequest)(nil),       // 21: shoal.api.UpdateTaskStatusRequest
+	(*UpdateTaskStatusResponse)(nil),      // 22: shoal.api.UpdateTaskStatusResponse
+	(*OverlayKernelState_FDBEntry)(nil),   // 23: shoal.api.OverlayKernelState.FDBEntry
+	(*OverlayKernelState_NeighEntry)(nil), // 24: shoal.api.OverlayKernelState.NeighEntry
+	(*NodeDescription)(nil),               // 25: shoal.api.NodeDescription
+	(NodeRole)(0),                         // 26: shoal.api.NodeRole
+	(*durationpb.Duration)(nil),           // 27: google.protobuf.Duration
+	(*Task)(nil),                          // 28: shoal.api.Task
+	(*Network)(nil),                       // 29: shoal.api.Network
+	(EndpointSpec_Mode)(0),                // 30: shoal.api.EndpointSpec.Mode
+	(*PortConfig)(nil),                    // 31: shoal.api.PortConfig
+	(*TaskStatus)(nil),                    // 32: shoal.api.TaskStatus
 }
 var file_api_dispatcher_proto_depIdxs = []int32{
-	18, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
-	19, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
-	20, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
+	25, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
+	26, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
+	27, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
 	3,  // 3: shoal.api.SessionMessage.queries:type_name -> shoal.api.DataplaneQuery
-	16, // 4: shoal.api.OverlayKernelState.fdb:type_name -> shoal.api.OverlayKernelState.FDBEntry
-	17, // 5: shoal.api.OverlayKernelState.neigh:type_name -> shoal.api.OverlayKernelState.NeighEntry
+	23, // 4: shoal.api.OverlayKernelState.fdb:type_name -> shoal.api.OverlayKernelState.FDBEntry
+	24, // 5: shoal.api.OverlayKernelState.neigh:type_name -> shoal.api.OverlayKernelState.NeighEntry
 	4,  // 6: shoal.api.ReportDataplaneRequest.networks:type_name -> shoal.api.OverlayKernelState
-	20, // 7: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
-	0,  // 8: shoal.api.AssignmentsMessage.type:type_name -> shoal.api.AssignmentsMessage.Type
-	21, // 9: shoal.api.AssignmentsMessage.update_tasks:type_name -> shoal.api.Task
-	22, // 10: shoal.api.AssignmentsMessage.networks:type_name -> shoal.api.Network
-	11, // 11: shoal.api.AssignmentsMessage.endpoints:type_name -> shoal.api.Endpoint
-	12, // 12: shoal.api.AssignmentsMessage.removed_endpoints:type_name -> shoal.api.EndpointKey
-	23, // 13: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
-	13, // 14: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
-	1,  // 15: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
-	7,  // 16: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
-	9,  // 17: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
-	14, // 18: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
-	5,  // 19: shoal.api.Dispatcher.ReportDataplane:input_type -> shoal.api.ReportDataplaneRequest
-	2,  // 20: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
-	8,  // 21: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
-	10, // 22: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
-	15, // 23: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
-	6,  // 24: shoal.api.Dispatcher.ReportDataplane:output_type -> shoal.api.ReportDataplaneResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	6,  // 7: shoal.api.ReportDataplaneRequest.mesh:type_name -> shoal.api.MeshKernelState
+	10, // 8: shoal.api.ReportDataplaneRequest.dns_answer:type_name -> shoal.api.DNSAnswer
+	7,  // 9: shoal.api.MeshKernelState.vips:type_name -> shoal.api.VIPKernelState
+	8,  // 10: shoal.api.MeshKernelState.ports:type_name -> shoal.api.PortKernelState
+	9,  // 11: shoal.api.MeshKernelState.dns_records:type_name -> shoal.api.DNSRecord
+	27, // 12: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
+	0,  // 13: shoal.api.AssignmentsMessage.type:type_name -> shoal.api.AssignmentsMessage.Type
+	28, // 14: shoal.api.AssignmentsMessage.update_tasks:type_name -> shoal.api.Task
+	29, // 15: shoal.api.AssignmentsMessage.networks:type_name -> shoal.api.Network
+	18, // 16: shoal.api.AssignmentsMessage.endpoints:type_name -> shoal.api.Endpoint
+	19, // 17: shoal.api.AssignmentsMessage.removed_endpoints:type_name -> shoal.api.EndpointKey
+	16, // 18: shoal.api.AssignmentsMessage.services:type_name -> shoal.api.ServiceView
+	30, // 19: shoal.api.ServiceView.mode:type_name -> shoal.api.EndpointSpec.Mode
+	31, // 20: shoal.api.ServiceView.ports:type_name -> shoal.api.PortConfig
+	17, // 21: shoal.api.ServiceView.vips:type_name -> shoal.api.ServiceVIP
+	32, // 22: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
+	20, // 23: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
+	1,  // 24: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
+	12, // 25: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
+	14, // 26: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
+	21, // 27: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
+	5,  // 28: shoal.api.Dispatcher.ReportDataplane:input_type -> shoal.api.ReportDataplaneRequest
+	2,  // 29: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
+	13, // 30: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
+	15, // 31: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
+	22, // 32: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
+	11, // 33: shoal.api.Dispatcher.ReportDataplane:output_type -> shoal.api.ReportDataplaneResponse
+	29, // [29:34] is the sub-list for method output_type
+	24, // [24:29] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_api_dispatcher_proto_init() }
@@ -1346,13 +2022,14 @@ func file_api_dispatcher_proto_init() {
 		return
 	}
 	file_api_objects_proto_init()
+	file_api_specs_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dispatcher_proto_rawDesc), len(file_api_dispatcher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

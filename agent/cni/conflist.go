@@ -7,6 +7,7 @@ package cni
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 
 	"github.com/containernetworking/cni/libcni"
 
@@ -109,6 +110,39 @@ func (m *Manager) confListOf(n *api.Network) (*libcni.NetworkConfigList, error) 
 	return list, nil
 }
 
+// subnetConfigs returns n's subnets, each with its gateway: the spec's or,
+// when unset, the one the manager's allocator keeps free for it (ipam's
+// default: the subnet's first assignable address).
+func subnetConfigs(n *api.Network) ([]ipam.Config, error) {
+	var out []ipam.Config
+	for i, s := range n.GetSpec().GetIpam() {
+		cfg, err := ipam.ConfigOf(s)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: spec.ipam[%d]: %w", n.GetId(), i, err)
+		}
+		pool, err := ipam.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: spec.ipam[%d]: %w", n.GetId(), i, err)
+		}
+		out = append(out, pool.Config())
+	}
+	return out, nil
+}
+
+// Gateways returns the gateway address of each of n's subnets, with the
+// subnet's prefix length: what n's bridge holds on every node.
+func Gateways(n *api.Network) ([]netip.Prefix, error) {
+	cfgs, err := subnetConfigs(n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Prefix, 0, len(cfgs))
+	for _, cfg := range cfgs {
+		out = append(out, netip.PrefixFrom(cfg.Gateway, cfg.Subnet.Bits()))
+	}
+	return out, nil
+}
+
 // bridgeEntry is the shoal-bridge entry of n's conflist. Each subnet's gateway
 // is the spec's or, when unset, the one the manager's allocator keeps free for
 // it (ipam's default: the subnet's first assignable address).
@@ -119,16 +153,11 @@ func (m *Manager) bridgeEntry(n *api.Network) (json.RawMessage, error) {
 	}
 	conf := ipamConf{Type: ipamPlugin}
 	var has4, has6 bool
-	for i, s := range specs {
-		cfg, err := ipam.ConfigOf(s)
-		if err != nil {
-			return nil, fmt.Errorf("network %s: spec.ipam[%d]: %w", n.GetId(), i, err)
-		}
-		pool, err := ipam.New(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("network %s: spec.ipam[%d]: %w", n.GetId(), i, err)
-		}
-		cfg = pool.Config()
+	cfgs, err := subnetConfigs(n)
+	if err != nil {
+		return nil, err
+	}
+	for _, cfg := range cfgs {
 		conf.Subnets = append(conf.Subnets, subnetConf{Subnet: cfg.Subnet.String(), Gateway: cfg.Gateway.String()})
 		has4 = has4 || cfg.Subnet.Addr().Is4()
 		has6 = has6 || cfg.Subnet.Addr().Is6()

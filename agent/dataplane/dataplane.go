@@ -28,6 +28,7 @@ import (
 
 	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/mesh"
 	"github.com/shoal/shoal/overlay"
 )
 
@@ -55,7 +56,12 @@ type Config struct {
 	// RepairPeriod is how often every network is programmed again; 0 means
 	// 30 s.
 	RepairPeriod time.Duration
-	Log          *slog.Logger
+	// Balancer, DNS and Bridges program the node's service mesh; with no
+	// Balancer or Bridges the node runs none.
+	Balancer mesh.Balancer
+	DNS      DNSServer
+	Bridges  Bridges
+	Log      *slog.Logger
 }
 
 // Controller is the node's network views and the programming of its
@@ -70,6 +76,11 @@ type Controller struct {
 	dirty     map[string]bool                     // networks to program
 	sweep     bool                                // remove devices of unknown networks
 	haveView  bool                                // a COMPLETE view has come: the known networks are all there are
+
+	services     map[string]*api.ServiceView // by ID
+	haveServices bool                        // a COMPLETE view of the services has come
+	meshDirty    bool                        // the mesh is to be programmed
+	repairMesh   bool                        // the next pass repairs the mesh from the kernel
 }
 
 // New returns a controller; Run programs.
@@ -81,7 +92,7 @@ func New(cfg Config) *Controller {
 		cfg.Log = slog.Default()
 	}
 	return &Controller{cfg: cfg, wake: make(chan struct{}, 1), networks: map[string]*api.Network{},
-		endpoints: map[string]map[string]*api.Endpoint{}, dirty: map[string]bool{}}
+		endpoints: map[string]map[string]*api.Endpoint{}, dirty: map[string]bool{}, services: map[string]*api.ServiceView{}}
 }
 
 // SetNetworks records network definitions (an assignments message's).
@@ -91,6 +102,7 @@ func (c *Controller) SetNetworks(nets []*api.Network) {
 		c.networks[n.GetId()] = n
 		c.dirty[n.GetId()] = true
 	}
+	c.meshDirty = true
 	c.mu.Unlock()
 	c.kick()
 }
@@ -119,6 +131,7 @@ func (c *Controller) ApplyEndpoints(complete bool, set []*api.Endpoint, removed 
 		m[ep.GetTaskId()] = ep
 		c.dirty[ep.GetNetworkId()] = true
 	}
+	c.meshDirty = true
 	c.mu.Unlock()
 	c.kick()
 }
@@ -141,6 +154,10 @@ func (c *Controller) Ensure(networkIDs []string) error {
 			errs = append(errs, err)
 		}
 	}
+	// The task's bridge may be new: its VIP addresses and its DNS listener
+	// come with it.
+	c.meshDirty = true
+	c.syncMeshLocked(false)
 	if len(errs) > 0 {
 		return fmt.Errorf("dataplane: %w", errors.Join(errs...))
 	}
@@ -165,6 +182,7 @@ func (c *Controller) Run(ctx context.Context) {
 			// Before any view, the known networks are not all there are: an agent
 			// started while no leader answers must not remove what its tasks use.
 			c.sweep = c.haveView
+			c.repairMesh = true
 			c.mu.Unlock()
 		}
 		c.pass()
@@ -177,6 +195,7 @@ func (c *Controller) pass() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweepLocked()
+	c.ensureIngressBridgesLocked()
 	for _, id := range slices.Sorted(maps.Keys(c.dirty)) {
 		delete(c.dirty, id)
 		if err := c.syncLocked(id); err != nil {
@@ -184,6 +203,9 @@ func (c *Controller) pass() {
 			// Left for the repair pass: retrying at once would spin.
 		}
 	}
+	repair := c.repairMesh
+	c.repairMesh = false
+	c.syncMeshLocked(repair)
 }
 
 // RemoveNetworks forgets networks the cluster removed and deletes their

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -31,6 +32,13 @@ type fakeControl struct {
 	bindings []*api.IPBinding
 	releases []*api.ReleaseBindingRequest
 	state    *api.GetAllocatorStateResponse
+
+	// InspectMesh answers meshes[node ID], or fails with meshErrs[node ID]; a node with
+	// neither has no session. dnsAnswers[name] is the answer to a lookup of name.
+	meshes     map[string]*api.InspectMeshResponse
+	meshErrs   map[string]error
+	dnsAnswers map[string]*api.DNSAnswer
+	meshReqs   []*api.InspectMeshRequest
 }
 
 func (f *fakeControl) record(name string) {
@@ -146,6 +154,50 @@ func (f *fakeControl) GetAllocatorState(context.Context, *api.GetAllocatorStateR
 		return nil, status.Error(codes.FailedPrecondition, "not the leader: ask mgr-1")
 	}
 	return f.state, nil
+}
+
+// InspectMesh answers as the manager: node-1 is the manager answering; the DNS lookup and the
+// overlay only when asked.
+func (f *fakeControl) InspectMesh(_ context.Context, req *api.InspectMeshRequest) (*api.InspectMeshResponse, error) {
+	f.record("InspectMesh")
+	f.mu.Lock()
+	f.meshReqs = append(f.meshReqs, proto.Clone(req).(*api.InspectMeshRequest))
+	f.mu.Unlock()
+	n, err := ctltest.FindRef("node", cmp.Or(req.GetNode(), idNode1), f.nodes, hostname)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.meshErrs[n.GetId()]; err != nil {
+		return nil, err
+	}
+	if f.meshes[n.GetId()] == nil {
+		return nil, status.Errorf(codes.Unavailable, "node %s: the node has no session with this manager", hostname(n))
+	}
+	resp := proto.Clone(f.meshes[n.GetId()]).(*api.InspectMeshResponse)
+	if req.GetDnsName() != "" {
+		if req.GetDnsNetwork() == "" {
+			return nil, status.Error(codes.InvalidArgument, "dns_network: empty; name the network whose containers would ask")
+		}
+		nw, err := ctltest.FindRef("network", req.GetDnsNetwork(), f.networks, networkName)
+		if err != nil {
+			return nil, err
+		}
+		resp.DnsAnswer = &api.DNSAnswer{Rcode: "NXDOMAIN"}
+		if a := f.dnsAnswers[req.GetDnsName()]; a != nil {
+			resp.DnsAnswer = proto.Clone(a).(*api.DNSAnswer)
+		}
+		resp.DnsAnswer.Name, resp.DnsAnswer.NetworkId = req.GetDnsName(), nw.GetId()
+	}
+	if !req.GetOverlay() {
+		resp.Overlay = nil
+	}
+	return resp, nil
+}
+
+func (f *fakeControl) meshRequests() []*api.InspectMeshRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.meshReqs)
 }
 
 // serve starts f on a unix socket and returns the socket's path. The

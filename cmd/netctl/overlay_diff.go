@@ -86,6 +86,9 @@ func nodeVTEP(n *api.Node) string {
 // bridgeOf is the name shoal-bridge gives network id's bridge ("shl" and 10 characters of the ID).
 func bridgeOf(id string) string { return "shl" + id[:min(len(id), 10)] }
 
+// deviceOf is the name the overlay gives network id's VXLAN device ("shx" and 10 characters of the ID).
+func deviceOf(id string) string { return "shx" + id[:min(len(id), 10)] }
+
 // compareOverlay compares r's endpoints, as seen from r's node, with its kernel state.
 func compareOverlay(r *api.InspectOverlayResponse) overlayView {
 	nw, node, k := r.GetNetwork(), r.GetNode(), r.GetKernel()
@@ -100,7 +103,7 @@ func compareOverlay(r *api.InspectOverlayResponse) overlayView {
 		v.Subnets = append(v.Subnets, s.GetSubnet())
 	}
 	if v.Device == "" {
-		v.Device = "shx" + nw.GetId()[:min(len(nw.GetId()), 10)]
+		v.Device = deviceOf(nw.GetId())
 	}
 
 	wantFDB, wantNeigh := map[string]string{}, map[string]string{}
@@ -240,8 +243,40 @@ func compareAddrs(a, b string) int {
 	return cmp.Compare(a, b)
 }
 
+// sortEntries orders es by key, desired and programmed value, as compareAddrs does, parsing
+// each value once: a network of thousands of tasks has thousands of entries.
 func sortEntries(es []overlayEntry) {
-	slices.SortFunc(es, func(a, b overlayEntry) int {
-		return cmp.Or(compareAddrs(a.Key, b.Key), compareAddrs(a.Desired, b.Desired), compareAddrs(a.Programmed, b.Programmed))
+	type sortable struct {
+		entry                    overlayEntry
+		key, desired, programmed addrText
+	}
+	list := make([]sortable, len(es))
+	for i, e := range es {
+		list[i] = sortable{e, addrTextOf(e.Key), addrTextOf(e.Desired), addrTextOf(e.Programmed)}
+	}
+	slices.SortFunc(list, func(a, b sortable) int {
+		return cmp.Or(a.key.compare(b.key), a.desired.compare(b.desired), a.programmed.compare(b.programmed))
 	})
+	for i := range list {
+		es[i] = list[i].entry
+	}
+}
+
+// addrText is a value parsed once for sorting: its address, when it is one, and its text.
+type addrText struct {
+	addr netip.Addr
+	text string
+}
+
+func addrTextOf(s string) addrText {
+	a, _ := netip.ParseAddr(s)
+	return addrText{addr: a, text: s}
+}
+
+// compare orders like compareAddrs.
+func (x addrText) compare(y addrText) int {
+	if x.addr.IsValid() && y.addr.IsValid() {
+		return x.addr.Compare(y.addr)
+	}
+	return cmp.Compare(x.text, y.text)
 }

@@ -19,7 +19,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "shoal-bench", Short: "Benchmark shoal", SilenceUsage: true}
-	root.AddCommand(raftCommand(), orchestrationCommand(), allocatorCommand(), containersCommand(), overlayCommand())
+	root.AddCommand(raftCommand(), orchestrationCommand(), allocatorCommand(), containersCommand(), overlayCommand(), meshCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)

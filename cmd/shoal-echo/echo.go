@@ -54,7 +54,11 @@ func (s *echoServer) Serve(ln net.Listener) error {
 // closes its side.
 func (s *echoServer) handle(conn net.Conn) error {
 	defer conn.Close()
-	if err := json.NewEncoder(conn).Encode(s.identity()); err != nil {
+	id := s.identity()
+	if host, _, err := net.SplitHostPort(conn.RemoteAddr().String()); err == nil {
+		id.Peer = host
+	}
+	if err := json.NewEncoder(conn).Encode(id); err != nil {
 		return err
 	}
 	_, err := io.Copy(conn, conn)

@@ -5,6 +5,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 )
 
@@ -12,10 +13,14 @@ import (
 // each request.
 func newHTTPHandler(identity func() Identity) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		id := identity()
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			id.Peer = host
+		}
 		// Encode writes the object and a newline: one line of JSON.
-		_ = json.NewEncoder(w).Encode(identity())
+		_ = json.NewEncoder(w).Encode(id)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -17,6 +17,9 @@ type Identity struct {
 	IP       string `json:"ip"`
 	Task     string `json:"task"`
 	Service  string `json:"service"`
+	// Peer is the address the request or connection came from, as this
+	// instance sees it (a client's own address, or a load balancer's).
+	Peer string `json:"peer,omitempty"`
 }
 
 // identitySource reads the parts of an Identity; tests replace its

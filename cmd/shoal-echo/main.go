@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,9 @@ import (
 type config struct {
 	httpAddr string
 	tcpAddr  string
+	// lookup, when set, makes shoal-echo resolve the name through the
+	// container's resolv.conf, print the addresses and exit.
+	lookup string
 
 	// Test hooks, left out of the usage text.
 	allocMiB      int
@@ -52,11 +56,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.httpAddr, "http", envOr(getenv, "SHOAL_ECHO_HTTP_ADDR", ":8080"), "HTTP listen address (env SHOAL_ECHO_HTTP_ADDR)")
 	fs.StringVar(&c.tcpAddr, "tcp", envOr(getenv, "SHOAL_ECHO_TCP_ADDR", ":9000"), "TCP echo listen address (env SHOAL_ECHO_TCP_ADDR)")
+	fs.StringVar(&c.lookup, "lookup", "", "resolve this name (as the container's resolv.conf says), print its IPv4 addresses as JSON and exit")
 	fs.IntVar(&c.allocMiB, "alloc", 0, "allocate and hold this many MiB at start")
 	fs.IntVar(&c.exitCode, "exit", -1, "exit at once with this code")
 	fs.BoolVar(&c.ignoreSIGTERM, "ignore-sigterm", false, "log SIGTERM and keep running")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: shoal-echo [-http ADDR] [-tcp ADDR]")
+		fmt.Fprintln(fs.Output(), "Usage: shoal-echo [-http ADDR] [-tcp ADDR] | shoal-echo -lookup NAME")
 		fs.VisitAll(func(f *flag.Flag) {
 			if !hiddenFlags[f.Name] {
 				fmt.Fprintf(fs.Output(), "  -%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
@@ -93,11 +98,38 @@ func main() {
 		fmt.Fprintln(os.Stderr, "shoal-echo:", err)
 		os.Exit(2)
 	}
+	if c.lookup != "" {
+		if err := lookup(os.Stdout, c.lookup); err != nil {
+			fmt.Fprintln(os.Stderr, "shoal-echo:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(c, log); err != nil {
 		log.Error("shoal-echo failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// lookup resolves name with Go's own resolver, which reads /etc/resolv.conf as any container
+// program would, and writes {"name":…,"addrs":[…]} to w.
+func lookup(w io.Writer, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r := &net.Resolver{PreferGo: true}
+	addrs, err := r.LookupNetIP(ctx, "ip4", name)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", name, err)
+	}
+	out := struct {
+		Name  string   `json:"name"`
+		Addrs []string `json:"addrs"`
+	}{Name: name, Addrs: []string{}}
+	for _, a := range addrs {
+		out.Addrs = append(out.Addrs, a.Unmap().String())
+	}
+	return json.NewEncoder(w).Encode(out)
 }
 
 func run(c config, log *slog.Logger) error {

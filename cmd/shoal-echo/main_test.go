@@ -68,7 +68,7 @@ func TestHTTPHandler(t *testing.T) {
 		wantCode     int
 		wantBody     string
 	}{
-		{"GET", "/", http.StatusOK, `{"hostname":"web.3","slot":"3","ip":"198.18.0.13","task":"t1","service":"web"}` + "\n"},
+		{"GET", "/", http.StatusOK, `{"hostname":"web.3","slot":"3","ip":"198.18.0.13","task":"t1","service":"web","peer":"192.0.2.1"}` + "\n"},
 		{"GET", "/healthz", http.StatusOK, "ok\n"},
 		{"GET", "/nope", http.StatusNotFound, ""},
 		{"POST", "/", http.StatusMethodNotAllowed, ""},
@@ -107,8 +107,10 @@ func TestEchoServer(t *testing.T) {
 		t.Fatalf("read the identity line: %v", err)
 	}
 	var got Identity
-	if err := json.Unmarshal([]byte(line), &got); err != nil || got != testIdentity {
-		t.Fatalf("identity line %q (%v), want %+v", line, err, testIdentity)
+	want := testIdentity
+	want.Peer = "127.0.0.1" // the client's address, as the server saw it
+	if err := json.Unmarshal([]byte(line), &got); err != nil || got != want {
+		t.Fatalf("identity line %q (%v), want %+v", line, err, want)
 	}
 	if _, err := io.WriteString(conn, "hello\n"); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -86,16 +87,23 @@ func (c *nodeConfig) networkMTUFor(vtep netip.Addr) int {
 // newDataplane returns the controller that programs the node's overlay at vtep, nil when the node
 // has no data-path address other nodes could reach (none, or a loopback one: a single-host
 // cluster); its tasks then reach only the tasks on their own node, and it says so.
-func newDataplane(vtep netip.Addr, mtu int, log *slog.Logger) (*dataplane.Controller, error) {
+func newDataplane(vtep netip.Addr, mtu int, m nodeMesh, repair time.Duration, log *slog.Logger) (*dataplane.Controller, error) {
 	if !vtep.IsValid() || vtep.IsLoopback() {
 		log.Warn("no data-path address other nodes can reach (set --data-path-addr): this node's tasks are not connected to other nodes", "data_path_addr", vtep)
 		return nil, nil
 	}
-	m, err := overlay.New(overlay.Config{LocalVTEP: vtep, Log: log})
+	ov, err := overlay.New(overlay.Config{LocalVTEP: vtep, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	return dataplane.New(dataplane.Config{LocalVTEP: vtep, Overlay: m, MTU: mtu, Log: log}), nil
+	cfg := dataplane.Config{LocalVTEP: vtep, Overlay: ov, MTU: mtu, RepairPeriod: repair, Log: log}
+	if m.balancer != nil {
+		cfg.Balancer, cfg.Bridges = m.balancer, dataplane.NodeBridges()
+		if m.dns != nil {
+			cfg.DNS = m.dns
+		}
+	}
+	return dataplane.New(cfg), nil
 }
 
 // dataplaneState is the agent's Dataplane: the overlay as the kernel has it; nil without one.

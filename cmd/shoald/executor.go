@@ -39,6 +39,15 @@ func (c *nodeConfig) parseExecutorFlags() error {
 	if c.cniBinDir == "" {
 		return fmt.Errorf("--cni-bin-dir: empty; the folder holding shoal-bridge and shoal-ipam (default %s)", cni.DefaultBinDir)
 	}
+	if err := c.checkLBBackend(); err != nil {
+		return err
+	}
+	if c.repairPeriod < 0 {
+		return fmt.Errorf("--dataplane-repair-period: %s is negative", c.repairPeriod)
+	}
+	if c.endpointGrace < 0 {
+		return fmt.Errorf("--endpoint-grace: %s is negative", c.endpointGrace)
+	}
 	if c.networkMTU != 0 && (c.networkMTU < 68 || c.networkMTU > 65535) {
 		return fmt.Errorf("--network-mtu: %d is not an MTU (68 to 65535; 0: the underlay's less 50)", c.networkMTU)
 	}
@@ -104,7 +113,7 @@ func (c *nodeConfig) newExecutor(nodeID string, vtep netip.Addr) (nodeExecutor, 
 	// exists on the node (as benchmarks of the dataplane make one by hand).
 	var dp *dataplane.Controller
 	if vtep.IsValid() && !vtep.IsLoopback() {
-		if dp, err = newDataplane(vtep, c.networkMTUFor(vtep), c.logger.With("component", "dataplane")); err != nil {
+		if dp, err = newDataplane(vtep, c.networkMTUFor(vtep), nodeMesh{}, c.repairPeriod, c.logger.With("component", "dataplane")); err != nil {
 			return nodeExecutor{}, err
 		}
 	}
@@ -119,13 +128,24 @@ func (c *nodeConfig) newDockerExecutor(nodeID string, vtep netip.Addr) (nodeExec
 	if err != nil {
 		return nodeExecutor{}, fmt.Errorf("create the CNI manager: %w", err)
 	}
-	dp, err := newDataplane(vtep, mtu, c.logger.With("component", "dataplane"))
+	var m nodeMesh
+	if vtep.IsValid() && !vtep.IsLoopback() {
+		if m, err = c.newMesh(c.logger.With("component", "mesh")); err != nil {
+			return nodeExecutor{}, err
+		}
+	}
+	dp, err := newDataplane(vtep, mtu, m, c.repairPeriod, c.logger.With("component", "dataplane"))
 	if err != nil {
 		return nodeExecutor{}, err
 	}
 	pull, _ := docker.ParsePullPolicy(c.pull) // checked by validate
-	e, err := docker.New(docker.Config{NodeID: nodeID, Networks: cniNetworks{cm, dp}, Pull: pull,
-		NetNSDir: filepath.Join(c.stateDir, "netns"), Log: c.logger.With("component", "executor")})
+	dcfg := docker.Config{NodeID: nodeID, Networks: cniNetworks{cm, dp}, Pull: pull,
+		NetNSDir: filepath.Join(c.stateDir, "netns"), Log: c.logger.With("component", "executor")}
+	if dp != nil && m.dns != nil {
+		dcfg.ResolvConfDir = filepath.Join(c.stateDir, "resolv")
+		dcfg.Nameservers = nameservers(dp)
+	}
+	e, err := docker.New(dcfg)
 	if err != nil {
 		return nodeExecutor{}, err
 	}

@@ -63,6 +63,11 @@ type nodeConfig struct {
 	// dataPathAddrFlag is --data-path-addr; dataPath the address resolved from it (dataplane.go).
 	dataPathAddrFlag string
 	dataPath         netip.Addr
+	// lbBackend is --lb-backend (mesh.go); endpointGrace --endpoint-grace.
+	lbBackend     string
+	endpointGrace time.Duration
+	// repairPeriod is --dataplane-repair-period.
+	repairPeriod time.Duration
 	// Parsed from the flags by validate.
 	simMemoryBytes int64
 	labels         map[string]string
@@ -348,6 +353,9 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		Executor:          executor.Executor,
 		OnNetworks:        executor.onNetworks,
 		OnEndpoints:       executor.onEndpoints,
+		OnServices:        executor.onServices,
+		Mesh:              executor.meshState(),
+		EndpointGrace:     cfg.endpointGrace,
 		OnNetworksRemoved: executor.onNetworksRemoved,
 		Dataplane:         executor.dataplaneState(),
 		NetworkStatus:     executor.networkStatus(),

@@ -23,8 +23,11 @@ import (
 type DataplaneSource interface {
 	// Endpoints returns the views of networkIDs (none: all); false unless leading.
 	Endpoints(networkIDs []string) ([]*api.Endpoint, bool)
-	// QueryDataplane asks a node's agent for its kernel's overlay state.
-	QueryDataplane(ctx context.Context, nodeID string, networkIDs []string) (*api.ReportDataplaneRequest, error)
+	// Services returns the services' mesh views; false unless leading.
+	Services() ([]*api.ServiceView, bool)
+	// QueryDataplane asks a node's agent what q asks: its kernel's overlay state, its mesh, a DNS
+	// lookup.
+	QueryDataplane(ctx context.Context, nodeID string, q *api.DataplaneQuery) (*api.ReportDataplaneRequest, error)
 }
 
 // dataplaneQueryTimeout bounds the wait for a node's answer.
@@ -108,17 +111,9 @@ func (s *Server) InspectOverlay(ctx context.Context, req *api.InspectOverlayRequ
 	if err != nil {
 		return nil, err
 	}
-	s.dataplane.mu.Lock()
-	src := s.dataplane.src
-	s.dataplane.mu.Unlock()
-	qctx, cancel := context.WithTimeout(ctx, dataplaneQueryTimeout)
-	defer cancel()
-	report, err := src.QueryDataplane(qctx, node.GetId(), []string{nw.GetId()})
-	switch {
-	case errors.Is(err, dispatcher.ErrNodeNotConnected):
-		return nil, status.Errorf(codes.FailedPrecondition, "node %s is not connected to the leader (%s): its kernel cannot be read", nodeName(node), node.GetStatus().GetState())
-	case err != nil:
-		return nil, status.Errorf(codes.Unavailable, "read node %s's kernel: %v", nodeName(node), err)
+	report, err := s.queryNode(ctx, node, &api.DataplaneQuery{NetworkIds: []string{nw.GetId()}})
+	if err != nil {
+		return nil, err
 	}
 	nw.Allocation = nil
 	resp := &api.InspectOverlayResponse{Network: nw, Node: node, Endpoints: eps}
@@ -131,4 +126,24 @@ func (s *Server) InspectOverlay(ctx context.Context, req *api.InspectOverlayRequ
 		resp.Kernel = &api.OverlayKernelState{NetworkId: nw.GetId()} // no device there
 	}
 	return resp, nil
+}
+
+// queryNode asks node's agent what q asks, through the leader's session with it.
+func (s *Server) queryNode(ctx context.Context, node *api.Node, q *api.DataplaneQuery) (*api.ReportDataplaneRequest, error) {
+	s.dataplane.mu.Lock()
+	src := s.dataplane.src
+	s.dataplane.mu.Unlock()
+	if src == nil {
+		return nil, s.notLeaderError("its dispatcher is not running yet")
+	}
+	qctx, cancel := context.WithTimeout(ctx, dataplaneQueryTimeout)
+	defer cancel()
+	report, err := src.QueryDataplane(qctx, node.GetId(), q)
+	switch {
+	case errors.Is(err, dispatcher.ErrNodeNotConnected):
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s is not connected to the leader (%s): its kernel cannot be read", nodeName(node), node.GetStatus().GetState())
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "read node %s's kernel: %v", nodeName(node), err)
+	}
+	return report, nil
 }

@@ -29,16 +29,37 @@ type assignQueue struct {
 	done chan struct{} // closed when a newer stream of the session replaces this one
 
 	mu      sync.Mutex
-	full    bool                    // resend every task and endpoint as a COMPLETE message
-	changed map[string]*api.Task    // latest state by task ID; nil: removed
-	eps     map[epKey]*api.Endpoint // endpoints changed; nil: removed
-	gone    map[string]bool         // networks removed
+	full    bool                        // resend every task and endpoint as a COMPLETE message
+	changed map[string]*api.Task        // latest state by task ID; nil: removed
+	eps     map[epKey]*api.Endpoint     // endpoints changed; nil: removed
+	svcs    map[string]*api.ServiceView // service views changed; nil: removed
+	gone    map[string]bool             // networks removed
+}
+
+// queued is what take hands a stream: with full, a COMPLETE message is read
+// instead of the changes.
+type queued struct {
+	full    bool
+	changed map[string]*api.Task
+	eps     map[epKey]*api.Endpoint
+	svcs    map[string]*api.ServiceView
+	gone    []string
 }
 
 func newAssignQueue() *assignQueue {
 	// A new stream starts with a COMPLETE message.
 	return &assignQueue{wake: make(chan struct{}, 1), done: make(chan struct{}), full: true,
-		changed: make(map[string]*api.Task), eps: make(map[epKey]*api.Endpoint), gone: make(map[string]bool)}
+		changed: make(map[string]*api.Task), eps: make(map[epKey]*api.Endpoint),
+		svcs: make(map[string]*api.ServiceView), gone: make(map[string]bool)}
+}
+
+// putServices queues service view changes.
+func (q *assignQueue) putServices(changes []svcChange) {
+	q.mu.Lock()
+	for _, c := range changes {
+		q.svcs[c.id] = c.view
+	}
+	q.mu.Unlock()
 }
 
 // putRemovedNetwork queues the removal of network id.
@@ -76,6 +97,7 @@ func (q *assignQueue) resync() {
 	q.full = true
 	clear(q.changed)
 	clear(q.eps)
+	clear(q.svcs)
 	clear(q.gone)
 	q.mu.Unlock()
 	signal(q.wake)
@@ -83,16 +105,16 @@ func (q *assignQueue) resync() {
 
 // take returns what is queued and empties the queue. With full, the
 // changes are left out: a COMPLETE message reads everything after take.
-func (q *assignQueue) take() (full bool, changed map[string]*api.Task, eps map[epKey]*api.Endpoint, gone []string) {
+func (q *assignQueue) take() queued {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	full, changed, eps = q.full, q.changed, q.eps
-	gone = slices.Sorted(maps.Keys(q.gone))
+	out := queued{full: q.full, changed: q.changed, eps: q.eps, svcs: q.svcs, gone: slices.Sorted(maps.Keys(q.gone))}
 	q.full = false
 	q.changed = make(map[string]*api.Task)
 	q.eps = make(map[epKey]*api.Endpoint)
+	q.svcs = make(map[string]*api.ServiceView)
 	q.gone = make(map[string]bool)
-	return full, changed, eps, gone
+	return out
 }
 
 // visible reports whether the agent of t's node is told about t: it has a
@@ -182,7 +204,8 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 	sent := make(map[string]uint64)
 	sentNets := make(map[string]uint64) // network ID → version sent
 	for {
-		full, changed, eps, gone := q.take()
+		qd := q.take()
+		full, gone := qd.full, qd.gone
 		var msg *api.AssignmentsMessage
 		if full {
 			if msg, err = d.completeAssignments(readCtx, s.nodeID, sent); err != nil {
@@ -198,10 +221,12 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 				return errStoppedLeading
 			}
 			msg.Endpoints = d.endpoints.all()
+			msg.Services = d.services.all()
 			d.mu.Unlock()
 		} else {
-			msg = incrementalAssignments(changed, sent)
-			msg = addEndpointChanges(msg, eps)
+			msg = incrementalAssignments(qd.changed, sent)
+			msg = addEndpointChanges(msg, qd.eps)
+			msg = addServiceChanges(msg, qd.svcs)
 			if len(gone) > 0 {
 				if msg == nil {
 					msg = &api.AssignmentsMessage{Type: api.AssignmentsMessage_TYPE_INCREMENTAL}
@@ -364,6 +389,27 @@ func addEndpointChanges(msg *api.AssignmentsMessage, eps map[epKey]*api.Endpoint
 	slices.SortFunc(msg.RemovedEndpoints, func(a, b *api.EndpointKey) int {
 		return strings.Compare(a.NetworkId+"/"+a.TaskId, b.NetworkId+"/"+b.TaskId)
 	})
+	return msg
+}
+
+// addServiceChanges adds the queued service view changes svcs to msg (nil:
+// a message with them alone, nil if there are none).
+func addServiceChanges(msg *api.AssignmentsMessage, svcs map[string]*api.ServiceView) *api.AssignmentsMessage {
+	if len(svcs) == 0 {
+		return msg
+	}
+	if msg == nil {
+		msg = &api.AssignmentsMessage{Type: api.AssignmentsMessage_TYPE_INCREMENTAL}
+	}
+	for id, v := range svcs {
+		if v == nil {
+			msg.RemovedServices = append(msg.RemovedServices, id)
+		} else {
+			msg.Services = append(msg.Services, v)
+		}
+	}
+	slices.SortFunc(msg.Services, func(a, b *api.ServiceView) int { return strings.Compare(a.Id, b.Id) })
+	slices.Sort(msg.RemovedServices)
 	return msg
 }
 

@@ -14,6 +14,8 @@ import (
 	"maps"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal/shoal/api"
 )
 
@@ -26,12 +28,15 @@ type pendingQuery struct {
 // ErrNodeNotConnected is QueryDataplane's error for a node without a session here.
 var ErrNodeNotConnected = errors.New("the node has no session with this manager")
 
-// QueryDataplane asks node nodeID's agent for its overlay as its kernel has it, for networkIDs
-// (none: every network with a device there), and waits for the answer until ctx ends.
-func (d *Dispatcher) QueryDataplane(ctx context.Context, nodeID string, networkIDs []string) (*api.ReportDataplaneRequest, error) {
+// QueryDataplane asks node nodeID's agent what q asks (its overlay as its kernel has it, for
+// q.network_ids, none: every network with a device there; its mesh; a DNS lookup), and waits for
+// the answer until ctx ends. q's ID is set here.
+func (d *Dispatcher) QueryDataplane(ctx context.Context, nodeID string, q *api.DataplaneQuery) (*api.ReportDataplaneRequest, error) {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	pq := &pendingQuery{q: &api.DataplaneQuery{Id: hex.EncodeToString(b), NetworkIds: networkIDs}, reply: make(chan *api.ReportDataplaneRequest, 1)}
+	q = proto.Clone(q).(*api.DataplaneQuery)
+	q.Id = hex.EncodeToString(b)
+	pq := &pendingQuery{q: q, reply: make(chan *api.ReportDataplaneRequest, 1)}
 	d.mu.Lock()
 	if d.running == nil {
 		d.mu.Unlock()
@@ -114,4 +119,15 @@ func (d *Dispatcher) Endpoints(networkIDs []string) ([]*api.Endpoint, bool) {
 		}
 	}
 	return out, true
+}
+
+// Services returns the services' mesh views, sorted by ID; false when this manager is not
+// leading.
+func (d *Dispatcher) Services() ([]*api.ServiceView, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.services == nil {
+		return nil, false
+	}
+	return d.services.all(), true
 }

@@ -19,7 +19,7 @@ func TestQueryDataplane(t *testing.T) {
 	s := e.session(t, node1, "192.0.2.1:5000", desc1)
 	sid := s.recv(t).SessionId
 
-	if _, err := e.d.QueryDataplane(t.Context(), node2, nil); !errors.Is(err, dispatcher.ErrNodeNotConnected) {
+	if _, err := e.d.QueryDataplane(t.Context(), node2, &api.DataplaneQuery{}); !errors.Is(err, dispatcher.ErrNodeNotConnected) {
 		t.Fatalf("query of a node without a session: %v, want ErrNodeNotConnected", err)
 	}
 
@@ -29,7 +29,7 @@ func TestQueryDataplane(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := e.d.QueryDataplane(t.Context(), node1, []string{"net1"})
+		r, err := e.d.QueryDataplane(t.Context(), node1, &api.DataplaneQuery{NetworkIds: []string{"net1"}})
 		done <- result{r, err}
 	}()
 	m := s.recv(t)
@@ -60,7 +60,7 @@ func TestQueryDataplane(t *testing.T) {
 
 	// An agent's error is the asker's.
 	go func() {
-		r, err := e.d.QueryDataplane(t.Context(), node1, nil)
+		r, err := e.d.QueryDataplane(t.Context(), node1, &api.DataplaneQuery{})
 		done <- result{r, err}
 	}()
 	m = s.recv(t)

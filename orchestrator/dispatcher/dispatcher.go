@@ -80,6 +80,8 @@ type Dispatcher struct {
 	statuses *statusQueue
 	// endpoints are the networks' endpoint views (endpoints.go).
 	endpoints *endpointTable
+	// services are the services' mesh views (services.go).
+	services *serviceTable
 	// periodChanged wakes Run to retime its expiry ticker.
 	periodChanged chan struct{}
 }
@@ -110,12 +112,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// between the two.
 	var nodes []*api.Node
 	endpoints := newEndpointTable()
+	services := newServiceTable()
 	watch := d.store.ViewAndWatch(ctx, func(tx store.ReadTx) {
 		nodes = tx.Nodes()
 		if cs := tx.Clusters(); len(cs) > 0 {
 			period = heartbeatPeriod(cs[0])
 		}
 		endpoints.rebuild(tx.SharedTasks(), nodes)
+		services.rebuild(tx.Services(), tx.SharedBindings())
 	})
 	statuses := newStatusQueue()
 	d.mu.Lock()
@@ -125,6 +129,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.deadlines = make(map[string]time.Time)
 	d.statuses = statuses
 	d.endpoints = endpoints
+	d.services = services
 	// Nodes that were up under the previous leader get the usual grace to
 	// find this one before they are declared down.
 	grace := time.Now().Add(missedHeartbeats * period)
@@ -143,7 +148,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, s := range d.sessions {
 			close(s.done)
 		}
-		d.running, d.sessions, d.deadlines, d.statuses, d.endpoints = nil, nil, nil, nil, nil
+		d.running, d.sessions, d.deadlines, d.statuses, d.endpoints, d.services = nil, nil, nil, nil, nil, nil
 		d.mu.Unlock()
 		flusher.Wait()
 		statuses.close(status.Error(codes.Unavailable, "this manager stopped leading before the task states were committed; report them to the new leader"))
@@ -215,10 +220,11 @@ func (d *Dispatcher) noteChanges(batches []store.Batch) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var epChanges []epChange
+	var svcChanges []svcChange
 	for _, b := range batches {
 		if b.Restored {
 			d.resyncLocked()
-			epChanges = nil // every stream resends the whole table
+			epChanges, svcChanges = nil, nil // every stream resends the whole tables
 			continue
 		}
 		for _, ev := range b.Events {
@@ -229,6 +235,7 @@ func (d *Dispatcher) noteChanges(batches []store.Batch) {
 				d.noteCluster(ev)
 			}
 			epChanges = append(epChanges, d.endpoints.noteEvent(ev)...)
+			svcChanges = append(svcChanges, d.services.noteEvent(ev)...)
 		}
 	}
 	var goneNets []string
@@ -240,12 +247,13 @@ func (d *Dispatcher) noteChanges(batches []store.Batch) {
 		}
 	}
 	woken := make(map[*assignQueue]struct{})
-	if len(epChanges) > 0 || len(goneNets) > 0 {
+	if len(epChanges) > 0 || len(svcChanges) > 0 || len(goneNets) > 0 {
 		for _, s := range d.sessions {
 			if s.assign == nil {
 				continue
 			}
 			s.assign.putEndpoints(epChanges)
+			s.assign.putServices(svcChanges)
 			for _, id := range goneNets {
 				s.assign.putRemovedNetwork(id)
 			}
@@ -331,7 +339,10 @@ func (d *Dispatcher) resyncAll() {
 }
 
 func (d *Dispatcher) resyncLocked() {
-	d.store.View(func(tx store.ReadTx) { d.endpoints.rebuild(tx.SharedTasks(), tx.Nodes()) })
+	d.store.View(func(tx store.ReadTx) {
+		d.endpoints.rebuild(tx.SharedTasks(), tx.Nodes())
+		d.services.rebuild(tx.Services(), tx.SharedBindings())
+	})
 	for _, s := range d.sessions {
 		signal(s.changed)
 		if s.assign != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/shoal/shoal/overlay"
 	"github.com/vishvananda/netlink"
 )
 
@@ -114,7 +115,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 
 	// Read the bridge last: one that shoal-bridge did not create has no
 	// pinned MAC and may just have taken its new port's.
-	br, err = bridgeByName(conf.Bridge)
+	br, err = overlay.BridgeByName(conf.Bridge)
 	if err != nil {
 		return err
 	}
@@ -155,13 +156,13 @@ func setUpNode(conf *config, ips []*current.IPConfig) (*netlink.Bridge, error) {
 	var br *netlink.Bridge
 	err := withNodeLock(func() error {
 		var err error
-		if br, err = ensureBridge(conf.Bridge, conf.MTU); err != nil {
+		if br, err = overlay.EnsureBridge(conf.Bridge, conf.MTU); err != nil {
 			return err
 		}
 		if err := removeStaleBridges(conf.Bridge, subnetsOf(ips)); err != nil {
 			return err
 		}
-		if err := ensureGatewayAddrs(br, gatewayAddrs(ips)); err != nil {
+		if err := overlay.EnsureGatewayAddrs(br, gatewayAddrs(ips)); err != nil {
 			return err
 		}
 		if err := ip.EnableForward(ips); err != nil {

@@ -8,15 +8,16 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/shoal/shoal/overlay"
 	"github.com/vishvananda/netlink"
 )
 
 // TestEnsureBridge creates a bridge in a throwaway namespace and checks that
-// ensureBridge and ensureGatewayAddrs repair drift, change nothing else, and
+// overlay.EnsureBridge and overlay.EnsureGatewayAddrs repair drift, change nothing else, and
 // that the bridge keeps its MAC when a port with a lower one joins.
 func TestEnsureBridge(t *testing.T) {
 	inTempNetns(t, func() error {
-		br, err := ensureBridge("shltest0", 1450)
+		br, err := overlay.EnsureBridge("shltest0", 1450)
 		if err != nil {
 			return err
 		}
@@ -32,7 +33,7 @@ func TestEnsureBridge(t *testing.T) {
 		if err := netlink.LinkSetDown(br); err != nil {
 			return err
 		}
-		again, err := ensureBridge("shltest0", 1450)
+		again, err := overlay.EnsureBridge("shltest0", 1450)
 		if err != nil {
 			return err
 		}
@@ -43,7 +44,7 @@ func TestEnsureBridge(t *testing.T) {
 
 		gw := &net.IPNet{IP: net.ParseIP("198.18.0.1").To4(), Mask: net.CIDRMask(24, 32)}
 		for range 2 {
-			if err := ensureGatewayAddrs(again, []*net.IPNet{gw}); err != nil {
+			if err := overlay.EnsureGatewayAddrs(again, []*net.IPNet{gw}); err != nil {
 				return err
 			}
 		}
@@ -55,8 +56,8 @@ func TestEnsureBridge(t *testing.T) {
 			t.Errorf("bridge addresses = %v, want 198.18.0.1/24 once", addrs)
 		}
 		wider := &net.IPNet{IP: gw.IP, Mask: net.CIDRMask(16, 32)}
-		if err := ensureGatewayAddrs(again, []*net.IPNet{wider}); err == nil || !strings.Contains(err.Error(), "holds 198.18.0.1/24, want 198.18.0.1/16") {
-			t.Errorf("ensureGatewayAddrs() with another prefix: error = %v, want a conflict", err)
+		if err := overlay.EnsureGatewayAddrs(again, []*net.IPNet{wider}); err == nil || !strings.Contains(err.Error(), "holds 198.18.0.1/24, want 198.18.0.1/16") {
+			t.Errorf("overlay.EnsureGatewayAddrs() with another prefix: error = %v, want a conflict", err)
 		}
 
 		// A port with a MAC below the bridge's must not change the bridge's.
@@ -73,7 +74,7 @@ func TestEnsureBridge(t *testing.T) {
 		if err := netlink.LinkSetMaster(port, again); err != nil {
 			return err
 		}
-		after, err := bridgeByName("shltest0")
+		after, err := overlay.BridgeByName("shltest0")
 		if err != nil {
 			return err
 		}
@@ -91,9 +92,9 @@ func TestEnsureBridgeRefusesOtherDevice(t *testing.T) {
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "shltest1peer"}); err != nil {
 			return err
 		}
-		_, err := ensureBridge("shltest1", 1450)
+		_, err := overlay.EnsureBridge("shltest1", 1450)
 		if err == nil || !strings.Contains(err.Error(), `"shltest1" exists but is a veth device, not a bridge`) {
-			return fmt.Errorf("ensureBridge() on a veth: error = %v, want it refused", err)
+			return fmt.Errorf("overlay.EnsureBridge() on a veth: error = %v, want it refused", err)
 		}
 		return nil
 	})
@@ -113,7 +114,7 @@ func TestDeleteLinkIfExists(t *testing.T) {
 			return err
 		}
 		for _, name := range []string{"shvpresent000", "peer0"} {
-			if _, err := netlinksafe.LinkByName(name); !isLinkNotFound(err) {
+			if _, err := netlinksafe.LinkByName(name); !overlay.IsLinkNotFound(err) {
 				return errors.Join(fmt.Errorf("%s still exists after deleting the pair", name), err)
 			}
 		}
@@ -127,27 +128,27 @@ func TestRemoveStaleBridges(t *testing.T) {
 	inTempNetns(t, func() error {
 		_, subnet, _ := net.ParseCIDR("198.18.7.0/24")
 		gw := &net.IPNet{IP: net.ParseIP("198.18.7.1").To4(), Mask: subnet.Mask}
-		old, err := ensureBridge("shlold0000aa", 1450)
+		old, err := overlay.EnsureBridge("shlold0000aa", 1450)
 		if err != nil {
 			return err
 		}
-		if err := ensureGatewayAddrs(old, []*net.IPNet{gw}); err != nil {
+		if err := overlay.EnsureGatewayAddrs(old, []*net.IPNet{gw}); err != nil {
 			return err
 		}
-		other, err := ensureBridge("shlother00bb", 1450) // another subnet: left alone
+		other, err := overlay.EnsureBridge("shlother00bb", 1450) // another subnet: left alone
 		if err != nil {
 			return err
 		}
-		if err := ensureGatewayAddrs(other, []*net.IPNet{{IP: net.ParseIP("198.18.8.1").To4(), Mask: subnet.Mask}}); err != nil {
+		if err := overlay.EnsureGatewayAddrs(other, []*net.IPNet{{IP: net.ParseIP("198.18.8.1").To4(), Mask: subnet.Mask}}); err != nil {
 			return err
 		}
-		if _, err := ensureBridge("shlnew0000cc", 1450); err != nil {
+		if _, err := overlay.EnsureBridge("shlnew0000cc", 1450); err != nil {
 			return err
 		}
 		if err := removeStaleBridges("shlnew0000cc", []*net.IPNet{subnet}); err != nil {
 			return err
 		}
-		if _, err := netlinksafe.LinkByName("shlold0000aa"); !isLinkNotFound(err) {
+		if _, err := netlinksafe.LinkByName("shlold0000aa"); !overlay.IsLinkNotFound(err) {
 			t.Errorf("the stale bridge is still there (%v)", err)
 		}
 		if _, err := netlinksafe.LinkByName("shlother00bb"); err != nil {
@@ -155,11 +156,11 @@ func TestRemoveStaleBridges(t *testing.T) {
 		}
 
 		// With a port, it is the caller's to sort out.
-		busy, err := ensureBridge("shlbusy000dd", 1450)
+		busy, err := overlay.EnsureBridge("shlbusy000dd", 1450)
 		if err != nil {
 			return err
 		}
-		if err := ensureGatewayAddrs(busy, []*net.IPNet{gw}); err != nil {
+		if err := overlay.EnsureGatewayAddrs(busy, []*net.IPNet{gw}); err != nil {
 			return err
 		}
 		port := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "shvtestport"}, PeerName: "shvtestpeer"}

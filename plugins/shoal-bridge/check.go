@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/shoal/shoal/overlay"
 	"github.com/vishvananda/netlink"
 )
 
@@ -88,7 +89,7 @@ func checkBridge(d *diffs, conf *config, prev *current.Result) *netlink.Bridge {
 		return br
 	}
 	for _, gw := range gatewayAddrs(prev.IPs) {
-		if err := holdsAddr(held, gw); err != nil {
+		if err := overlay.HoldsAddr(held, gw); err != nil {
 			d.addf("bridge %q lacks gateway address: %v", conf.Bridge, err)
 		}
 	}
@@ -176,7 +177,7 @@ func checkContainerAddrs(d *diffs, link netlink.Link, ips []*current.IPConfig) {
 		return
 	}
 	for _, ipc := range ips {
-		if err := holdsAddr(held, &ipc.Address); err != nil {
+		if err := overlay.HoldsAddr(held, &ipc.Address); err != nil {
 			d.addf("container interface %q: %v", link.Attrs().Name, err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/shoal/shoal/overlay"
 )
 
 func cmdGC(args *skel.CmdArgs) error {
@@ -43,7 +44,7 @@ func cmdGC(args *skel.CmdArgs) error {
 // overlay's VXLAN device, are left alone. A missing bridge has no ports.
 func removeStaleVeths(bridge string, valid map[string]bool) error {
 	br, err := netlinksafe.LinkByName(bridge)
-	if isLinkNotFound(err) {
+	if overlay.IsLinkNotFound(err) {
 		return nil
 	}
 	if err != nil {
@@ -71,7 +72,7 @@ func removeStaleVeths(bridge string, valid map[string]bool) error {
 func removeRulesOfGoneBridges() error {
 	bridgeExists := func(name string) (bool, error) {
 		_, err := netlinksafe.LinkByName(name)
-		if isLinkNotFound(err) {
+		if overlay.IsLinkNotFound(err) {
 			return false, nil
 		}
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/shoal/shoal/overlay"
 )
 
 func cmdStatus(args *skel.CmdArgs) error {
@@ -21,7 +22,7 @@ func cmdStatus(args *skel.CmdArgs) error {
 	if _, err := newFirewall(iptables.ProtocolIPv4); err != nil {
 		return notAvailable(err)
 	}
-	if _, err := netlinksafe.LinkByName(conf.Bridge); err != nil && !isLinkNotFound(err) {
+	if _, err := netlinksafe.LinkByName(conf.Bridge); err != nil && !overlay.IsLinkNotFound(err) {
 		return notAvailable(err)
 	}
 	return ipam.ExecStatus(conf.IPAM.Type, args.StdinData)

@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/shoal/shoal/overlay"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,7 @@ func ensureIfaceAbsent(netns ns.NetNS, ifName string) error {
 		case err == nil:
 			return types.NewError(types.ErrInvalidEnvironmentVariables,
 				fmt.Sprintf("shoal-bridge: interface %q already exists in netns %s: CNI_IFNAME must name a new interface", ifName, netns.Path()), "")
-		case isLinkNotFound(err):
+		case overlay.IsLinkNotFound(err):
 			return nil
 		default:
 			return fmt.Errorf("look up %q in netns %s: %w", ifName, netns.Path(), err)
@@ -80,7 +81,7 @@ func attachHostVeth(hostName string, br *netlink.Bridge, hairpin bool) (*current
 // wherever that is.
 func deleteLinkIfExists(name string) error {
 	link, err := netlinksafe.LinkByName(name)
-	if isLinkNotFound(err) {
+	if overlay.IsLinkNotFound(err) {
 		return nil
 	}
 	if err != nil {

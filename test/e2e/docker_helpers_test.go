@@ -198,6 +198,7 @@ type identity struct {
 	IP       string `json:"ip"`
 	Task     string `json:"task"`
 	Service  string `json:"service"`
+	Peer     string `json:"peer"`
 }
 
 // ask fetches the identity of the echo server at addr ("198.18.0.5/24" or a bare address).

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -87,15 +88,18 @@ func (c *cluster) waitPlaced(t *testing.T, service string, want int) map[uint64]
 // askFrom asks the shoal-echo at addr who it is (GET / on port 8080), from inside the namespace
 // at netnsPath. The connection is dialled on the namespace's thread (an http.Client would dial
 // on a goroutine of its own, in whatever namespace that runs).
-func askFrom(netnsPath, addr string) (identity, error) {
+func askFrom(netnsPath, addr string) (identity, error) { return askPort(netnsPath, addr, 8080) }
+
+// askPort is askFrom at another port than shoal-echo's own.
+func askPort(netnsPath, addr string, port int) (identity, error) {
 	var id identity
-	conn, err := dialFrom(netnsPath, net.JoinHostPort(addr, "8080"))
+	conn, err := dialFrom(netnsPath, net.JoinHostPort(addr, strconv.Itoa(port)))
 	if err != nil {
 		return id, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+":8080/", nil)
+	req, err := http.NewRequest(http.MethodGet, "http://"+net.JoinHostPort(addr, strconv.Itoa(port))+"/", nil)
 	if err != nil {
 		return id, err
 	}
@@ -143,6 +147,7 @@ func dialFrom(netnsPath, addr string) (net.Conn, error) {
 type answer struct {
 	At   time.Time
 	Task string
+	Err  string // why nobody answered
 }
 
 // poller asks an address who it is, from a client namespace, every interval until stopped.
@@ -163,6 +168,8 @@ func startPoller(from, addr string, interval time.Duration) *poller {
 			a := answer{At: time.Now()}
 			if err == nil {
 				a.Task = id.Task
+			} else {
+				a.Err = err.Error()
 			}
 			p.mu.Lock()
 			p.answers = append(p.answers, a)

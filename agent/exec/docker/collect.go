@@ -56,6 +56,7 @@ func (e *Executor) CollectGarbage(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("docker executor: %w", err)
 	}
+	e.collectResolvConfs(hasSandbox)
 	var errs []error
 	for _, taskID := range pins {
 		if hasSandbox[taskID] {

@@ -109,6 +109,11 @@ func (c *controller) create(ctx context.Context, st *taskState) (err error) {
 		return fmt.Errorf("inspect the sandbox: %w", err)
 	}
 	joinSandbox(&opts, sandboxID)
+	if m, ok, err := c.e.resolvConfMount(t); err != nil {
+		return err
+	} else if ok {
+		opts.HostConfig.Mounts = append(opts.HostConfig.Mounts, m)
+	}
 	created, err := c.e.cli.ContainerCreate(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("create the task's container: %w", err)
@@ -207,6 +212,7 @@ func (e *Executor) undoPrepare(ctx context.Context, taskID string, sb Sandbox, c
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	log := e.log.With("task", taskID)
+	e.removeResolvConf(taskID)
 	if containerID != "" {
 		if err := e.removeContainer(ctx, containerID); err != nil {
 			log.Warn("undo a failed prepare: remove the task's container", "err", err)
@@ -256,7 +262,26 @@ func (c *controller) Start(ctx context.Context) error {
 		err = fmt.Errorf("start container %s: %w", name(w.task), err)
 		return fmt.Errorf("docker: start task %s: %w", id, c.fail(ctx, st, w, err))
 	}
+	c.waitTargetPorts(ctx, w)
 	return nil
+}
+
+// waitTargetPorts waits (ready.go) until the task listens on its service's TCP target ports, so
+// that it is RUNNING, and behind its service's VIP, only once it can take connections.
+func (c *controller) waitTargetPorts(ctx context.Context, w workload) {
+	ports := tcpTargetPorts(c.task)
+	if len(ports) == 0 || w.sandbox == nil || w.sandbox.State == nil || w.sandbox.State.Pid == 0 {
+		return
+	}
+	start := time.Now()
+	missing, err := waitListening(ctx, w.sandbox.State.Pid, ports, portsReadyTimeout)
+	switch {
+	case err != nil:
+		c.e.log.Warn("read the task's sockets; reporting it running", "task", c.task.GetId(), "err", err)
+	case len(missing) > 0:
+		c.e.log.Warn("the task does not listen on its target ports; reporting it running anyway",
+			"task", c.task.GetId(), "ports", missing, "waited", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 // verify checks, once, the attachments of a running sandbox this executor

@@ -55,6 +55,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,6 +101,13 @@ type Config struct {
 	// keep files there: the executor removes the pins of tasks it does not
 	// run.
 	NetNSDir string
+	// ResolvConfDir holds the tasks' resolv.conf files, one per task ID,
+	// written from Nameservers; "" (or Nameservers nil) leaves the
+	// containers the engine's resolv.conf.
+	ResolvConfDir string
+	// Nameservers returns the DNS servers task t resolves through: its
+	// node's embedded server on its networks.
+	Nameservers func(t *api.Task) []netip.Addr
 	// Log receives the executor's logs; nil means slog.Default().
 	Log *slog.Logger
 	// EngineLabels are reported with the engine's own labels, over them.

@@ -61,6 +61,7 @@ func (c *controller) Remove(ctx context.Context) error {
 		}
 	}
 	c.e.unpin(id) // also one left by a Prepare that stopped before its sandbox
+	c.e.removeResolvConf(id)
 	c.e.forgetTask(id, st)
 	if w.task != nil || w.sandbox != nil {
 		c.e.log.Info("removed a task", "task", id)

@@ -1,0 +1,315 @@
+package dataplane
+
+// This file owns the programming of the node's service mesh from the controller's views: the
+// bridges ingress needs, the VIP addresses on the bridges, the load balancer and the DNS server.
+// Any change of the views marks the mesh dirty; a pass programs it whole, each part diffing
+// against what it holds, so one endpoint change costs one service's rules. The repair pass reads
+// the kernel back (mesh.Balancer.Repair) and puts right what was changed behind its back.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/shoal/shoal/agent/cni"
+	"github.com/shoal/shoal/api"
+	"github.com/shoal/shoal/mesh"
+	"github.com/shoal/shoal/mesh/dns"
+	"github.com/shoal/shoal/mesh/vipaddr"
+	"github.com/shoal/shoal/overlay"
+)
+
+// DNSServer is what the controller needs of the node's embedded DNS server (dns.Server).
+type DNSServer interface {
+	Sync(zones []dns.Zone) error
+	Lookup(network, name string, qtype uint16) (dns.Answer, error)
+	Records() map[string]map[string][]netip.Addr
+	Listening() []netip.AddrPort
+}
+
+// Bridges is what the controller needs of the node's bridges: whether one exists, making one a
+// network needs without a local task, and the VIP addresses on it.
+type Bridges interface {
+	Exists(name string) bool
+	Ensure(name string, mtu int, gateways []netip.Prefix) error
+	SyncVIPs(name string, vips []netip.Addr) (vipaddr.Changes, error)
+	ReadVIPs(name string) ([]netip.Addr, error)
+}
+
+// ApplyServices applies an assignments message's service views: with complete, set is every
+// service; otherwise set and removed (IDs) are changes.
+func (c *Controller) ApplyServices(complete bool, set []*api.ServiceView, removed []string) {
+	c.mu.Lock()
+	if complete {
+		clear(c.services)
+		c.haveServices = true
+	}
+	for _, id := range removed {
+		delete(c.services, id)
+	}
+	for _, s := range set {
+		c.services[s.GetId()] = s
+	}
+	c.meshDirty = true
+	c.mu.Unlock()
+	c.kick()
+}
+
+// meshEnabled says whether the node runs a mesh at all.
+func (c *Controller) meshEnabled() bool { return c.cfg.Balancer != nil && c.cfg.Bridges != nil }
+
+// ensureIngressBridgesLocked makes the bridge of every network an ingress port needs, so that the
+// overlay can connect it and the node reach the port's backends; c.mu is held.
+func (c *Controller) ensureIngressBridgesLocked() {
+	if !c.meshEnabled() || !c.haveServices {
+		return
+	}
+	for _, id := range IngressNetworks(c.serviceListLocked()) {
+		n, ok := c.networks[id]
+		if !ok {
+			continue
+		}
+		name := cni.BridgeName(id)
+		if c.cfg.Bridges.Exists(name) {
+			continue
+		}
+		gws, err := cni.Gateways(n)
+		if err == nil {
+			err = c.cfg.Bridges.Ensure(name, c.cfg.MTU, gws)
+		}
+		if err != nil {
+			c.cfg.Log.Warn("make the bridge of a network with an ingress port", "network", id, "err", err)
+			continue
+		}
+		c.cfg.Log.Info("made the bridge of a network for its ingress ports", "network", id, "bridge", name)
+		c.dirty[id] = true
+	}
+}
+
+// syncMeshLocked programs the mesh if it is dirty (or with repair, reads the kernel back and
+// repairs it); c.mu is held.
+func (c *Controller) syncMeshLocked(repair bool) {
+	if !c.meshEnabled() || !c.haveServices || (!c.meshDirty && !repair) {
+		return
+	}
+	c.meshDirty = false
+	if err := c.programMeshLocked(repair); err != nil {
+		c.cfg.Log.Warn("program the service mesh", "err", err)
+		c.meshDirty = true // retried by the repair pass
+	}
+}
+
+func (c *Controller) programMeshLocked(repair bool) error {
+	services := c.serviceListLocked()
+	eps := c.endpointListLocked()
+	var errs []error
+	vips := BridgeVIPs(services)
+	for id := range c.networks {
+		ch, err := c.cfg.Bridges.SyncVIPs(cni.BridgeName(id), vips[id])
+		if errors.Is(err, vipaddr.ErrNoBridge) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", id, err))
+		} else if ch != (vipaddr.Changes{}) {
+			c.cfg.Log.Debug("VIP addresses programmed", "network", id, "added", ch.Added, "removed", ch.Removed)
+		}
+	}
+	st := MeshState(MeshView{Services: services, Endpoints: eps, LocalVTEP: c.cfg.LocalVTEP})
+	sync := c.cfg.Balancer.Sync
+	if repair {
+		sync = c.cfg.Balancer.Repair
+	}
+	ch, err := sync(st)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("load balancer: %w", err))
+	} else if ch != (mesh.Changes{}) {
+		c.cfg.Log.Debug("load balancer programmed", "added", ch.Added, "updated", ch.Updated, "removed", ch.Removed, "rebuilt", ch.Rebuilt, "repair", repair)
+	}
+	if c.cfg.DNS != nil {
+		if err := c.cfg.DNS.Sync(c.dnsZonesLocked(services, eps)); err != nil {
+			errs = append(errs, fmt.Errorf("DNS: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dnsZonesLocked are the DNS zones of the known networks; c.mu is held.
+func (c *Controller) dnsZonesLocked(services []*api.ServiceView, eps []*api.Endpoint) []dns.Zone {
+	nets := make([]*api.Network, 0, len(c.networks))
+	for _, n := range c.networks {
+		nets = append(nets, n)
+	}
+	return DNSZones(nets, services, eps, c.listenAddrLocked)
+}
+
+// listenAddrLocked is where the DNS server listens for network id's containers: its IPv4 gateway,
+// when the node has its bridge; c.mu is held.
+func (c *Controller) listenAddrLocked(id string) netip.Addr {
+	n, ok := c.networks[id]
+	if !ok || !c.cfg.Bridges.Exists(cni.BridgeName(id)) {
+		return netip.Addr{}
+	}
+	gws, err := cni.Gateways(n)
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, gw := range gws {
+		if gw.Addr().Is4() {
+			return gw.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+func (c *Controller) serviceListLocked() []*api.ServiceView {
+	out := make([]*api.ServiceView, 0, len(c.services))
+	for _, s := range c.services {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (c *Controller) endpointListLocked() []*api.Endpoint {
+	var out []*api.Endpoint
+	for _, m := range c.endpoints {
+		for _, ep := range m {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// MeshKernel reports the node's mesh as programmed (for a manager's dataplane query): the load
+// balancer's state read back from the kernel, the DNS server's records and listeners, and the
+// answer to the DNS lookup the query asks for.
+func (c *Controller) MeshKernel(_ context.Context, q *api.DataplaneQuery) (*api.MeshKernelState, *api.DNSAnswer) {
+	if !c.meshEnabled() {
+		return &api.MeshKernelState{Error: "this node runs no service mesh"}, nil
+	}
+	out := &api.MeshKernelState{Backend: c.cfg.Balancer.Backend()}
+	var errs []error
+	if st, err := c.cfg.Balancer.Read(); err != nil {
+		errs = append(errs, fmt.Errorf("read the load balancer: %w", err))
+	} else {
+		out.Vips, out.Ports = kernelMesh(st)
+	}
+	c.mu.Lock()
+	desired, haveView := MeshState(MeshView{Services: c.serviceListLocked(), Endpoints: c.endpointListLocked(), LocalVTEP: c.cfg.LocalVTEP}), c.haveServices
+	c.mu.Unlock()
+	if haveView {
+		diffs, err := c.cfg.Balancer.Inspect(desired)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("inspect the load balancer: %w", err))
+		}
+		for _, d := range diffs {
+			out.LbDifferences = append(out.LbDifferences, d.String())
+		}
+	}
+	if c.cfg.DNS != nil {
+		for network, names := range c.cfg.DNS.Records() {
+			for _, name := range slices.Sorted(maps.Keys(names)) {
+				r := &api.DNSRecord{NetworkId: network, Name: name}
+				for _, a := range names[name] {
+					r.Addrs = append(r.Addrs, a.String())
+				}
+				out.DnsRecords = append(out.DnsRecords, r)
+			}
+		}
+		slices.SortFunc(out.DnsRecords, func(a, b *api.DNSRecord) int {
+			return strings.Compare(a.NetworkId+" "+a.Name, b.NetworkId+" "+b.Name)
+		})
+		for _, l := range c.cfg.DNS.Listening() {
+			out.DnsListening = append(out.DnsListening, l.String())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		out.Error = err.Error()
+	}
+	var answer *api.DNSAnswer
+	if q.GetDnsName() != "" {
+		answer = c.lookup(q.GetDnsNetwork(), q.GetDnsName())
+	}
+	return out, answer
+}
+
+// lookup answers name on network as the DNS server would a container there.
+func (c *Controller) lookup(network, name string) *api.DNSAnswer {
+	a := &api.DNSAnswer{Name: name, NetworkId: network}
+	if c.cfg.DNS == nil {
+		a.Error = "this node runs no DNS server"
+		return a
+	}
+	ans, err := c.cfg.DNS.Lookup(network, name, mdns.TypeA)
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	for _, addr := range ans.Addrs {
+		a.Addrs = append(a.Addrs, addr.String())
+	}
+	a.Rcode = mdns.RcodeToString[ans.Rcode]
+	a.Forwarded = ans.Forwarded
+	return a
+}
+
+// kernelMesh is a load balancer state on the wire.
+func kernelMesh(st mesh.State) ([]*api.VIPKernelState, []*api.PortKernelState) {
+	var vips []*api.VIPKernelState
+	for _, v := range st.VIPs {
+		k := &api.VIPKernelState{ServiceId: v.Service, NetworkId: v.Network, Vip: v.Addr.String()}
+		for _, b := range v.Backends {
+			k.Backends = append(k.Backends, b.String())
+		}
+		vips = append(vips, k)
+	}
+	var ports []*api.PortKernelState
+	for _, p := range st.Ports {
+		k := &api.PortKernelState{ServiceId: p.Service, Protocol: p.Protocol.String(), PublishedPort: uint32(p.Published), Mode: p.Mode.String()}
+		for _, b := range p.Backends {
+			k.Backends = append(k.Backends, netip.AddrPortFrom(b.Addr, b.Port).String())
+		}
+		ports = append(ports, k)
+	}
+	return vips, ports
+}
+
+// NodeBridges returns the node's real bridges: overlay.EnsureBridge makes them, mesh/vipaddr keeps
+// their VIP addresses.
+func NodeBridges() Bridges { return nodeBridges{} }
+
+type nodeBridges struct{}
+
+func (nodeBridges) Exists(name string) bool {
+	_, err := vipaddr.Read(name)
+	return err == nil
+}
+
+func (nodeBridges) Ensure(name string, mtu int, gateways []netip.Prefix) error {
+	br, err := overlay.EnsureBridge(name, mtu)
+	if err != nil {
+		return err
+	}
+	return overlay.EnsureGatewayAddrs(br, prefixesToIPNets(gateways))
+}
+
+func (nodeBridges) SyncVIPs(name string, vips []netip.Addr) (vipaddr.Changes, error) {
+	return vipaddr.Sync(name, vips)
+}
+
+func (nodeBridges) ReadVIPs(name string) ([]netip.Addr, error) { return vipaddr.Read(name) }
+
+func prefixesToIPNets(list []netip.Prefix) []*net.IPNet {
+	out := make([]*net.IPNet, 0, len(list))
+	for _, p := range list {
+		out = append(out, &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
+	}
+	return out
+}

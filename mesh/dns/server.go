@@ -1,0 +1,189 @@
+package dns
+
+// This file owns the Server's lifecycle and its public methods: New, Sync, Lookup, Records,
+// Listening and Close. Sync serializes with Close under one mutex; queries never take it: they
+// read the current generation of records through an atomic pointer.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// Server is a node's embedded DNS server. Its methods are safe for concurrent use.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	fwd *forwarder
+
+	// ctx ends when the Server closes: every listener's context, and Lookup's forwards,
+	// derive from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	current atomic.Pointer[records] // the generation queries are answered from
+
+	mu        sync.Mutex // serializes Sync and Close; guards the fields below
+	listeners map[netip.Addr]*listener
+	closed    bool
+}
+
+// New returns a Server with no zones; Sync gives it some. It refuses a bad Config with a
+// *FieldError.
+func New(cfg Config) (*Server, error) {
+	cfg, err := validateConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "dns")
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:       cfg,
+		log:       log,
+		fwd:       newForwarder(cfg.Upstreams),
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[netip.Addr]*listener),
+	}
+	s.current.Store(buildRecords(nil, nil))
+	return s, nil
+}
+
+// Sync makes zones, every network's whole records, the ones the server answers from, and
+// listens at exactly their valid Listen addresses (see the package doc for the namespace).
+// It refuses bad input with a *FieldError, and a Listen address it cannot bind with an error
+// naming it; either way nothing changes. The first query after Sync returns gets the new
+// records.
+func (s *Server) Sync(zones []Zone) error {
+	if err := validateZones(zones); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	next := buildRecords(zones, s.current.Load())
+
+	var opened []*listener
+	for _, addr := range slices.SortedFunc(maps.Keys(next.byListen), netip.Addr.Compare) {
+		if l := s.listeners[addr]; l != nil {
+			if !l.broken.Load() {
+				continue
+			}
+			l.stop() // a socket of it failed: open it anew
+			delete(s.listeners, addr)
+		}
+		ap := netip.AddrPortFrom(addr, uint16(s.cfg.Port))
+		l, err := startListener(s.ctx, ap, s.handler(addr), s.log)
+		if err != nil {
+			for _, l := range opened {
+				l.stop()
+			}
+			return fmt.Errorf("dns: listen for network %q at %s: %w", next.byListen[addr].network, ap, err)
+		}
+		opened = append(opened, l)
+	}
+
+	s.current.Store(next)
+	for _, l := range opened {
+		s.listeners[l.addr.Addr()] = l
+		s.log.Info("DNS listener opened", "listen", l.addr.String(), "network", next.byListen[l.addr.Addr()].network)
+	}
+	for addr, l := range s.listeners {
+		if next.byListen[addr] == nil {
+			l.stop()
+			delete(s.listeners, addr)
+			s.log.Info("DNS listener closed", "listen", l.addr.String())
+		}
+	}
+	return nil
+}
+
+// Lookup returns what a query for name (with or without the trailing dot) of type qtype
+// (dns.TypeA, ...) arriving on network's listener would get, forwarding it upstream when it
+// would be; it advances the rotation as such a query does. It fails for a network that no Zone
+// of the last Sync has (ErrUnknownNetwork) and for a name that is not a domain name.
+func (s *Server) Lookup(network, name string, qtype uint16) (Answer, error) {
+	if s.ctx.Err() != nil {
+		return Answer{}, ErrClosed
+	}
+	zone := s.current.Load().zones[network]
+	if zone == nil {
+		return Answer{}, fmt.Errorf("dns: lookup %q on network %q: %w", name, network, ErrUnknownNetwork)
+	}
+	if _, ok := dns.IsDomainName(name); !ok || name == "" {
+		return Answer{}, &FieldError{Field: "name", Reason: fmt.Sprintf("%q is not a domain name", name)}
+	}
+	req := new(dns.Msg)
+	req.SetQuestion(dns.Fqdn(name), qtype)
+	resp, forwarded := s.respond(s.ctx, zone, req)
+	return answerOf(resp, forwarded), nil
+}
+
+// Records returns what the server answers locally: network ID → name (lower case, without the
+// trailing dot: "web", "tasks.web", "3.web") → addresses, in their order before rotation.
+// Names that have no address (and so get NXDOMAIN) are left out.
+func (s *Server) Records() map[string]map[string][]netip.Addr {
+	current := s.current.Load()
+	out := make(map[string]map[string][]netip.Addr, len(current.zones))
+	for network, zone := range current.zones {
+		out[network] = zone.table()
+	}
+	return out
+}
+
+// Listening returns the addresses listened on (each over both UDP and TCP), sorted. A listener
+// whose socket failed is left out until the next Sync opens it again.
+func (s *Server) Listening() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]netip.AddrPort, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		if !l.broken.Load() {
+			out = append(out, l.addr)
+		}
+	}
+	slices.SortFunc(out, netip.AddrPort.Compare)
+	return out
+}
+
+// Close stops every listener and cancels the forwards in flight; Sync and Lookup fail with
+// ErrClosed afterwards. Closing twice is harmless.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.cancel()
+	for addr, l := range s.listeners {
+		l.stop()
+		delete(s.listeners, addr)
+	}
+	return nil
+}
+
+// RecordsOf returns what a server synced with zones answers locally, in the form of Records: the
+// desired side of a check against a node's server (netctl check). zones must be valid (Sync's
+// rules); an invalid zone's records are whatever can be built from it.
+func RecordsOf(zones []Zone) map[string]map[string][]netip.Addr {
+	r := buildRecords(zones, nil)
+	out := make(map[string]map[string][]netip.Addr, len(r.zones))
+	for network, zone := range r.zones {
+		out[network] = zone.table()
+	}
+	return out
+}

@@ -1,0 +1,198 @@
+package dns
+
+// This file checks the caller's input before anything changes: Config in New, the zones in Sync.
+// Every refusal is a *FieldError naming the field and the reason.
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// maxLabel is the longest DNS label (RFC 1035 2.3.4).
+const maxLabel = 63
+
+// validateConfig checks cfg and returns it with its defaults filled in.
+func validateConfig(cfg Config) (Config, error) {
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return cfg, &FieldError{Field: "Config.Port", Reason: fmt.Sprintf("%d is not a port number (0 means 53)", cfg.Port)}
+	}
+	if cfg.Port == 0 {
+		cfg.Port = 53
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 1
+	}
+	seen := make(map[netip.AddrPort]int, len(cfg.Upstreams))
+	for i, u := range cfg.Upstreams {
+		field := fmt.Sprintf("Config.Upstreams[%d]", i)
+		ap, err := netip.ParseAddrPort(u)
+		if err != nil {
+			return cfg, &FieldError{Field: field, Reason: fmt.Sprintf("%q is not ip:port (a resolver cannot be named by a host name): %v", u, err)}
+		}
+		if ap.Port() == 0 || ap.Addr().IsUnspecified() {
+			return cfg, &FieldError{Field: field, Reason: fmt.Sprintf("%q names no reachable resolver", u)}
+		}
+		if j, dup := seen[ap]; dup {
+			return cfg, &FieldError{Field: field, Reason: fmt.Sprintf("%q repeats Config.Upstreams[%d]", u, j)}
+		}
+		seen[ap] = i
+	}
+	cfg.Upstreams = append([]string(nil), cfg.Upstreams...)
+	return cfg, nil
+}
+
+// validateZones checks zones as a whole: unique networks and listen addresses, and each zone.
+func validateZones(zones []Zone) error {
+	networks := make(map[string]int, len(zones))
+	listens := make(map[netip.Addr]int, len(zones))
+	for i, z := range zones {
+		if z.Network == "" {
+			return &FieldError{Field: fmt.Sprintf("zones[%d].Network", i), Reason: "empty: a zone needs its network's ID"}
+		}
+		if j, dup := networks[z.Network]; dup {
+			return &FieldError{Field: fmt.Sprintf("zones[%d].Network", i), Reason: fmt.Sprintf("%q repeats zones[%d]", z.Network, j)}
+		}
+		networks[z.Network] = i
+		at := place{zone: i, network: z.Network}
+		if z.Listen.IsValid() {
+			if err := checkIPv4(at, "Listen", z.Listen); err != nil {
+				return err
+			}
+			if z.Listen.IsMulticast() {
+				return at.refuse("Listen", "%s is a multicast address, not a gateway", z.Listen)
+			}
+			if j, dup := listens[z.Listen]; dup {
+				return at.refuse("Listen", "%s is zones[%d]'s too: a listener answers for one network", z.Listen, j)
+			}
+			listens[z.Listen] = i
+		}
+		if err := validateServices(at, z.Services); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateServices checks one zone's services.
+func validateServices(zone place, services []Service) error {
+	names := make(map[string]int, len(services))
+	for i, svc := range services {
+		at := zone
+		at.inService, at.service, at.serviceName = true, i, svc.Name
+		if err := checkLabel(at, svc.Name); err != nil {
+			return err
+		}
+		lower := strings.ToLower(svc.Name)
+		if j, dup := names[lower]; dup {
+			return at.refuse("Name", "%q repeats %s.Services[%d] (names are case-insensitive)", svc.Name, zone, j)
+		}
+		names[lower] = i
+		if err := validateService(at, svc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateService checks one service's addresses.
+func validateService(at place, svc Service) error {
+	if svc.VIP.IsValid() {
+		if err := checkIPv4(at, "VIP", svc.VIP); err != nil {
+			return err
+		}
+	}
+	for i, ip := range svc.Tasks {
+		field := "Tasks[" + strconv.Itoa(i) + "]"
+		if err := checkIPv4(at, field, ip); err != nil {
+			return err
+		}
+		if j := slices.Index(svc.Tasks[:i], ip); j >= 0 {
+			return at.refuse(field, "%s repeats Tasks[%d]: two running tasks cannot hold one IP", ip, j)
+		}
+	}
+	if len(svc.Slots) == 0 {
+		return nil
+	}
+	slots := make(map[netip.Addr]uint64, len(svc.Slots))
+	for _, slot := range slices.Sorted(maps.Keys(svc.Slots)) { // sorted: the same input, the same error
+		ip := svc.Slots[slot]
+		field := "Slots[" + strconv.FormatUint(slot, 10) + "]"
+		if slot == 0 {
+			return at.refuse(field, "slot numbers start at 1")
+		}
+		if err := checkIPv4(at, field, ip); err != nil {
+			return err
+		}
+		if other, dup := slots[ip]; dup {
+			return at.refuse(field, "%s is Slots[%d]'s too: two slots cannot hold one IP", ip, other)
+		}
+		slots[ip] = slot
+	}
+	return nil
+}
+
+// place is where in Sync's input a field is: a zone, or a service of a zone. Field names are
+// only formatted for an error, so that checking a big input stays cheap.
+type place struct {
+	zone        int
+	network     string
+	inService   bool // false: the zone itself
+	service     int
+	serviceName string
+}
+
+// String is the place as a field path: zones[0](nw1), zones[0](nw1).Services[2](web), or
+// zones[0](nw1).Services[2] for a service without a name.
+func (p place) String() string {
+	path := fmt.Sprintf("zones[%d](%s)", p.zone, p.network)
+	if p.inService {
+		path += fmt.Sprintf(".Services[%d]", p.service)
+		if p.serviceName != "" {
+			path += "(" + p.serviceName + ")"
+		}
+	}
+	return path
+}
+
+// refuse is a FieldError for the field of p.
+func (p place) refuse(field, format string, args ...any) error {
+	return &FieldError{Field: p.String() + "." + field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// checkIPv4 refuses anything but a usable IPv4 address: shoal networks are IPv4 only.
+func checkIPv4(at place, field string, ip netip.Addr) error {
+	switch {
+	case !ip.IsValid():
+		return at.refuse(field, "no address")
+	case !ip.Is4():
+		return at.refuse(field, "%s is not an IPv4 address (shoal networks are IPv4 only)", ip)
+	case ip.IsUnspecified():
+		return at.refuse(field, "0.0.0.0 is not an address of anything")
+	}
+	return nil
+}
+
+// checkLabel refuses a service name that is not one DNS label of letters, digits, '-' and '_',
+// beginning and ending with a letter or digit (as swarm's service names).
+func checkLabel(at place, name string) error {
+	if name == "" {
+		return at.refuse("Name", "empty")
+	}
+	if len(name) > maxLabel {
+		return at.refuse("Name", "%q is %d characters long; a DNS label has at most %d", name, len(name), maxLabel)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		inner := c == '-' || c == '_'
+		if alnum || inner && i > 0 && i < len(name)-1 {
+			continue
+		}
+		return at.refuse("Name", "%q has %q at %d: a DNS label holds letters, digits, and '-' or '_' between them", name, c, i)
+	}
+	return nil
+}
