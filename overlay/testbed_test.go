@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/shoal/shoal/internal/nstest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -43,24 +44,10 @@ func requireRoot(tb testing.TB) {
 }
 
 // newNetns returns a fresh network namespace, closed (and so removed) when the test ends.
-func newNetns(tb testing.TB) ns.NetNS {
-	tb.Helper()
-	n, err := ns.TempNetNS()
-	if err != nil {
-		tb.Fatalf("create a network namespace: %v", err)
-	}
-	tb.Cleanup(func() { n.Close() })
-	return n
-}
+func newNetns(tb testing.TB) ns.NetNS { return nstest.New(tb) }
 
-// inNetns runs fn on a thread locked to n. fn runs off the test's goroutine: it returns an
-// error to fail the test.
-func inNetns(tb testing.TB, n ns.NetNS, fn func() error) {
-	tb.Helper()
-	if err := n.Do(func(ns.NetNS) error { return fn() }); err != nil {
-		tb.Fatal(err)
-	}
-}
+// inNetns runs fn on a thread locked to n; fn returns an error to fail the test.
+func inNetns(tb testing.TB, n ns.NetNS, fn func() error) { nstest.Do(tb, n, fn) }
 
 // testbed is an underlay with nodes on it.
 type testbed struct {

@@ -157,16 +157,7 @@ func (c *Controller) listenAddrLocked(id string) netip.Addr {
 	if !ok || !c.cfg.Bridges.Exists(cni.BridgeName(id)) {
 		return netip.Addr{}
 	}
-	gws, err := cni.Gateways(n)
-	if err != nil {
-		return netip.Addr{}
-	}
-	for _, gw := range gws {
-		if gw.Addr().Is4() {
-			return gw.Addr()
-		}
-	}
-	return netip.Addr{}
+	return DNSAddr(n)
 }
 
 func (c *Controller) serviceListLocked() []*api.ServiceView {

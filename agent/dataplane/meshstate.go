@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/mesh"
 	"github.com/shoal/shoal/mesh/dns"
@@ -191,4 +192,19 @@ func sortedServices(list []*api.ServiceView) []*api.ServiceView {
 	out := slices.Clone(list)
 	slices.SortFunc(out, func(a, b *api.ServiceView) int { return strings.Compare(a.GetId(), b.GetId()) })
 	return out
+}
+
+// DNSAddr is where a node's DNS server listens for network n's containers, and so what their
+// resolv.conf names: n's IPv4 gateway, the same on every node; the zero Addr when n has none.
+func DNSAddr(n *api.Network) netip.Addr {
+	gws, err := cni.Gateways(n)
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, gw := range gws {
+		if gw.Addr().Is4() {
+			return gw.Addr()
+		}
+	}
+	return netip.Addr{}
 }

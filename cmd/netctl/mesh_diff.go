@@ -254,7 +254,7 @@ func (v meshView) servedNetworks() (served []string, listened map[netip.Addr]boo
 		}
 	}
 	for id, n := range v.networks {
-		if gw := gateway(n); gw.IsValid() && listened[gw] {
+		if gw := dataplane.DNSAddr(n); gw.IsValid() && listened[gw] {
 			set[id] = true
 		}
 	}
@@ -272,13 +272,13 @@ func (v meshView) diffDNS() []meshDifference {
 	// Listeners: one on the gateway of every network with a device here; none elsewhere.
 	gateways := map[netip.Addr]bool{}
 	for _, n := range v.networks {
-		if gw := gateway(n); gw.IsValid() {
+		if gw := dataplane.DNSAddr(n); gw.IsValid() {
 			gateways[gw] = true
 		}
 	}
 	for _, o := range v.overlayStates() {
 		n := v.networks[o.GetNetworkId()]
-		if gw := gateway(n); n != nil && gw.IsValid() && !listened[gw] {
+		if gw := dataplane.DNSAddr(n); n != nil && gw.IsValid() && !listened[gw] {
 			diffs = append(diffs, meshDifference{Kind: "dns listener", Key: gw.String(), Of: networkName(n),
 				Detail: "missing; the network's bridge is on the node and its containers ask its gateway"})
 		}

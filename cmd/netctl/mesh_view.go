@@ -10,7 +10,6 @@ import (
 	"cmp"
 	"net/netip"
 
-	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/agent/dataplane"
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/internal/cli"
@@ -105,19 +104,4 @@ func (v meshView) desiredRecords(networkIDs []string) map[string]map[string][]ne
 	// Where the server listens does not change what it answers.
 	noListener := func(string) netip.Addr { return netip.Addr{} }
 	return dns.RecordsOf(dataplane.DNSZones(nets, v.resp.GetServices(), v.resp.GetEndpoints(), noListener))
-}
-
-// gateway is where the node's DNS server listens for network n's containers: its IPv4 gateway,
-// the zero Addr when it has none (the agent's rule).
-func gateway(n *api.Network) netip.Addr {
-	gws, err := cni.Gateways(n)
-	if err != nil {
-		return netip.Addr{}
-	}
-	for _, gw := range gws {
-		if gw.Addr().Is4() {
-			return gw.Addr()
-		}
-	}
-	return netip.Addr{}
 }

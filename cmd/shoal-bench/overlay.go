@@ -225,46 +225,22 @@ func runningTasks(ctx context.Context, ctl api.ControlClient, svc string) ([]*ap
 // benchThroughput runs a docker cluster on bed nodes 1 and 2 with three echo tasks (two share a
 // node) and times TCP transfers between tasks' namespaces: across the overlay and within a node.
 func benchThroughput(ctx context.Context, o overlayOptions, bed *testbed.Bed, bin, dir string, res *overlayResults) error {
-	cli, done, err := echoImage(ctx, bin, o.timeout)
-	if err != nil {
-		return err
-	}
-	defer done()
-	pc, err := bedCluster(ctx, bed, bin, filepath.Join(dir, "docker"), 1, 2, o.timeout,
-		"--executor", "docker", "--cni-bin-dir", filepath.Join(bin, "cni"), "--pull", "never")
-	if err != nil {
-		return err
-	}
-	svcName := fmt.Sprintf("bench-tput-%d", os.Getpid())
-	defer func() {
-		pc.close()
-		removeBenchContainers(cli, svcName)
-		for _, p := range pc.procs {
-			unpinAll(filepath.Join(p.dir, "netns"))
-		}
-	}()
-	ctl := pc.procs[0].ctl
 	wctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	netResp, err := ctl.CreateNetwork(wctx, &api.CreateNetworkRequest{Spec: &api.NetworkSpec{
-		Annotations: &api.Annotations{Name: "bench-tput"}, Driver: "overlay",
-		Ipam: []*api.IPAMConfig{{Subnet: "198.19.251.0/24"}}}})
+	eb, err := startEchoBed(wctx, bed, bin, dir, 1, 2, o.timeout, "bench-tput", "198.19.251.0/24")
 	if err != nil {
-		return fmt.Errorf("create the network: %w", err)
+		return err
 	}
-	svc, err := ctl.CreateService(wctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
-		Annotations: &api.Annotations{Name: svcName},
-		Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: benchImage},
-			Networks: []*api.NetworkAttachmentConfig{{Target: netResp.Network.Id}}},
-		Mode: &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 3}},
-	}})
+	defer eb.close()
+	ctl := eb.ctl()
+	svc, err := eb.service(wctx, "bench-tput", 3)
 	if err != nil {
-		return fmt.Errorf("create the service: %w", err)
+		return err
 	}
 	var tasks []*api.Task
 	if err := retry(wctx, "3 echo tasks running", func(ctx context.Context) error {
 		var err error
-		if tasks, err = runningTasks(ctx, ctl, svc.Service.Id); err != nil {
+		if tasks, err = runningTasks(ctx, ctl, svc.Id); err != nil {
 			return err
 		}
 		if len(tasks) != 3 {
@@ -295,9 +271,7 @@ func benchThroughput(ctx context.Context, o overlayOptions, bed *testbed.Bed, bi
 	if a == nil || b == nil {
 		return fmt.Errorf("the 3 tasks are not spread 2 and 1 over the 2 nodes")
 	}
-	pin := func(t *api.Task) string {
-		return filepath.Join(dir, "docker", fmt.Sprintf("node%d", hostOfTask(nodes, t)), "netns", t.Id)
-	}
+	pin := func(t *api.Task) string { return eb.pin(hostOfTask(nodes, t), t) }
 	ipOf := func(t *api.Task) string { return strings.Split(t.Networks[0].Address, "/")[0] }
 	if res.mtu, err = linkMTU(pin(a), "eth0"); err != nil {
 		return err
@@ -314,7 +288,7 @@ func benchThroughput(ctx context.Context, o overlayOptions, bed *testbed.Bed, bi
 		fmt.Printf("overlay: round %d: VXLAN %.2f Gbit/s, bridge %.2f Gbit/s (ratio %.2f)\n", r+1, v, l, v/l)
 		res.vxlan, res.bridge = append(res.vxlan, v), append(res.bridge, l)
 	}
-	_, _ = ctl.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: svc.Service.Id})
+	_, _ = ctl.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: svc.Id})
 	return nil
 }
 

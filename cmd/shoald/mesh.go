@@ -15,8 +15,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
-	"github.com/shoal/shoal/agent/cni"
 	"github.com/shoal/shoal/agent/dataplane"
 	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/mesh"
@@ -109,15 +109,8 @@ func nameservers(dp *dataplane.Controller) func(t *api.Task) []netip.Addr {
 			if !ok {
 				continue
 			}
-			gws, err := cni.Gateways(n)
-			if err != nil {
-				continue
-			}
-			for _, gw := range gws {
-				if gw.Addr().Is4() {
-					out = append(out, gw.Addr())
-					break
-				}
+			if a := dataplane.DNSAddr(n); a.IsValid() {
+				out = append(out, a)
 			}
 		}
 		return out
@@ -137,4 +130,13 @@ func (e nodeExecutor) onServices(complete bool, set []*api.ServiceView, removed 
 	if e.dp != nil {
 		e.dp.ApplyServices(complete, set, removed)
 	}
+}
+
+// endpointGrace is the agent's EndpointGrace: grace for the Docker executor, whose tasks sit
+// behind load balancers; none for the sim's, which no load balancer reaches.
+func (e nodeExecutor) endpointGrace(grace time.Duration) time.Duration {
+	if e.cni == nil {
+		return 0
+	}
+	return grace
 }

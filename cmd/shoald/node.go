@@ -355,7 +355,7 @@ func runRole(ctx context.Context, cfg nodeConfig, sc *ca.SecurityConfig, remotes
 		OnEndpoints:       executor.onEndpoints,
 		OnServices:        executor.onServices,
 		Mesh:              executor.meshState(),
-		EndpointGrace:     cfg.endpointGrace,
+		EndpointGrace:     executor.endpointGrace(cfg.endpointGrace),
 		OnNetworksRemoved: executor.onNetworksRemoved,
 		Dataplane:         executor.dataplaneState(),
 		NetworkStatus:     executor.networkStatus(),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/nftables"
+	"github.com/shoal/shoal/internal/nstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,23 +26,10 @@ func requireRoot(tb testing.TB) {
 }
 
 // newNetns returns a fresh network namespace, closed (and so removed) when the test ends.
-func newNetns(tb testing.TB) ns.NetNS {
-	tb.Helper()
-	n, err := ns.TempNetNS()
-	if err != nil {
-		tb.Fatalf("create a network namespace: %v", err)
-	}
-	tb.Cleanup(func() { n.Close() })
-	return n
-}
+func newNetns(tb testing.TB) ns.NetNS { return nstest.New(tb) }
 
 // inNetns runs fn on a thread locked to n; fn returns an error to fail the test.
-func inNetns(tb testing.TB, n ns.NetNS, fn func() error) {
-	tb.Helper()
-	if err := n.Do(func(ns.NetNS) error { return fn() }); err != nil {
-		tb.Fatal(err)
-	}
-}
+func inNetns(tb testing.TB, n ns.NetNS, fn func() error) { nstest.Do(tb, n, fn) }
 
 // nodeNetns returns a fresh namespace where nftables works; the test is skipped only when the
 // kernel has no nftables at all.

@@ -4,29 +4,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/shoal/shoal/internal/nstest"
 	"github.com/vishvananda/netlink"
 )
-
-// inTempNetns runs fn in a network namespace of its own, removed afterwards.
-func inTempNetns(t *testing.T, fn func() error) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
-	netns, err := ns.TempNetNS()
-	if err != nil {
-		t.Fatalf("create a network namespace: %v", err)
-	}
-	t.Cleanup(func() { netns.Close() })
-	if err := netns.Do(func(ns.NetNS) error { return fn() }); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func addrs(s ...string) []netip.Addr {
 	var out []netip.Addr
@@ -58,7 +41,7 @@ func allAddrs(t *testing.T, name string) []string {
 // Sync adds and removes only /32 addresses; the gateway address stays; Read
 // reports what Sync left.
 func TestSyncKeepsExactlyTheVIPs(t *testing.T) {
-	inTempNetns(t, func() error {
+	nstest.InTemp(t, func() error {
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = "shlviptest0"
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
@@ -103,7 +86,7 @@ func TestSyncKeepsExactlyTheVIPs(t *testing.T) {
 }
 
 func TestSyncRefusesBadInput(t *testing.T) {
-	inTempNetns(t, func() error {
+	nstest.InTemp(t, func() error {
 		if _, err := Sync("shlmissing0", addrs("198.18.40.2")); !errors.Is(err, ErrNoBridge) {
 			t.Errorf("Sync on a missing bridge: %v, want ErrNoBridge", err)
 		}

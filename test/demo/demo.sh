@@ -14,7 +14,10 @@
 # nodes: three nodes, each a network namespace on an underlay bridge
 # (internal/testbed), one VXLAN segment; a task on node-1 reaches the others,
 # netctl shows each node's overlay, and a drained node's task answers from its
-# new node at the same IP. It stops and removes everything it started.
+# new node at the same IP; then the mesh: a client task reaches the service's
+# VIP (balanced over its tasks), resolves its names inside its container, the
+# published port answers on every node, and netctl check is clean. It stops
+# and removes everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$PWD/bin"
@@ -268,7 +271,7 @@ SVC2="echo-bed-$$"
 go build -o "$WORK/bed" ./test/demo/bed
 bed_cleanup() {
   for n in 21 22 23; do [ -n "${PID[$n]:-}" ] && { kill -9 "${PID[$n]}"; wait "${PID[$n]}"; } 2>/dev/null || true; unset "PID[$n]"; done
-  docker ps -aq --filter "label=dev.shoal.service.name=$SVC2" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  for s in "$SVC2" "${CLI2:-}"; do [ -n "$s" ] && docker ps -aq --filter "label=dev.shoal.service.name=$s" | xargs -r docker rm -f >/dev/null 2>&1 || true; done
   for pin in "$WORK"/m2?/netns/*; do [ -e "$pin" ] && { umount -l "$pin" 2>/dev/null || true; }; done
   [ -x "$WORK/bed" ] && "$WORK/bed" down "$BED" || true
 }
@@ -292,7 +295,7 @@ start_node 3 node-3 --join-addr "$(addr 1):$PORT" --join-token "$BTOKEN"
 ready3() { [ "$(ctl 21 node ls | grep -c Ready)" = 3 ]; }
 wait_for 60 "three ready nodes" ready3
 ctl 21 network create --driver overlay --subnet 198.18.30.0/24 across >/dev/null
-ctl 21 service create -q -d --name "$SVC2" --replicas 3 --network across "$DEMO_IMAGE" >/dev/null
+ctl 21 service create -q -d --name "$SVC2" --replicas 3 --network across --publish published=8080,target=8080 "$DEMO_IMAGE" >/dev/null
 bed_tasks() { # "NODE TASK IP" of each running task
   ctl 21 service ps --no-trunc --filter desired-state=running "$SVC2" |
     awk 'NR > 1 && $7 == "Running" { sub(/^across=/, "", $5); sub(/\/.*/, "", $5); sub(/^node-/, "", $4); print $4, $1, $5 }' | sort -n
@@ -323,5 +326,32 @@ for n in 1 2 3; do
   echo "node-$n: $d"
   [ "$d" = "0 differences" ] || fail "node-$n's overlay differs from the desired one"
 done
+
+say "the service mesh: $SVC2's VIP balances over its tasks, its names resolve inside containers, its port answers on every node"
+CLI2="client-bed-$$"
+ctl 21 service create -q -d --name "$CLI2" --network across "$DEMO_IMAGE" >/dev/null
+client_task() { # "NODE TASK" of the client's running task
+  ctl 21 service ps --no-trunc --filter desired-state=running "$CLI2" | awk 'NR > 1 && $7 == "Running" { sub(/^node-/, "", $4); print $4, $1 }'
+}
+client_running() { [ -n "$(client_task)" ]; }
+wait_for 60 "the client task running" client_running
+read -r CN CT < <(client_task)
+NCTL vip ls
+VIP=$(NCTL vip ls | awk -v s="$SVC2" '$1 == s { print $3 }')
+[ -n "$VIP" ] || fail "no VIP for $SVC2"
+vip_answers() { ask_from "$CN" "$CT" "$VIP" >/dev/null; }
+wait_for 30 "the VIP answering from node-$CN" vip_answers
+for i in 1 2 3 4 5 6; do printf 'client on node-%s → %s: %s\n' "$CN" "$VIP" "$(ask_from "$CN" "$CT" "$VIP")"; done
+CCTR=$(docker ps -q --filter "label=dev.shoal.task.id=$CT" --filter "label=dev.shoal.role=task")
+for name in "$SVC2" "tasks.$SVC2" "1.$SVC2"; do
+  printf 'inside the client container, %-24s → %s\n' "$name" "$(docker exec "$CCTR" /shoal-echo -lookup "$name")"
+done
+for n in 1 2 3; do
+  printf 'node-2 → node-%s:8080 (ingress): %s\n' "$n" "$(nsenter --net="/run/netns/$BED-n2" -- curl -sf -m 2 "http://$(addr "$n"):8080/")"
+done
+NCTL ingress ls
+clean() { NCTL check >/dev/null; }
+wait_for 30 "netctl check clean on every node" clean
+NCTL check
 
 say "stopping everything"
