@@ -222,6 +222,9 @@ func (c *Controller) RemoveNetworks(ids []string) {
 			c.sweep = c.haveView // retried by the next pass
 		}
 	}
+	// Its DNS zone and listener go with it.
+	c.meshDirty = true
+	c.kick()
 }
 
 // sweepLocked removes the devices of networks that are not known, once a

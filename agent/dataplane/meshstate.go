@@ -159,13 +159,15 @@ func DNSZones(networks []*api.Network, services []*api.ServiceView, eps []*api.E
 	for _, n := range networks {
 		z := dns.Zone{Network: n.GetId(), Name: n.GetSpec().GetAnnotations().GetName(), Listen: listen(n.GetId())}
 		for _, s := range sortedServices(services) {
-			if !slices.Contains(s.GetNetworks(), n.GetId()) {
+			// A name DNS cannot hold ("api.v2") has no records: it must not stop the other
+			// services' (the server refuses a whole Sync with one bad name).
+			if !slices.Contains(s.GetNetworks(), n.GetId()) || !dns.ValidName(s.GetName()) {
 				continue
 			}
 			ds := dns.Service{Name: s.GetName()}
 			if s.GetMode() == api.EndpointSpec_MODE_VIP {
 				for _, vip := range s.GetVips() {
-					if a, err := netip.ParseAddr(vip.GetIp()); err == nil && vip.GetNetworkId() == n.GetId() {
+					if a, err := netip.ParseAddr(vip.GetIp()); err == nil && a.Is4() && vip.GetNetworkId() == n.GetId() {
 						ds.VIP = a
 					}
 				}

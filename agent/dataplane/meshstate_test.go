@@ -126,3 +126,28 @@ func TestDNSZones(t *testing.T) {
 		t.Errorf("DNSZones =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A service DNS cannot name ("api.v2") and an IPv6 VIP are left out of the zones, so the DNS
+// server, which refuses a whole Sync for one bad entry, keeps serving the others.
+func TestDNSZonesLeaveOutWhatDNSCannotServe(t *testing.T) {
+	services := []*api.ServiceView{
+		{Id: "s1", Name: "api.v2", Mode: api.EndpointSpec_MODE_VIP, Networks: []string{"net1"},
+			Vips: []*api.ServiceVIP{{NetworkId: "net1", Ip: "10.0.0.2"}}},
+		{Id: "s2", Name: "web", Mode: api.EndpointSpec_MODE_VIP, Networks: []string{"net1"},
+			Vips: []*api.ServiceVIP{{NetworkId: "net1", Ip: "fd00::2"}}},
+	}
+	nets := []*api.Network{{Id: "net1", Spec: &api.NetworkSpec{Annotations: &api.Annotations{Name: "front"}}}}
+	zones := DNSZones(nets, services, nil, func(string) netip.Addr { return netip.MustParseAddr("10.0.0.1") })
+	if len(zones) != 1 || len(zones[0].Services) != 1 || zones[0].Services[0].Name != "web" || zones[0].Services[0].VIP.IsValid() {
+		t.Fatalf("zones = %+v, want net1 with web alone, without its IPv6 VIP", zones)
+	}
+	srv, err := dns.New(dns.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	zones[0].Listen = netip.Addr{} // records only: no socket needed
+	if err := srv.Sync(zones); err != nil {
+		t.Fatalf("the DNS server refuses the zones: %v", err)
+	}
+}

@@ -78,7 +78,7 @@ func newCommand() *cobra.Command {
 	f.IntVar(&cfg.networkMTU, "network-mtu", 0, "docker executor: MTU of the tasks' network interfaces, the networks' bridges and VXLAN devices (0: the underlay link's less VXLAN's 50 bytes)")
 	f.StringVar(&cfg.dataPathAddrFlag, "data-path-addr", "", "IPv4 address other nodes' VXLAN tunnels reach this node at (default: the advertise address, else the address that routes to the managers)")
 	f.StringVar(&cfg.lbBackend, "lb-backend", "auto", "docker executor: what balances service VIPs and published ports: nftables, ipvs, or auto (IPVS where the kernel has it, else nftables)")
-	f.DurationVar(&cfg.endpointGrace, "endpoint-grace", time.Second, "how long a task serving on networks keeps running once it is to stop, so that load balancers stop sending it connections first (0: stop at once)")
+	f.DurationVar(&cfg.endpointGrace, "endpoint-grace", 2*time.Second, "how long a task serving on networks keeps running once it is to stop, so that load balancers stop sending it connections first (0: stop at once)")
 	f.DurationVar(&cfg.repairPeriod, "dataplane-repair-period", 30*time.Second, "how often the node's overlay and service mesh are read back from the kernel and repaired")
 	f.StringArrayVar(&cfg.engineLabels, "engine-label", nil, "an engine label KEY=VALUE of the node, for placement constraints (repeatable)")
 	cmd.AddCommand(newPauseCommand())

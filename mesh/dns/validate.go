@@ -196,3 +196,8 @@ func checkLabel(at place, name string) error {
 	}
 	return nil
 }
+
+// ValidName reports whether name can be a service's name in a Zone: one DNS label (letters,
+// digits, and '-' or '_' between them, at most 63 characters). Names the cluster allows but DNS
+// cannot hold (dots, a trailing '-') are to be left out of the zones, not given to Sync.
+func ValidName(name string) bool { return checkLabel(place{}, name) == nil }

@@ -295,6 +295,10 @@ func validateUpdateConfig(field string, u *api.UpdateConfig, rollback bool) erro
 	return nil
 }
 
+// vxlanPort is the UDP port of the overlay's tunnels on every node: publishing it would hand the
+// nodes' VXLAN traffic to a task.
+const vxlanPort = 4789
+
 func validateEndpoint(field string, e *api.EndpointSpec) error {
 	if e == nil {
 		return nil
@@ -310,6 +314,9 @@ func validateEndpoint(field string, e *api.EndpointSpec) error {
 		}
 		if p.PublishedPort == 0 {
 			continue
+		}
+		if p.PublishedPort == vxlanPort && p.Protocol == api.PortConfig_PROTOCOL_UDP {
+			return invalid(pf+".published_port", "%d/udp is the port of the overlay's VXLAN tunnels on every node", vxlanPort)
 		}
 		if e.Mode == api.EndpointSpec_MODE_DNSRR && p.PublishMode == api.PortConfig_PUBLISH_MODE_INGRESS {
 			return invalid(pf, "port %s is published in ingress mode, which needs the vip endpoint mode, not dnsrr", portName(p))

@@ -169,6 +169,7 @@ var invalidSpecCases = []specCase{
 	{"port without target", withPorts(&api.PortConfig{PublishedPort: 80}), "spec.endpoint.ports[0].target_port", "required"},
 	{"target port too high", withPorts(&api.PortConfig{TargetPort: 70000}), "spec.endpoint.ports[0].target_port", "70000 is not a port"},
 	{"published port too high", withPorts(&api.PortConfig{TargetPort: 80, PublishedPort: 65536}), "spec.endpoint.ports[0].published_port", "65536 is not a port"},
+	{"VXLAN's port published", withPorts(&api.PortConfig{TargetPort: 4789, PublishedPort: 4789, Protocol: api.PortConfig_PROTOCOL_UDP}), "spec.endpoint.ports[0].published_port", "4789/udp is the port of the overlay's VXLAN tunnels"},
 	{"unknown protocol", withPorts(&api.PortConfig{TargetPort: 80, Protocol: 5}), "spec.endpoint.ports[0].protocol", "not a protocol"},
 	{"unknown publish mode", withPorts(&api.PortConfig{TargetPort: 80, PublishMode: 3}), "spec.endpoint.ports[0].publish_mode", "not a publish mode"},
 	{"one port published twice", withPorts(

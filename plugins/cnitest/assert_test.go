@@ -106,8 +106,8 @@ func checkAttached(t *testing.T, n *network, sb *sandbox, hostVeth string, want 
 	if !info.Hairpin {
 		t.Errorf("host veth %s has hairpin off", hostVeth)
 	}
-	if got := bridgeRules(t, shoalChains[0], n.bridge); len(got) != 3 {
-		t.Errorf("filter SHOAL-FORWARD has %d rules of %s, want 3: %q", len(got), n.bridge, got)
+	if got := bridgeRules(t, shoalChains[0], n.bridge); len(got) != 4 {
+		t.Errorf("filter SHOAL-FORWARD has %d rules of %s, want 4: %q", len(got), n.bridge, got)
 	}
 }
 

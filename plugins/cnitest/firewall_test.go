@@ -54,8 +54,8 @@ func TestPingAcrossBridge(t *testing.T) {
 	n.mustCNITool(t, "del", a, "eth0", nil)
 	n.mustCNITool(t, "del", b, "eth0", nil)
 	n.mustCNITool(t, "gc", nil, "eth0", nil)
-	if got := bridgeRules(t, forward, n.bridge); len(got) != 3 {
-		t.Fatalf("with the bridge still there, SHOAL-FORWARD has %q for it, want its 3 rules", got)
+	if got := bridgeRules(t, forward, n.bridge); len(got) != 4 {
+		t.Fatalf("with the bridge still there, SHOAL-FORWARD has %q for it, want its 4 rules", got)
 	}
 
 	// Once the bridge is gone, GC removes them.
@@ -105,8 +105,8 @@ func TestConcurrentAdds(t *testing.T) {
 	if got := shoalVethsOn(t, n.bridge); len(got) != attachments {
 		t.Errorf("bridge %s has host veths %v, want %d", n.bridge, got, attachments)
 	}
-	if got := bridgeRules(t, shoalChains[0], n.bridge); len(got) != 3 {
-		t.Errorf("SHOAL-FORWARD has %d rules of %s, want 3: %q", len(got), n.bridge, got)
+	if got := bridgeRules(t, shoalChains[0], n.bridge); len(got) != 4 {
+		t.Errorf("SHOAL-FORWARD has %d rules of %s, want 4: %q", len(got), n.bridge, got)
 	}
 	if got := bridgeRules(t, shoalChains[1], n.bridge); len(got) != 1 {
 		t.Errorf("SHOAL-POSTROUTING has %d rules of %s, want 1: %q", len(got), n.bridge, got)

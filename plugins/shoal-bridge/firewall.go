@@ -209,6 +209,9 @@ func forwardRules(bridge string) [][]string {
 	return [][]string{
 		slices.Concat([]string{"-i", bridge, "-o", bridge}, accept),
 		slices.Concat([]string{"-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"}, accept),
+		// A published port's new connection, DNATed by the node's load balancer to a task here:
+		// where the node's FORWARD policy is DROP (Docker sets it), nothing else lets it in.
+		slices.Concat([]string{"-o", bridge, "-m", "conntrack", "--ctstate", "DNAT"}, accept),
 		slices.Concat([]string{"-i", bridge, "!", "-o", bridge}, accept),
 	}
 }

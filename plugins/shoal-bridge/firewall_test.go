@@ -68,7 +68,7 @@ func TestFirewall(t *testing.T) {
 		if want := []string{"-P FORWARD DROP", "-A FORWARD -j SHOAL-FORWARD", "-A FORWARD -j DOCKER-USER"}; !slices.Equal(forward, want) {
 			t.Errorf("FORWARD = %q, want %q", forward, want)
 		}
-		checkChain(t, ipt, "filter", forwardChain, map[string]int{"br1": 3, "br2": 3, "": 1})
+		checkChain(t, ipt, "filter", forwardChain, map[string]int{"br1": 4, "br2": 4, "": 1})
 		checkChain(t, ipt, "nat", postroutingChain, map[string]int{"br1": 2})
 		if err := expectRule(ipt, "nat", postroutingChain, "-s 198.18.2.0/24 ! -o br1"); err != nil {
 			t.Error(err)
@@ -82,7 +82,7 @@ func TestFirewall(t *testing.T) {
 		if !slices.Equal(removed, []string{"br2"}) {
 			t.Errorf("removeRulesOfGoneBridges() removed %q, want br2", removed)
 		}
-		checkChain(t, ipt, "filter", forwardChain, map[string]int{"br1": 3, "": 1})
+		checkChain(t, ipt, "filter", forwardChain, map[string]int{"br1": 4, "": 1})
 		checkChain(t, ipt, "nat", postroutingChain, map[string]int{"br1": 2})
 
 		removed, err = fw.removeRulesOfGoneBridges(func(string) (bool, error) { return false, nil })

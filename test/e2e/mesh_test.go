@@ -41,7 +41,10 @@ func TestMesh(t *testing.T) {
 		}
 	})
 	flags := append(slices.Clone(fastRaft), dockerFlags()...)
-	c := newBedCluster(t, append(flags, "--dataplane-repair-period", "5s")...)
+	// The endpoint grace is a wait for every node to drop a stopping task from its load
+	// balancer; make test runs other packages beside this one on two cores, so it gets more than
+	// the default.
+	c := newBedCluster(t, append(flags, "--dataplane-repair-period", "5s", "--endpoint-grace", "3s")...)
 	c.initManagers(3)
 	c.startWorkers(4, 4)
 	c.waitReady(4)

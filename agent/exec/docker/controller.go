@@ -262,26 +262,33 @@ func (c *controller) Start(ctx context.Context) error {
 		err = fmt.Errorf("start container %s: %w", name(w.task), err)
 		return fmt.Errorf("docker: start task %s: %w", id, c.fail(ctx, st, w, err))
 	}
-	c.waitTargetPorts(ctx, w)
+	if err := c.waitTargetPorts(ctx, w); err != nil {
+		return fmt.Errorf("docker: start task %s: %w", id, err)
+	}
 	return nil
 }
 
 // waitTargetPorts waits (ready.go) until the task listens on its service's TCP target ports, so
 // that it is RUNNING, and behind its service's VIP, only once it can take connections.
-func (c *controller) waitTargetPorts(ctx context.Context, w workload) {
+// It returns an error only when ctx ended first: the task is being stopped, and must not be
+// reported RUNNING.
+func (c *controller) waitTargetPorts(ctx context.Context, w workload) error {
 	ports := tcpTargetPorts(c.task)
 	if len(ports) == 0 || w.sandbox == nil || w.sandbox.State == nil || w.sandbox.State.Pid == 0 {
-		return
+		return nil
 	}
 	start := time.Now()
 	missing, err := waitListening(ctx, w.sandbox.State.Pid, ports, portsReadyTimeout)
 	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("wait for target ports %v: %w", missing, ctx.Err())
 	case err != nil:
 		c.e.log.Warn("read the task's sockets; reporting it running", "task", c.task.GetId(), "err", err)
 	case len(missing) > 0:
 		c.e.log.Warn("the task does not listen on its target ports; reporting it running anyway",
 			"task", c.task.GetId(), "ports", missing, "waited", time.Since(start).Round(time.Millisecond))
 	}
+	return nil
 }
 
 // verify checks, once, the attachments of a running sandbox this executor
