@@ -1362,7 +1362,12 @@ type Endpoint struct {
 	// wherever the task runs.
 	Mac string `protobuf:"bytes,7,opt,name=mac,proto3" json:"mac,omitempty"`
 	// vtep is the underlay address of node_id (its VXLAN tunnel end).
-	Vtep          string `protobuf:"bytes,8,opt,name=vtep,proto3" json:"vtep,omitempty"`
+	Vtep string `protobuf:"bytes,8,opt,name=vtep,proto3" json:"vtep,omitempty"`
+	// draining says the task still runs but is to stop (updated, drained,
+	// scaled away): overlays keep forwarding to it, so its open connections
+	// finish, while load balancers and DNS give it no new ones. It is
+	// withdrawn once the task stops running.
+	Draining      bool `protobuf:"varint,9,opt,name=draining,proto3" json:"draining,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1451,6 +1456,13 @@ func (x *Endpoint) GetVtep() string {
 		return x.Vtep
 	}
 	return ""
+}
+
+func (x *Endpoint) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 // EndpointKey names an endpoint: a task's attachment to a network.
@@ -1893,7 +1905,7 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"ServiceVIP\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x0e\n" +
-	"\x02ip\x18\x02 \x01(\tR\x02ip\"\xc4\x01\n" +
+	"\x02ip\x18\x02 \x01(\tR\x02ip\"\xe0\x01\n" +
 	"\bEndpoint\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x17\n" +
@@ -1904,7 +1916,8 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\anode_id\x18\x05 \x01(\tR\x06nodeId\x12\x0e\n" +
 	"\x02ip\x18\x06 \x01(\tR\x02ip\x12\x10\n" +
 	"\x03mac\x18\a \x01(\tR\x03mac\x12\x12\n" +
-	"\x04vtep\x18\b \x01(\tR\x04vtep\"E\n" +
+	"\x04vtep\x18\b \x01(\tR\x04vtep\x12\x1a\n" +
+	"\bdraining\x18\t \x01(\bR\bdraining\"E\n" +
 	"\vEndpointKey\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x17\n" +

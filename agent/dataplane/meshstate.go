@@ -28,10 +28,15 @@ type MeshView struct {
 	LocalVTEP netip.Addr
 }
 
-// serviceEndpoints indexes endpoints by service and network, sorted by address.
+// serviceEndpoints indexes the serving endpoints by service and network, sorted by address. A
+// draining endpoint (its task is to stop) gets no new connection and no name: the overlay alone
+// keeps it, for the connections it has.
 func serviceEndpoints(eps []*api.Endpoint) map[[2]string][]*api.Endpoint {
 	out := map[[2]string][]*api.Endpoint{}
 	for _, ep := range eps {
+		if ep.GetDraining() {
+			continue
+		}
 		k := [2]string{ep.GetServiceId(), ep.GetNetworkId()}
 		out[k] = append(out[k], ep)
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/shoal/shoal/mesh/dns"
 )
 
+func draining(ep *api.Endpoint) *api.Endpoint { ep.Draining = true; return ep }
+
 func svcEP(svc, network, task, ip, vtep string, slot uint64) *api.Endpoint {
 	return &api.Endpoint{ServiceId: svc, NetworkId: network, TaskId: task, Ip: ip, Vtep: vtep, Slot: slot}
 }
@@ -35,6 +37,7 @@ func meshFixture() ([]*api.ServiceView, []*api.Endpoint) {
 		svcEP("s-web", "net1", "t1", "10.0.0.11", "198.18.0.1", 1),
 		svcEP("s-web", "net2", "t1", "10.1.0.11", "198.18.0.1", 1),
 		svcEP("s-db", "net1", "t3", "10.0.0.13", "198.18.0.2", 1),
+		draining(svcEP("s-web", "net1", "t9", "10.0.0.19", "198.18.0.1", 9)), // to stop: no VIP, port or name
 	}
 	return services, eps
 }

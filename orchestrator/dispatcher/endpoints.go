@@ -90,9 +90,25 @@ func isEndpointSource(t *api.Task) bool {
 		t.DesiredState <= api.TaskState_TASK_STATE_RUNNING
 }
 
-// endpointsOf returns t's endpoints on a node linked as l.
-func endpointsOf(t *api.Task, l nodeLink) map[epKey]*api.Endpoint {
-	if !isEndpointSource(t) || l.down || l.vtep == "" {
+// isDraining says whether t still runs but is to stop: its endpoints, if it had them, stay in
+// the overlay (marked draining) until it stops, so its open connections finish.
+func isDraining(t *api.Task) bool {
+	return t != nil && t.NodeId != "" && len(t.Networks) > 0 &&
+		t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING &&
+		t.DesiredState > api.TaskState_TASK_STATE_RUNNING
+}
+
+// endpointsOf returns t's endpoints on a node linked as l: serving ones, or with draining the
+// ones of a task that is to stop.
+func endpointsOf(t *api.Task, l nodeLink, draining bool) map[epKey]*api.Endpoint {
+	if l.down || l.vtep == "" {
+		return nil
+	}
+	if draining {
+		if !isDraining(t) {
+			return nil
+		}
+	} else if !isEndpointSource(t) {
 		return nil
 	}
 	eps := make(map[epKey]*api.Endpoint, len(t.Networks))
@@ -110,6 +126,7 @@ func endpointsOf(t *api.Task, l nodeLink) map[epKey]*api.Endpoint {
 			Ip:        p.Addr().String(),
 			Mac:       net.HardwareAddr(ipam.MACOf(p.Addr())).String(),
 			Vtep:      l.vtep,
+			Draining:  draining,
 		}
 	}
 	return eps
@@ -120,14 +137,20 @@ func endpointsOf(t *api.Task, l nodeLink) map[epKey]*api.Endpoint {
 func (et *endpointTable) applyTask(old, cur *api.Task) []epChange {
 	var before, after map[epKey]*api.Endpoint
 	if old != nil {
-		before = endpointsOf(old, et.nodes[old.NodeId])
+		before = et.current(old)
 		if m := et.onNode[old.NodeId]; m != nil {
 			delete(m, old.Id)
 		}
 	}
 	if cur != nil {
-		after = endpointsOf(cur, et.nodes[cur.NodeId])
-		if isEndpointSource(cur) {
+		after = endpointsOf(cur, et.nodes[cur.NodeId], false)
+		if len(after) == 0 && len(before) > 0 && old.NodeId == cur.NodeId {
+			// A serving task asked to stop drains: only ever from serving, so a task its
+			// node's return would show again (its slot's address already a successor's) is
+			// never published anew.
+			after = endpointsOf(cur, et.nodes[cur.NodeId], true)
+		}
+		if isEndpointSource(cur) || len(after) > 0 {
 			m := et.onNode[cur.NodeId]
 			if m == nil {
 				m = map[string]*api.Task{}
@@ -155,9 +178,25 @@ func (et *endpointTable) applyNode(n *api.Node, deleted bool) []epChange {
 	}
 	var changes []epChange
 	for _, t := range et.onNode[n.Id] {
-		changes = append(changes, et.swap(endpointsOf(t, old), endpointsOf(t, cur))...)
+		// A draining task is only ever withdrawn here: it never comes back.
+		changes = append(changes, et.swap(et.current(t), endpointsOf(t, cur, false))...)
 	}
 	return changes
+}
+
+// current returns the endpoints the table holds for t's attachments.
+func (et *endpointTable) current(t *api.Task) map[epKey]*api.Endpoint {
+	var out map[epKey]*api.Endpoint
+	for _, att := range t.Networks {
+		k := epKey{att.GetNetworkId(), t.Id}
+		if ep, ok := et.eps[k]; ok {
+			if out == nil {
+				out = map[epKey]*api.Endpoint{}
+			}
+			out[k] = ep
+		}
+	}
+	return out
 }
 
 // swap replaces the endpoints before with after in the table and returns
@@ -184,7 +223,7 @@ func (et *endpointTable) swap(before, after map[epKey]*api.Endpoint) []epChange 
 
 func sameEndpoint(a, b *api.Endpoint) bool {
 	return a.NodeId == b.NodeId && a.Ip == b.Ip && a.Mac == b.Mac && a.Vtep == b.Vtep &&
-		a.ServiceId == b.ServiceId && a.Slot == b.Slot
+		a.ServiceId == b.ServiceId && a.Slot == b.Slot && a.Draining == b.Draining
 }
 
 // all is every endpoint, sorted by network and task.

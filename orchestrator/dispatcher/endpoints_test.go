@@ -20,7 +20,11 @@ func onNetwork(t *api.Task, addr string) *api.Task {
 func endpointsOf(m *api.AssignmentsMessage) []string {
 	var out []string
 	for _, ep := range m.Endpoints {
-		out = append(out, ep.TaskId+"@"+ep.Ip+"/"+ep.Mac+"→"+ep.Vtep)
+		e := ep.TaskId + "@" + ep.Ip + "/" + ep.Mac + "→" + ep.Vtep
+		if ep.Draining {
+			e += " draining"
+		}
+		out = append(out, e)
 	}
 	for _, k := range m.RemovedEndpoints {
 		out = append(out, "-"+k.TaskId)
@@ -95,14 +99,16 @@ func TestEndpointViews(t *testing.T) {
 		{"and back when it is up again",
 			func(t *testing.T) { e.setNodeState(t, node1, api.NodeState_NODE_STATE_READY) },
 			[]string{"t1@10.0.0.5/02:42:0a:00:00:05→192.0.2.1"}},
-		{"a task being replaced is withdrawn while it still runs",
+		{"a task being replaced drains while it still runs: overlays keep it, load balancers drop it",
 			func(t *testing.T) {
 				e.changeTask(t, "t1", func(task *api.Task) { task.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN })
 			},
+			[]string{"t1@10.0.0.5/02:42:0a:00:00:05→192.0.2.1 draining"}},
+		{"its node going down withdraws it",
+			func(t *testing.T) { e.setNodeState(t, node1, api.NodeState_NODE_STATE_DOWN) },
 			[]string{"-t1"}},
-		{"and its node going down and back does not publish it again",
+		{"and the node coming back does not publish it again",
 			func(t *testing.T) {
-				e.setNodeState(t, node1, api.NodeState_NODE_STATE_DOWN)
 				e.setNodeState(t, node1, api.NodeState_NODE_STATE_READY)
 				e.changeTask(t, "t2", func(task *api.Task) { task.Slot = 2 }) // a change to see
 			},
@@ -125,6 +131,21 @@ func TestEndpointViews(t *testing.T) {
 		{"a deleted task is withdrawn",
 			func(t *testing.T) { e.deleteTask(t, "t2") },
 			[]string{"-t2"}},
+		{"another task runs",
+			func(t *testing.T) {
+				e.addTasks(t, onNetwork(newTask("t5", node2, api.TaskState_TASK_STATE_RUNNING), "10.0.0.9/24"))
+			},
+			[]string{"t5@10.0.0.9/02:42:0a:00:00:09→198.18.0.2"}},
+		{"a task asked to stop drains",
+			func(t *testing.T) {
+				e.changeTask(t, "t5", func(task *api.Task) { task.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN })
+			},
+			[]string{"t5@10.0.0.9/02:42:0a:00:00:09→198.18.0.2 draining"}},
+		{"and is withdrawn once it stops",
+			func(t *testing.T) {
+				e.changeTask(t, "t5", func(task *api.Task) { task.Status.State = api.TaskState_TASK_STATE_SHUTDOWN })
+			},
+			[]string{"-t5"}},
 	}
 	for _, st := range steps {
 		st.change(t)
