@@ -99,6 +99,7 @@ func TestPauseImageRebuilt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { removePins(t, e.cfg.NetNSDir) }) // registered last: runs before the containers go
 	ctx := context.Background()
 	first := mustController(t, e, echoTask(1))
 	if err := first.Prepare(ctx); err != nil {
