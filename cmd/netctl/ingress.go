@@ -6,13 +6,11 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"slices"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal/shoal/api"
 	"github.com/shoal/shoal/internal/cli"
 )
 
@@ -63,38 +61,20 @@ func newIngressListCommand(a *app) *cobra.Command {
 			"one, and says how each port differs.",
 		Args: cli.ExactArgs(0, ""),
 	}
-	node := cmd.Flags().String("node", "", "the node whose load balancer to read (default: the manager answering)")
-	format, checkFormat := cli.AddFormatFlag(cmd, cli.FormatTable, cli.FormatJSON)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := checkFormat(); err != nil {
-			return err
-		}
-		return a.withControl(cmd, func(ctx context.Context, c api.ControlClient) error {
-			v, err := inspectMesh(ctx, c, &api.InspectMeshRequest{Node: *node})
-			if err != nil {
-				return err
-			}
+	addMeshListing(a, cmd, []string{"SERVICE", "PROTOCOL", "PUBLISHED", "TARGET", "MODE", "BACKENDS", "PROGRAMMED", "STATE"},
+		func(v meshView) (any, [][]string) {
 			rows := v.ingressRows()
-			if *format == cli.FormatJSON {
-				err = cli.PrintJSONValue(a.stdout, rows)
-			} else {
-				table := make([][]string, 0, len(rows))
-				for _, r := range rows {
-					target := "-"
-					if r.Target != 0 {
-						target = strconv.FormatUint(uint64(r.Target), 10)
-					}
-					table = append(table, []string{r.Service, r.Protocol, strconv.FormatUint(uint64(r.Published), 10), target,
-						cli.OrDash(r.Mode), formatBackends(r.Backends), formatBackends(r.Programmed), r.State})
+			table := make([][]string, 0, len(rows))
+			for _, r := range rows {
+				target := "-"
+				if r.Target != 0 {
+					target = strconv.FormatUint(uint64(r.Target), 10)
 				}
-				err = cli.PrintTable(a.stdout, []string{"SERVICE", "PROTOCOL", "PUBLISHED", "TARGET", "MODE", "BACKENDS", "PROGRAMMED", "STATE"}, table)
+				table = append(table, []string{r.Service, r.Protocol, strconv.FormatUint(uint64(r.Published), 10), target,
+					cli.OrDash(r.Mode), formatBackends(r.Backends), formatBackends(r.Programmed), r.State})
 			}
-			if err != nil {
-				return err
-			}
-			return v.loadBalancerError()
+			return rows, table
 		})
-	}
 	return cmd
 }
 

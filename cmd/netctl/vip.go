@@ -67,6 +67,22 @@ func newVIPListCommand(a *app) *cobra.Command {
 			"lists every one, and says how each VIP differs.",
 		Args: cli.ExactArgs(0, ""),
 	}
+	addMeshListing(a, cmd, []string{"SERVICE", "NETWORK", "VIP", "BACKENDS", "PROGRAMMED", "STATE"},
+		func(v meshView) (any, [][]string) {
+			rows := v.vipRows()
+			table := make([][]string, 0, len(rows))
+			for _, r := range rows {
+				table = append(table, []string{r.Service, r.Network, r.VIP, formatBackends(r.Backends), formatBackends(r.Programmed), r.State})
+			}
+			return rows, table
+		})
+	return cmd
+}
+
+// addMeshListing makes cmd a listing of what a node's load balancer holds (--node, --format):
+// rows turns the node's mesh into the JSON value and the table's rows under header. A load
+// balancer that could not be read is an error, after the listing.
+func addMeshListing(a *app, cmd *cobra.Command, header []string, rows func(meshView) (any, [][]string)) {
 	node := cmd.Flags().String("node", "", "the node whose load balancer to read (default: the manager answering)")
 	format, checkFormat := cli.AddFormatFlag(cmd, cli.FormatTable, cli.FormatJSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -78,15 +94,11 @@ func newVIPListCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows := v.vipRows()
+			value, table := rows(v)
 			if *format == cli.FormatJSON {
-				err = cli.PrintJSONValue(a.stdout, rows)
+				err = cli.PrintJSONValue(a.stdout, value)
 			} else {
-				table := make([][]string, 0, len(rows))
-				for _, r := range rows {
-					table = append(table, []string{r.Service, r.Network, r.VIP, formatBackends(r.Backends), formatBackends(r.Programmed), r.State})
-				}
-				err = cli.PrintTable(a.stdout, []string{"SERVICE", "NETWORK", "VIP", "BACKENDS", "PROGRAMMED", "STATE"}, table)
+				err = cli.PrintTable(a.stdout, header, table)
 			}
 			if err != nil {
 				return err
@@ -94,7 +106,6 @@ func newVIPListCommand(a *app) *cobra.Command {
 			return v.loadBalancerError()
 		})
 	}
-	return cmd
 }
 
 // inspectMesh asks for a node's mesh and derives its desired state.
