@@ -14,10 +14,13 @@
 //     the node's IP layer and bridged replies from a backend pass conntrack to be un-NATed.
 //  2. Open one Balancer per node (mesh/backend.Open) and call it from inside the node's network
 //     namespace: a process that lives there, or a thread locked to it for each call.
-//  3. On every change of a service, task or published port, call Sync with the whole State:
-//     every VIP with the RUNNING task IPs of its service on that network (any node), every
-//     published port with its backends (any node for Ingress, this node's tasks for Host), and
-//     SNAT when an Ingress port exists. Sync sends only what changed since the last call.
+//  3. Call Sync with the whole State when the whole view is new (an agent's start, a new
+//     stream): every VIP with the RUNNING task IPs of its service on that network (any node),
+//     every published port with its backends (any node for Ingress, this node's tasks for
+//     Host), and SNAT when an Ingress port exists. On a change of some services or their tasks,
+//     call Update with those services' VIPs and ports, and the ones they no longer have: its cost
+//     follows the change, not the number of services. When Update fails (ErrNoState after a
+//     failure, a refused input), Sync the whole State.
 //  4. Call Repair periodically: it reads the kernel and fixes what was changed by hand.
 //  5. Call Remove when the node leaves the cluster.
 //

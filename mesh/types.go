@@ -124,7 +124,21 @@ type Port struct {
 
 // Key names the port as "tcp/8080": unique within a State.
 func (p Port) Key() string {
-	return p.Protocol.String() + "/" + strconv.Itoa(int(p.Published))
+	return p.PortKey().String()
+}
+
+// PortKey is what keys a published port within a State: its protocol and published port.
+type PortKey struct {
+	Protocol  Protocol
+	Published uint16
+}
+
+// PortKey returns the port's key.
+func (p Port) PortKey() PortKey { return PortKey{Protocol: p.Protocol, Published: p.Published} }
+
+// String names the key as "tcp/8080".
+func (k PortKey) String() string {
+	return k.Protocol.String() + "/" + strconv.Itoa(int(k.Published))
 }
 
 // State is everything one node's load balancer must hold.
@@ -136,7 +150,24 @@ type State struct {
 	SNAT netip.Addr
 }
 
-// Changes is what one Sync or Repair changed in the kernel.
+// Update is a change to the State a Balancer last applied, naming only what changed: VIPs and
+// Ports are added or replace the one with the same address (a VIP) or key (a port);
+// RemovedVIPs and RemovedPorts are taken out (a key that is not there is no error). Removals
+// apply first, so one Update can move a VIP or a port from one service to another. SNAT is not
+// changed by an Update: a new SNAT takes a Sync.
+type Update struct {
+	VIPs         []VIP
+	RemovedVIPs  []netip.Addr
+	Ports        []Port
+	RemovedPorts []PortKey
+}
+
+// Empty reports whether u changes nothing.
+func (u Update) Empty() bool {
+	return len(u.VIPs) == 0 && len(u.RemovedVIPs) == 0 && len(u.Ports) == 0 && len(u.RemovedPorts) == 0
+}
+
+// Changes is what one Sync, Update or Repair changed in the kernel.
 type Changes struct {
 	Added int // VIPs and ports that were programmed anew
 	// Updated counts the VIPs and ports whose programming was corrected or replaced, and the
@@ -177,6 +208,15 @@ type Balancer interface {
 	// first after a failure or after Repair found the table gone, programs everything in one
 	// batch. An invalid s is refused with a *FieldError and changes nothing.
 	Sync(s State) (Changes, error)
+	// Update applies u to the State the last Sync, Update or Repair applied, checking and sending only
+	// the VIPs and ports u names, in one atomic batch: its cost follows the size of u, not of
+	// the State. u is refused with a *FieldError (fields named as in Update: "VIPs[0].Addr")
+	// when the State it would make is invalid, e.g. a VIP that is another VIP's backend, or a
+	// VIP or port that another service holds and u does not remove; nothing changes then.
+	// Before the first Sync, after Remove, and after a Sync, Update or Repair that failed in
+	// the kernel (one refused as invalid changes nothing, and the applied State stands), it
+	// fails with ErrNoState: the caller Syncs the whole State instead.
+	Update(u Update) (Changes, error)
 	// Repair reads the kernel and, in one batch, fixes every VIP and port whose programming
 	// differs from s, also when the table was deleted or flushed by hand.
 	Repair(s State) (Changes, error)
@@ -187,6 +227,10 @@ type Balancer interface {
 	// Remove deletes everything this Balancer owns in the kernel.
 	Remove() error
 }
+
+// ErrNoState is Update's error when the Balancer holds no State it applied to change: the
+// caller must Sync the whole State.
+var ErrNoState = errors.New("mesh: no state applied to update; Sync the whole state")
 
 // ErrInvalid matches every *FieldError with errors.Is.
 var ErrInvalid = errors.New("invalid load-balancing state")

@@ -15,13 +15,19 @@
 //  1. Build one Manager per node with New, giving it the node's underlay address (LocalVTEP),
 //     and call it from inside the node's network namespace: a process that lives in that
 //     namespace, or a thread locked to it for the length of each call.
-//  2. On every change of a network's view (endpoints, nodes taking part), call Sync with the
-//     network's whole desired state: every endpoint on any node (those on this node get no
-//     entries) and every other node's VTEP. Sync diffs against the kernel, so repeating it is
-//     cheap and a periodic Sync repairs hand edits. Sync returns ErrNoBridge until shoal's CNI
-//     plugin has made the network's bridge (the first local task); call it again after that.
-//  3. Withdraw an endpoint (its node is down, its task is gone) by leaving it out of the next
-//     Desired; move one by giving it its new VTEP.
+//  2. Program a network's whole view with Sync: every endpoint on any node (those on this node
+//     get no entries) and the other nodes' VTEPs that take part without an endpoint (Peers;
+//     a remote endpoint's VTEP always takes part). Sync diffs against the kernel, so repeating
+//     it is safe and a periodic Sync repairs hand edits. Sync returns ErrNoBridge until shoal's
+//     CNI plugin has made the network's bridge (the first local task); call it again after
+//     that. Call Sync for a new network, for a view that changed as a whole (Peers, VNI, MTU),
+//     and periodically.
+//  3. Program a change of a few endpoints with Update: Set those added, moved (a new VTEP) or
+//     changed, list the IPs of those withdrawn (node down, task gone) in Removed. Update costs
+//     what the change costs, not what the network does: it works from what the last Sync
+//     applied. When it returns ErrNotSynced (no successful Sync yet, or a Sync or Update of the
+//     network failed), call Sync with the whole view instead. A later Sync's Desired includes
+//     the changes given to Update: a Sync with an older view undoes them.
 //  4. When a network no longer exists, call Remove; Devices lists what is left on the node,
 //     for removing the devices of networks the agent no longer knows.
 //

@@ -11,6 +11,10 @@ var (
 	ErrNoBridge = errors.New("network bridge does not exist")
 	// ErrInvalid: an input field was refused; the error is a *FieldError naming it.
 	ErrInvalid = errors.New("invalid input")
+	// ErrNotSynced: Update does not know what the kernel holds for the network, because no Sync
+	// of it has succeeded yet, or its last Sync or Update failed, or it was removed. Update
+	// changed nothing; call Sync with the network's whole desired state instead.
+	ErrNotSynced = errors.New("network overlay not synced")
 )
 
 // FieldError is a refused input: which field (as in the Go types, indexes included:

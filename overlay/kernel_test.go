@@ -7,6 +7,7 @@ package overlay
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -53,23 +54,28 @@ func permanence(n netlink.Neigh) string {
 	return ""
 }
 
-// expectedEntries are the entries node must hold for d, formatted as kernelEntries does.
+// expectedEntries are the entries node must hold for d, formatted as kernelEntries does: one
+// FDB entry per MAC of the remote endpoints, one neighbour entry per remote endpoint, and one
+// all-zeros destination per VTEP in d.Peers or of a remote endpoint.
 func (node *testNode) expectedEntries(d Desired) (fdb, neigh []string) {
+	flood := func(vtep netip.Addr) string {
+		return fmt.Sprintf("%s dst %s", net.HardwareAddr{0, 0, 0, 0, 0, 0}, vtep)
+	}
 	for _, ep := range d.Endpoints {
 		if ep.VTEP == node.vtep {
 			continue
 		}
-		fdb = append(fdb, fmt.Sprintf("%s dst %s", ep.MAC, ep.VTEP))
+		fdb = append(fdb, fmt.Sprintf("%s dst %s", ep.MAC, ep.VTEP), flood(ep.VTEP))
 		neigh = append(neigh, fmt.Sprintf("%s lladdr %s", ep.IP, ep.MAC))
 	}
 	for _, p := range d.Peers {
 		if p != node.vtep {
-			fdb = append(fdb, fmt.Sprintf("%s dst %s", net.HardwareAddr{0, 0, 0, 0, 0, 0}, p))
+			fdb = append(fdb, flood(p))
 		}
 	}
 	slices.Sort(fdb)
 	slices.Sort(neigh)
-	return fdb, neigh
+	return slices.Compact(fdb), neigh
 }
 
 // checkEntries fails the test unless node's kernel holds exactly d's entries.

@@ -1,7 +1,7 @@
 package overlay
 
 // This file owns the Manager: its construction and the calls that act on devices as a whole
-// (Remove, Devices). Sync lives in sync.go, Inspect in inspect.go.
+// (Remove, Devices). Sync lives in sync.go, Update in update.go, Inspect in inspect.go.
 
 import (
 	"fmt"
@@ -15,6 +15,10 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 	mu  sync.Mutex
+	// applied is what the last successful Sync of each network applied, kept current by
+	// Update, by device name; a network is absent until its first successful Sync and after
+	// a failed Sync or Update, or its Remove.
+	applied map[string]*networkState
 }
 
 // New returns a Manager for the node whose underlay address is cfg.LocalVTEP. It touches no
@@ -28,11 +32,16 @@ func New(cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{cfg: cfg, log: log.With("component", "overlay", "vtep", cfg.LocalVTEP)}, nil
+	return &Manager{
+		cfg:     cfg,
+		log:     log.With("component", "overlay", "vtep", cfg.LocalVTEP),
+		applied: make(map[string]*networkState),
+	}, nil
 }
 
 // Remove deletes the network's VXLAN device; its entries go with it. A device already gone is
-// fine; a link of that name that is not a VXLAN device is left alone and reported.
+// fine; a link of that name that is not a VXLAN device is left alone and reported. The Manager
+// forgets what it programmed for the network: Update returns ErrNotSynced until the next Sync.
 func (m *Manager) Remove(networkID string) error {
 	if err := validateNetworkID(networkID); err != nil {
 		return err
@@ -40,6 +49,7 @@ func (m *Manager) Remove(networkID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name := DeviceName(networkID)
+	delete(m.applied, name)
 	removed, err := deleteDevice(name)
 	if err != nil {
 		return fmt.Errorf("remove the overlay of network %s: %w", networkID, err)

@@ -1,7 +1,7 @@
 package overlay
 
 // This file owns Sync: ensure the device, dump its entries, diff them with the desired ones and
-// apply the difference, deletions first.
+// apply the difference, deletions first; then remember what it applied, for Update.
 
 import (
 	"errors"
@@ -16,12 +16,15 @@ import (
 // MTU, up, enslaved to d.Network.Bridge, learning off on that bridge port), recreating it when
 // its VNI, local address, port, learning, proxy or group are wrong. It then makes the device's
 // entries exactly the desired ones: for every remote endpoint a permanent FDB entry MAC → VTEP
-// and a permanent neighbour entry IP → MAC, for every peer an all-zeros FDB destination. It
-// diffs with the kernel, so a second Sync with the same d changes nothing.
+// and a permanent neighbour entry IP → MAC, for every peer and every VTEP of a remote endpoint
+// an all-zeros FDB destination. It diffs with the kernel, so a second Sync with the same d
+// changes nothing. After a successful Sync the Manager remembers d's endpoints and peers, for
+// Update.
 //
 // Bad input is refused with a *FieldError before anything changes. When the bridge does not
 // exist, Sync changes nothing and returns an error wrapping ErrNoBridge. When an entry cannot be
 // programmed, Sync still tries the others and returns what it changed with the joined errors.
+// After any error but a refused input, Update returns ErrNotSynced until a Sync succeeds.
 func (m *Manager) Sync(d Desired) (Changes, error) {
 	w, err := validateDesired(d, m.cfg)
 	if err != nil {
@@ -30,6 +33,8 @@ func (m *Manager) Sync(d Desired) (Changes, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	log := m.log.With("network", d.Network.ID, "device", w.device.name)
+	// Whatever fails from here may leave the kernel anywhere between the old state and d.
+	delete(m.applied, w.device.name)
 
 	br, err := lookupBridge(w.device.bridge)
 	if err != nil {
@@ -58,6 +63,7 @@ func (m *Manager) Sync(d Desired) (Changes, error) {
 	if err != nil {
 		return ch, fmt.Errorf("sync network %s: device %q: %w", d.Network.ID, w.device.name, err)
 	}
+	m.applied[w.device.name] = newNetworkState(d.Network.ID, dev.Index, m.cfg.LocalVTEP, w)
 	return ch, nil
 }
 

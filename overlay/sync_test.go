@@ -7,6 +7,7 @@ package overlay
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -199,5 +200,28 @@ func TestSyncMakesEntriesPermanent(t *testing.T) {
 	}
 	if r := n0.inspect(want); !r.Clean() {
 		t.Errorf("Inspect after the repairing Sync is not clean: %+v", r)
+	}
+}
+
+// Broadcasts go to every VTEP in Peers and every VTEP of a remote endpoint; a VTEP only an
+// endpoint named loses its destination with its last endpoint, a listed peer keeps it.
+func TestSyncFloodsToPeersAndEndpointVTEPs(t *testing.T) {
+	node := newLoneNode(t, "node")
+	d := Desired{
+		Network:   testNetwork,
+		Endpoints: []Endpoint{updEndpoint(10, updP1), updEndpoint(11, updP2)},
+		Peers:     []netip.Addr{updP1, updP3, updLocal},
+	}
+	if got, want := node.sync(d), (Changes{Added: 2*2 + 3, DeviceCreated: true}); got != want {
+		t.Errorf("first Sync changed %+v, want %+v", got, want)
+	}
+	node.checkEntries(t, d)
+	d.Endpoints = nil
+	if got, want := node.sync(d), (Changes{Removed: 2*2 + 1}); got != want {
+		t.Errorf("Sync without endpoints changed %+v, want %+v (P2's destination gone, P1's and P3's kept)", got, want)
+	}
+	fdb, _ := node.kernelEntries(t, DeviceName(testNetworkID))
+	if want := []string{"00:00:00:00:00:00 dst " + updP1.String(), "00:00:00:00:00:00 dst " + updP3.String()}; !slices.Equal(fdb, want) {
+		t.Errorf("FDB entries %q, want %q", fdb, want)
 	}
 }

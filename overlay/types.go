@@ -1,7 +1,7 @@
 package overlay
 
 // This file owns the plain values the caller hands in (Network, Endpoint, Desired, Config) and
-// the ones Sync and Devices hand back (Changes, Device).
+// the ones Sync, Update and Devices hand back (Changes, Device). EndpointUpdate is in update.go.
 
 import (
 	"log/slog"
@@ -30,8 +30,12 @@ type Desired struct {
 	// Endpoints are every endpoint of the network, on any node; those on this node
 	// (VTEP == Config.LocalVTEP) get no entries.
 	Endpoints []Endpoint
-	// Peers are the other nodes' VTEPs that take part in the network; broadcasts are replicated
-	// to each. The local VTEP, if listed, is ignored.
+	// Peers are other nodes' VTEPs that take part in the network. Broadcasts are replicated
+	// (one all-zeros FDB destination each) to the union of Peers and the VTEPs of the remote
+	// Endpoints: a node with an endpoint of the network always takes part, so Peers need only
+	// add nodes that take part without one. A VTEP in Peers keeps its destination while
+	// Updates take its endpoints away; one that is only an endpoint's loses it with its last
+	// endpoint. The local VTEP, if listed, is ignored.
 	Peers []netip.Addr
 }
 
@@ -45,8 +49,9 @@ type Config struct {
 // DefaultPort is the IANA VXLAN port, used when Config.Port is 0.
 const DefaultPort = 4789
 
-// Changes is what one Sync changed in the kernel. Entries count FDB and neighbour entries
-// together; one all-zeros FDB destination counts as one entry.
+// Changes is what one Sync or Update changed in the kernel. Entries count FDB and neighbour
+// entries together; one all-zeros FDB destination counts as one entry. Update never touches
+// the device.
 type Changes struct {
 	Added    int // entries that were missing
 	Replaced int // entries that were wrong (a MAC at another VTEP, an IP with another MAC, not permanent)
@@ -59,7 +64,7 @@ type Changes struct {
 	DeviceUpdated bool
 }
 
-// Changed reports whether the Sync changed anything at all.
+// Changed reports whether the Sync or Update changed anything at all.
 func (c Changes) Changed() bool {
 	return c != Changes{}
 }

@@ -1,7 +1,8 @@
 package overlay
 
 // This file checks the caller's input and turns a valid Desired into the entries this node must
-// hold (wanted). Nothing here touches the kernel, so a refused input changes nothing.
+// hold (wanted), and a valid EndpointUpdate into checked endpoints (checkedUpdate). Nothing here
+// touches the kernel, so a refused input changes nothing.
 
 import (
 	"fmt"
@@ -17,11 +18,21 @@ const (
 	maxIfName = 15 // IFNAMSIZ less the terminating NUL
 )
 
-// wanted is a Desired as this node must program it: the device and its entries.
+// wanted is a Desired as this node must program it: the device and its entries, and the
+// checked endpoints and peers they come from (what the Manager remembers after a Sync).
 type wanted struct {
-	device deviceSpec
-	fdb    []fdbRecord   // unicast MAC → VTEP for remote endpoints, then all-zeros MAC → peer
-	neigh  []neighRecord // IP → MAC for remote endpoints
+	device    deviceSpec
+	fdb       []fdbRecord   // unicast MAC → VTEP for remote endpoints, then all-zeros MAC → peer
+	neigh     []neighRecord // IP → MAC for remote endpoints
+	endpoints []endpoint    // every endpoint, local ones too, in the order given
+	peers     []netip.Addr  // Desired.Peers once each, without the local VTEP
+}
+
+// endpoint is a checked Endpoint: IPv4 addresses in their 4-byte form, the MAC as an array.
+type endpoint struct {
+	ip   netip.Addr
+	mac  [6]byte
+	vtep netip.Addr
 }
 
 func invalid(field, format string, args ...any) *FieldError {
@@ -116,51 +127,62 @@ func validateDesired(d Desired, cfg Config) (wanted, error) {
 	if err := w.addPeers(d.Peers, cfg.LocalVTEP); err != nil {
 		return wanted{}, err
 	}
+	w.addFloodDestinations(cfg.LocalVTEP)
 	return w, nil
 }
 
-// addEndpoints adds the entries of the remote endpoints. An IP may appear once; a MAC may appear
-// more than once only at one VTEP (it then gets one FDB entry).
+// addEndpoints adds the endpoints and the entries of the remote ones. An IP may appear once; a
+// MAC may appear more than once only at one VTEP (it then gets one FDB entry).
 func (w *wanted) addEndpoints(eps []Endpoint, local netip.Addr) error {
 	ipAt := make(map[netip.Addr]int, len(eps))
 	macAt := make(map[[6]byte]int, len(eps))
-	field := func(i int, name string) string { return fmt.Sprintf("Endpoints[%d].%s", i, name) }
-	for i, ep := range eps {
-		ip, why := ipv4Addr(ep.IP)
-		if why != "" {
-			return invalid(field(i, "IP"), "%s", why)
+	w.endpoints = make([]endpoint, 0, len(eps))
+	for i, raw := range eps {
+		field := func(name string) string { return fmt.Sprintf("Endpoints[%d].%s", i, name) }
+		ep, err := checkEndpoint(raw, field)
+		if err != nil {
+			return err
 		}
-		mac, why := unicastMAC(ep.MAC)
-		if why != "" {
-			return invalid(field(i, "MAC"), "%s", why)
+		if j, dup := ipAt[ep.ip]; dup {
+			return invalid(field("IP"), "%s is also Endpoints[%d].IP", ep.ip, j)
 		}
-		vtep, why := vtepAddr(ep.VTEP)
-		if why != "" {
-			return invalid(field(i, "VTEP"), "%s", why)
+		ipAt[ep.ip] = i
+		j, macSeen := macAt[ep.mac]
+		if macSeen && w.endpoints[j].vtep != ep.vtep {
+			return invalid(field("MAC"), "%s is also Endpoints[%d].MAC, at VTEP %s, not %s", raw.MAC, j, w.endpoints[j].vtep, ep.vtep)
 		}
-		if j, dup := ipAt[ip]; dup {
-			return invalid(field(i, "IP"), "%s is also Endpoints[%d].IP", ip, j)
-		}
-		ipAt[ip] = i
-		if j, dup := macAt[mac]; dup {
-			if other, _ := vtepAddr(eps[j].VTEP); other != vtep {
-				return invalid(field(i, "MAC"), "%s is also Endpoints[%d].MAC, at VTEP %s, not %s", ep.MAC, j, other, vtep)
-			}
-		}
-		if vtep == local {
-			macAt[mac] = i
+		macAt[ep.mac] = i
+		w.endpoints = append(w.endpoints, ep)
+		if ep.vtep == local {
 			continue
 		}
-		w.neigh = append(w.neigh, neighRecord{ip: ip, mac: append(net.HardwareAddr(nil), mac[:]...), permanent: true})
-		if _, dup := macAt[mac]; !dup {
-			w.fdb = append(w.fdb, fdbRecord{mac: mac, dst: vtep, permanent: true})
+		w.neigh = append(w.neigh, neighRecord{ip: ep.ip, mac: append(net.HardwareAddr(nil), ep.mac[:]...), permanent: true})
+		if !macSeen {
+			w.fdb = append(w.fdb, fdbRecord{mac: ep.mac, dst: ep.vtep, permanent: true})
 		}
-		macAt[mac] = i
 	}
 	return nil
 }
 
-// addPeers adds one all-zeros FDB entry per peer, once each; the local VTEP is skipped.
+// checkEndpoint checks one endpoint on its own; field gives the name of one of its fields in
+// the input ("IP" → "Endpoints[3].IP"), for a refusal.
+func checkEndpoint(ep Endpoint, field func(name string) string) (endpoint, error) {
+	ip, why := ipv4Addr(ep.IP)
+	if why != "" {
+		return endpoint{}, invalid(field("IP"), "%s", why)
+	}
+	mac, why := unicastMAC(ep.MAC)
+	if why != "" {
+		return endpoint{}, invalid(field("MAC"), "%s", why)
+	}
+	vtep, why := vtepAddr(ep.VTEP)
+	if why != "" {
+		return endpoint{}, invalid(field("VTEP"), "%s", why)
+	}
+	return endpoint{ip: ip, mac: mac, vtep: vtep}, nil
+}
+
+// addPeers checks the peers and keeps each once; the local VTEP is skipped.
 func (w *wanted) addPeers(peers []netip.Addr, local netip.Addr) error {
 	seen := make(map[netip.Addr]bool, len(peers))
 	for i, p := range peers {
@@ -172,9 +194,67 @@ func (w *wanted) addPeers(peers []netip.Addr, local netip.Addr) error {
 			continue
 		}
 		seen[vtep] = true
-		w.fdb = append(w.fdb, fdbRecord{dst: vtep, permanent: true})
+		w.peers = append(w.peers, vtep)
 	}
 	return nil
+}
+
+// addFloodDestinations adds one all-zeros FDB entry per VTEP that takes part in the network:
+// the peers, then the VTEPs of remote endpoints that are no peer, each once.
+func (w *wanted) addFloodDestinations(local netip.Addr) {
+	seen := make(map[netip.Addr]bool, len(w.peers))
+	add := func(vtep netip.Addr) {
+		if vtep == local || seen[vtep] {
+			return
+		}
+		seen[vtep] = true
+		w.fdb = append(w.fdb, fdbRecord{dst: vtep, permanent: true})
+	}
+	for _, p := range w.peers {
+		add(p)
+	}
+	for _, ep := range w.endpoints {
+		add(ep.vtep)
+	}
+}
+
+// checkedUpdate is a checked EndpointUpdate.
+type checkedUpdate struct {
+	set     []endpoint
+	removed []netip.Addr
+}
+
+// checkUpdate checks u on its own: each endpoint of Set as Sync checks Desired.Endpoints, an IP
+// once in Set, a MAC in Set at one VTEP, each removed IP an IPv4 unicast address. Whether Set's
+// MACs agree with the endpoints of the network that stay needs the network's state:
+// newStateDelta checks that.
+func checkUpdate(u EndpointUpdate) (checkedUpdate, error) {
+	c := checkedUpdate{set: make([]endpoint, 0, len(u.Set)), removed: make([]netip.Addr, 0, len(u.Removed))}
+	for i, a := range u.Removed {
+		ip, why := ipv4Addr(a)
+		if why != "" {
+			return checkedUpdate{}, invalid(fmt.Sprintf("Removed[%d]", i), "%s", why)
+		}
+		c.removed = append(c.removed, ip)
+	}
+	ipAt := make(map[netip.Addr]int, len(u.Set))
+	macAt := make(map[[6]byte]int, len(u.Set))
+	for i, raw := range u.Set {
+		field := func(name string) string { return fmt.Sprintf("Set[%d].%s", i, name) }
+		ep, err := checkEndpoint(raw, field)
+		if err != nil {
+			return checkedUpdate{}, err
+		}
+		if j, dup := ipAt[ep.ip]; dup {
+			return checkedUpdate{}, invalid(field("IP"), "%s is also Set[%d].IP", ep.ip, j)
+		}
+		if j, dup := macAt[ep.mac]; dup && c.set[j].vtep != ep.vtep {
+			return checkedUpdate{}, invalid(field("MAC"), "%s is also Set[%d].MAC, at VTEP %s, not %s", raw.MAC, j, c.set[j].vtep, ep.vtep)
+		}
+		ipAt[ep.ip], macAt[ep.mac] = i, i
+		c.set = append(c.set, ep)
+	}
+	return c, nil
 }
 
 // ipv4Addr accepts an IPv4 unicast address (also in its IPv4-mapped IPv6 form, which net.IP

@@ -19,6 +19,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/shoal/shoal/overlay"
 	"github.com/vishvananda/netlink"
 
 	"github.com/shoal/shoal/api"
@@ -105,7 +106,8 @@ func TestRealPlugins(t *testing.T) {
 }
 
 // assertEth0 checks the interface the plugins made in the namespace: its
-// address, the MAC derived from it, the node MTU, and tuning's promisc flag.
+// address, the MAC derived from it, the node MTU, tuning's promisc flag, and
+// GRO (shoal-bridge turns it on for the tunnelled traffic a task receives).
 func assertEth0(t *testing.T, netns ns.NetNS, addr string) {
 	t.Helper()
 	wantMAC, err := MACOf(addr)
@@ -119,6 +121,9 @@ func assertEth0(t *testing.T, netns ns.NetNS, addr string) {
 		}
 		if a := link.Attrs(); a.HardwareAddr.String() != wantMAC.String() || a.MTU != DefaultMTU || a.Promisc != 1 {
 			return fmt.Errorf("eth0 has mac %s, mtu %d, promisc %d; want %s, %d, 1", a.HardwareAddr, a.MTU, a.Promisc, wantMAC, DefaultMTU)
+		}
+		if on, err := overlay.GROEnabled("eth0"); err != nil || !on {
+			return fmt.Errorf("eth0 has GRO %t (%v), want on", on, err)
 		}
 		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
 		if err != nil {

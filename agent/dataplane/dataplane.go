@@ -39,6 +39,7 @@ const overlayDevicePrefix = "shx"
 // Overlay is what the controller needs of overlay.Manager.
 type Overlay interface {
 	Sync(overlay.Desired) (overlay.Changes, error)
+	Update(networkID string, u overlay.EndpointUpdate) (overlay.Changes, error)
 	Remove(networkID string) error
 	Devices() ([]overlay.Device, error)
 	Inspect(overlay.Desired) (overlay.Report, error)
@@ -73,14 +74,34 @@ type Controller struct {
 	mu        sync.Mutex
 	networks  map[string]*api.Network             // by ID
 	endpoints map[string]map[string]*api.Endpoint // network ID → task ID → endpoint
-	dirty     map[string]bool                     // networks to program
-	sweep     bool                                // remove devices of unknown networks
-	haveView  bool                                // a COMPLETE view has come: the known networks are all there are
+	dirty     map[string]bool                     // networks to program whole
+	// ipTasks indexes endpoints by network and address: the tasks that claim each address (one,
+	// but for a view in flux).
+	ipTasks map[string]map[netip.Addr]map[string]bool
+	// dirtyIPs are, by network, the addresses whose endpoints changed since the last pass:
+	// unless the network is dirty as a whole, a pass programs them alone (updateLocked).
+	dirtyIPs map[string]map[netip.Addr]bool
+	// synced are the networks whose last Sync programmed their device (the overlay holds what it
+	// applied, for Updates); bridgeless those whose last Sync found no bridge here: their changed
+	// addresses wait for a Sync that finds one (a task's attach, an ingress port, the repair
+	// pass), so that a node without the network pays nothing for its endpoints' changes.
+	synced, bridgeless map[string]bool
+	sweep              bool // remove devices of unknown networks
+	haveView           bool // a COMPLETE view has come: the known networks are all there are
 
 	services     map[string]*api.ServiceView // by ID
 	haveServices bool                        // a COMPLETE view of the services has come
-	meshDirty    bool                        // the mesh is to be programmed
+	meshDirty    bool                        // the whole mesh is to be programmed
 	repairMesh   bool                        // the next pass repairs the mesh from the kernel
+	// serviceEPs indexes endpoints by service ID, then by (network ID, task ID): what a pass
+	// needs to program one service without looking at the others.
+	serviceEPs map[string]map[[2]string]*api.Endpoint
+	// dirtyServices are the services whose views or endpoints changed since the last pass:
+	// unless the whole mesh is dirty, a pass programs only them (programServicesLocked).
+	dirtyServices map[string]bool
+	// programmed is what the mesh holds, by service, after the last pass that succeeded; nil
+	// when the next pass must program the whole mesh.
+	programmed *meshRecord
 }
 
 // New returns a controller; Run programs.
@@ -92,7 +113,10 @@ func New(cfg Config) *Controller {
 		cfg.Log = slog.Default()
 	}
 	return &Controller{cfg: cfg, wake: make(chan struct{}, 1), networks: map[string]*api.Network{},
-		endpoints: map[string]map[string]*api.Endpoint{}, dirty: map[string]bool{}, services: map[string]*api.ServiceView{}}
+		endpoints: map[string]map[string]*api.Endpoint{}, dirty: map[string]bool{}, services: map[string]*api.ServiceView{},
+		serviceEPs: map[string]map[[2]string]*api.Endpoint{}, dirtyServices: map[string]bool{},
+		ipTasks: map[string]map[netip.Addr]map[string]bool{}, dirtyIPs: map[string]map[netip.Addr]bool{},
+		synced: map[string]bool{}, bridgeless: map[string]bool{}}
 }
 
 // SetNetworks records network definitions (an assignments message's).
@@ -116,22 +140,22 @@ func (c *Controller) ApplyEndpoints(complete bool, set []*api.Endpoint, removed 
 			c.dirty[id] = true
 		}
 		clear(c.endpoints)
+		clear(c.serviceEPs)
+		clear(c.ipTasks)
+		clear(c.dirtyIPs)
 		c.sweep, c.haveView = true, true
+		c.meshDirty = true
 	}
 	for _, k := range removed {
-		delete(c.endpoints[k.GetNetworkId()], k.GetTaskId())
-		c.dirty[k.GetNetworkId()] = true
+		c.forgetEndpointLocked(k.GetNetworkId(), k.GetTaskId())
 	}
 	for _, ep := range set {
-		m := c.endpoints[ep.GetNetworkId()]
-		if m == nil {
-			m = map[string]*api.Endpoint{}
-			c.endpoints[ep.GetNetworkId()] = m
+		c.forgetEndpointLocked(ep.GetNetworkId(), ep.GetTaskId())
+		c.indexEndpointLocked(ep)
+		if complete {
+			c.dirty[ep.GetNetworkId()] = true
 		}
-		m[ep.GetTaskId()] = ep
-		c.dirty[ep.GetNetworkId()] = true
 	}
-	c.meshDirty = true
 	c.mu.Unlock()
 	c.kick()
 }
@@ -150,13 +174,18 @@ func (c *Controller) Ensure(networkIDs []string) error {
 	defer c.mu.Unlock()
 	var errs []error
 	for _, id := range networkIDs {
+		if c.synced[id] {
+			continue // its device is on its bridge; a new bridge would have had no Sync
+		}
 		if err := c.syncLocked(id); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	// The task's bridge may be new: its VIP addresses and its DNS listener
-	// come with it.
-	c.meshDirty = true
+	// A bridge new since the mesh was programmed needs its VIP addresses and
+	// its DNS listener: the whole mesh is programmed then.
+	if c.newBridgeLocked(networkIDs) {
+		c.meshDirty = true
+	}
 	c.syncMeshLocked(false)
 	if len(errs) > 0 {
 		return fmt.Errorf("dataplane: %w", errors.Join(errs...))
@@ -198,9 +227,17 @@ func (c *Controller) pass() {
 	c.ensureIngressBridgesLocked()
 	for _, id := range slices.Sorted(maps.Keys(c.dirty)) {
 		delete(c.dirty, id)
+		delete(c.dirtyIPs, id)
 		if err := c.syncLocked(id); err != nil {
 			c.cfg.Log.Warn("program the overlay", "network", id, "err", err)
 			// Left for the repair pass: retrying at once would spin.
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.dirtyIPs)) {
+		ips := c.dirtyIPs[id]
+		delete(c.dirtyIPs, id)
+		if err := c.updateLocked(id, ips); err != nil {
+			c.cfg.Log.Warn("program the overlay", "network", id, "err", err)
 		}
 	}
 	repair := c.repairMesh
@@ -214,8 +251,15 @@ func (c *Controller) RemoveNetworks(ids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
+		for task := range c.endpoints[id] {
+			c.forgetEndpointLocked(id, task)
+		}
 		delete(c.networks, id)
 		delete(c.endpoints, id)
+		delete(c.ipTasks, id)
+		delete(c.dirtyIPs, id)
+		delete(c.synced, id)
+		delete(c.bridgeless, id)
 		delete(c.dirty, id)
 		if err := c.cfg.Overlay.Remove(id); err != nil {
 			c.cfg.Log.Warn("remove the overlay device of a removed network", "network", id, "err", err)
@@ -256,19 +300,51 @@ func (c *Controller) sweepLocked() {
 	}
 }
 
+// updateLocked programs the endpoints of network id at ips alone, when the overlay holds what
+// the network's last Sync applied; else, or when that fails, it programs the network whole;
+// c.mu is held.
+func (c *Controller) updateLocked(id string, ips map[netip.Addr]bool) error {
+	if _, ok := c.networks[id]; !ok || c.bridgeless[id] {
+		return nil // not known yet, or nothing to connect here: a Sync comes first
+	}
+	var u overlay.EndpointUpdate
+	for _, ip := range slices.SortedFunc(maps.Keys(ips), netip.Addr.Compare) {
+		if e, ok := c.programmedAtLocked(id, ip); ok {
+			u.Set = append(u.Set, e)
+		} else {
+			u.Removed = append(u.Removed, ip)
+		}
+	}
+	ch, err := c.cfg.Overlay.Update(id, u)
+	if err == nil {
+		if ch != (overlay.Changes{}) {
+			c.cfg.Log.Debug("overlay updated", "network", id, "added", ch.Added, "replaced", ch.Replaced, "removed", ch.Removed)
+		}
+		return nil
+	}
+	if !errors.Is(err, overlay.ErrNotSynced) {
+		c.cfg.Log.Info("program changed endpoints alone; programming the network whole", "network", id, "err", err)
+	}
+	return c.syncLocked(id)
+}
+
 // syncLocked programs network id; c.mu is held.
 func (c *Controller) syncLocked(id string) error {
 	d, ok := c.desiredLocked(id)
 	if !ok {
 		return nil // not known yet: its definition comes with the task that needs it
 	}
+	delete(c.synced, id)
+	delete(c.bridgeless, id)
 	ch, err := c.cfg.Overlay.Sync(d)
 	if errors.Is(err, overlay.ErrNoBridge) {
+		c.bridgeless[id] = true
 		return nil // no task of it here: nothing to connect
 	}
 	if err != nil {
 		return fmt.Errorf("network %s: %w", id, err)
 	}
+	c.synced[id] = true
 	if ch != (overlay.Changes{}) {
 		c.cfg.Log.Debug("overlay programmed", "network", id, "added", ch.Added, "replaced", ch.Replaced, "removed", ch.Removed, "device_created", ch.DeviceCreated)
 	}
@@ -359,31 +435,115 @@ func (c *Controller) desiredLocked(id string) (overlay.Desired, bool) {
 		return overlay.Desired{}, false
 	}
 	d := overlay.Desired{Network: overlay.Network{ID: id, VNI: n.GetVni(), Bridge: cni.BridgeName(id), MTU: c.cfg.MTU}}
-	peers := map[netip.Addr]bool{}
-	byIP := map[netip.Addr]*api.Endpoint{}
-	for _, taskID := range slices.Sorted(maps.Keys(c.endpoints[id])) {
-		ep := c.endpoints[id][taskID]
-		ip, err1 := netip.ParseAddr(ep.GetIp())
-		vtep, err2 := netip.ParseAddr(ep.GetVtep())
-		mac, err3 := net.ParseMAC(ep.GetMac())
-		// One endpoint the overlay cannot carry is skipped, not the network.
-		if err1 != nil || err2 != nil || err3 != nil || !ip.Is4() || !vtep.Is4() || vtep.IsLoopback() || len(mac) != 6 {
-			c.cfg.Log.Warn("an endpoint that cannot be programmed", "network", id, "task", ep.GetTaskId(), "ip", ep.GetIp(), "vtep", ep.GetVtep(), "mac", ep.GetMac())
-			continue
-		}
-		if other, ok := byIP[ip]; ok {
-			// Two tasks on one address: the manager never allows it, so a view
-			// saying so is in flux; the first (by task ID) stands until it settles.
-			c.cfg.Log.Warn("two endpoints with one address; programming the first", "network", id, "ip", ip, "task", other.GetTaskId(), "skipped", ep.GetTaskId())
-			continue
-		}
-		byIP[ip] = ep
-		d.Endpoints = append(d.Endpoints, overlay.Endpoint{IP: ip, MAC: mac, VTEP: vtep})
-		if vtep != c.cfg.LocalVTEP {
-			peers[vtep] = true
+	// No Peers: the overlay floods to the VTEP of every remote endpoint, and to those alone, so a
+	// node whose last endpoint goes stops getting the network's broadcasts with an Update too.
+	for _, ip := range slices.SortedFunc(maps.Keys(c.ipTasks[id]), netip.Addr.Compare) {
+		if e, ok := c.programmedAtLocked(id, ip); ok {
+			d.Endpoints = append(d.Endpoints, e)
 		}
 	}
-	slices.SortFunc(d.Endpoints, func(a, b overlay.Endpoint) int { return a.IP.Compare(b.IP) })
-	d.Peers = slices.SortedFunc(maps.Keys(peers), func(a, b netip.Addr) int { return a.Compare(b) })
 	return d, true
+}
+
+// programmedAtLocked is the endpoint the overlay programs at address ip of network id: of the
+// tasks that claim the address, the first by task ID whose endpoint the overlay can carry; false
+// when there is none. Two tasks on one address: the manager never allows it, so a view saying so
+// is in flux, and the first stands until it settles. c.mu is held.
+func (c *Controller) programmedAtLocked(id string, ip netip.Addr) (overlay.Endpoint, bool) {
+	var first *api.Endpoint
+	var out overlay.Endpoint
+	for _, task := range slices.Sorted(maps.Keys(c.ipTasks[id][ip])) {
+		ep := c.endpoints[id][task]
+		vtep, err1 := netip.ParseAddr(ep.GetVtep())
+		mac, err2 := net.ParseMAC(ep.GetMac())
+		// One endpoint the overlay cannot carry is skipped, not the network.
+		if err1 != nil || err2 != nil || !vtep.Is4() || vtep.IsLoopback() || len(mac) != 6 {
+			c.cfg.Log.Warn("an endpoint that cannot be programmed", "network", id, "task", task, "ip", ep.GetIp(), "vtep", ep.GetVtep(), "mac", ep.GetMac())
+			continue
+		}
+		if first != nil {
+			c.cfg.Log.Warn("two endpoints with one address; programming the first", "network", id, "ip", ip, "task", first.GetTaskId(), "skipped", task)
+			continue
+		}
+		first, out = ep, overlay.Endpoint{IP: ip, MAC: mac, VTEP: vtep}
+	}
+	return out, first != nil
+}
+
+// endpointAddr is the address of ep the overlay keys it by: its IPv4 address, or false when it
+// has none (an endpoint the overlay cannot carry).
+func endpointAddr(ep *api.Endpoint) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(ep.GetIp())
+	return ip, err == nil && ip.Is4()
+}
+
+// indexEndpointLocked adds ep to the endpoints and their indexes, and marks its service and its
+// address dirty.
+func (c *Controller) indexEndpointLocked(ep *api.Endpoint) {
+	network, task := ep.GetNetworkId(), ep.GetTaskId()
+	m := c.endpoints[network]
+	if m == nil {
+		m = map[string]*api.Endpoint{}
+		c.endpoints[network] = m
+	}
+	m[task] = ep
+	id := ep.GetServiceId()
+	byTask := c.serviceEPs[id]
+	if byTask == nil {
+		byTask = map[[2]string]*api.Endpoint{}
+		c.serviceEPs[id] = byTask
+	}
+	byTask[[2]string{network, task}] = ep
+	c.dirtyServices[id] = true
+	if ip, ok := endpointAddr(ep); ok {
+		c.ipTasks[network] = addToSet(c.ipTasks[network], ip, task)
+		c.markIPLocked(network, ip)
+	} else {
+		c.cfg.Log.Warn("an endpoint that cannot be programmed", "network", network, "task", task, "ip", ep.GetIp())
+	}
+}
+
+// forgetEndpointLocked removes the endpoint of task on network, if known, from the endpoints and
+// their indexes, and marks its service and its address dirty.
+func (c *Controller) forgetEndpointLocked(network, task string) {
+	ep, ok := c.endpoints[network][task]
+	if !ok {
+		return
+	}
+	delete(c.endpoints[network], task)
+	id := ep.GetServiceId()
+	delete(c.serviceEPs[id], [2]string{network, task})
+	if len(c.serviceEPs[id]) == 0 {
+		delete(c.serviceEPs, id)
+	}
+	c.dirtyServices[id] = true
+	if ip, ok := endpointAddr(ep); ok {
+		tasks := c.ipTasks[network][ip]
+		delete(tasks, task)
+		if len(tasks) == 0 {
+			delete(c.ipTasks[network], ip)
+		}
+		c.markIPLocked(network, ip)
+	}
+}
+
+// markIPLocked marks address ip of network dirty for the next pass.
+func (c *Controller) markIPLocked(network string, ip netip.Addr) {
+	m := c.dirtyIPs[network]
+	if m == nil {
+		m = map[netip.Addr]bool{}
+		c.dirtyIPs[network] = m
+	}
+	m[ip] = true
+}
+
+func addToSet(m map[netip.Addr]map[string]bool, ip netip.Addr, task string) map[netip.Addr]map[string]bool {
+	if m == nil {
+		m = map[netip.Addr]map[string]bool{}
+	}
+	if m[ip] == nil {
+		m[ip] = map[string]bool{}
+	}
+	m[ip][task] = true
+	return m
 }

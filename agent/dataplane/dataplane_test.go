@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -13,13 +14,19 @@ import (
 	"github.com/shoal/shoal/overlay"
 )
 
-// fakeOverlay records what it is asked to program.
+// fakeOverlay holds what it is asked to program, as overlay.Manager programs it: a network's
+// last Sync changed by the Updates since, with Peers the VTEPs broadcasts go to (the Sync's
+// Peers and every remote endpoint's VTEP).
 type fakeOverlay struct {
 	mu       sync.Mutex
-	synced   map[string]overlay.Desired // by network ID, the last Sync
+	synced   map[string]overlay.Desired // by network ID
+	explicit map[string][]netip.Addr    // the Peers of each network's last Sync
 	devices  []overlay.Device
 	removed  []string
 	noBridge map[string]bool
+	local    netip.Addr // the node's VTEP, which gets no entries
+	syncs    int
+	updates  int
 }
 
 func (f *fakeOverlay) Sync(d overlay.Desired) (overlay.Changes, error) {
@@ -28,8 +35,47 @@ func (f *fakeOverlay) Sync(d overlay.Desired) (overlay.Changes, error) {
 	if f.noBridge[d.Network.ID] {
 		return overlay.Changes{}, overlay.ErrNoBridge
 	}
-	f.synced[d.Network.ID] = d
+	f.syncs++
+	if f.explicit == nil {
+		f.explicit = map[string][]netip.Addr{}
+	}
+	f.explicit[d.Network.ID] = d.Peers
+	d.Endpoints = slices.Clone(d.Endpoints)
+	f.hold(d)
 	return overlay.Changes{Added: 1}, nil
+}
+
+// Update applies u to what the network holds; it needs a Sync first, as the Manager does.
+func (f *fakeOverlay) Update(id string, u overlay.EndpointUpdate) (overlay.Changes, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.synced[id]
+	if !ok {
+		return overlay.Changes{}, overlay.ErrNotSynced
+	}
+	f.updates++
+	d.Endpoints = slices.DeleteFunc(slices.Clone(d.Endpoints), func(e overlay.Endpoint) bool {
+		return slices.Contains(u.Removed, e.IP) || slices.ContainsFunc(u.Set, func(s overlay.Endpoint) bool { return s.IP == e.IP })
+	})
+	d.Endpoints = append(d.Endpoints, u.Set...)
+	f.hold(d)
+	return overlay.Changes{Added: len(u.Set)}, nil
+}
+
+// hold records d as the network's state, endpoints sorted, Peers the VTEPs flooded to.
+func (f *fakeOverlay) hold(d overlay.Desired) {
+	slices.SortFunc(d.Endpoints, func(a, b overlay.Endpoint) int { return a.IP.Compare(b.IP) })
+	peers := map[netip.Addr]bool{}
+	for _, p := range f.explicit[d.Network.ID] {
+		peers[p] = true
+	}
+	for _, e := range d.Endpoints {
+		if e.VTEP != f.local {
+			peers[e.VTEP] = true
+		}
+	}
+	d.Peers = slices.SortedFunc(maps.Keys(peers), netip.Addr.Compare)
+	f.synced[d.Network.ID] = d
 }
 
 func (f *fakeOverlay) Remove(id string) error {
@@ -88,7 +134,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // The endpoint views become each network's desired overlay: every endpoint, the other nodes as
 // peers; changes are programmed as they come, and a complete view sweeps unknown devices.
 func TestControllerProgramsEndpointViews(t *testing.T) {
-	f := &fakeOverlay{synced: map[string]overlay.Desired{}, noBridge: map[string]bool{"net2bbbbbbbbbbbb": true},
+	f := &fakeOverlay{synced: map[string]overlay.Desired{}, local: netip.MustParseAddr("198.18.0.1"), noBridge: map[string]bool{"net2bbbbbbbbbbbb": true},
 		devices: []overlay.Device{{Name: "shxnet1aaaaaa", VNI: 4096}, {Name: "shxgoneaaaaaa", VNI: 4097}}}
 	c := New(Config{LocalVTEP: netip.MustParseAddr("198.18.0.1"), Overlay: f, MTU: 1450})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -141,7 +187,7 @@ func TestControllerKeepsDevicesUntilAView(t *testing.T) {
 // An endpoint the overlay cannot carry, or a second one on an address, is skipped; the rest of
 // the network is programmed. A removed network's device goes at once.
 func TestControllerSkipsBadEndpoints(t *testing.T) {
-	f := &fakeOverlay{synced: map[string]overlay.Desired{}}
+	f := &fakeOverlay{synced: map[string]overlay.Desired{}, local: netip.MustParseAddr("198.18.0.1")}
 	c := New(Config{LocalVTEP: netip.MustParseAddr("198.18.0.1"), Overlay: f, MTU: 1450})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -168,5 +214,45 @@ func TestControllerSkipsBadEndpoints(t *testing.T) {
 	}
 	if _, ok := c.Desired("net1aaaaaaaaaaaa"); ok {
 		t.Fatal("a removed network is still known")
+	}
+}
+
+// A node without a network's bridge pays nothing for the network's endpoint changes: they wait
+// for the Sync that a task's attach (Ensure) makes, after which changes are Updates. A network
+// already synced is not programmed whole again by the next attach.
+func TestControllerProgramsChangedAddressesAlone(t *testing.T) {
+	f := &fakeOverlay{synced: map[string]overlay.Desired{}, local: netip.MustParseAddr("198.18.0.1"), noBridge: map[string]bool{"net1aaaaaaaaaaaa": true}}
+	c := New(Config{LocalVTEP: netip.MustParseAddr("198.18.0.1"), Overlay: f, MTU: 1450})
+	c.SetNetworks([]*api.Network{{Id: "net1aaaaaaaaaaaa", Vni: 4096}})
+	c.ApplyEndpoints(true, []*api.Endpoint{ep("t1", "10.0.0.5", "198.18.0.2")}, nil)
+	c.pass()
+	calls := func() (int, int) { f.mu.Lock(); defer f.mu.Unlock(); return f.syncs, f.updates }
+	for i := range 5 {
+		c.ApplyEndpoints(false, []*api.Endpoint{ep(fmt.Sprint("t", 10+i), fmt.Sprintf("10.0.0.%d", 10+i), "198.18.0.3")}, nil)
+		c.pass()
+	}
+	if syncs, updates := calls(); syncs != 0 || updates != 0 {
+		t.Fatalf("without a bridge: %d Syncs, %d Updates; want none", syncs, updates)
+	}
+
+	f.mu.Lock()
+	delete(f.noBridge, "net1aaaaaaaaaaaa")
+	f.mu.Unlock()
+	if err := c.Ensure([]string{"net1aaaaaaaaaaaa"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ensure([]string{"net1aaaaaaaaaaaa"}); err != nil { // a second task's attach
+		t.Fatal(err)
+	}
+	c.ApplyEndpoints(false, []*api.Endpoint{ep("t1", "10.0.0.5", "198.18.0.3")}, []*api.EndpointKey{{NetworkId: "net1aaaaaaaaaaaa", TaskId: "t10"}})
+	c.pass()
+	if syncs, updates := calls(); syncs != 1 || updates != 1 {
+		t.Fatalf("after the bridge came: %d Syncs, %d Updates; want the attach's Sync, then one Update", syncs, updates)
+	}
+	d, _ := f.last("net1aaaaaaaaaaaa")
+	want := "vni 4096 bridge shlnet1aaaaaa mtu 1450 eps [10.0.0.5/02:42:0a:00:00:05→198.18.0.3 10.0.0.11/02:42:0a:00:00:0b→198.18.0.3 " +
+		"10.0.0.12/02:42:0a:00:00:0c→198.18.0.3 10.0.0.13/02:42:0a:00:00:0d→198.18.0.3 10.0.0.14/02:42:0a:00:00:0e→198.18.0.3] peers [198.18.0.3]"
+	if summary(d) != want {
+		t.Fatalf("the overlay holds\n%s\nwant\n%s", summary(d), want)
 	}
 }

@@ -2,9 +2,12 @@ package dataplane
 
 // This file owns the programming of the node's service mesh from the controller's views: the
 // bridges ingress needs, the VIP addresses on the bridges, the load balancer and the DNS server.
-// Any change of the views marks the mesh dirty; a pass programs it whole, each part diffing
-// against what it holds, so one endpoint change costs one service's rules. The repair pass reads
-// the kernel back (mesh.Balancer.Repair) and puts right what was changed behind its back.
+// A change of one service's view or endpoints marks that service dirty, and the next pass
+// programs it alone (meshupdate.go): one endpoint change costs one service's rules and records,
+// however many services there are. A complete view, a network's change, a new bridge, a failure
+// and the repair pass program the whole mesh, each part diffing against what it holds; the
+// repair pass reads the kernel back (mesh.Balancer.Repair) and puts right what was changed
+// behind its back.
 
 import (
 	"context"
@@ -29,9 +32,11 @@ import (
 // DNSServer is what the controller needs of the node's embedded DNS server (dns.Server).
 type DNSServer interface {
 	Sync(zones []dns.Zone) error
+	Update(network string, set []dns.Service, removed []string) error
 	Lookup(network, name string, qtype uint16) (dns.Answer, error)
 	Records() map[string]map[string][]netip.Addr
 	Listening() []netip.AddrPort
+	Broken() bool
 }
 
 // Bridges is what the controller needs of the node's bridges: whether one exists, making one a
@@ -51,13 +56,17 @@ func (c *Controller) ApplyServices(complete bool, set []*api.ServiceView, remove
 		clear(c.services)
 		c.haveServices = true
 	}
+	if complete {
+		c.meshDirty = true
+	}
 	for _, id := range removed {
 		delete(c.services, id)
+		c.dirtyServices[id] = true
 	}
 	for _, s := range set {
 		c.services[s.GetId()] = s
+		c.dirtyServices[s.GetId()] = true
 	}
-	c.meshDirty = true
 	c.mu.Unlock()
 	c.kick()
 }
@@ -65,13 +74,25 @@ func (c *Controller) ApplyServices(complete bool, set []*api.ServiceView, remove
 // meshEnabled says whether the node runs a mesh at all.
 func (c *Controller) meshEnabled() bool { return c.cfg.Balancer != nil && c.cfg.Bridges != nil }
 
-// ensureIngressBridgesLocked makes the bridge of every network an ingress port needs, so that the
-// overlay can connect it and the node reach the port's backends; c.mu is held.
+// meshFullLocked says whether the next pass programs the whole mesh rather than the changed
+// services alone; c.mu is held.
+func (c *Controller) meshFullLocked() bool {
+	return c.meshDirty || c.repairMesh || c.programmed == nil
+}
+
+// ensureIngressBridgesLocked makes the bridge of every network an ingress port of the services
+// the next pass programs needs, so that the overlay can connect it and the node reach the port's
+// backends; c.mu is held. A bridge it makes has the whole mesh programmed (its VIP addresses,
+// its DNS listener).
 func (c *Controller) ensureIngressBridgesLocked() {
 	if !c.meshEnabled() || !c.haveServices {
 		return
 	}
-	for _, id := range IngressNetworks(c.serviceListLocked()) {
+	services := c.dirtyServiceListLocked()
+	if c.meshFullLocked() {
+		services = c.serviceListLocked()
+	}
+	for _, id := range IngressNetworks(services) {
 		n, ok := c.networks[id]
 		if !ok {
 			continue
@@ -90,23 +111,61 @@ func (c *Controller) ensureIngressBridgesLocked() {
 		}
 		c.cfg.Log.Info("made the bridge of a network for its ingress ports", "network", id, "bridge", name)
 		c.dirty[id] = true
+		c.meshDirty = true
 	}
 }
 
-// syncMeshLocked programs the mesh if it is dirty (or with repair, reads the kernel back and
-// repairs it); c.mu is held.
+// newBridgeLocked says whether one of the networks has a bridge that the last programming of
+// the whole mesh did not see; c.mu is held.
+func (c *Controller) newBridgeLocked(networkIDs []string) bool {
+	if !c.meshEnabled() || c.programmed == nil {
+		return false // the next pass programs the whole mesh anyway
+	}
+	for _, id := range networkIDs {
+		if !c.programmed.bridges[id] && c.cfg.Bridges.Exists(cni.BridgeName(id)) {
+			return true
+		}
+	}
+	return false
+}
+
+// syncMeshLocked programs what changed of the mesh: the whole of it when it is dirty, with
+// repair (reading the kernel back and repairing it) or when nothing is recorded of it, else the
+// services whose views or endpoints changed, falling back to the whole when that fails; c.mu is
+// held.
 func (c *Controller) syncMeshLocked(repair bool) {
-	if !c.meshEnabled() || !c.haveServices || (!c.meshDirty && !repair) {
+	if !c.meshEnabled() {
+		clear(c.dirtyServices) // nothing to program them into
 		return
 	}
+	if !c.haveServices {
+		return
+	}
+	full := c.meshDirty || repair || c.programmed == nil
+	if !full {
+		if len(c.dirtyServices) == 0 {
+			return
+		}
+		err := c.programServicesLocked()
+		if err == nil {
+			clear(c.dirtyServices)
+			return
+		}
+		c.cfg.Log.Info("program the changed services alone; programming the whole mesh", "services", len(c.dirtyServices), "err", err)
+	}
 	c.meshDirty = false
-	if err := c.programMeshLocked(repair); err != nil {
+	clear(c.dirtyServices)
+	rec, err := c.programMeshLocked(repair)
+	c.programmed = rec
+	if err != nil {
 		c.cfg.Log.Warn("program the service mesh", "err", err)
 		c.meshDirty = true // retried by the repair pass
 	}
 }
 
-func (c *Controller) programMeshLocked(repair bool) error {
+// programMeshLocked programs the whole mesh, each part diffing against what it holds, and returns
+// the record of it (nil with an error: the next pass programs the whole mesh again).
+func (c *Controller) programMeshLocked(repair bool) (*meshRecord, error) {
 	services := c.serviceListLocked()
 	eps := c.endpointListLocked()
 	var errs []error
@@ -138,7 +197,10 @@ func (c *Controller) programMeshLocked(repair bool) error {
 			errs = append(errs, fmt.Errorf("DNS: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c.recordMeshLocked(st, services), nil
 }
 
 // dnsZonesLocked are the DNS zones of the known networks; c.mu is held.

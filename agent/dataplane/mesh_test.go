@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -17,18 +18,59 @@ import (
 	"github.com/shoal/shoal/overlay"
 )
 
-// fakeBalancer records the states it is given.
+// fakeBalancer holds the state it is given whole (Sync, Repair) or in pieces (Update), as a
+// Balancer's kernel would, and counts the calls.
 type fakeBalancer struct {
 	mu      sync.Mutex
-	synced  []mesh.State
+	state   *mesh.State // nil until the first Sync
+	syncs   int
+	updates int
 	repairs int
+	// refuseUpdates makes Update fail, as a kernel refusing a batch does.
+	refuseUpdates bool
 }
 
 func (f *fakeBalancer) Backend() string { return "fake" }
 func (f *fakeBalancer) Sync(s mesh.State) (mesh.Changes, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.synced = append(f.synced, s)
+	if err := s.Validate(); err != nil {
+		return mesh.Changes{}, err
+	}
+	f.syncs++
+	s = normalState(s)
+	f.state = &s
+	return mesh.Changes{Updated: 1}, nil
+}
+func (f *fakeBalancer) Update(u mesh.Update) (mesh.Changes, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state == nil {
+		return mesh.Changes{}, mesh.ErrNoState
+	}
+	if f.refuseUpdates {
+		f.state = nil
+		return mesh.Changes{}, errors.New("batch refused")
+	}
+	f.updates++
+	next := mesh.State{SNAT: f.state.SNAT}
+	for _, v := range f.state.VIPs {
+		if !slices.Contains(u.RemovedVIPs, v.Addr) && !slices.ContainsFunc(u.VIPs, func(w mesh.VIP) bool { return w.Addr == v.Addr }) {
+			next.VIPs = append(next.VIPs, v)
+		}
+	}
+	next.VIPs = append(next.VIPs, u.VIPs...)
+	for _, p := range f.state.Ports {
+		if !slices.Contains(u.RemovedPorts, p.PortKey()) && !slices.ContainsFunc(u.Ports, func(q mesh.Port) bool { return q.PortKey() == p.PortKey() }) {
+			next.Ports = append(next.Ports, p)
+		}
+	}
+	next.Ports = append(next.Ports, u.Ports...)
+	if err := next.Validate(); err != nil {
+		return mesh.Changes{}, err
+	}
+	next = normalState(next)
+	f.state = &next
 	return mesh.Changes{Updated: 1}, nil
 }
 func (f *fakeBalancer) Repair(s mesh.State) (mesh.Changes, error) {
@@ -39,22 +81,42 @@ func (f *fakeBalancer) Repair(s mesh.State) (mesh.Changes, error) {
 }
 func (f *fakeBalancer) Inspect(mesh.State) ([]mesh.Difference, error) { return nil, nil }
 func (f *fakeBalancer) Read() (mesh.State, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.synced) == 0 {
-		return mesh.State{}, nil
-	}
-	return f.synced[len(f.synced)-1], nil
+	st, _ := f.last()
+	return st, nil
 }
 func (f *fakeBalancer) Remove() error { return nil }
 
 func (f *fakeBalancer) last() (mesh.State, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.synced) == 0 {
+	if f.state == nil {
 		return mesh.State{}, false
 	}
-	return f.synced[len(f.synced)-1], true
+	return *f.state, true
+}
+
+func (f *fakeBalancer) calls() (syncs, updates int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.syncs, f.updates
+}
+
+// normalState sorts s's VIPs, ports and backends, so that equal states compare equal.
+func normalState(s mesh.State) mesh.State {
+	out := mesh.State{SNAT: s.SNAT}
+	for _, v := range s.VIPs {
+		v.Backends = slices.Clone(v.Backends)
+		slices.SortFunc(v.Backends, netip.Addr.Compare)
+		out.VIPs = append(out.VIPs, v)
+	}
+	for _, p := range s.Ports {
+		p.Backends = slices.Clone(p.Backends)
+		slices.SortFunc(p.Backends, func(a, b mesh.Backend) int { return strings.Compare(a.String(), b.String()) })
+		out.Ports = append(out.Ports, p)
+	}
+	slices.SortFunc(out.VIPs, func(a, b mesh.VIP) int { return a.Addr.Compare(b.Addr) })
+	slices.SortFunc(out.Ports, func(a, b mesh.Port) int { return strings.Compare(a.Key(), b.Key()) })
+	return out
 }
 
 // fakeBridges is a node's bridges: which exist, and their VIPs.
@@ -92,7 +154,7 @@ func (f *fakeBridges) ReadVIPs(name string) ([]netip.Addr, error) {
 	return slices.Clone(f.vips[name]), nil
 }
 
-// fakeDNS records the zones it is given.
+// fakeDNS holds the zones it is given whole (Sync) or in pieces (Update).
 type fakeDNS struct {
 	mu    sync.Mutex
 	zones []dns.Zone
@@ -101,12 +163,52 @@ type fakeDNS struct {
 func (f *fakeDNS) Sync(z []dns.Zone) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.zones = z
+	f.zones = normalZones(z)
 	return nil
 }
+func (f *fakeDNS) Update(network string, set []dns.Service, removed []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.zones, func(z dns.Zone) bool { return z.Network == network })
+	if i < 0 {
+		return dns.ErrUnknownNetwork
+	}
+	z := &f.zones[i]
+	z.Services = slices.DeleteFunc(slices.Clone(z.Services), func(s dns.Service) bool {
+		return slices.ContainsFunc(removed, func(n string) bool { return strings.EqualFold(n, s.Name) }) ||
+			slices.ContainsFunc(set, func(t dns.Service) bool { return strings.EqualFold(t.Name, s.Name) })
+	})
+	z.Services = append(z.Services, set...)
+	f.zones = normalZones(f.zones)
+	return nil
+}
+
+func (f *fakeDNS) current() []dns.Zone {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.zones
+}
+
+// normalZones sorts zones and their services (by lower-case name), so that equal zones compare
+// equal.
+func normalZones(zones []dns.Zone) []dns.Zone {
+	out := slices.Clone(zones)
+	for i := range out {
+		if len(out[i].Services) == 0 {
+			out[i].Services = nil // no services, however they went
+			continue
+		}
+		out[i].Services = slices.Clone(out[i].Services)
+		slices.SortFunc(out[i].Services, func(a, b dns.Service) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	}
+	slices.SortFunc(out, func(a, b dns.Zone) int { return strings.Compare(a.Network, b.Network) })
+	return out
+}
+
 func (f *fakeDNS) Lookup(string, string, uint16) (dns.Answer, error) { return dns.Answer{}, nil }
 func (f *fakeDNS) Records() map[string]map[string][]netip.Addr       { return nil }
 func (f *fakeDNS) Listening() []netip.AddrPort                       { return nil }
+func (f *fakeDNS) Broken() bool                                      { return false }
 
 func (f *fakeDNS) listens() []string {
 	f.mu.Lock()
@@ -126,7 +228,7 @@ func network(id, subnet string) *api.Network {
 // has none, VIP addresses on the bridges it has, the balancer's whole state, and DNS zones that
 // listen on the gateways of the bridges here; each change reprograms, and the repair pass repairs.
 func TestControllerProgramsTheMesh(t *testing.T) {
-	ov := &fakeOverlay{synced: map[string]overlay.Desired{}}
+	ov := &fakeOverlay{synced: map[string]overlay.Desired{}, local: netip.MustParseAddr("198.18.0.1")}
 	lb := &fakeBalancer{}
 	br := &fakeBridges{exists: map[string]bool{"shlnet2bbbbbb": true}, vips: map[string][]netip.Addr{}}
 	d := &fakeDNS{}
@@ -205,7 +307,7 @@ func TestControllerProgramsTheMesh(t *testing.T) {
 // leader answers must not empty its load balancer.
 func TestControllerLeavesTheMeshUntilAView(t *testing.T) {
 	lb := &fakeBalancer{}
-	c := New(Config{LocalVTEP: netip.MustParseAddr("198.18.0.1"), Overlay: &fakeOverlay{synced: map[string]overlay.Desired{}},
+	c := New(Config{LocalVTEP: netip.MustParseAddr("198.18.0.1"), Overlay: &fakeOverlay{synced: map[string]overlay.Desired{}, local: netip.MustParseAddr("198.18.0.1")},
 		MTU: 1450, RepairPeriod: 10 * time.Millisecond, Balancer: lb, Bridges: &fakeBridges{exists: map[string]bool{}, vips: map[string][]netip.Addr{}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

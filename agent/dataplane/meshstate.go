@@ -160,39 +160,48 @@ func BridgeVIPs(services []*api.ServiceView) map[string][]netip.Addr {
 // the network's bridge); a network it has none for gets a zone with no listener.
 func DNSZones(networks []*api.Network, services []*api.ServiceView, eps []*api.Endpoint, listen func(networkID string) netip.Addr) []dns.Zone {
 	byService := serviceEndpoints(eps)
+	sorted := sortedServices(services)
 	var zones []dns.Zone
 	for _, n := range networks {
 		z := dns.Zone{Network: n.GetId(), Name: n.GetSpec().GetAnnotations().GetName(), Listen: listen(n.GetId())}
-		for _, s := range sortedServices(services) {
-			// A name DNS cannot hold ("api.v2") has no records: it must not stop the other
-			// services' (the server refuses a whole Sync with one bad name).
-			if !slices.Contains(s.GetNetworks(), n.GetId()) || !dns.ValidName(s.GetName()) {
-				continue
+		for _, s := range sorted {
+			if ds, ok := dnsService(n.GetId(), s, byService); ok {
+				z.Services = append(z.Services, ds)
 			}
-			ds := dns.Service{Name: s.GetName()}
-			if s.GetMode() == api.EndpointSpec_MODE_VIP {
-				for _, vip := range s.GetVips() {
-					if a, err := netip.ParseAddr(vip.GetIp()); err == nil && a.Is4() && vip.GetNetworkId() == n.GetId() {
-						ds.VIP = a
-					}
-				}
-			}
-			list := byService[[2]string{s.GetId(), n.GetId()}]
-			ds.Tasks = backendAddrs(list)
-			for _, ep := range list {
-				if a := addrOf(ep); a.IsValid() && ep.GetSlot() > 0 {
-					if ds.Slots == nil {
-						ds.Slots = map[uint64]netip.Addr{}
-					}
-					ds.Slots[ep.GetSlot()] = a
-				}
-			}
-			z.Services = append(z.Services, ds)
 		}
 		zones = append(zones, z)
 	}
 	slices.SortFunc(zones, func(a, b dns.Zone) int { return strings.Compare(a.Network, b.Network) })
 	return zones
+}
+
+// dnsService is service s's records in the zone of network networkID, from the serving endpoints
+// indexed by serviceEndpoints; false when s is not on the network or has a name DNS cannot hold
+// ("api.v2"): such a service has no records, and must not stop the other services' (the server
+// refuses a whole Sync with one bad name).
+func dnsService(networkID string, s *api.ServiceView, byService map[[2]string][]*api.Endpoint) (dns.Service, bool) {
+	if !slices.Contains(s.GetNetworks(), networkID) || !dns.ValidName(s.GetName()) {
+		return dns.Service{}, false
+	}
+	ds := dns.Service{Name: s.GetName()}
+	if s.GetMode() == api.EndpointSpec_MODE_VIP {
+		for _, vip := range s.GetVips() {
+			if a, err := netip.ParseAddr(vip.GetIp()); err == nil && a.Is4() && vip.GetNetworkId() == networkID {
+				ds.VIP = a
+			}
+		}
+	}
+	list := byService[[2]string{s.GetId(), networkID}]
+	ds.Tasks = backendAddrs(list)
+	for _, ep := range list {
+		if a := addrOf(ep); a.IsValid() && ep.GetSlot() > 0 {
+			if ds.Slots == nil {
+				ds.Slots = map[uint64]netip.Addr{}
+			}
+			ds.Slots[ep.GetSlot()] = a
+		}
+	}
+	return ds, true
 }
 
 func sortedServices(list []*api.ServiceView) []*api.ServiceView {

@@ -20,6 +20,9 @@ type removals struct {
 func (r *removals) Sync(overlay.Desired) (overlay.Changes, error) {
 	return overlay.Changes{}, overlay.ErrNoBridge
 }
+func (r *removals) Update(string, overlay.EndpointUpdate) (overlay.Changes, error) {
+	return overlay.Changes{}, nil
+}
 func (r *removals) Devices() ([]overlay.Device, error)              { return nil, nil }
 func (r *removals) Inspect(overlay.Desired) (overlay.Report, error) { return overlay.Report{}, nil }
 func (r *removals) Read(string) (overlay.Kernel, error)             { return overlay.Kernel{}, nil }

@@ -6,6 +6,9 @@ package testbed
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/shoal/shoal/overlay"
 )
 
 const (
@@ -29,7 +32,9 @@ func addBridge(ns, bridge string) error {
 }
 
 // plugVeth connects namespace nodeNS to bridge in namespace switchNS with a veth pair: port is
-// the end on the bridge, nodeLink the end in nodeNS, which gets addr. Both ends end up up.
+// the end on the bridge, nodeLink the end in nodeNS, which gets addr. Both ends end up up, and
+// nodeLink has GRO on, as a physical NIC's driver has by default (a veth's has it off): without
+// it a node takes VXLAN from its peers one segment at a time, which no real node does.
 func plugVeth(switchNS, bridge, port, nodeNS, nodeLink string, addr netip.Prefix) error {
 	if err := ipCmd("-n", switchNS, "link", "add", port, "mtu", linkMTU, "type", "veth",
 		"peer", "name", nodeLink, "netns", nodeNS, "mtu", linkMTU); err != nil {
@@ -44,6 +49,11 @@ func plugVeth(switchNS, bridge, port, nodeNS, nodeLink string, addr netip.Prefix
 		if err := ipCmd(s...); err != nil {
 			return fmt.Errorf("set up veth %s to %s: %w", port, nodeNS, err)
 		}
+	}
+	if err := ns.WithNetNSPath(NetnsPath(nodeNS), func(ns.NetNS) error {
+		return overlay.EnableGRO(nodeLink)
+	}); err != nil {
+		return fmt.Errorf("set up veth %s to %s: %w", port, nodeNS, err)
 	}
 	return nil
 }

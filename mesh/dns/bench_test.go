@@ -1,7 +1,8 @@
 package dns
 
 // Benchmarks at the scale of a big network: 10,000 services, each with a VIP and three
-// running tasks in slots 1-3. Run: go test -run '^$' -bench . -benchmem ./mesh/dns/
+// running tasks in slots 1-3; Update's also at 1,000, to show its cost does not follow the
+// zone's size. Run: go test -run '^$' -bench . -benchmem ./mesh/dns/
 
 import (
 	"fmt"
@@ -13,11 +14,11 @@ import (
 
 const benchServices = 10_000
 
-// benchZone is a zone of benchServices services; generation changes one task IP of every
-// service, so that two generations differ everywhere.
-func benchZone(listen netip.Addr, generation int) Zone {
-	zone := Zone{Network: testNetwork, Listen: listen, Services: make([]Service, benchServices)}
-	for i := range benchServices {
+// benchZone is a zone of services services (at most benchServices); generation changes one
+// task IP (and slot IP) of every service, so that two generations differ everywhere.
+func benchZone(services int, listen netip.Addr, generation int) Zone {
+	zone := Zone{Network: testNetwork, Listen: listen, Services: make([]Service, services)}
+	for i := range services {
 		tasks := []netip.Addr{benchAddr(3*i + 1), benchAddr(3*i + 2), benchAddr(3*i + 3 + generation%2*3*benchServices)}
 		zone.Services[i] = Service{
 			Name:  fmt.Sprintf("svc%d", i),
@@ -36,7 +37,7 @@ func benchAddr(n int) netip.Addr {
 
 func BenchmarkSync(b *testing.B) {
 	s := newTestServer(b, Config{})
-	zones := [2][]Zone{{benchZone(netip.Addr{}, 0)}, {benchZone(netip.Addr{}, 1)}}
+	zones := [2][]Zone{{benchZone(benchServices, netip.Addr{}, 0)}, {benchZone(benchServices, netip.Addr{}, 1)}}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -48,9 +49,43 @@ func BenchmarkSync(b *testing.B) {
 	b.ReportMetric(float64(benchServices), "services")
 }
 
+func BenchmarkUpdateOneService1000(b *testing.B)  { benchmarkUpdateOneService(b, 1_000) }
+func BenchmarkUpdateOneService10000(b *testing.B) { benchmarkUpdateOneService(b, 10_000) }
+
+// benchmarkUpdateOneService is one task starting in a zone of services services: each Update
+// gives one service another third task (and slot 3 IP), going through the services in turn.
+func benchmarkUpdateOneService(b *testing.B, services int) {
+	s := newTestServer(b, Config{})
+	gens := [2]Zone{benchZone(services, netip.Addr{}, 0), benchZone(services, netip.Addr{}, 1)}
+	if err := s.Sync([]Zone{gens[0]}); err != nil {
+		b.Fatal(err)
+	}
+	set := make([]Service, 1)
+	i := 0
+	update := func() {
+		set[0] = gens[(i/services+1)%2].Services[i%services] // the other generation's than it has
+		if err := s.Update(testNetwork, set, nil); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	// Steady state, as in an agent that has been running a while: one pass over the zone
+	// before timing, so that the heap has grown and been collected to its working size. Else a
+	// short run on a big zone mostly measures the kernel faulting in fresh pages, as no GC
+	// cycle comes to free any.
+	for range services {
+		update()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		update()
+	}
+	b.ReportMetric(float64(services), "services")
+}
+
 func BenchmarkLookup(b *testing.B) {
 	s := newTestServer(b, Config{})
-	if err := s.Sync([]Zone{benchZone(netip.Addr{}, 0)}); err != nil {
+	if err := s.Sync([]Zone{benchZone(benchServices, netip.Addr{}, 0)}); err != nil {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct {
@@ -80,7 +115,7 @@ func BenchmarkLookup(b *testing.B) {
 func BenchmarkQuery(b *testing.B) {
 	n := newTestNetns(b, gatewayA)
 	s := newTestServer(b, Config{})
-	syncIn(b, n, s, benchZone(gatewayA, 0))
+	syncIn(b, n, s, benchZone(benchServices, gatewayA, 0))
 	for _, proto := range protocols {
 		b.Run(proto, func(b *testing.B) {
 			inNetns(b, n, func() error {

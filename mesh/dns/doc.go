@@ -22,14 +22,20 @@
 //
 //  1. Build one Server per node with New, giving it the upstream resolvers (usually
 //     UpstreamsFromResolvConf of the host's resolv.conf, minus the gateway addresses).
-//  2. On every change of a network, service or running task, call Sync with every network's
-//     whole Zone. Sync replaces all records at once: a query either sees the old records or
-//     the new ones, and the next query after Sync returns sees the new ones. Sync opens UDP and
-//     TCP listeners for new Zone.Listen addresses and closes those no zone names any more. It
-//     opens them in the network namespace of the calling thread: call it from a process living
-//     in the node's namespace, or from a thread locked to it. Listeners bind with IP_FREEBIND,
-//     so a gateway address may be listened on before its bridge carries it.
-//  3. Call Close when the node stops serving DNS.
+//  2. When networks come or go (or a network's name or gateway changes), call Sync with every
+//     network's whole Zone. Sync replaces all records at once: a query either sees the old
+//     records or the new ones, and the next query after Sync returns sees the new ones. Sync
+//     opens UDP and TCP listeners for new Zone.Listen addresses and closes those no zone names
+//     any more. It opens them in the network namespace of the calling thread: call it from a
+//     process living in the node's namespace, or from a thread locked to it. Listeners bind
+//     with IP_FREEBIND, so a gateway address may be listened on before its bridge carries it.
+//     Sync costs what all the zones hold.
+//  3. When services or their running tasks change, call Update for each network they are on,
+//     with the services whose records changed and the names of those that left; Sync is right
+//     too, and slower. Update costs what the services it names hold, however big the network:
+//     it is meant for every task that starts or stops. A query sees each Update whole or not
+//     at all. Update touches no listener, so it can be called from any namespace.
+//  4. Call Close when the node stops serving DNS.
 //
 // Forwarded queries leave from the process's network namespace (the handlers run on ordinary
 // goroutines), which is why a loopback upstream such as systemd-resolved's 127.0.0.53 works

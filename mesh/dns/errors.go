@@ -9,7 +9,7 @@ var (
 	// ErrInvalid: an input field was refused and nothing changed; the error is a *FieldError
 	// naming it.
 	ErrInvalid = errors.New("invalid input")
-	// ErrUnknownNetwork: Lookup was asked about a network no Zone of the last Sync has.
+	// ErrUnknownNetwork: Lookup or Update was asked about a network no Zone of the last Sync has.
 	ErrUnknownNetwork = errors.New("unknown network")
 	// ErrClosed: the Server was closed.
 	ErrClosed = errors.New("DNS server closed")

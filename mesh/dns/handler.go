@@ -38,7 +38,7 @@ func (s *Server) handler(listen netip.Addr) func(ctx context.Context, overUDP bo
 
 // respond is the response to req for zone (nil: the listener no longer answers for any);
 // forwarded says whether the upstreams were asked.
-func (s *Server) respond(ctx context.Context, zone *zoneRecords, req *dns.Msg) (resp *dns.Msg, forwarded bool) {
+func (s *Server) respond(ctx context.Context, zone *zone, req *dns.Msg) (resp *dns.Msg, forwarded bool) {
 	switch {
 	case zone == nil:
 		return reply(req, dns.RcodeRefused), false
@@ -47,7 +47,7 @@ func (s *Server) respond(ctx context.Context, zone *zoneRecords, req *dns.Msg) (
 	case len(req.Question) != 1:
 		return reply(req, dns.RcodeFormatError), false
 	}
-	if local, ok := zone.resolve(req.Question[0], s.cfg.TTL); ok {
+	if local, ok := zone.records.Load().resolve(req.Question[0], s.cfg.TTL); ok {
 		resp = reply(req, local.rcode)
 		resp.Authoritative = true
 		resp.Answer = local.answer

@@ -48,6 +48,9 @@ var nameCases = []nameCase{
 	{name: "idle", qtype: dns.TypeAAAA, rcode: dns.RcodeNameError},
 	{name: "4.web", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 	{name: "1.db", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+	{name: "01.web", qtype: dns.TypeA, rcode: dns.RcodeNameError}, // slot names are canonical decimal
+	{name: "0.web", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+	{name: "18446744073709551617.web", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 	// PTR of a slot's IP, a VIP, a task of no slot.
 	{name: "11.53.18.198.in-addr.arpa", qtype: dns.TypePTR, ptrs: []string{"1.web."}},
 	{name: "2.53.18.198.IN-ADDR.ARPA.", qtype: dns.TypePTR, ptrs: []string{"web."}},

@@ -37,8 +37,8 @@ func (zr *zoneRecords) resolve(q dns.Question, ttl uint32) (a localAnswer, ok bo
 	name := strings.ToLower(q.Name)
 	if q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY {
 		if ip, isReverse := parseReverse4(name); isReverse {
-			if targets, found := zr.ptr[ip]; found {
-				return localAnswer{rcode: dns.RcodeSuccess, answer: ptrRecords(q.Name, targets, ttl)}, true
+			if names, found := zr.ptr.Get(ip); found {
+				return localAnswer{rcode: dns.RcodeSuccess, answer: ptrRecords(q.Name, names, ttl)}, true
 			}
 		}
 	}
@@ -58,15 +58,41 @@ func (zr *zoneRecords) resolve(q dns.Question, ttl uint32) (a localAnswer, ok bo
 // lookup finds a lower-case fully qualified name; local is true for the zone's names, rec nil
 // for <n>.<service> of a slot that service does not have.
 func (zr *zoneRecords) lookup(name string) (rec *nameRecord, local bool) {
-	if rec, found := zr.names[name]; found {
-		return rec, true
+	first, rest, _ := strings.Cut(name, ".")
+	if rest == "" { // one label: <service>.
+		svc, found := zr.services.Get(first)
+		if !found {
+			return nil, false
+		}
+		return &svc.service, true
 	}
-	slot, service, found := strings.Cut(name, ".")
-	if !found || !isDecimal(slot) || strings.Count(service, ".") != 1 {
+	service, tail, _ := strings.Cut(rest, ".")
+	if tail != "" { // three labels or more: no name of the zone's
 		return nil, false
 	}
-	_, known := zr.names[service]
-	return nil, known
+	svc, found := zr.services.Get(service)
+	switch {
+	case !found:
+		return nil, false
+	case first == "tasks":
+		return &svc.tasks, true
+	case isDecimal(first):
+		return svc.slot(slotNumber(first)), true
+	}
+	return nil, false
+}
+
+// slotNumber is the slot a decimal label names; 0 (no slot) when it is not in canonical form
+// (a leading zero) or too big.
+func slotNumber(label string) uint64 {
+	if len(label) > 1 && label[0] == '0' {
+		return 0
+	}
+	n, err := strconv.ParseUint(label, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // ordered returns the addresses for the next answer: rotated by one more place than the last.
@@ -95,12 +121,12 @@ func aRecords(name string, addrs []netip.Addr, ttl uint32) []dns.RR {
 }
 
 // ptrRecords are PTR records of name pointing to targets.
-func ptrRecords(name string, targets []string, ttl uint32) []dns.RR {
-	rrs := make([]dns.RR, len(targets))
-	for i, target := range targets {
+func ptrRecords(name string, targets reverseNames, ttl uint32) []dns.RR {
+	rrs := make([]dns.RR, targets.Len())
+	for i, target := range targets.list() {
 		rrs[i] = &dns.PTR{
 			Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: ttl},
-			Ptr: target,
+			Ptr: target.String(),
 		}
 	}
 	return rrs

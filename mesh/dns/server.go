@@ -1,8 +1,9 @@
 package dns
 
-// This file owns the Server's lifecycle and its public methods: New, Sync, Lookup, Records,
-// Listening and Close. Sync serializes with Close under one mutex; queries never take it: they
-// read the current generation of records through an atomic pointer.
+// This file owns the Server's lifecycle and its public methods: New, Sync, Update, Lookup,
+// Records, Listening and Close. Sync and Update serialize with Close under one mutex; queries
+// never take it: they read the current generation of records, and its zone's records, through
+// atomic pointers.
 
 import (
 	"context"
@@ -30,7 +31,7 @@ type Server struct {
 
 	current atomic.Pointer[records] // the generation queries are answered from
 
-	mu        sync.Mutex // serializes Sync and Close; guards the fields below
+	mu        sync.Mutex // serializes Sync, Update and Close; guards the fields below
 	listeners map[netip.Addr]*listener
 	closed    bool
 }
@@ -111,6 +112,46 @@ func (s *Server) Sync(zones []Zone) error {
 	return nil
 }
 
+// Update changes some services of network, one of the last Sync's zones, and nothing else: it
+// takes out the services named in removed (a name the zone does not have is no error), then
+// adds those of set, each in place of the zone's service of the same name (case-insensitive) if
+// there is one. Listeners are not touched. Afterwards the server answers as if the last Sync had
+// been given the zone with these changes; its cost follows the size of the services in set and
+// removed, not the zone's. Bad input (set validated as Sync validates a zone's services, a
+// removed name that is not a service name) is refused with a *FieldError naming the field
+// ("set[1].Name", "removed[0]"), an unknown network with an error wrapping ErrUnknownNetwork;
+// either way nothing changes. A query sees the zone before the Update or after it, never half
+// of it; the first query after Update returns sees it after.
+func (s *Server) Update(network string, set []Service, removed []string) error {
+	if err := validateUpdate(set, removed); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	zone := s.current.Load().zones[network]
+	if zone == nil {
+		return fmt.Errorf("dns: update network %q: %w", network, ErrUnknownNetwork)
+	}
+	zone.records.Store(zone.records.Load().update(set, removed))
+	return nil
+}
+
+// Broken reports whether the socket of a listener has failed: Update leaves listeners alone, and
+// the next Sync opens it anew.
+func (s *Server) Broken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		if l.broken.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 // Lookup returns what a query for name (with or without the trailing dot) of type qtype
 // (dns.TypeA, ...) arriving on network's listener would get, forwarding it upstream when it
 // would be; it advances the rotation as such a query does. It fails for a network that no Zone
@@ -139,7 +180,7 @@ func (s *Server) Records() map[string]map[string][]netip.Addr {
 	current := s.current.Load()
 	out := make(map[string]map[string][]netip.Addr, len(current.zones))
 	for network, zone := range current.zones {
-		out[network] = zone.table()
+		out[network] = zone.records.Load().table()
 	}
 	return out
 }
@@ -183,7 +224,7 @@ func RecordsOf(zones []Zone) map[string]map[string][]netip.Addr {
 	r := buildRecords(zones, nil)
 	out := make(map[string]map[string][]netip.Addr, len(r.zones))
 	for network, zone := range r.zones {
-		out[network] = zone.table()
+		out[network] = zone.records.Load().table()
 	}
 	return out
 }

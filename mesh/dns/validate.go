@@ -1,11 +1,11 @@
 package dns
 
-// This file checks the caller's input before anything changes: Config in New, the zones in Sync.
-// Every refusal is a *FieldError naming the field and the reason.
+// This file checks the caller's input before anything changes: Config in New, the zones in Sync,
+// the services and names in Update. Every refusal is a *FieldError naming the field and the
+// reason.
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -79,16 +79,40 @@ func validateZones(zones []Zone) error {
 
 // validateServices checks one zone's services.
 func validateServices(zone place, services []Service) error {
+	return validateServiceList(services, func(i int) place {
+		at := zone
+		at.inService, at.service, at.serviceName = true, i, services[i].Name
+		return at
+	})
+}
+
+// validateUpdate checks Update's input: the services of set as a zone's, the names of removed
+// as service names.
+func validateUpdate(set []Service, removed []string) error {
+	err := validateServiceList(set, func(i int) place { return place{inSet: true, service: i} })
+	if err != nil {
+		return err
+	}
+	for i, name := range removed {
+		if reason := labelProblem(name); reason != "" {
+			return &FieldError{Field: "removed[" + strconv.Itoa(i) + "]", Reason: reason}
+		}
+	}
+	return nil
+}
+
+// validateServiceList checks a list of services, the i-th of which is at where(i): each one's
+// name and addresses, and that no name comes twice.
+func validateServiceList(services []Service, where func(i int) place) error {
 	names := make(map[string]int, len(services))
 	for i, svc := range services {
-		at := zone
-		at.inService, at.service, at.serviceName = true, i, svc.Name
+		at := where(i)
 		if err := checkLabel(at, svc.Name); err != nil {
 			return err
 		}
 		lower := strings.ToLower(svc.Name)
 		if j, dup := names[lower]; dup {
-			return at.refuse("Name", "%q repeats %s.Services[%d] (names are case-insensitive)", svc.Name, zone, j)
+			return at.refuse("Name", "%q repeats %s (names are case-insensitive)", svc.Name, where(j))
 		}
 		names[lower] = i
 		if err := validateService(at, svc); err != nil {
@@ -106,19 +130,23 @@ func validateService(at place, svc Service) error {
 		}
 	}
 	for i, ip := range svc.Tasks {
-		field := "Tasks[" + strconv.Itoa(i) + "]"
-		if err := checkIPv4(at, field, ip); err != nil {
+		if err := checkIPv4(at, "Tasks["+strconv.Itoa(i)+"]", ip); err != nil {
 			return err
 		}
-		if j := slices.Index(svc.Tasks[:i], ip); j >= 0 {
-			return at.refuse(field, "%s repeats Tasks[%d]: two running tasks cannot hold one IP", ip, j)
-		}
+	}
+	if j, i := firstRepeat(svc.Tasks); i >= 0 {
+		return at.refuse("Tasks["+strconv.Itoa(i)+"]", "%s repeats Tasks[%d]: two running tasks cannot hold one IP", svc.Tasks[i], j)
 	}
 	if len(svc.Slots) == 0 {
 		return nil
 	}
 	slots := make(map[netip.Addr]uint64, len(svc.Slots))
-	for _, slot := range slices.Sorted(maps.Keys(svc.Slots)) { // sorted: the same input, the same error
+	numbers := make([]uint64, 0, len(svc.Slots))
+	for slot := range svc.Slots {
+		numbers = append(numbers, slot)
+	}
+	slices.Sort(numbers)
+	for _, slot := range numbers { // sorted: the same input, the same error
 		ip := svc.Slots[slot]
 		field := "Slots[" + strconv.FormatUint(slot, 10) + "]"
 		if slot == 0 {
@@ -135,19 +163,24 @@ func validateService(at place, svc Service) error {
 	return nil
 }
 
-// place is where in Sync's input a field is: a zone, or a service of a zone. Field names are
-// only formatted for an error, so that checking a big input stays cheap.
+// place is where in the input a field is: a zone of Sync's, a service of a zone, or a service
+// of Update's set. Field names are only formatted for an error, so that checking a big input
+// stays cheap.
 type place struct {
 	zone        int
 	network     string
 	inService   bool // false: the zone itself
 	service     int
 	serviceName string
+	inSet       bool // set[service] of Update's: no zone
 }
 
-// String is the place as a field path: zones[0](nw1), zones[0](nw1).Services[2](web), or
-// zones[0](nw1).Services[2] for a service without a name.
+// String is the place as a field path: zones[0](nw1), zones[0](nw1).Services[2](web),
+// zones[0](nw1).Services[2] for a service without a name, or set[2].
 func (p place) String() string {
+	if p.inSet {
+		return "set[" + strconv.Itoa(p.service) + "]"
+	}
 	path := fmt.Sprintf("zones[%d](%s)", p.zone, p.network)
 	if p.inService {
 		path += fmt.Sprintf(".Services[%d]", p.service)
@@ -176,14 +209,23 @@ func checkIPv4(at place, field string, ip netip.Addr) error {
 	return nil
 }
 
-// checkLabel refuses a service name that is not one DNS label of letters, digits, '-' and '_',
-// beginning and ending with a letter or digit (as swarm's service names).
+// checkLabel refuses a service name that labelProblem finds a problem with.
 func checkLabel(at place, name string) error {
+	if reason := labelProblem(name); reason != "" {
+		return at.refuse("Name", "%s", reason)
+	}
+	return nil
+}
+
+// labelProblem says why name cannot be a service's name, or "" when it can: a service name is
+// one DNS label of letters, digits, '-' and '_', beginning and ending with a letter or digit (as
+// swarm's service names).
+func labelProblem(name string) string {
 	if name == "" {
-		return at.refuse("Name", "empty")
+		return "empty"
 	}
 	if len(name) > maxLabel {
-		return at.refuse("Name", "%q is %d characters long; a DNS label has at most %d", name, len(name), maxLabel)
+		return fmt.Sprintf("%q is %d characters long; a DNS label has at most %d", name, len(name), maxLabel)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -192,12 +234,34 @@ func checkLabel(at place, name string) error {
 		if alnum || inner && i > 0 && i < len(name)-1 {
 			continue
 		}
-		return at.refuse("Name", "%q has %q at %d: a DNS label holds letters, digits, and '-' or '_' between them", name, c, i)
+		return fmt.Sprintf("%q has %q at %d: a DNS label holds letters, digits, and '-' or '_' between them", name, c, i)
 	}
-	return nil
+	return ""
 }
 
 // ValidName reports whether name can be a service's name in a Zone: one DNS label (letters,
 // digits, and '-' or '_' between them, at most 63 characters). Names the cluster allows but DNS
 // cannot hold (dots, a trailing '-') are to be left out of the zones, not given to Sync.
-func ValidName(name string) bool { return checkLabel(place{}, name) == nil }
+func ValidName(name string) bool { return labelProblem(name) == "" }
+
+// firstRepeat returns the indexes of the first address of list that occurs twice (the earlier
+// one first), or -1, -1: by comparing pairs for a few, with a map for many (a global service's
+// thousand tasks are checked on every Update of it).
+func firstRepeat(list []netip.Addr) (first, repeat int) {
+	if len(list) <= 32 {
+		for i := 1; i < len(list); i++ {
+			if j := slices.Index(list[:i], list[i]); j >= 0 {
+				return j, i
+			}
+		}
+		return -1, -1
+	}
+	seen := make(map[netip.Addr]int, len(list))
+	for i, ip := range list {
+		if j, ok := seen[ip]; ok {
+			return j, i
+		}
+		seen[ip] = i
+	}
+	return -1, -1
+}

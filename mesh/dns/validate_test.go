@@ -35,6 +35,7 @@ func TestSyncRefusesBadInput(t *testing.T) {
 		{"zero task IP", withService(Service{Name: "api", Tasks: []netip.Addr{{}}}), svcField + "(api).Tasks[0]", "no address"},
 		{"IPv6 task IP", withService(Service{Name: "api", Tasks: addrs("198.18.53.40", "2001:db8::2")}), svcField + "(api).Tasks[1]", "not an IPv4"},
 		{"duplicate task IP", withService(Service{Name: "api", Tasks: addrs("198.18.53.40", "198.18.53.40")}), svcField + "(api).Tasks[1]", "repeats Tasks[0]"},
+		{"duplicate task IP among many", withService(Service{Name: "api", Tasks: manyTasks(40, 3, 35)}), svcField + "(api).Tasks[35]", "repeats Tasks[3]"},
 		{"slot 0", withService(Service{Name: "api", Slots: map[uint64]netip.Addr{0: ip("198.18.53.40")}}), svcField + "(api).Slots[0]", "start at 1"},
 		{"IPv6 slot IP", withService(Service{Name: "api", Slots: map[uint64]netip.Addr{2: ip("2001:db8::2")}}), svcField + "(api).Slots[2]", "not an IPv4"},
 		{"two slots on one IP", withService(Service{Name: "api", Slots: map[uint64]netip.Addr{
@@ -122,4 +123,14 @@ func TestNewDefaults(t *testing.T) {
 	if len(s.Records()) != 0 || len(s.Listening()) != 0 {
 		t.Errorf("a new server has records %v and listeners %v", s.Records(), s.Listening())
 	}
+}
+
+// manyTasks returns n task addresses, the one at repeat the same as the one at first.
+func manyTasks(n, first, repeat int) []netip.Addr {
+	out := make([]netip.Addr, n)
+	for i := range out {
+		out[i] = netip.AddrFrom4([4]byte{198, 18, 54, byte(i)})
+	}
+	out[repeat] = out[first]
+	return out
 }

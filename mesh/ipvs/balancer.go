@@ -11,7 +11,7 @@ import (
 )
 
 // Sync makes the kernel hold exactly s, changing only the VIPs and ports that differ from what
-// the last successful Sync or Repair applied. The first call — and the first after a failure —
+// the last successful Sync, Update or Repair applied. The first call — and the first after a failure —
 // reads the kernel first, as Repair does, so that the marks, IPVS services and the connections
 // IPVS tracks survive an agent restart.
 func (b *Balancer) Sync(s mesh.State) (mesh.Changes, error) {
@@ -79,7 +79,7 @@ func (b *Balancer) Read() (mesh.State, error) {
 func (b *Balancer) Remove() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.applied = nil
+	b.forget()
 	if err := b.markTable().remove(); err != nil {
 		return err
 	}
@@ -118,16 +118,20 @@ func (b *Balancer) reconcile(s mesh.State, got *model) (mesh.Changes, error) {
 		return mesh.Changes{}, err
 	}
 	p := makePlan(got, want)
-	if p.empty() {
-		b.applied = want
-		return p.changes, nil
+	if !p.empty() {
+		if err := b.apply(p); err != nil {
+			b.forget()
+			return mesh.Changes{}, err
+		}
 	}
-	if err := b.apply(p); err != nil {
-		b.applied = nil
-		return mesh.Changes{}, err
-	}
-	b.applied = want
+	b.applied, b.index, b.cursor = want, mesh.NewIndex(s), cursorOf(want)
 	return p.changes, nil
+}
+
+// forget drops what the Balancer knows of the kernel, after a failure or a Remove: the next Sync
+// reads the kernel, and Update fails with mesh.ErrNoState until then.
+func (b *Balancer) forget() {
+	b.applied, b.index, b.cursor = nil, nil, nil
 }
 
 func (b *Balancer) apply(p *plan) error {

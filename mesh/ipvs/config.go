@@ -63,9 +63,14 @@ type Balancer struct {
 	cfg Config
 
 	mu sync.Mutex
-	// applied is what the last successful Sync or Repair left in the kernel; nil when unknown:
-	// the next Sync then reads the kernel first, as Repair does.
+	// applied is what the last successful Sync, Update or Repair left in the kernel; nil when
+	// unknown: the next Sync then reads the kernel first, as Repair does, and Update fails with
+	// mesh.ErrNoState.
 	applied *model
+	// index is the State applied was built for and cursor where Update looks for fresh marks;
+	// both nil exactly when applied is.
+	index  *mesh.Index
+	cursor markCursor
 }
 
 var _ mesh.Balancer = (*Balancer)(nil)

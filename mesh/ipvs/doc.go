@@ -19,9 +19,12 @@
 //
 // # Changes
 //
-// IPVS has no transactions. Sync and Repair change only the VIPs and ports that differ, in this
-// order: new IPVS services and destinations; then the mark table in one nftables batch; then the
-// destinations and services that go. The first Sync reads the kernel first, as Repair does.
+// IPVS has no transactions. Sync, Update and Repair change only the VIPs and ports that differ,
+// in this order: new IPVS services and destinations; then the mark table in one nftables batch;
+// then the destinations and services that go. Update takes the change alone (a mesh.Update),
+// checks it against a mesh.Index of the applied State and plans the VIPs and ports it names
+// only; Sync and Repair compare whole States. The first Sync reads the kernel first, as Repair
+// does.
 // Sync sets net.ipv4.vs.conntrack (so that the nat chain can SNAT IPVS connections and bridged
 // replies are un-NATed) and net.ipv4.vs.expire_nodest_conn.
 //

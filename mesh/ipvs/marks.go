@@ -155,3 +155,32 @@ func allocate(s mesh.State, prev marks) (marks, error) {
 	}
 	return out, nil
 }
+
+// markCursor is, for each kind, the ID the search for a fresh mark starts from: past the
+// highest ID the applied model uses, so that Update finds one without looking at every mark.
+type markCursor map[uint32]uint32
+
+// cursorOf returns the cursor just past the highest ID of each kind among the services of m.
+func cursorOf(m *model) markCursor {
+	c := markCursor{kindVIP: 1, kindHost: 1, kindIngress: 1}
+	for mark := range m.services {
+		if kind, id := mark&kindMask, mark&idMask; id >= c[kind] {
+			c[kind] = id + 1
+		}
+	}
+	return c
+}
+
+// fresh returns the first mark of kind from the cursor up, wrapping past the last ID, that taken
+// does not hold, and moves the cursor past it.
+func (c markCursor) fresh(kind uint32, taken func(uint32) bool) (uint32, error) {
+	start := max(c[kind], 1)
+	for i := range idMask {
+		id := (start-1+i)%idMask + 1
+		if m := kind | id; !taken(m) {
+			c[kind] = id + 1
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("no free firewall mark of kind %#x", kind)
+}

@@ -100,30 +100,37 @@ func (b *Balancer) desired(s mesh.State, prev *model) (*model, error) {
 	m.frame = b.markTable().frame(s.SNAT)
 	sched := b.cfg.scheduler()
 	for _, v := range s.VIPs {
-		mark := mk.vips[v.Addr]
-		m.vips[v.Addr] = element{mark: mark, comment: vipComment(v)}
-		if mark == RejectMark {
-			continue
-		}
-		dests := make([]mesh.Backend, len(v.Backends))
-		for i, a := range v.Backends {
-			dests[i] = mesh.Backend{Addr: a}
-		}
-		slices.SortFunc(dests, compareBackends)
-		m.services[mark] = service{sched: sched, dests: dests}
+		m.putVIP(v, mk.vips[v.Addr], sched)
 	}
 	for _, p := range s.Ports {
-		k := keyOf(p)
-		mark := mk.ports[k]
-		m.ports[k] = element{mark: mark, comment: portComment(p)}
-		if mark == RejectMark {
-			continue
-		}
-		dests := slices.Clone(p.Backends)
-		slices.SortFunc(dests, compareBackends)
-		m.services[mark] = service{sched: sched, dests: dests}
+		m.putPort(p, mk.ports[keyOf(p)], sched)
 	}
 	return m, nil
+}
+
+// putVIP adds v to m with mark and, unless the mark is RejectMark, its IPVS service.
+func (m *model) putVIP(v mesh.VIP, mark uint32, sched string) {
+	m.vips[v.Addr] = element{mark: mark, comment: vipComment(v)}
+	if mark == RejectMark {
+		return
+	}
+	dests := make([]mesh.Backend, len(v.Backends))
+	for i, a := range v.Backends {
+		dests[i] = mesh.Backend{Addr: a}
+	}
+	slices.SortFunc(dests, compareBackends)
+	m.services[mark] = service{sched: sched, dests: dests}
+}
+
+// putPort adds p to m with mark and, unless the mark is RejectMark, its IPVS service.
+func (m *model) putPort(p mesh.Port, mark uint32, sched string) {
+	m.ports[keyOf(p)] = element{mark: mark, comment: portComment(p)}
+	if mark == RejectMark {
+		return
+	}
+	dests := slices.Clone(p.Backends)
+	slices.SortFunc(dests, compareBackends)
+	m.services[mark] = service{sched: sched, dests: dests}
 }
 
 func compareBackends(a, b mesh.Backend) int {

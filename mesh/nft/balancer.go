@@ -1,8 +1,8 @@
 package nft
 
-// This file implements the mesh.Balancer methods: each validates its input, reads the kernel or
-// takes what the last call applied, and sends at most one batch (two when a piecewise batch
-// fails and the table is rebuilt instead).
+// This file implements the mesh.Balancer methods but Update (update.go): each validates its
+// input, reads the kernel or takes what the last call applied, and sends at most one batch (two
+// when a piecewise batch fails and the table is rebuilt instead).
 
 import (
 	"errors"
@@ -13,9 +13,9 @@ import (
 )
 
 // Sync makes the table hold exactly s, sending only the VIPs and ports that differ from what the
-// last successful Sync or Repair applied; the first call rebuilds the table. When the piecewise
-// batch fails — the kernel no longer holds what was applied, changed by hand — the table is
-// rebuilt in a second batch and Changes.Rebuilt is set.
+// last successful Sync, Update or Repair applied; the first call rebuilds the table. When the
+// piecewise batch fails — the kernel no longer holds what was applied, changed by hand — the
+// table is rebuilt in a second batch and Changes.Rebuilt is set.
 func (b *Balancer) Sync(s mesh.State) (mesh.Changes, error) {
 	if err := s.Validate(); err != nil {
 		return mesh.Changes{}, err
@@ -23,10 +23,30 @@ func (b *Balancer) Sync(s mesh.State) (mesh.Changes, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	want := b.desired(s, b.applied)
+	var bt *batch
 	if b.applied == nil {
-		return b.apply(rebuildBatch(want))
+		bt = rebuildBatch(want)
+	} else {
+		bt = plan(b.applied, want)
 	}
-	return b.applyOrRebuild(plan(b.applied, want))
+	ch, err := b.applyOrRebuild(bt)
+	if err != nil {
+		return mesh.Changes{}, err
+	}
+	b.indexAfterSync(s, bt, ch.Rebuilt)
+	return ch, nil
+}
+
+// indexAfterSync makes the index the State s a Sync applied with bt: from the VIPs and ports bt
+// changed when it was applied piece by piece (the others were the same already), from the
+// whole of s after a rebuild.
+func (b *Balancer) indexAfterSync(s mesh.State, bt *batch, rebuilt bool) {
+	if rebuilt || b.index == nil {
+		b.index = mesh.NewIndex(s)
+		return
+	}
+	b.index.Apply(bt.stateChange())
+	b.index.SetSNAT(s.SNAT)
 }
 
 // Repair reads the table and fixes, in one batch, every VIP and port whose objects differ from
@@ -42,7 +62,12 @@ func (b *Balancer) Repair(s mesh.State) (mesh.Changes, error) {
 	if err != nil {
 		return mesh.Changes{}, err
 	}
-	return b.applyOrRebuild(plan(got, b.desired(s, got)))
+	ch, err := b.applyOrRebuild(plan(got, b.desired(s, got)))
+	if err != nil {
+		return mesh.Changes{}, err
+	}
+	b.index = mesh.NewIndex(s)
+	return ch, nil
 }
 
 // Inspect compares the table with what s needs, without changing anything.
@@ -76,7 +101,7 @@ func (b *Balancer) Read() (mesh.State, error) {
 func (b *Balancer) Remove() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.applied = nil
+	b.forget()
 	err := withConn(bufferSizes{send: baseBuffer, receive: baseBuffer}, func(c *nftables.Conn) error {
 		t := b.table()
 		c.AddTable(t) // so that the delete succeeds when the table is already gone
@@ -124,8 +149,18 @@ func (b *Balancer) applyOrRebuild(bt *batch) (mesh.Changes, error) {
 
 // apply sends bt in one batch and records what the table then holds.
 func (b *Balancer) apply(bt *batch) (mesh.Changes, error) {
+	if err := b.send(bt); err != nil {
+		b.forget()
+		return mesh.Changes{}, err
+	}
+	b.applied = bt.want
+	return bt.changes, nil
+}
+
+// send sends bt in one batch.
+func (b *Balancer) send(bt *batch) error {
 	t := b.table()
-	err := withConn(bt.bufferSizes(), func(c *nftables.Conn) error {
+	return withConn(bt.bufferSizes(), func(c *nftables.Conn) error {
 		if err := bt.write(c, t); err != nil {
 			return err
 		}
@@ -135,10 +170,10 @@ func (b *Balancer) apply(bt *batch) (mesh.Changes, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		b.applied = nil
-		return mesh.Changes{}, err
-	}
-	b.applied = bt.want
-	return bt.changes, nil
+}
+
+// forget drops what the Balancer knows of the table, after a failure or a Remove: the next Sync
+// rebuilds it, and Update fails with mesh.ErrNoState until then.
+func (b *Balancer) forget() {
+	b.applied, b.index = nil, nil
 }

@@ -75,9 +75,13 @@ type Balancer struct {
 	rules rules
 
 	mu sync.Mutex
-	// applied is what the last successful Sync or Repair left in the kernel; nil when unknown
-	// (before the first, after a failure or a Remove): the next Sync then rebuilds the table.
+	// applied is what the last successful Sync, Update or Repair left in the kernel; nil when
+	// unknown (before the first, after a failure or a Remove): the next Sync then rebuilds the
+	// table, and Update fails with mesh.ErrNoState.
 	applied *tableModel
+	// index is the State applied was built for, which Update checks and changes; nil exactly
+	// when applied is.
+	index *mesh.Index
 }
 
 var _ mesh.Balancer = (*Balancer)(nil)

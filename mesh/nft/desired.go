@@ -4,8 +4,9 @@ package nft
 // — the kernel's table for Repair and Inspect, the last applied one for Sync — while it stays and
 // the slot stays below the backend count, so a change of backends moves as few elements as it
 // can and Hash selection keeps the clients of the other backends where they were; new backends
-// fill the free slots in byte order. A Sync reuses the objects of every VIP and port whose input
-// has not changed since the last Sync, which keeps one change cheap among 10,000 VIPs.
+// fill the free slots in byte order. A Sync or Update reuses the objects of every VIP and port
+// whose input has not changed since it was last applied, which keeps one change cheap among
+// 10,000 VIPs.
 
 import (
 	"net/netip"
@@ -23,28 +24,37 @@ func (b *Balancer) desired(s mesh.State, hint *tableModel) *tableModel {
 		m.sets[set.Name] = describeSet(set)
 	}
 	m.vips = make(map[netip.Addr]*objects, len(s.VIPs))
-	counts := map[int]bool{}
+	users := map[int]int{}
 	for _, v := range s.VIPs {
-		if o := hint.vipObjects(v.Addr); o != nil && sameVIP(o.input, v) {
-			m.vips[v.Addr] = o
-		} else {
-			m.vips[v.Addr] = b.vipObjects(v, o)
-		}
-		counts[len(v.Backends)] = true
+		m.vips[v.Addr] = b.vipFor(v, hint.vipObjects(v.Addr))
+		users[len(v.Backends)]++
 	}
-	m.addPicks(b.rules, pickVIPPrefix, counts)
-	counts = map[int]bool{}
+	m.addPicks(b.rules, pickVIPPrefix, users)
+	users = map[int]int{}
 	for _, p := range s.Ports {
 		k := keyOf(p)
-		if o := hint.portObjects(k); o != nil && samePort(o.input, p) {
-			m.ports[k] = o
-		} else {
-			m.ports[k] = b.portObjects(p, o)
-		}
-		counts[len(p.Backends)] = true
+		m.ports[k] = b.portFor(p, hint.portObjects(k))
+		users[len(p.Backends)]++
 	}
-	m.addPicks(b.rules, pickPortPrefix, counts)
+	m.addPicks(b.rules, pickPortPrefix, users)
 	return m
+}
+
+// vipFor returns the objects of v: old, the objects last built for the VIP, when they were
+// built for the same input, else new ones that keep old's slots where they can.
+func (b *Balancer) vipFor(v mesh.VIP, old *objects) *objects {
+	if old != nil && sameVIP(old.input, v) {
+		return old
+	}
+	return b.vipObjects(v, old)
+}
+
+// portFor is vipFor for a published port.
+func (b *Balancer) portFor(p mesh.Port, old *objects) *objects {
+	if old != nil && samePort(old.input, p) {
+		return old
+	}
+	return b.portObjects(p, old)
 }
 
 func (m *tableModel) vipObjects(a netip.Addr) *objects {
@@ -61,11 +71,14 @@ func (m *tableModel) portObjects(k portKey) *objects {
 	return m.ports[k]
 }
 
-// addPicks adds the pick chains for the backend counts, 0 aside.
-func (m *tableModel) addPicks(r rules, prefix string, counts map[int]bool) {
-	for n := range counts {
+// addPicks adds the pick chains for the backend counts, 0 aside, with the number of VIPs or
+// ports of each count.
+func (m *tableModel) addPicks(r rules, prefix string, users map[int]int) {
+	for n, count := range users {
 		if n > 0 {
-			m.picks[pickChain(prefix, n)] = []rule{r.pick(prefix, n)}
+			name := pickChain(prefix, n)
+			m.picks[name] = []rule{r.pick(prefix, n)}
+			m.pickUsers[name] = count
 		}
 	}
 }

@@ -23,6 +23,9 @@ type tableModel struct {
 	sets   map[string]string    // describeSet of each set, by name
 	// picks are the rules of the chains that pick a backend, by chain name ("pick-vip-3").
 	picks map[string][]rule
+	// pickUsers counts the VIPs or ports that go to each pick chain, by chain name (desired
+	// only): an Update deletes a pick chain when its count drops to 0.
+	pickUsers map[string]int
 	// foreign are the chains and sets in the table that this package does not make.
 	foreign []string
 	vips    map[netip.Addr]*objects
@@ -45,11 +48,12 @@ type objects struct {
 
 func newTableModel() *tableModel {
 	return &tableModel{
-		base:  map[string]baseChain{},
-		sets:  map[string]string{},
-		picks: map[string][]rule{},
-		vips:  map[netip.Addr]*objects{},
-		ports: map[portKey]*objects{},
+		base:      map[string]baseChain{},
+		sets:      map[string]string{},
+		picks:     map[string][]rule{},
+		pickUsers: map[string]int{},
+		vips:      map[netip.Addr]*objects{},
+		ports:     map[portKey]*objects{},
 	}
 }
 

@@ -45,6 +45,12 @@ func (k portKey) String() string { return k.proto.String() + "/" + strconv.Itoa(
 
 func keyOf(p mesh.Port) portKey { return portKey{proto: p.Protocol, port: p.Published} }
 
+// keyFrom is the portKey of a mesh.PortKey.
+func keyFrom(k mesh.PortKey) portKey { return portKey{proto: k.Protocol, port: k.Published} }
+
+// meshKey is the mesh.PortKey of k.
+func (k portKey) meshKey() mesh.PortKey { return mesh.PortKey{Protocol: k.proto, Published: k.port} }
+
 // vipChain is the chain of VIP a: "vip-10.20.0.2".
 func vipChain(a netip.Addr) string { return vipChainPrefix + a.String() }
 

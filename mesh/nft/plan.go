@@ -28,6 +28,10 @@ type batch struct {
 	rules     []chainRule // rules appended, after the flushes
 	addElems  map[string][]nftables.SetElement
 	changes   mesh.Changes
+	// vips and ports are the keys whose objects a piecewise batch changes: a Sync brings the
+	// Balancer's mesh.Index up to date from them alone.
+	vips  []netip.Addr
+	ports []portKey
 }
 
 type chainRule struct {
@@ -76,10 +80,12 @@ func plan(got, want *tableModel) *batch {
 		}
 		bt.changes.Updated++
 	}
-	for _, a := range changedKeys(got.vips, want.vips, netip.Addr.Compare) {
+	bt.vips = changedKeys(got.vips, want.vips, netip.Addr.Compare)
+	for _, a := range bt.vips {
 		bt.object(vipNames(a), got.vips[a], want.vips[a])
 	}
-	for _, k := range changedKeys(got.ports, want.ports, comparePortKeys) {
+	bt.ports = changedKeys(got.ports, want.ports, comparePortKeys)
+	for _, k := range bt.ports {
 		bt.object(portNames(k), got.ports[k], want.ports[k])
 	}
 	bt.picks(got.picks, want.picks)
