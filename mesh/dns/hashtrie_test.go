@@ -1,8 +1,8 @@
 package dns
 
-// Tests of the persistent map: random batches of changes, checked against a Go map, with hash
-// functions that force deep paths and whole-hash collisions; every version must still hold
-// what it held when later ones are made from it.
+// Tests of the persistent map as the records use it: random batches of changes (built anew or
+// edited), checked against a Go map, with hash functions that force deep paths and whole-hash
+// collisions; every version must still hold what it held when later ones are made from it.
 
 import (
 	"fmt"
@@ -22,13 +22,13 @@ func TestHashTrieFollowsMap(t *testing.T) {
 	const keys = 300 // keys are 0..keys-1
 	for _, tc := range []struct {
 		name string
-		hash func(int) uint64
+		hash func(int) uint32
 	}{
-		{"spread", func(k int) uint64 { return maphash.Comparable(trieSeed, k) }},
+		{"spread", func(k int) uint32 { return uint32(maphash.Comparable(trieSeed, k)) }},
 		// Keys differ only in the top bits: every path goes down to the last levels.
-		{"deep", func(k int) uint64 { return uint64(k) << 55 }},
+		{"deep", func(k int) uint32 { return uint32(k) << 23 }},
 		// Keys share whole hashes, five keys to a hash: collision nodes below the last level.
-		{"colliding", func(k int) uint64 { return uint64(k / 5) }},
+		{"colliding", func(k int) uint32 { return uint32(k / 5) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(len(tc.name))))
@@ -75,7 +75,7 @@ func TestHashTrieFollowsMap(t *testing.T) {
 }
 
 func TestHashTrieEditorSpentAfterDone(t *testing.T) {
-	e := newHashTrie[int, int](func(k int) uint64 { return uint64(k) }).Edit(0)
+	e := newHashTrie[int, int](func(k int) uint32 { return uint32(k) }).Edit(0)
 	e.Set(1, 1)
 	m := e.Done()
 	defer func() {
