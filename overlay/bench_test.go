@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
 )
 
 const benchEndpoints = 200
@@ -21,14 +23,7 @@ func BenchmarkSyncMoved1(b *testing.B)   { benchmarkSyncMoved(b, 1) }
 func BenchmarkSyncMoved100(b *testing.B) { benchmarkSyncMoved(b, 100) }
 
 func benchmarkSyncMoved(b *testing.B, moved int) {
-	requireRoot(b)
-	node := newNetns(b)
-	inNetns(b, node, func() error { return addBridge(testBridge, testMTU, netip.Prefix{}) })
-	local := netip.MustParseAddr("198.18.0.1")
-	m, err := New(Config{LocalVTEP: local, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
+	node, local, m := benchNode(b)
 	var peers []netip.Addr
 	for p := local.Next(); len(peers) < 4; p = p.Next() {
 		peers = append(peers, p)
@@ -96,14 +91,7 @@ func BenchmarkSyncOneMoved(b *testing.B) {
 // moving its first endpoint to the next peer and back, one move per iteration. program gets the
 // network's whole desired state after the move and the moved endpoint.
 func benchmarkOneMoved(b *testing.B, n int, program func(*Manager, Desired, Endpoint) (Changes, error)) {
-	requireRoot(b)
-	node := newNetns(b)
-	inNetns(b, node, func() error { return addBridge(testBridge, testMTU, netip.Prefix{}) })
-	local := netip.MustParseAddr("198.18.0.1")
-	m, err := New(Config{LocalVTEP: local, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
+	node, local, m := benchNode(b)
 	d, peers := oneMovedNetwork(local, n)
 	// states[0] is d; states[1] has the first endpoint at the next peer.
 	states := [2]Desired{d, d}
@@ -145,4 +133,18 @@ func oneMovedNetwork(local netip.Addr, n int) (Desired, []netip.Addr) {
 		d.Endpoints = append(d.Endpoints, Endpoint{IP: ip, MAC: macOfIP(ip), VTEP: peers[i%len(peers)]})
 	}
 	return d, peers
+}
+
+// benchNode is a fresh namespace with the network's bridge, this node's VTEP, and a Manager for it
+// that logs nothing.
+func benchNode(b *testing.B) (ns.NetNS, netip.Addr, *Manager) {
+	requireRoot(b)
+	node := newNetns(b)
+	inNetns(b, node, func() error { return addBridge(testBridge, testMTU, netip.Prefix{}) })
+	local := netip.MustParseAddr("198.18.0.1")
+	m, err := New(Config{LocalVTEP: local, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return node, local, m
 }

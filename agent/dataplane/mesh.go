@@ -141,7 +141,7 @@ func (c *Controller) syncMeshLocked(repair bool) {
 	if !c.haveServices {
 		return
 	}
-	full := c.meshDirty || repair || c.programmed == nil
+	full := repair || c.meshFullLocked()
 	if !full {
 		if len(c.dirtyServices) == 0 {
 			return

@@ -52,24 +52,13 @@ func (f *fakeBalancer) Update(u mesh.Update) (mesh.Changes, error) {
 		f.state = nil
 		return mesh.Changes{}, errors.New("batch refused")
 	}
-	f.updates++
-	next := mesh.State{SNAT: f.state.SNAT}
-	for _, v := range f.state.VIPs {
-		if !slices.Contains(u.RemovedVIPs, v.Addr) && !slices.ContainsFunc(u.VIPs, func(w mesh.VIP) bool { return w.Addr == v.Addr }) {
-			next.VIPs = append(next.VIPs, v)
-		}
-	}
-	next.VIPs = append(next.VIPs, u.VIPs...)
-	for _, p := range f.state.Ports {
-		if !slices.Contains(u.RemovedPorts, p.PortKey()) && !slices.ContainsFunc(u.Ports, func(q mesh.Port) bool { return q.PortKey() == p.PortKey() }) {
-			next.Ports = append(next.Ports, p)
-		}
-	}
-	next.Ports = append(next.Ports, u.Ports...)
-	if err := next.Validate(); err != nil {
+	x := mesh.NewIndex(*f.state)
+	if err := x.Check(u); err != nil {
 		return mesh.Changes{}, err
 	}
-	next = normalState(next)
+	f.updates++
+	x.Apply(u)
+	next := normalState(x.State())
 	f.state = &next
 	return mesh.Changes{Updated: 1}, nil
 }

@@ -67,49 +67,37 @@ func benchmarkProgram(b *testing.B, vips int) {
 }
 
 func benchmarkOneBackendChange(b *testing.B, vips int) {
-	s := benchState(vips)
-	inBenchNetns(b, func(ns.NetNS) error {
-		bal := newTestBalancer(b, Config{})
-		if _, err := bal.Sync(s); err != nil {
-			return err
-		}
-		// Each iteration replaces one backend of one VIP, spread over the table.
-		i := 0
-		for b.Loop() {
-			k := (i * 7919) % vips
-			s.VIPs[k].Backends[3] = backendIP(k, 3+(i/vips+1)%2*(benchBackends-3)) // backend 3 ↔ backend 10
-			ch, err := bal.Sync(s)
-			if err != nil {
-				return err
-			}
-			if ch != (mesh.Changes{Updated: 1}) {
-				return fmt.Errorf("Sync changed %+v, want 1 updated", ch)
-			}
-			i++
-		}
-		return nil
+	benchmarkOneChange(b, vips, "Sync", func(bal *Balancer, s mesh.State, _ int) (mesh.Changes, error) {
+		return bal.Sync(s)
 	})
 }
 
 func benchmarkOneEndpointUpdate(b *testing.B, vips int) {
+	benchmarkOneChange(b, vips, "Update", func(bal *Balancer, s mesh.State, k int) (mesh.Changes, error) {
+		return bal.Update(mesh.Update{VIPs: s.VIPs[k : k+1]})
+	})
+}
+
+// benchmarkOneChange programs vips VIPs, then times program applying one change per iteration:
+// one backend of VIP k replaced (backend 3 ↔ backend 10), k spread over the table; program gets
+// the whole State after the change and k.
+func benchmarkOneChange(b *testing.B, vips int, what string, program func(*Balancer, mesh.State, int) (mesh.Changes, error)) {
 	s := benchState(vips)
 	inBenchNetns(b, func(ns.NetNS) error {
 		bal := newTestBalancer(b, Config{})
 		if _, err := bal.Sync(s); err != nil {
 			return err
 		}
-		// Each iteration replaces one backend of one VIP, spread over the table, as
-		// benchmarkOneBackendChange does, and names only that VIP.
 		i := 0
 		for b.Loop() {
 			k := (i * 7919) % vips
-			s.VIPs[k].Backends[3] = backendIP(k, 3+(i/vips+1)%2*(benchBackends-3)) // backend 3 ↔ backend 10
-			ch, err := bal.Update(mesh.Update{VIPs: s.VIPs[k : k+1]})
+			s.VIPs[k].Backends[3] = backendIP(k, 3+(i/vips+1)%2*(benchBackends-3))
+			ch, err := program(bal, s, k)
 			if err != nil {
 				return err
 			}
 			if ch != (mesh.Changes{Updated: 1}) {
-				return fmt.Errorf("Update changed %+v, want 1 updated", ch)
+				return fmt.Errorf("%s changed %+v, want 1 updated", what, ch)
 			}
 			i++
 		}

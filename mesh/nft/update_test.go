@@ -40,23 +40,12 @@ func readModel(t *testing.T, n ns.NetNS, b *Balancer) *tableModel {
 	return m
 }
 
-// withUpdate is s after u, the slow way: removals first, then the VIPs and ports u names replace
-// those with their key.
+// withUpdate is s after u, as mesh.Index (tested against a plain rewrite of the State in
+// package mesh) makes it: VIPs and ports in key order.
 func withUpdate(s mesh.State, u mesh.Update) mesh.State {
-	out := mesh.State{SNAT: s.SNAT}
-	for _, v := range s.VIPs {
-		if !slices.Contains(u.RemovedVIPs, v.Addr) && !slices.ContainsFunc(u.VIPs, func(w mesh.VIP) bool { return w.Addr == v.Addr }) {
-			out.VIPs = append(out.VIPs, v)
-		}
-	}
-	out.VIPs = append(out.VIPs, u.VIPs...)
-	for _, p := range s.Ports {
-		if !slices.Contains(u.RemovedPorts, p.PortKey()) && !slices.ContainsFunc(u.Ports, func(q mesh.Port) bool { return q.PortKey() == p.PortKey() }) {
-			out.Ports = append(out.Ports, p)
-		}
-	}
-	out.Ports = append(out.Ports, u.Ports...)
-	return out
+	x := mesh.NewIndex(s)
+	x.Apply(u)
+	return x.State()
 }
 
 // requireBookkeeping fails the test unless what b keeps for the next Update is s: the applied
