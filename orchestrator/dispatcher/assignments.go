@@ -103,6 +103,17 @@ func (q *assignQueue) resync() {
 	signal(q.wake)
 }
 
+// dropViewChanges forgets the queued endpoint and service view changes: the
+// stream is reading the whole tables, which hold them all. Called with d.mu
+// held, under which every change is applied to the tables and queued
+// together.
+func (q *assignQueue) dropViewChanges() {
+	q.mu.Lock()
+	clear(q.eps)
+	clear(q.svcs)
+	q.mu.Unlock()
+}
+
 // take returns what is queued and empties the queue. With full, the
 // changes are left out: a COMPLETE message reads everything after take.
 func (q *assignQueue) take() queued {
@@ -222,6 +233,9 @@ func (d *Dispatcher) Assignments(req *api.AssignmentsRequest, stream api.Dispatc
 			}
 			msg.Endpoints = d.endpoints.all()
 			msg.Services = d.services.all()
+			// Changes queued since take are in these tables already: sent
+			// again after them, they would repeat what the agent has.
+			q.dropViewChanges()
 			d.mu.Unlock()
 		} else {
 			msg = incrementalAssignments(qd.changed, sent)
