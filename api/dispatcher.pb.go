@@ -292,7 +292,10 @@ type OverlayKernelState struct {
 	Fdb          []*OverlayKernelState_FDBEntry   `protobuf:"bytes,12,rep,name=fdb,proto3" json:"fdb,omitempty"`
 	Neigh        []*OverlayKernelState_NeighEntry `protobuf:"bytes,13,rep,name=neigh,proto3" json:"neigh,omitempty"`
 	// local_vtep is the node's own data-path address, as its agent has it.
-	LocalVtep     string `protobuf:"bytes,14,opt,name=local_vtep,json=localVtep,proto3" json:"local_vtep,omitempty"`
+	LocalVtep string `protobuf:"bytes,14,opt,name=local_vtep,json=localVtep,proto3" json:"local_vtep,omitempty"`
+	// bridge_fdb are the bridge's forwarding entries on the device's port,
+	// without the port's own address and VLAN entries.
+	BridgeFdb     []*OverlayKernelState_BridgeEntry `protobuf:"bytes,15,rep,name=bridge_fdb,json=bridgeFdb,proto3" json:"bridge_fdb,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -423,6 +426,13 @@ func (x *OverlayKernelState) GetLocalVtep() string {
 		return x.LocalVtep
 	}
 	return ""
+}
+
+func (x *OverlayKernelState) GetBridgeFdb() []*OverlayKernelState_BridgeEntry {
+	if x != nil {
+		return x.BridgeFdb
+	}
+	return nil
 }
 
 type ReportDataplaneRequest struct {
@@ -1778,6 +1788,61 @@ func (x *OverlayKernelState_NeighEntry) GetPermanent() bool {
 	return false
 }
 
+// BridgeEntry is one forwarding entry of the network's bridge on the
+// VXLAN device's port: frames to mac leave the bridge through the device.
+// static is false for an entry the bridge learnt.
+type OverlayKernelState_BridgeEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mac           string                 `protobuf:"bytes,1,opt,name=mac,proto3" json:"mac,omitempty"`
+	Static        bool                   `protobuf:"varint,2,opt,name=static,proto3" json:"static,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverlayKernelState_BridgeEntry) Reset() {
+	*x = OverlayKernelState_BridgeEntry{}
+	mi := &file_api_dispatcher_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayKernelState_BridgeEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayKernelState_BridgeEntry) ProtoMessage() {}
+
+func (x *OverlayKernelState_BridgeEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dispatcher_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayKernelState_BridgeEntry.ProtoReflect.Descriptor instead.
+func (*OverlayKernelState_BridgeEntry) Descriptor() ([]byte, []int) {
+	return file_api_dispatcher_proto_rawDescGZIP(), []int{3, 2}
+}
+
+func (x *OverlayKernelState_BridgeEntry) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *OverlayKernelState_BridgeEntry) GetStatic() bool {
+	if x != nil {
+		return x.Static
+	}
+	return false
+}
+
 var File_api_dispatcher_proto protoreflect.FileDescriptor
 
 const file_api_dispatcher_proto_rawDesc = "" +
@@ -1799,7 +1864,7 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\x04mesh\x18\x03 \x01(\bR\x04mesh\x12\x19\n" +
 	"\bdns_name\x18\x04 \x01(\tR\adnsName\x12\x1f\n" +
 	"\vdns_network\x18\x05 \x01(\tR\n" +
-	"dnsNetwork\"\xcd\x04\n" +
+	"dnsNetwork\"\xd0\x05\n" +
 	"\x12OverlayKernelState\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x16\n" +
@@ -1817,7 +1882,9 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\x03fdb\x18\f \x03(\v2&.shoal.api.OverlayKernelState.FDBEntryR\x03fdb\x12>\n" +
 	"\x05neigh\x18\r \x03(\v2(.shoal.api.OverlayKernelState.NeighEntryR\x05neigh\x12\x1d\n" +
 	"\n" +
-	"local_vtep\x18\x0e \x01(\tR\tlocalVtep\x1aL\n" +
+	"local_vtep\x18\x0e \x01(\tR\tlocalVtep\x12H\n" +
+	"\n" +
+	"bridge_fdb\x18\x0f \x03(\v2).shoal.api.OverlayKernelState.BridgeEntryR\tbridgeFdb\x1aL\n" +
 	"\bFDBEntry\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x10\n" +
 	"\x03dst\x18\x02 \x01(\tR\x03dst\x12\x1c\n" +
@@ -1826,7 +1893,10 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"NeighEntry\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x1c\n" +
-	"\tpermanent\x18\x03 \x01(\bR\tpermanent\"\x88\x02\n" +
+	"\tpermanent\x18\x03 \x01(\bR\tpermanent\x1a7\n" +
+	"\vBridgeEntry\x12\x10\n" +
+	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x16\n" +
+	"\x06static\x18\x02 \x01(\bR\x06static\"\x88\x02\n" +
 	"\x16ReportDataplaneRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
@@ -1951,82 +2021,84 @@ func file_api_dispatcher_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_api_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_api_dispatcher_proto_goTypes = []any{
-	(AssignmentsMessage_Type)(0),          // 0: shoal.api.AssignmentsMessage.Type
-	(*SessionRequest)(nil),                // 1: shoal.api.SessionRequest
-	(*SessionMessage)(nil),                // 2: shoal.api.SessionMessage
-	(*DataplaneQuery)(nil),                // 3: shoal.api.DataplaneQuery
-	(*OverlayKernelState)(nil),            // 4: shoal.api.OverlayKernelState
-	(*ReportDataplaneRequest)(nil),        // 5: shoal.api.ReportDataplaneRequest
-	(*MeshKernelState)(nil),               // 6: shoal.api.MeshKernelState
-	(*VIPKernelState)(nil),                // 7: shoal.api.VIPKernelState
-	(*PortKernelState)(nil),               // 8: shoal.api.PortKernelState
-	(*DNSRecord)(nil),                     // 9: shoal.api.DNSRecord
-	(*DNSAnswer)(nil),                     // 10: shoal.api.DNSAnswer
-	(*ReportDataplaneResponse)(nil),       // 11: shoal.api.ReportDataplaneResponse
-	(*HeartbeatRequest)(nil),              // 12: shoal.api.HeartbeatRequest
-	(*HeartbeatResponse)(nil),             // 13: shoal.api.HeartbeatResponse
-	(*AssignmentsRequest)(nil),            // 14: shoal.api.AssignmentsRequest
-	(*AssignmentsMessage)(nil),            // 15: shoal.api.AssignmentsMessage
-	(*ServiceView)(nil),                   // 16: shoal.api.ServiceView
-	(*ServiceVIP)(nil),                    // 17: shoal.api.ServiceVIP
-	(*Endpoint)(nil),                      // 18: shoal.api.Endpoint
-	(*EndpointKey)(nil),                   // 19: shoal.api.EndpointKey
-	(*TaskStatusUpdate)(nil),              // 20: shoal.api.TaskStatusUpdate
-	(*UpdateTaskStatusRequest)(nil),       // 21: shoal.api.UpdateTaskStatusRequest
-	(*UpdateTaskStatusResponse)(nil),      // 22: shoal.api.UpdateTaskStatusResponse
-	(*OverlayKernelState_FDBEntry)(nil),   // 23: shoal.api.OverlayKernelState.FDBEntry
-	(*OverlayKernelState_NeighEntry)(nil), // 24: shoal.api.OverlayKernelState.NeighEntry
-	(*NodeDescription)(nil),               // 25: shoal.api.NodeDescription
-	(NodeRole)(0),                         // 26: shoal.api.NodeRole
-	(*durationpb.Duration)(nil),           // 27: google.protobuf.Duration
-	(*Task)(nil),                          // 28: shoal.api.Task
-	(*Network)(nil),                       // 29: shoal.api.Network
-	(EndpointSpec_Mode)(0),                // 30: shoal.api.EndpointSpec.Mode
-	(*PortConfig)(nil),                    // 31: shoal.api.PortConfig
-	(*TaskStatus)(nil),                    // 32: shoal.api.TaskStatus
+	(AssignmentsMessage_Type)(0),           // 0: shoal.api.AssignmentsMessage.Type
+	(*SessionRequest)(nil),                 // 1: shoal.api.SessionRequest
+	(*SessionMessage)(nil),                 // 2: shoal.api.SessionMessage
+	(*DataplaneQuery)(nil),                 // 3: shoal.api.DataplaneQuery
+	(*OverlayKernelState)(nil),             // 4: shoal.api.OverlayKernelState
+	(*ReportDataplaneRequest)(nil),         // 5: shoal.api.ReportDataplaneRequest
+	(*MeshKernelState)(nil),                // 6: shoal.api.MeshKernelState
+	(*VIPKernelState)(nil),                 // 7: shoal.api.VIPKernelState
+	(*PortKernelState)(nil),                // 8: shoal.api.PortKernelState
+	(*DNSRecord)(nil),                      // 9: shoal.api.DNSRecord
+	(*DNSAnswer)(nil),                      // 10: shoal.api.DNSAnswer
+	(*ReportDataplaneResponse)(nil),        // 11: shoal.api.ReportDataplaneResponse
+	(*HeartbeatRequest)(nil),               // 12: shoal.api.HeartbeatRequest
+	(*HeartbeatResponse)(nil),              // 13: shoal.api.HeartbeatResponse
+	(*AssignmentsRequest)(nil),             // 14: shoal.api.AssignmentsRequest
+	(*AssignmentsMessage)(nil),             // 15: shoal.api.AssignmentsMessage
+	(*ServiceView)(nil),                    // 16: shoal.api.ServiceView
+	(*ServiceVIP)(nil),                     // 17: shoal.api.ServiceVIP
+	(*Endpoint)(nil),                       // 18: shoal.api.Endpoint
+	(*EndpointKey)(nil),                    // 19: shoal.api.EndpointKey
+	(*TaskStatusUpdate)(nil),               // 20: shoal.api.TaskStatusUpdate
+	(*UpdateTaskStatusRequest)(nil),        // 21: shoal.api.UpdateTaskStatusRequest
+	(*UpdateTaskStatusResponse)(nil),       // 22: shoal.api.UpdateTaskStatusResponse
+	(*OverlayKernelState_FDBEntry)(nil),    // 23: shoal.api.OverlayKernelState.FDBEntry
+	(*OverlayKernelState_NeighEntry)(nil),  // 24: shoal.api.OverlayKernelState.NeighEntry
+	(*OverlayKernelState_BridgeEntry)(nil), // 25: shoal.api.OverlayKernelState.BridgeEntry
+	(*NodeDescription)(nil),                // 26: shoal.api.NodeDescription
+	(NodeRole)(0),                          // 27: shoal.api.NodeRole
+	(*durationpb.Duration)(nil),            // 28: google.protobuf.Duration
+	(*Task)(nil),                           // 29: shoal.api.Task
+	(*Network)(nil),                        // 30: shoal.api.Network
+	(EndpointSpec_Mode)(0),                 // 31: shoal.api.EndpointSpec.Mode
+	(*PortConfig)(nil),                     // 32: shoal.api.PortConfig
+	(*TaskStatus)(nil),                     // 33: shoal.api.TaskStatus
 }
 var file_api_dispatcher_proto_depIdxs = []int32{
-	25, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
-	26, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
-	27, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
+	26, // 0: shoal.api.SessionRequest.description:type_name -> shoal.api.NodeDescription
+	27, // 1: shoal.api.SessionMessage.desired_role:type_name -> shoal.api.NodeRole
+	28, // 2: shoal.api.SessionMessage.heartbeat_period:type_name -> google.protobuf.Duration
 	3,  // 3: shoal.api.SessionMessage.queries:type_name -> shoal.api.DataplaneQuery
 	23, // 4: shoal.api.OverlayKernelState.fdb:type_name -> shoal.api.OverlayKernelState.FDBEntry
 	24, // 5: shoal.api.OverlayKernelState.neigh:type_name -> shoal.api.OverlayKernelState.NeighEntry
-	4,  // 6: shoal.api.ReportDataplaneRequest.networks:type_name -> shoal.api.OverlayKernelState
-	6,  // 7: shoal.api.ReportDataplaneRequest.mesh:type_name -> shoal.api.MeshKernelState
-	10, // 8: shoal.api.ReportDataplaneRequest.dns_answer:type_name -> shoal.api.DNSAnswer
-	7,  // 9: shoal.api.MeshKernelState.vips:type_name -> shoal.api.VIPKernelState
-	8,  // 10: shoal.api.MeshKernelState.ports:type_name -> shoal.api.PortKernelState
-	9,  // 11: shoal.api.MeshKernelState.dns_records:type_name -> shoal.api.DNSRecord
-	27, // 12: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
-	0,  // 13: shoal.api.AssignmentsMessage.type:type_name -> shoal.api.AssignmentsMessage.Type
-	28, // 14: shoal.api.AssignmentsMessage.update_tasks:type_name -> shoal.api.Task
-	29, // 15: shoal.api.AssignmentsMessage.networks:type_name -> shoal.api.Network
-	18, // 16: shoal.api.AssignmentsMessage.endpoints:type_name -> shoal.api.Endpoint
-	19, // 17: shoal.api.AssignmentsMessage.removed_endpoints:type_name -> shoal.api.EndpointKey
-	16, // 18: shoal.api.AssignmentsMessage.services:type_name -> shoal.api.ServiceView
-	30, // 19: shoal.api.ServiceView.mode:type_name -> shoal.api.EndpointSpec.Mode
-	31, // 20: shoal.api.ServiceView.ports:type_name -> shoal.api.PortConfig
-	17, // 21: shoal.api.ServiceView.vips:type_name -> shoal.api.ServiceVIP
-	32, // 22: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
-	20, // 23: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
-	1,  // 24: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
-	12, // 25: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
-	14, // 26: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
-	21, // 27: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
-	5,  // 28: shoal.api.Dispatcher.ReportDataplane:input_type -> shoal.api.ReportDataplaneRequest
-	2,  // 29: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
-	13, // 30: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
-	15, // 31: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
-	22, // 32: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
-	11, // 33: shoal.api.Dispatcher.ReportDataplane:output_type -> shoal.api.ReportDataplaneResponse
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	25, // 6: shoal.api.OverlayKernelState.bridge_fdb:type_name -> shoal.api.OverlayKernelState.BridgeEntry
+	4,  // 7: shoal.api.ReportDataplaneRequest.networks:type_name -> shoal.api.OverlayKernelState
+	6,  // 8: shoal.api.ReportDataplaneRequest.mesh:type_name -> shoal.api.MeshKernelState
+	10, // 9: shoal.api.ReportDataplaneRequest.dns_answer:type_name -> shoal.api.DNSAnswer
+	7,  // 10: shoal.api.MeshKernelState.vips:type_name -> shoal.api.VIPKernelState
+	8,  // 11: shoal.api.MeshKernelState.ports:type_name -> shoal.api.PortKernelState
+	9,  // 12: shoal.api.MeshKernelState.dns_records:type_name -> shoal.api.DNSRecord
+	28, // 13: shoal.api.HeartbeatResponse.period:type_name -> google.protobuf.Duration
+	0,  // 14: shoal.api.AssignmentsMessage.type:type_name -> shoal.api.AssignmentsMessage.Type
+	29, // 15: shoal.api.AssignmentsMessage.update_tasks:type_name -> shoal.api.Task
+	30, // 16: shoal.api.AssignmentsMessage.networks:type_name -> shoal.api.Network
+	18, // 17: shoal.api.AssignmentsMessage.endpoints:type_name -> shoal.api.Endpoint
+	19, // 18: shoal.api.AssignmentsMessage.removed_endpoints:type_name -> shoal.api.EndpointKey
+	16, // 19: shoal.api.AssignmentsMessage.services:type_name -> shoal.api.ServiceView
+	31, // 20: shoal.api.ServiceView.mode:type_name -> shoal.api.EndpointSpec.Mode
+	32, // 21: shoal.api.ServiceView.ports:type_name -> shoal.api.PortConfig
+	17, // 22: shoal.api.ServiceView.vips:type_name -> shoal.api.ServiceVIP
+	33, // 23: shoal.api.TaskStatusUpdate.status:type_name -> shoal.api.TaskStatus
+	20, // 24: shoal.api.UpdateTaskStatusRequest.updates:type_name -> shoal.api.TaskStatusUpdate
+	1,  // 25: shoal.api.Dispatcher.Session:input_type -> shoal.api.SessionRequest
+	12, // 26: shoal.api.Dispatcher.Heartbeat:input_type -> shoal.api.HeartbeatRequest
+	14, // 27: shoal.api.Dispatcher.Assignments:input_type -> shoal.api.AssignmentsRequest
+	21, // 28: shoal.api.Dispatcher.UpdateTaskStatus:input_type -> shoal.api.UpdateTaskStatusRequest
+	5,  // 29: shoal.api.Dispatcher.ReportDataplane:input_type -> shoal.api.ReportDataplaneRequest
+	2,  // 30: shoal.api.Dispatcher.Session:output_type -> shoal.api.SessionMessage
+	13, // 31: shoal.api.Dispatcher.Heartbeat:output_type -> shoal.api.HeartbeatResponse
+	15, // 32: shoal.api.Dispatcher.Assignments:output_type -> shoal.api.AssignmentsMessage
+	22, // 33: shoal.api.Dispatcher.UpdateTaskStatus:output_type -> shoal.api.UpdateTaskStatusResponse
+	11, // 34: shoal.api.Dispatcher.ReportDataplane:output_type -> shoal.api.ReportDataplaneResponse
+	30, // [30:35] is the sub-list for method output_type
+	25, // [25:30] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_api_dispatcher_proto_init() }
@@ -2042,7 +2114,7 @@ func file_api_dispatcher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dispatcher_proto_rawDesc), len(file_api_dispatcher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

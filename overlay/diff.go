@@ -32,6 +32,13 @@ type neighRecord struct {
 	permanent bool
 }
 
+// bridgeRecord is one entry of the bridge's forwarding table on the VXLAN device's port: frames
+// to mac leave the bridge through the device, which sends them to the MAC's VTEP.
+type bridgeRecord struct {
+	mac    [6]byte
+	static bool // false: learnt, aged out by the kernel
+}
+
 // Status says how an entry compares with the desired state.
 type Status string
 
@@ -57,6 +64,53 @@ type neighDiff struct {
 	want   *neighRecord
 	have   *neighRecord
 	detail string
+}
+
+// bridgeDiff is one bridge forwarding entry compared.
+type bridgeDiff struct {
+	status Status
+	want   *bridgeRecord
+	have   *bridgeRecord
+	detail string
+}
+
+func (d bridgeDiff) mac() [6]byte {
+	if d.want != nil {
+		return d.want.mac
+	}
+	return d.have.mac
+}
+
+// diffBridge compares the bridge's forwarding entries on the device's port by MAC: a wanted MAC
+// must have a static entry there (a learnt one is wrong: it would age out), and an entry of a MAC
+// not wanted is extra.
+func diffBridge(want, have []bridgeRecord) []bridgeDiff {
+	haveByMAC := make(map[[6]byte]*bridgeRecord, len(have))
+	for i := range have {
+		haveByMAC[have[i].mac] = &have[i]
+	}
+	out := make([]bridgeDiff, 0, len(want))
+	for i := range want {
+		w := &want[i]
+		h, ok := haveByMAC[w.mac]
+		delete(haveByMAC, w.mac)
+		d := bridgeDiff{status: StatusOK, want: w, have: h}
+		switch {
+		case !ok:
+			d.status = StatusMissing
+		case !h.static:
+			d.status, d.detail = StatusWrong, "learnt, not static"
+		}
+		out = append(out, d)
+	}
+	for _, h := range haveByMAC {
+		out = append(out, bridgeDiff{status: StatusExtra, have: h})
+	}
+	slices.SortFunc(out, func(a, b bridgeDiff) int {
+		ma, mb := a.mac(), b.mac()
+		return bytes.Compare(ma[:], mb[:])
+	})
+	return out
 }
 
 // diffFDB compares the FDB destinations. The all-zeros MAC is a set of destinations, compared

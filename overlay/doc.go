@@ -36,8 +36,12 @@
 //
 // # Forwarding on the bridge
 //
-// Learning is off on the VXLAN device and on its bridge port. The bridge therefore never holds a
-// stale location of a remote MAC after an endpoint moves, at the price of flooding frames for
-// remote MACs to the bridge's local ports too; the VXLAN device sends them to the one VTEP its
-// FDB names.
+// Learning is off on the VXLAN device and on its bridge port, so neither learns a stale location
+// of a remote MAC. Instead the Manager programs both tables: the device's FDB (MAC → VTEP) and,
+// for the same MACs, a static entry in the bridge's forwarding table on the device's port. Without
+// the bridge entry, the bridge would flood every frame to a remote task to all its ports: every
+// local task would receive a copy (and, with hairpin on, the sender too), which costs each such
+// frame two or three deliveries and shows one task's traffic to its neighbours. A move between
+// remote nodes changes the FDB entry alone; a move here removes the bridge entry, and the bridge
+// learns the task on its local port.
 package overlay

@@ -44,17 +44,28 @@ func listNeighbours(h *netlink.Handle, linkIndex, family int) ([]netlink.Neigh, 
 	return nil, fmt.Errorf("after %d attempts: %w", dumpAttempts, err)
 }
 
-// listFDB returns the device's own FDB destinations (flag self). The same dump holds the
-// bridge's entries for the port (without that flag, with the bridge as NDA_MASTER); they are not
-// the device's.
-func listFDB(h *netlink.Handle, linkIndex int) ([]fdbRecord, error) {
+// listFDB returns, from one dump of the AF_BRIDGE table for the device, the device's own FDB
+// destinations (flag self) and the bridge's forwarding entries on the device's port (no flag
+// self, the bridge as NDA_MASTER). Of the bridge's entries it leaves out the port's own address
+// (permanent, delivered to the bridge itself) and entries of a VLAN (shoal's bridges do not
+// filter VLANs; such an entry is not shoal's).
+func listFDB(h *netlink.Handle, linkIndex int) ([]fdbRecord, []bridgeRecord, error) {
 	ns, err := listNeighbours(h, linkIndex, unix.AF_BRIDGE)
 	if err != nil {
-		return nil, fmt.Errorf("dump the FDB: %w", err)
+		return nil, nil, fmt.Errorf("dump the FDB: %w", err)
 	}
 	var out []fdbRecord
+	var port []bridgeRecord
 	for _, n := range ns {
-		if n.Flags&netlink.NTF_SELF == 0 || len(n.HardwareAddr) != 6 {
+		if len(n.HardwareAddr) != 6 {
+			continue
+		}
+		if n.Flags&netlink.NTF_SELF == 0 {
+			if n.MasterIndex != 0 && n.Vlan == 0 && n.State&netlink.NUD_PERMANENT == 0 {
+				r := bridgeRecord{static: n.State&netlink.NUD_NOARP != 0}
+				copy(r.mac[:], n.HardwareAddr)
+				port = append(port, r)
+			}
 			continue
 		}
 		r := fdbRecord{
@@ -68,7 +79,7 @@ func listFDB(h *netlink.Handle, linkIndex int) ([]fdbRecord, error) {
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out, port, nil
 }
 
 // listNeigh returns the device's IPv4 neighbour entries.
@@ -131,6 +142,42 @@ func delFDB(h *netlink.Handle, linkIndex int, r fdbRecord) (bool, error) {
 			return false, nil
 		}
 		return false, fmt.Errorf("delete FDB entry %s dst %s: %w", n.HardwareAddr, r.dst, err)
+	}
+	return true, nil
+}
+
+// bridgeNeigh is the netlink message for the bridge's static forwarding entry of mac on the
+// device's port (`bridge fdb add MAC dev DEVICE master static`).
+func bridgeNeigh(linkIndex int, mac [6]byte) *netlink.Neigh {
+	return &netlink.Neigh{
+		LinkIndex:    linkIndex,
+		Family:       unix.AF_BRIDGE,
+		Flags:        netlink.NTF_MASTER,
+		State:        netlink.NUD_NOARP,
+		HardwareAddr: net.HardwareAddr(mac[:]),
+	}
+}
+
+// setBridge adds the bridge's static entry of mac on the device's port, or makes the MAC's
+// entry that (one learnt there or on another port is replaced).
+func setBridge(h *netlink.Handle, linkIndex int, mac [6]byte) error {
+	if err := h.NeighSet(bridgeNeigh(linkIndex, mac)); err != nil {
+		return fmt.Errorf("set bridge entry %s: %w", macOf(mac), err)
+	}
+	return nil
+}
+
+// delBridge deletes the bridge's entry of mac if it is on the device's port; it reports false
+// when there was none there (gone already, or learnt on another port since: a task that moved
+// here, whose entry is then right).
+func delBridge(h *netlink.Handle, linkIndex int, mac [6]byte) (bool, error) {
+	n := bridgeNeigh(linkIndex, mac)
+	n.State = 0
+	if err := h.NeighDel(n); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("delete bridge entry %s: %w", macOf(mac), err)
 	}
 	return true, nil
 }

@@ -12,8 +12,9 @@ import (
 // Report is how the kernel compares with a Desired on this node.
 type Report struct {
 	Device     DeviceReport
-	FDB        []FDBEntry   // sorted by MAC, then VTEP
-	Neighbours []NeighEntry // sorted by IP
+	FDB        []FDBEntry    // sorted by MAC, then VTEP
+	Neighbours []NeighEntry  // sorted by IP
+	Bridge     []BridgeEntry // the bridge's forwarding entries on the device's port, sorted by MAC
 }
 
 // DeviceReport is the network's VXLAN device as the kernel has it.
@@ -53,6 +54,18 @@ type NeighEntry struct {
 	Detail     string // why the entry is wrong
 }
 
+// BridgeEntry is one forwarding entry of the bridge on the device's port, desired and/or
+// programmed: frames to MAC leave the bridge through the device. A remote endpoint's MAC wants a
+// static one.
+type BridgeEntry struct {
+	MAC        net.HardwareAddr
+	Desired    bool // a remote endpoint has the MAC
+	Programmed bool // the bridge has an entry of the MAC on the device's port
+	Static     bool // the programmed entry is static (false: learnt)
+	Status     Status
+	Detail     string // why the entry is wrong
+}
+
 // Clean reports whether the kernel is as desired: the device exists without problems and every
 // entry is ok.
 func (r Report) Clean() bool {
@@ -69,10 +82,15 @@ func (r Report) Clean() bool {
 			return false
 		}
 	}
+	for _, e := range r.Bridge {
+		if e.Status != StatusOK {
+			return false
+		}
+	}
 	return true
 }
 
-// Inspect compares the kernel with d: the device as it is and every FDB and neighbour entry,
+// Inspect compares the kernel with d: the device as it is and every FDB, neighbour and bridge entry,
 // desired and/or programmed, each with its status. It applies Sync's rules, so a Clean report
 // means Sync would change nothing. Without the device, every desired entry is missing.
 func (m *Manager) Inspect(d Desired) (Report, error) {
@@ -87,7 +105,7 @@ func (m *Manager) Inspect(d Desired) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("inspect network %s: %w", d.Network.ID, err)
 	}
-	p := entryPlan{fdb: diffFDB(w.fdb, nil), neigh: diffNeigh(w.neigh, nil)}
+	p := entryPlan{fdb: diffFDB(w.fdb, nil), neigh: diffNeigh(w.neigh, nil), bridge: diffBridge(w.bridge, nil)}
 	if st == nil {
 		r.Device.Problems = []string{"missing"}
 	} else {
@@ -106,6 +124,9 @@ func (m *Manager) Inspect(d Desired) (Report, error) {
 	}
 	for _, e := range p.neigh {
 		r.Neighbours = append(r.Neighbours, neighEntry(e))
+	}
+	for _, e := range p.bridge {
+		r.Bridge = append(r.Bridge, bridgeEntry(e))
 	}
 	return r, nil
 }
@@ -134,6 +155,14 @@ func fdbEntry(d fdbDiff) FDBEntry {
 	}
 	if d.have != nil {
 		e.Programmed = d.have.dst
+	}
+	return e
+}
+
+func bridgeEntry(d bridgeDiff) BridgeEntry {
+	e := BridgeEntry{MAC: macOf(d.mac()), Desired: d.want != nil, Programmed: d.have != nil, Status: d.status, Detail: d.detail}
+	if d.have != nil {
+		e.Static = d.have.static
 	}
 	return e
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -40,6 +41,15 @@ func fdbOp(what string, mac net.HardwareAddr, dst netip.Addr, fn func(*netlink.N
 	return handOp{what, func(idx int) error {
 		return fn(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF,
 			State: netlink.NUD_PERMANENT, IP: dst.AsSlice(), HardwareAddr: mac})
+	}}
+}
+
+// bridgeOp edits the bridge's forwarding entry of mac on the device's port, as `bridge fdb ...
+// dev DEVICE master` would.
+func bridgeOp(what string, mac net.HardwareAddr, state int, fn func(*netlink.Neigh) error) handOp {
+	return handOp{what, func(idx int) error {
+		return fn(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: netlink.NTF_MASTER,
+			State: state, HardwareAddr: mac})
 	}}
 }
 
@@ -162,4 +172,43 @@ func neighStatuses(es []NeighEntry) []Status {
 		s = append(s, e.Status)
 	}
 	return s
+}
+
+func TestInspectReportsBridgeHandEdits(t *testing.T) {
+	bed := newTestbed(t, 2)
+	n0, n1 := bed.nodes[0], bed.nodes[1]
+	a, b, c := n0.addTask(taskIP(52)), n1.addTask(taskIP(53)), n1.addTask(taskIP(54))
+	want := bed.desired(a, b, c)
+	bed.syncAll(want)
+
+	handEdit(t, n0,
+		bridgeOp("delete b's bridge entry", b.mac, 0, netlink.NeighDel),
+		bridgeOp("make c's bridge entry learnt", c.mac, netlink.NUD_REACHABLE, netlink.NeighSet),
+		bridgeOp("add a bridge entry of no endpoint", strayMAC, netlink.NUD_NOARP, netlink.NeighSet),
+		bridgeOp("add a bridge entry for the local task", a.mac, netlink.NUD_NOARP, netlink.NeighSet),
+	)
+	r := n0.inspect(want)
+	if r.Clean() {
+		t.Errorf("Inspect after hand edits of bridge entries is clean")
+	}
+	wantBridge := []BridgeEntry{
+		{MAC: b.mac, Desired: true, Status: StatusMissing},
+		{MAC: c.mac, Desired: true, Programmed: true, Status: StatusWrong, Detail: "learnt, not static"},
+		{MAC: a.mac, Programmed: true, Static: true, Status: StatusExtra},
+		{MAC: strayMAC, Programmed: true, Static: true, Status: StatusExtra},
+	}
+	slices.SortFunc(wantBridge, func(x, y BridgeEntry) int { return slices.Compare(x.MAC, y.MAC) })
+	if got, want := fmt.Sprint(r.Bridge), fmt.Sprint(wantBridge); got != want {
+		t.Errorf("Inspect bridge entries:\n got  %s\n want %s", got, want)
+	}
+	if got, want := n0.sync(want), (Changes{Added: 1, Replaced: 1, Removed: 2}); got != want {
+		t.Errorf("Sync after the hand edits changed %+v, want %+v", got, want)
+	}
+	if r := n0.inspect(want); !r.Clean() {
+		t.Errorf("Inspect after the repairing Sync is not clean: %+v", r)
+	}
+	n0.checkEntries(t, want)
+	if err := a.tcpExchange(b); err != nil {
+		t.Errorf("after the repairing Sync: %v", err)
+	}
 }

@@ -1,8 +1,8 @@
 package overlay
 
 // This file reads a node's kernel state straight through netlink, independently of the code under
-// test, and checks it against a Desired: the device's parameters and its FDB and neighbour
-// entries.
+// test, and checks it against a Desired: the device's parameters, its FDB and neighbour entries,
+// and the bridge's forwarding entries on its port.
 
 import (
 	"fmt"
@@ -19,19 +19,15 @@ import (
 // ("IP lladdr MAC"), with " (not permanent)" appended to those that are not, sorted.
 func (node *testNode) kernelEntries(t *testing.T, device string) (fdb, neigh []string) {
 	t.Helper()
+	for _, n := range node.dumpFDB(t, device) {
+		if n.Flags&netlink.NTF_SELF != 0 {
+			fdb = append(fdb, fmt.Sprintf("%s dst %s", n.HardwareAddr, n.IP)+permanence(n))
+		}
+	}
 	inNetns(t, node.ns, func() error {
 		link, err := netlink.LinkByName(device)
 		if err != nil {
 			return err
-		}
-		fdbs, err := netlink.NeighList(link.Attrs().Index, unix.AF_BRIDGE)
-		if err != nil {
-			return fmt.Errorf("dump FDB: %w", err)
-		}
-		for _, n := range fdbs {
-			if n.Flags&netlink.NTF_SELF != 0 {
-				fdb = append(fdb, fmt.Sprintf("%s dst %s", n.HardwareAddr, n.IP)+permanence(n))
-			}
 		}
 		neighs, err := netlink.NeighList(link.Attrs().Index, unix.AF_INET)
 		if err != nil {
@@ -45,6 +41,25 @@ func (node *testNode) kernelEntries(t *testing.T, device string) (fdb, neigh []s
 	slices.Sort(fdb)
 	slices.Sort(neigh)
 	return fdb, neigh
+}
+
+// dumpFDB dumps the AF_BRIDGE table of the device: its own entries (flag self) and the
+// bridge's entries on its port.
+func (node *testNode) dumpFDB(t *testing.T, device string) []netlink.Neigh {
+	t.Helper()
+	var out []netlink.Neigh
+	inNetns(t, node.ns, func() error {
+		link, err := netlink.LinkByName(device)
+		if err != nil {
+			return err
+		}
+		out, err = netlink.NeighList(link.Attrs().Index, unix.AF_BRIDGE)
+		if err != nil {
+			return fmt.Errorf("dump FDB: %w", err)
+		}
+		return nil
+	})
+	return out
 }
 
 func permanence(n netlink.Neigh) string {
@@ -78,9 +93,44 @@ func (node *testNode) expectedEntries(d Desired) (fdb, neigh []string) {
 	return slices.Compact(fdb), neigh
 }
 
+// kernelBridgeEntries returns the bridge's forwarding entries on the device's port (no flag
+// self), as "MAC static" or "MAC learnt", sorted; the port's own address (permanent) is left out.
+func (node *testNode) kernelBridgeEntries(t *testing.T, device string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range node.dumpFDB(t, device) {
+		if n.Flags&netlink.NTF_SELF != 0 || n.State&netlink.NUD_PERMANENT != 0 {
+			continue
+		}
+		kind := "learnt"
+		if n.State&netlink.NUD_NOARP != 0 {
+			kind = "static"
+		}
+		out = append(out, fmt.Sprintf("%s %s", n.HardwareAddr, kind))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// expectedBridgeEntries are the bridge entries node must hold for d, formatted as
+// kernelBridgeEntries does: a static one per MAC of the remote endpoints.
+func (node *testNode) expectedBridgeEntries(d Desired) []string {
+	var out []string
+	for _, ep := range d.Endpoints {
+		if ep.VTEP != node.vtep {
+			out = append(out, fmt.Sprintf("%s static", ep.MAC))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // checkEntries fails the test unless node's kernel holds exactly d's entries.
 func (node *testNode) checkEntries(t *testing.T, d Desired) {
 	t.Helper()
+	if got, want := node.kernelBridgeEntries(t, DeviceName(d.Network.ID)), node.expectedBridgeEntries(d); !slices.Equal(got, want) {
+		t.Errorf("%s: bridge entries on the device's port:\n got  %q\n want %q", node.name, got, want)
+	}
 	gotFDB, gotNeigh := node.kernelEntries(t, DeviceName(d.Network.ID))
 	wantFDB, wantNeigh := node.expectedEntries(d)
 	if !slices.Equal(gotFDB, wantFDB) {

@@ -16,6 +16,16 @@ type Kernel struct {
 	Device     DeviceReport  // Problems is empty: nothing is desired here
 	FDB        []KernelFDB   // sorted by MAC, then VTEP
 	Neighbours []KernelNeigh // sorted by IP
+	// Bridge are the bridge's forwarding entries on the device's port (frames to these MACs
+	// leave the bridge through the device), sorted by MAC; the port's own address and entries
+	// of a VLAN are left out.
+	Bridge []KernelBridge
+}
+
+// KernelBridge is one forwarding entry of the bridge on the device's port.
+type KernelBridge struct {
+	MAC    net.HardwareAddr
+	Static bool // false: learnt, aged out by the kernel
 }
 
 // KernelFDB is one FDB destination of the device: MAC (all zeros: broadcast replication) → VTEP.
@@ -53,7 +63,7 @@ func (m *Manager) Read(networkID string) (Kernel, error) {
 		return Kernel{}, fmt.Errorf("read network %s: %w", networkID, err)
 	}
 	defer h.Close()
-	fdb, err := listFDB(h, st.link.Index)
+	fdb, bridge, err := listFDB(h, st.link.Index)
 	if err != nil {
 		return Kernel{}, fmt.Errorf("read network %s: %w", networkID, err)
 	}
@@ -66,6 +76,10 @@ func (m *Manager) Read(networkID string) (Kernel, error) {
 		}
 		return a.VTEP.Compare(b.VTEP)
 	})
+	for _, r := range bridge {
+		k.Bridge = append(k.Bridge, KernelBridge{MAC: macOf(r.mac), Static: r.static})
+	}
+	slices.SortFunc(k.Bridge, func(a, b KernelBridge) int { return slices.Compare(a.MAC, b.MAC) })
 	neigh, err := listNeigh(h, st.link.Index)
 	if err != nil {
 		return Kernel{}, fmt.Errorf("read network %s: %w", networkID, err)

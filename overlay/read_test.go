@@ -7,7 +7,7 @@ import (
 )
 
 // Read gives the kernel's device and entries as they are: after a Sync, exactly the desired
-// ones, permanent; without a device, a report that says so.
+// ones, permanent, and the bridge's static entries on the device's port; without a device, a report that says so.
 func TestReadReportsTheKernel(t *testing.T) {
 	bed := newTestbed(t, 2)
 	n0, n1 := bed.nodes[0], bed.nodes[1]
@@ -38,6 +38,10 @@ func TestReadReportsTheKernel(t *testing.T) {
 	wantNeigh := []string{b.ip.String() + "→" + macOfIP(b.ip).String() + " true"}
 	if !slices.Equal(fdb, wantFDB) || !slices.Equal(neigh, wantNeigh) {
 		t.Errorf("Read FDB %v neighbours %v, want %v and %v", fdb, neigh, wantFDB, wantNeigh)
+	}
+	// a's MAC is learnt on its own port, not the device's: only b's static entry is there.
+	if got, want := fmt.Sprint(k.Bridge), fmt.Sprint([]KernelBridge{{MAC: b.mac, Static: true}}); got != want {
+		t.Errorf("Read bridge entries %s, want %s", got, want)
 	}
 	if _, err := n0.mgr.Read("bad/id"); err == nil {
 		t.Error("Read of an invalid network ID: no error")

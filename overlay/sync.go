@@ -15,9 +15,11 @@ import (
 // device (VNI, local address LocalVTEP, the UDP port, learning off, proxy ARP on, no group, the
 // MTU, up, enslaved to d.Network.Bridge, learning off on that bridge port), recreating it when
 // its VNI, local address, port, learning, proxy or group are wrong. It then makes the device's
-// entries exactly the desired ones: for every remote endpoint a permanent FDB entry MAC → VTEP
-// and a permanent neighbour entry IP → MAC, for every peer and every VTEP of a remote endpoint
-// an all-zeros FDB destination. It diffs with the kernel, so a second Sync with the same d
+// entries exactly the desired ones: for every remote endpoint a permanent FDB entry MAC → VTEP,
+// a permanent neighbour entry IP → MAC and a static entry MAC → the device's port in the bridge's
+// forwarding table (so that frames to it go to the device alone, not to every port), for every
+// peer and every VTEP of a remote endpoint an all-zeros FDB destination. Bridge entries on the
+// device's port for other MACs are removed. It diffs with the kernel, so a second Sync with the same d
 // changes nothing. After a successful Sync the Manager remembers d's endpoints and peers, for
 // Update.
 //
@@ -69,13 +71,14 @@ func (m *Manager) Sync(d Desired) (Changes, error) {
 
 // entryPlan is the comparison of a device's entries with the wanted ones.
 type entryPlan struct {
-	fdb   []fdbDiff
-	neigh []neighDiff
+	fdb    []fdbDiff
+	neigh  []neighDiff
+	bridge []bridgeDiff
 }
 
 // planEntries dumps the device's entries and compares them with w's.
 func planEntries(h *netlink.Handle, linkIndex int, w wanted) (entryPlan, error) {
-	haveFDB, err := listFDB(h, linkIndex)
+	haveFDB, haveBridge, err := listFDB(h, linkIndex)
 	if err != nil {
 		return entryPlan{}, err
 	}
@@ -83,14 +86,26 @@ func planEntries(h *netlink.Handle, linkIndex int, w wanted) (entryPlan, error) 
 	if err != nil {
 		return entryPlan{}, err
 	}
-	return entryPlan{fdb: diffFDB(w.fdb, haveFDB), neigh: diffNeigh(w.neigh, haveNeigh)}, nil
+	return entryPlan{fdb: diffFDB(w.fdb, haveFDB), neigh: diffNeigh(w.neigh, haveNeigh), bridge: diffBridge(w.bridge, haveBridge)}, nil
 }
 
 // apply makes the kernel as planned: extra entries go first, so that a unicast MAC holds one
-// destination when it is replaced, then wrong ones are replaced, then missing ones added. It
+// destination when it is replaced, then wrong ones are replaced, then missing ones added. A
+// MAC's bridge entry is removed before its FDB destination and set after it, so that the device
+// knows where to send what the bridge hands it. It
 // counts into ch what it did and joins the errors of the entries it could not change.
 func (p entryPlan) apply(h *netlink.Handle, linkIndex int, ch *Changes, log *slog.Logger) error {
 	var errs []error
+	for _, d := range p.bridge {
+		if d.status == StatusExtra {
+			removed, err := delBridge(h, linkIndex, d.have.mac)
+			errs = append(errs, err)
+			if removed {
+				ch.Removed++
+			}
+			log.Debug("removed bridge entry", "mac", macOf(d.have.mac), "static", d.have.static, "already_gone", err == nil && !removed)
+		}
+	}
 	for _, d := range p.fdb {
 		if d.status == StatusExtra {
 			removed, err := delFDB(h, linkIndex, *d.have)
@@ -137,6 +152,17 @@ func (p entryPlan) apply(h *netlink.Handle, linkIndex int, ch *Changes, log *slo
 			}
 			*count++
 			log.Debug("programmed neighbour entry", "was", status, "ip", d.want.ip, "mac", d.want.mac, "detail", d.detail)
+		}
+		for _, d := range p.bridge {
+			if d.status != status {
+				continue
+			}
+			if err := setBridge(h, linkIndex, d.want.mac); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			*count++
+			log.Debug("programmed bridge entry", "was", status, "mac", macOf(d.want.mac), "detail", d.detail)
 		}
 	}
 	return errors.Join(errs...)

@@ -21,12 +21,12 @@ func TestSyncConnectsTasksAcrossNodes(t *testing.T) {
 	want := bed.desired(a, b, c, d)
 
 	got := bed.syncAll(want)
-	// Each node: two remote nodes (an all-zeros entry each) and the remote tasks (an FDB and a
-	// neighbour entry each).
+	// Each node: two remote nodes (an all-zeros entry each) and the remote tasks (an FDB, a
+	// neighbour and a bridge entry each).
 	wantChanges := []Changes{
-		{Added: 2 + 2*2, DeviceCreated: true}, // n0: b, c remote
-		{Added: 2 + 2*3, DeviceCreated: true}, // n1: a, c, d remote
-		{Added: 2 + 2*3, DeviceCreated: true}, // n2: a, b, d remote
+		{Added: 2 + 3*2, DeviceCreated: true}, // n0: b, c remote
+		{Added: 2 + 3*3, DeviceCreated: true}, // n1: a, c, d remote
+		{Added: 2 + 3*3, DeviceCreated: true}, // n2: a, b, d remote
 	}
 	for i, node := range bed.nodes {
 		if got[i] != wantChanges[i] {
@@ -70,9 +70,9 @@ func TestSyncFollowsMovedEndpoint(t *testing.T) {
 	want := bed.desired(a, b, moved)
 	got := bed.syncAll(want)
 	wantChanges := []Changes{
-		{Replaced: 1}, // n0: the FDB entry now points at n2
-		{Added: 2},    // n1: the task was local, now remote
-		{Removed: 2},  // n2: the task was remote, now local
+		{Replaced: 1}, // n0: the FDB entry now points at n2 (the bridge entry stays)
+		{Added: 3},    // n1: the task was local, now remote
+		{Removed: 3},  // n2: the task was remote, now local
 	}
 	for i, node := range bed.nodes {
 		if got[i] != wantChanges[i] {
@@ -100,7 +100,7 @@ func TestSyncWithdrawsEndpointsAndPeers(t *testing.T) {
 	b.remove()
 	want := bed.desired(a, c)
 	got := bed.syncAll(want)
-	wantChanges := []Changes{{Removed: 2}, {}, {Removed: 2}} // n1 held no entries for its own task
+	wantChanges := []Changes{{Removed: 3}, {}, {Removed: 3}} // n1 held no entries for its own task
 	for i, node := range bed.nodes {
 		if got[i] != wantChanges[i] {
 			t.Errorf("%s: Sync after b stopped changed %+v, want %+v", node.name, got[i], wantChanges[i])
@@ -212,16 +212,84 @@ func TestSyncFloodsToPeersAndEndpointVTEPs(t *testing.T) {
 		Endpoints: []Endpoint{updEndpoint(10, updP1), updEndpoint(11, updP2)},
 		Peers:     []netip.Addr{updP1, updP3, updLocal},
 	}
-	if got, want := node.sync(d), (Changes{Added: 2*2 + 3, DeviceCreated: true}); got != want {
+	if got, want := node.sync(d), (Changes{Added: 3*2 + 3, DeviceCreated: true}); got != want {
 		t.Errorf("first Sync changed %+v, want %+v", got, want)
 	}
 	node.checkEntries(t, d)
 	d.Endpoints = nil
-	if got, want := node.sync(d), (Changes{Removed: 2*2 + 1}); got != want {
+	if got, want := node.sync(d), (Changes{Removed: 3*2 + 1}); got != want {
 		t.Errorf("Sync without endpoints changed %+v, want %+v (P2's destination gone, P1's and P3's kept)", got, want)
 	}
 	fdb, _ := node.kernelEntries(t, DeviceName(testNetworkID))
 	if want := []string{"00:00:00:00:00:00 dst " + updP1.String(), "00:00:00:00:00:00 dst " + updP3.String()}; !slices.Equal(fdb, want) {
 		t.Errorf("FDB entries %q, want %q", fdb, want)
 	}
+}
+
+// Frames to a remote task go to the VXLAN device alone: the bridge holds a static entry for its
+// MAC on the device's port, so neither the other local tasks nor (through hairpin) the sender get
+// a copy of them.
+func TestSyncKeepsRemoteUnicastOffLocalPorts(t *testing.T) {
+	bed := newTestbed(t, 2)
+	n0, n1 := bed.nodes[0], bed.nodes[1]
+	a, c, b := n0.addTask(taskIP(30)), n0.addTask(taskIP(31)), n1.addTask(taskIP(32))
+	bed.syncAll(bed.desired(a, b, c))
+	if err := a.ping(b.ip); err != nil { // resolves b's address and warms the path
+		t.Fatalf("before counting: %v", err)
+	}
+	before := c.rxPackets(t)
+	const pings = 200
+	for range pings {
+		if err := a.ping(b.ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.tcpExchange(b); err != nil {
+		t.Fatal(err)
+	}
+	// The nodes' multicast (IGMP and MLD reports of their bridges) reaches c all along, a few
+	// frames a second; a copy of a's unicast to b would be 200 frames and more.
+	if got := c.rxPackets(t) - before; got >= pings/4 {
+		t.Errorf("task %s on the sender's node received %d frames while %s sent %d pings and a TCP exchange to %s on another node; want no copy of that unicast", c.ip, got, a.ip, pings, b.ip)
+	}
+}
+
+// A task that moved here and talked before the Sync that takes its remote entries away has been
+// learnt by the bridge on its local port already; the Sync leaves that entry alone (it is no
+// longer on the device's port) and the bridge keeps forwarding to the task.
+func TestSyncAfterMovedTaskTalked(t *testing.T) {
+	bed := newTestbed(t, 2)
+	n0, n1 := bed.nodes[0], bed.nodes[1]
+	a, moving := n0.addTask(taskIP(40)), n1.addTask(taskIP(41))
+	bed.syncAll(bed.desired(a, moving))
+	moving.remove()
+	moved, other := n0.addTask(moving.ip), n0.addTask(taskIP(42))
+	// Until the Sync, n0's bridge sends moved's MAC to the device; moved's own ping to a
+	// neighbour on n0 makes the bridge learn it on its local port.
+	if err := moved.ping(other.ip); err != nil {
+		t.Fatalf("the moved task talking on its new node: %v", err)
+	}
+	want := bed.desired(a, moved, other)
+	if got, wantCh := n0.sync(want), (Changes{Removed: 2}); got != wantCh {
+		t.Errorf("Sync after the move changed %+v, want %+v (FDB and neighbour entries; the bridge entry had moved to the task's port)", got, wantCh)
+	}
+	n0.checkEntries(t, want)
+	if err := a.tcpExchange(moved); err != nil {
+		t.Errorf("a to the moved task on the same node: %v", err)
+	}
+}
+
+// rxPackets is the number of packets the task's eth0 has received.
+func (task *testTask) rxPackets(t *testing.T) uint64 {
+	t.Helper()
+	var n uint64
+	inNetns(t, task.ns, func() error {
+		link, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		n = link.Attrs().Statistics.RxPackets
+		return nil
+	})
+	return n
 }

@@ -153,6 +153,12 @@ func (node *testNode) addTask(ip netip.Addr) *testTask {
 		if err := addAddr("eth0", netip.PrefixFrom(ip, testSubnet.Bits())); err != nil {
 			return err
 		}
+		// No IPv6 on the task: a task then sends nothing until a test makes it, so whether a
+		// node's bridge has learnt it on its local port is up to the test, not to the timing
+		// of IPv6 autoconfiguration.
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/eth0/disable_ipv6", []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("turn IPv6 off on eth0: %w", err)
+		}
 		if err := setUp("eth0"); err != nil {
 			return err
 		}

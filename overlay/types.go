@@ -49,12 +49,13 @@ type Config struct {
 // DefaultPort is the IANA VXLAN port, used when Config.Port is 0.
 const DefaultPort = 4789
 
-// Changes is what one Sync or Update changed in the kernel. Entries count FDB and neighbour
-// entries together; one all-zeros FDB destination counts as one entry. Update never touches
+// Changes is what one Sync or Update changed in the kernel. Entries count FDB, neighbour and
+// bridge entries together (a remote endpoint has one of each, its MAC's FDB and bridge entries
+// shared with endpoints of the same MAC); one all-zeros FDB destination counts as one entry. Update never touches
 // the device.
 type Changes struct {
 	Added    int // entries that were missing
-	Replaced int // entries that were wrong (a MAC at another VTEP, an IP with another MAC, not permanent)
+	Replaced int // entries that were wrong (a MAC at another VTEP, an IP with another MAC, not permanent, a learnt bridge entry)
 	Removed  int // entries that were not desired
 	// DeviceCreated: the VXLAN device was created, or deleted and created again because its
 	// VNI, local address, port, learning, proxy or group were wrong.

@@ -23,7 +23,7 @@ type EndpointUpdate struct {
 }
 
 // Update programs u into network networkID as Sync would program the network's last Desired
-// with u applied, and returns what it changed: it adds, replaces and deletes the FDB and
+// with u applied, and returns what it changed: it adds, replaces and deletes the FDB, bridge and
 // neighbour entries of the endpoints u names, and the all-zeros FDB destination of a VTEP when
 // the network's first remote endpoint there comes or its last one goes (a VTEP that the last
 // Sync's Desired.Peers listed keeps its destination). Endpoints at the local VTEP get no entries,
@@ -81,10 +81,12 @@ func (m *Manager) Update(networkID string, u EndpointUpdate) (Changes, error) {
 
 // updatePlan is the kernel work of one Update: entries to delete, then entries to set.
 type updatePlan struct {
-	delNeigh []neighRecord
-	delFDB   []fdbRecord // unicast and all-zeros
-	setFDB   []fdbWrite
-	setNeigh []neighWrite
+	delNeigh  []neighRecord
+	delBridge [][6]byte
+	delFDB    []fdbRecord // unicast and all-zeros
+	setFDB    []fdbWrite
+	setBridge [][6]byte
+	setNeigh  []neighWrite
 }
 
 // fdbWrite is an FDB destination to set: new, or replacing the MAC's destination.
@@ -131,7 +133,9 @@ func (p *updatePlan) planNeigh(d *stateDelta, ip netip.Addr) {
 	}
 }
 
-// planFDB plans the FDB entry of mac: while remote endpoints hold it, MAC → their VTEP.
+// planFDB plans the FDB entry and the bridge entry of mac: while remote endpoints hold it,
+// MAC → their VTEP, and MAC → the device's port in the bridge. A move between remote VTEPs
+// changes the FDB entry alone.
 func (p *updatePlan) planFDB(d *stateDelta, mac [6]byte) {
 	local := d.base.local
 	before, after := d.base.macs[mac], d.macs[mac]
@@ -140,8 +144,12 @@ func (p *updatePlan) planFDB(d *stateDelta, mac [6]byte) {
 	switch {
 	case had && !has:
 		p.delFDB = append(p.delFDB, fdbRecord{mac: mac, dst: before.vtep, permanent: true})
+		p.delBridge = append(p.delBridge, mac)
 	case has && (!had || before.vtep != after.vtep):
 		p.setFDB = append(p.setFDB, fdbWrite{fdbRecord{mac: mac, dst: after.vtep, permanent: true}, had})
+		if !had {
+			p.setBridge = append(p.setBridge, mac)
+		}
 	}
 }
 
@@ -158,7 +166,7 @@ func (p *updatePlan) planFlood(d *stateDelta, vtep netip.Addr) {
 }
 
 func (p updatePlan) empty() bool {
-	return len(p.delNeigh)+len(p.delFDB)+len(p.setFDB)+len(p.setNeigh) == 0
+	return len(p.delNeigh)+len(p.delBridge)+len(p.delFDB)+len(p.setFDB)+len(p.setBridge)+len(p.setNeigh) == 0
 }
 
 // apply programs the plan on device linkIndex, deletions first, and counts into ch what it did.
@@ -178,6 +186,16 @@ func (p updatePlan) apply(linkIndex int, ch *Changes, log *slog.Logger) error {
 		countRemoved(ch, removed)
 		log.Debug("removed neighbour entry", "ip", r.ip, "mac", r.mac, "already_gone", !removed)
 	}
+	// A MAC's bridge entry goes before its FDB entry and comes after it, so that the bridge
+	// never hands the device a frame it has no destination for.
+	for _, mac := range p.delBridge {
+		removed, err := delBridge(h, linkIndex, mac)
+		if err != nil {
+			return err
+		}
+		countRemoved(ch, removed)
+		log.Debug("removed bridge entry", "mac", macOf(mac), "already_gone", !removed)
+	}
 	for _, r := range p.delFDB {
 		removed, err := delFDB(h, linkIndex, r)
 		if err != nil {
@@ -192,6 +210,13 @@ func (p updatePlan) apply(linkIndex int, ch *Changes, log *slog.Logger) error {
 		}
 		countSet(ch, w.replaces)
 		log.Debug("programmed FDB entry", "mac", macOf(w.mac), "dst", w.dst, "replaced", w.replaces)
+	}
+	for _, mac := range p.setBridge {
+		if err := setBridge(h, linkIndex, mac); err != nil {
+			return err
+		}
+		countSet(ch, false)
+		log.Debug("programmed bridge entry", "mac", macOf(mac))
 	}
 	for _, w := range p.setNeigh {
 		if err := setNeigh(h, linkIndex, w.neighRecord); err != nil {

@@ -121,14 +121,14 @@ func TestUpdateProgramsAsSyncWould(t *testing.T) {
 		changes Changes
 	}{
 		{name: "add at a VTEP with endpoints", u: EndpointUpdate{Set: []Endpoint{updEndpoint(14, updP2)}},
-			changes: Changes{Added: 2}},
-		{name: "add at a new VTEP: its all-zeros entry comes", u: EndpointUpdate{Set: []Endpoint{updEndpoint(14, updP3)}},
 			changes: Changes{Added: 3}},
+		{name: "add at a new VTEP: its all-zeros entry comes", u: EndpointUpdate{Set: []Endpoint{updEndpoint(14, updP3)}},
+			changes: Changes{Added: 4}},
 		{name: "add at the local VTEP", u: EndpointUpdate{Set: []Endpoint{updEndpoint(14, updLocal)}}},
 		{name: "remove the last endpoint of a VTEP: its all-zeros entry goes", u: EndpointUpdate{Removed: []netip.Addr{taskIP(12)}},
-			changes: Changes{Removed: 3}},
+			changes: Changes{Removed: 4}},
 		{name: "remove the last endpoints of a listed peer: its all-zeros entry stays",
-			u: EndpointUpdate{Removed: []netip.Addr{taskIP(10), taskIP(11)}}, changes: Changes{Removed: 4}},
+			u: EndpointUpdate{Removed: []netip.Addr{taskIP(10), taskIP(11)}}, changes: Changes{Removed: 6}},
 		{name: "remove a local endpoint", u: EndpointUpdate{Removed: []netip.Addr{taskIP(13)}}},
 		{name: "remove an IP without endpoint", u: EndpointUpdate{Removed: []netip.Addr{taskIP(99)}}},
 		{name: "move to a VTEP with endpoints", u: EndpointUpdate{Set: []Endpoint{updEndpoint(11, updP2)}},
@@ -136,11 +136,11 @@ func TestUpdateProgramsAsSyncWould(t *testing.T) {
 		{name: "move the last endpoint of a VTEP to a new one", u: EndpointUpdate{Set: []Endpoint{updEndpoint(12, updP3)}},
 			changes: Changes{Added: 1, Replaced: 1, Removed: 1}},
 		{name: "move to the local VTEP", u: EndpointUpdate{Set: []Endpoint{updEndpoint(12, updLocal)}},
-			changes: Changes{Removed: 3}},
+			changes: Changes{Removed: 4}},
 		{name: "move from the local VTEP", u: EndpointUpdate{Set: []Endpoint{updEndpoint(13, updP1)}},
-			changes: Changes{Added: 2}},
+			changes: Changes{Added: 3}},
 		{name: "replace the MAC", u: EndpointUpdate{Set: []Endpoint{{IP: taskIP(10), MAC: otherMAC, VTEP: updP1}}},
-			changes: Changes{Added: 1, Replaced: 1, Removed: 1}},
+			changes: Changes{Added: 2, Replaced: 1, Removed: 2}},
 		{name: "set as it is", u: EndpointUpdate{Set: []Endpoint{updEndpoint(10, updP1)}}},
 		{name: "remove and set one IP: Set wins",
 			u:       EndpointUpdate{Removed: []netip.Addr{taskIP(12)}, Set: []Endpoint{updEndpoint(12, updP1)}},
@@ -155,7 +155,7 @@ func TestUpdateProgramsAsSyncWould(t *testing.T) {
 			changes: Changes{Added: 1, Replaced: 1, Removed: 1}},
 		{name: "several at once",
 			u:       EndpointUpdate{Removed: []netip.Addr{taskIP(10)}, Set: []Endpoint{updEndpoint(14, updP3), updEndpoint(11, updLocal)}},
-			changes: Changes{Added: 3, Removed: 4}},
+			changes: Changes{Added: 4, Removed: 6}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,7 +253,7 @@ func TestUpdateNeedsSuccessfulSync(t *testing.T) {
 	}
 
 	node.sync(d)
-	wantUpdated("after Sync", Changes{Added: 2})
+	wantUpdated("after Sync", Changes{Added: 3})
 
 	// A refused Sync changes nothing, what the Manager remembers included.
 	bad := d
@@ -355,8 +355,8 @@ func TestUpdateRefusesBadInput(t *testing.T) {
 	}
 	// The refusals left the Manager's state as it was: a valid Update counts from it.
 	u := EndpointUpdate{Removed: []netip.Addr{taskIP(11)}, Set: []Endpoint{valid}}
-	if ch, err := node.update(testNetworkID, u); err != nil || ch != (Changes{Added: 3, Removed: 2}) {
-		t.Errorf("valid Update after the refused ones: changed %+v, %v; want 3 added, 2 removed", ch, err)
+	if ch, err := node.update(testNetworkID, u); err != nil || ch != (Changes{Added: 4, Removed: 3}) {
+		t.Errorf("valid Update after the refused ones: changed %+v, %v; want 4 added, 3 removed", ch, err)
 	}
 	node.checkEntries(t, withUpdate(d, u))
 }
@@ -377,9 +377,9 @@ func TestUpdateFollowsMovedEndpoint(t *testing.T) {
 	moved := n2.addTask(moving.ip)
 	u := EndpointUpdate{Set: []Endpoint{moved.endpoint()}}
 	wantChanges := []Changes{
-		{Replaced: 1}, // n0: the FDB entry now points at n2
-		{Added: 2},    // n1: the task was local, now remote
-		{Removed: 2},  // n2: the task was remote, now local
+		{Replaced: 1}, // n0: the FDB entry now points at n2 (the bridge entry stays)
+		{Added: 3},    // n1: the task was local, now remote
+		{Removed: 3},  // n2: the task was remote, now local
 	}
 	for i, node := range bed.nodes {
 		ch, err := node.update(testNetworkID, u)

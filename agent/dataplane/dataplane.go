@@ -414,6 +414,9 @@ func kernelState(networkID string, local netip.Addr, k overlay.Kernel) *api.Over
 	for _, e := range k.Neighbours {
 		st.Neigh = append(st.Neigh, &api.OverlayKernelState_NeighEntry{Ip: e.IP.String(), Mac: e.MAC.String(), Permanent: e.Permanent})
 	}
+	for _, e := range k.Bridge {
+		st.BridgeFdb = append(st.BridgeFdb, &api.OverlayKernelState_BridgeEntry{Mac: e.MAC.String(), Static: e.Static})
+	}
 	return st
 }
 

@@ -49,6 +49,7 @@ func benchMesh() *api.InspectMeshResponse {
 			tasks.Addrs = append(tasks.Addrs, ip)
 			r.Kernel.DnsRecords = append(r.Kernel.DnsRecords, &api.DNSRecord{NetworkId: idFront, Name: fmt.Sprintf("%d.%s", slot, name), Addrs: []string{ip}})
 			dev.Fdb = append(dev.Fdb, fdb(mac, vtep2))
+			dev.BridgeFdb = append(dev.BridgeFdb, bridgeEntry(mac))
 			dev.Neigh = append(dev.Neigh, neigh(ip, mac))
 		}
 		r.Kernel.DnsRecords = append(r.Kernel.DnsRecords, tasks)

@@ -372,6 +372,9 @@ func (v meshView) diffOverlay() []meshDifference {
 		for _, e := range ov.Neighbours {
 			diffs = appendEntryDifference(diffs, "overlay neighbour", ov.Network, e)
 		}
+		for _, e := range ov.BridgeFDB {
+			diffs = appendEntryDifference(diffs, "overlay bridge fdb", ov.Network, e)
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(wanted)) {
 		if n := v.networks[id]; n != nil && !have[id] {

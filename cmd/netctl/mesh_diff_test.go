@@ -116,6 +116,15 @@ func TestDiffMesh(t *testing.T) {
 			"overlay fdb 00:00:00:00:00:00 (front): not wanted; kernel has 198.18.0.9",
 			"overlay fdb 02:42:0a:14:00:81 (front): want 198.18.0.2, kernel has 198.18.0.3",
 		}},
+		{"a bridge entry learnt, one not wanted", editedMesh(func(r *api.InspectMeshResponse) {
+			r.Overlay[0].BridgeFdb[0].Static = false
+			r.Overlay[0].BridgeFdb = append(r.Overlay[0].BridgeFdb, bridgeEntry("02:42:0a:14:00:63"))
+		}), []string{
+			"overlay bridge fdb 02:42:0a:14:00:63 (front): not wanted; kernel has static",
+			"overlay bridge fdb 02:42:0a:14:00:81 (front): want static, kernel has learnt",
+		}},
+		{"a bridge entry missing", editedMesh(func(r *api.InspectMeshResponse) { r.Overlay[0].BridgeFdb = nil }),
+			[]string{"overlay bridge fdb 02:42:0a:14:00:81 (front): missing; want static"}},
 		{"no device on a network the node runs a task of", editedMesh(func(r *api.InspectMeshResponse) { r.Overlay = r.Overlay[:1] }),
 			[]string{"overlay device shxbacknet000 (back): missing; the node runs a task of the network"}},
 		{"a device of a network the cluster removed", editedMesh(func(r *api.InspectMeshResponse) {

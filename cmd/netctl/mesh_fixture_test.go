@@ -47,10 +47,21 @@ func meshEndpoints() []*api.Endpoint {
 // overlayDevice is network id's device on the node at local, programmed as desired, with
 // fdb and neigh entries.
 func overlayDevice(id string, vni uint32, local string, fdb []*api.OverlayKernelState_FDBEntry, neigh []*api.OverlayKernelState_NeighEntry) *api.OverlayKernelState {
-	return &api.OverlayKernelState{
+	k := &api.OverlayKernelState{
 		NetworkId: id, Device: deviceOf(id), DeviceExists: true, Vni: vni, Local: local, Port: vxlanPort,
 		Mtu: 1450, Master: bridgeOf(id), Up: true, Proxy: true, Fdb: fdb, Neigh: neigh,
 	}
+	for _, e := range fdb {
+		if e.GetMac() != floodMAC {
+			k.BridgeFdb = append(k.BridgeFdb, bridgeEntry(e.GetMac()))
+		}
+	}
+	return k
+}
+
+// bridgeEntry is the bridge's static entry of a remote MAC on the VXLAN port, as Sync leaves it.
+func bridgeEntry(mac string) *api.OverlayKernelState_BridgeEntry {
+	return &api.OverlayKernelState_BridgeEntry{Mac: mac, Static: true}
 }
 
 func fdb(mac, dst string) *api.OverlayKernelState_FDBEntry {

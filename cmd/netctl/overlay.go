@@ -27,7 +27,9 @@ func newOverlayCommand(a *app) *cobra.Command {
 			"nodes: every node running a task of it has a VXLAN device (the network's VNI,\n" +
 			"its data-path address as local VTEP, learning off) on the network's bridge, a\n" +
 			"forwarding (FDB) entry and a neighbour entry per task on another node, and an\n" +
-			"all-zeros FDB entry per other node for broadcasts. The leader answers.",
+			"all-zeros FDB entry per other node for broadcasts; the bridge has a static\n" +
+			"forwarding entry on the device's port per task on another node, so frames to\n" +
+			"it are not flooded. The leader answers.",
 	}
 	cmd.AddCommand(newOverlayListCommand(a), newOverlayInspectCommand(a))
 	return cmd
@@ -113,8 +115,9 @@ func newOverlayInspectCommand(a *app) *cobra.Command {
 		Use:   "inspect NETWORK",
 		Short: "Show a network's overlay on a node: the kernel's entries next to the desired ones",
 		Long: "Show a network's overlay on one node (--node, a hostname, ID or unique ID\n" +
-			"prefix; default: the manager answering): its VXLAN device and every FDB and\n" +
-			"neighbour entry, desired (from the leader's endpoint views) next to\n" +
+			"prefix; default: the manager answering): its VXLAN device and every FDB,\n" +
+			"neighbour and bridge forwarding entry (on the device's port, static or\n" +
+			"learnt), desired (from the leader's endpoint views) next to\n" +
 			"programmed (read from the node's kernel by its agent just now). Each entry is\n" +
 			"ok, missing, extra or wrong; the last line counts the differences.",
 		Args: cli.ExactArgs(1, "NETWORK"),
@@ -173,6 +176,7 @@ func printOverlayPretty(w io.Writer, v overlayView) error {
 	}{
 		{"\nFDB (MAC → VTEP)", "MAC", "VTEP", v.FDB},
 		{"\nNeighbours (IP → MAC)", "IP", "MAC", v.Neighbours},
+		{"\nBridge FDB on the VXLAN port (MAC → kind)", "MAC", "KIND", v.BridgeFDB},
 	} {
 		if _, err := fmt.Fprintln(w, sec.title); err != nil {
 			return err

@@ -28,8 +28,15 @@ const (
 	statusWrong   = "wrong"
 )
 
-// overlayEntry is one FDB (Key a MAC, values VTEPs) or neighbour entry (Key an IP, values MACs),
-// desired and/or programmed.
+// Kinds of a bridge forwarding entry, the values of its overlayEntry.
+const (
+	bridgeStatic = "static" // programmed by the overlay, kept until it is deleted
+	bridgeLearnt = "learnt" // learnt by the bridge from a frame, aged out by the kernel
+)
+
+// overlayEntry is one FDB (Key a MAC, values VTEPs), neighbour (Key an IP, values MACs) or bridge
+// forwarding entry on the VXLAN port (Key a MAC, values bridgeStatic or bridgeLearnt), desired
+// and/or programmed.
 type overlayEntry struct {
 	Key        string `json:"key"`
 	Desired    string `json:"desired,omitempty"`
@@ -58,14 +65,19 @@ type overlayView struct {
 	Peers      []string       `json:"peers"`
 	FDB        []overlayEntry `json:"fdb"`
 	Neighbours []overlayEntry `json:"neighbours"`
+	// BridgeFDB are the bridge's forwarding entries on the VXLAN device's port: one static entry
+	// per remote endpoint's MAC, so frames to it are not flooded to every port.
+	BridgeFDB []overlayEntry `json:"bridge_fdb"`
 }
 
 // Differences counts what is not as desired.
 func (v overlayView) Differences() int {
 	n := len(v.Problems)
-	for _, e := range append(slices.Clone(v.FDB), v.Neighbours...) {
-		if e.Status != statusOK {
-			n++
+	for _, entries := range [][]overlayEntry{v.FDB, v.Neighbours, v.BridgeFDB} {
+		for _, e := range entries {
+			if e.Status != statusOK {
+				n++
+			}
 		}
 	}
 	return n
@@ -173,9 +185,32 @@ func compareOverlay(r *api.InspectOverlayResponse) overlayView {
 	for ip, e := range haveNeigh {
 		v.Neighbours = append(v.Neighbours, overlayEntry{Key: ip, Programmed: e.GetMac(), Status: statusExtra})
 	}
+
+	// Bridge: a static entry on the VXLAN port per remote endpoint's MAC, as in the FDB.
+	haveBridge := map[string]*api.OverlayKernelState_BridgeEntry{}
+	for _, e := range k.GetBridgeFdb() {
+		haveBridge[normalMAC(e.GetMac())] = e
+	}
+	for mac := range wantFDB {
+		e := haveBridge[mac]
+		v.BridgeFDB = append(v.BridgeFDB, compareEntry(mac, bridgeStatic, bridgeKind(e), e != nil, true))
+		delete(haveBridge, mac)
+	}
+	for mac, e := range haveBridge {
+		v.BridgeFDB = append(v.BridgeFDB, overlayEntry{Key: mac, Programmed: bridgeKind(e), Status: statusExtra})
+	}
 	sortEntries(v.FDB)
 	sortEntries(v.Neighbours)
+	sortEntries(v.BridgeFDB)
 	return v
+}
+
+// bridgeKind is bridgeStatic or bridgeLearnt, as e is.
+func bridgeKind(e *api.OverlayKernelState_BridgeEntry) string {
+	if e.GetStatic() {
+		return bridgeStatic
+	}
+	return bridgeLearnt
 }
 
 // compareEntry is one desired entry key → want against what the kernel has.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -28,6 +29,10 @@ func inspectResponse(edit func(k *api.OverlayKernelState)) *api.InspectOverlayRe
 			{Ip: "10.0.0.6", Mac: "02:42:0a:00:00:06", Permanent: true},
 			{Ip: "10.0.0.7", Mac: "02:42:0a:00:00:07", Permanent: true},
 		},
+		BridgeFdb: []*api.OverlayKernelState_BridgeEntry{
+			{Mac: "02:42:0a:00:00:06", Static: true},
+			{Mac: "02:42:0a:00:00:07", Static: true},
+		},
 	}
 	if edit != nil {
 		edit(k)
@@ -44,12 +49,18 @@ func inspectResponse(edit func(k *api.OverlayKernelState)) *api.InspectOverlayRe
 	}
 }
 
-// differences renders what is not ok: device problems and "key:status".
+// differences renders what is not ok: device problems, "key:status" of FDB and neighbour entries
+// and "bridge key:status" of bridge entries.
 func differences(v overlayView) []string {
 	out := slices.Clone(v.Problems)
 	for _, e := range append(slices.Clone(v.FDB), v.Neighbours...) {
 		if e.Status != statusOK {
 			out = append(out, fmt.Sprintf("%s:%s", e.Key, e.Status))
+		}
+	}
+	for _, e := range v.BridgeFDB {
+		if e.Status != statusOK {
+			out = append(out, fmt.Sprintf("bridge %s:%s", e.Key, e.Status))
 		}
 	}
 	return out
@@ -78,7 +89,22 @@ func TestCompareOverlay(t *testing.T) {
 		}), []string{"VNI 7, want 4096", "master none, want shlnet1abcdef", "down, want up", "learning on, want off"}},
 		{"no device on a node running a task of the network", inspectResponse(func(k *api.OverlayKernelState) {
 			*k = api.OverlayKernelState{NetworkId: testNet}
-		}), []string{"missing: the node runs a task of the network", floodMAC + ":missing", "02:42:0a:00:00:06:missing", "02:42:0a:00:00:07:missing", "10.0.0.6:missing", "10.0.0.7:missing"}},
+		}), []string{"missing: the node runs a task of the network", floodMAC + ":missing", "02:42:0a:00:00:06:missing", "02:42:0a:00:00:07:missing", "10.0.0.6:missing", "10.0.0.7:missing",
+			"bridge 02:42:0a:00:00:06:missing", "bridge 02:42:0a:00:00:07:missing"}},
+		{"a bridge entry missing", inspectResponse(func(k *api.OverlayKernelState) {
+			k.BridgeFdb = k.BridgeFdb[:1]
+		}), []string{"bridge 02:42:0a:00:00:07:missing"}},
+		{"a bridge entry learnt", inspectResponse(func(k *api.OverlayKernelState) {
+			k.BridgeFdb[0].Static = false
+		}), []string{"bridge 02:42:0a:00:00:06:wrong"}},
+		{"bridge entries of a MAC of no endpoint and of a local endpoint's MAC", inspectResponse(func(k *api.OverlayKernelState) {
+			k.BridgeFdb = append(k.BridgeFdb,
+				&api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:00:00:09", Static: true},
+				&api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:00:00:05"})
+		}), []string{"bridge 02:42:0a:00:00:05:extra", "bridge 02:42:0a:00:00:09:extra"}},
+		{"bridge entries in another spelling of the MAC", inspectResponse(func(k *api.OverlayKernelState) {
+			k.BridgeFdb[0].Mac, k.BridgeFdb[1].Mac = "02:42:0A:00:00:06", "02-42-0a-00-00-07"
+		}), nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,6 +116,30 @@ func TestCompareOverlay(t *testing.T) {
 				t.Errorf("Differences() = %d, want %d", v.Differences(), len(tc.want))
 			}
 		})
+	}
+
+	// The bridge entries as desired: one static entry per remote endpoint's MAC; the local
+	// endpoint's MAC (02:42:0a:00:00:05) is not among them.
+	v := compareOverlay(inspectResponse(nil))
+	wantBridge := []overlayEntry{
+		{Key: "02:42:0a:00:00:06", Desired: bridgeStatic, Programmed: bridgeStatic, Status: statusOK},
+		{Key: "02:42:0a:00:00:07", Desired: bridgeStatic, Programmed: bridgeStatic, Status: statusOK},
+	}
+	if !slices.Equal(v.BridgeFDB, wantBridge) {
+		t.Errorf("bridge entries %+v, want %+v", v.BridgeFDB, wantBridge)
+	}
+	// A learnt entry is wrong, and says why; an extra one says what the kernel has.
+	v = compareOverlay(inspectResponse(func(k *api.OverlayKernelState) {
+		k.BridgeFdb[1].Static = false
+		k.BridgeFdb = append(k.BridgeFdb, &api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:00:00:09"})
+	}))
+	wantBridge = []overlayEntry{
+		{Key: "02:42:0a:00:00:06", Desired: bridgeStatic, Programmed: bridgeStatic, Status: statusOK},
+		{Key: "02:42:0a:00:00:07", Desired: bridgeStatic, Programmed: bridgeLearnt, Status: statusWrong},
+		{Key: "02:42:0a:00:00:09", Programmed: bridgeLearnt, Status: statusExtra},
+	}
+	if !slices.Equal(v.BridgeFDB, wantBridge) {
+		t.Errorf("bridge entries %+v, want %+v", v.BridgeFDB, wantBridge)
 	}
 
 	// A node without a task of the network needs no device.
@@ -121,7 +171,10 @@ func (f *overlayFake) ListNetworks(context.Context, *api.ListNetworksRequest) (*
 }
 
 func TestOverlayCommands(t *testing.T) {
-	resp := inspectResponse(func(k *api.OverlayKernelState) { k.Neigh = k.Neigh[:1] })
+	resp := inspectResponse(func(k *api.OverlayKernelState) {
+		k.Neigh = k.Neigh[:1]
+		k.BridgeFdb[1].Static = false
+	})
 	resp.Network.Spec.Ipam = []*api.IPAMConfig{{Subnet: "10.0.0.0/24"}}
 	f := &overlayFake{fakeControl: newFake(), resp: resp}
 	sock := ctltest.Serve(t, f)
@@ -154,6 +207,26 @@ IP         DESIRED MAC         PROGRAMMED MAC      STATUS
 10.0.0.6   02:42:0a:00:00:06   02:42:0a:00:00:06   ok
 10.0.0.7   02:42:0a:00:00:07   -                   * missing
 
-1 differences
+Bridge FDB on the VXLAN port (MAC → kind)
+MAC                 DESIRED KIND   PROGRAMMED KIND   STATUS
+02:42:0a:00:00:06   static         static            ok
+02:42:0a:00:00:07   static         learnt            * wrong
+
+2 differences
 `, "")
+
+	res = netctl(t, sock, "overlay", "inspect", "front", "--node", "n1", "--format", "json")
+	var got struct {
+		BridgeFDB []overlayEntry `json:"bridge_fdb"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil || res.Code != 0 {
+		t.Fatalf("exit %d, %v:\n%s", res.Code, err, res.Stdout)
+	}
+	wantBridge := []overlayEntry{
+		{Key: "02:42:0a:00:00:06", Desired: bridgeStatic, Programmed: bridgeStatic, Status: statusOK},
+		{Key: "02:42:0a:00:00:07", Desired: bridgeStatic, Programmed: bridgeLearnt, Status: statusWrong},
+	}
+	if !slices.Equal(got.BridgeFDB, wantBridge) {
+		t.Errorf("JSON bridge_fdb %+v, want %+v", got.BridgeFDB, wantBridge)
+	}
 }

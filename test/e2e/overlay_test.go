@@ -32,6 +32,9 @@ type overlayInspect struct {
 	Neighbours []struct {
 		Key, Desired, Programmed, Status string
 	} `json:"neighbours"`
+	BridgeFDB []struct {
+		Key, Desired, Programmed, Status string
+	} `json:"bridge_fdb"`
 }
 
 // differences lists what is not ok.
@@ -45,6 +48,11 @@ func (o overlayInspect) differences() []string {
 	for _, e := range o.Neighbours {
 		if e.Status != "ok" {
 			out = append(out, fmt.Sprintf("neighbour %s: %s (desired %s, programmed %s)", e.Key, e.Status, e.Desired, e.Programmed))
+		}
+	}
+	for _, e := range o.BridgeFDB {
+		if e.Status != "ok" {
+			out = append(out, fmt.Sprintf("bridge fdb %s: %s (desired %s, programmed %s)", e.Key, e.Status, e.Desired, e.Programmed))
 		}
 	}
 	return out
@@ -247,7 +255,7 @@ func testOverlayNetworkRecreated(t *testing.T, c *cluster, cli *client.Client, n
 	}
 }
 
-// testOverlayAgentRestart damages node 2's entries by hand, sees netctl report it, restarts its
+// testOverlayAgentRestart damages node 2's entries (FDB, neighbour, bridge) by hand, sees netctl report it, restarts its
 // agent with kill -9, and waits for every node's kernel to be as desired again.
 func testOverlayAgentRestart(t *testing.T, c *cluster, netName string, placed map[uint64]placedTask) {
 	peer, _ := onNode(placed, 3)
@@ -259,14 +267,18 @@ func testOverlayAgentRestart(t *testing.T, c *cluster, netName string, placed ma
 	if out, err := c.inNode(2, "ip", "neigh", "replace", peer.ip, "lladdr", "02:42:00:00:00:01", "dev", dev, "nud", "permanent"); err != nil {
 		t.Fatalf("change a neighbour entry on node 2: %v\n%s", err, out)
 	}
+	if out, err := c.inNode(2, "bridge", "fdb", "del", mac, "dev", dev, "master"); err != nil {
+		t.Fatalf("delete a bridge entry on node 2: %v\n%s", err, out)
+	}
 	o, err := c.inspectOverlay(netName, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	diffs := o.differences()
 	t.Logf("netctl after the hand edits on node 2: %v", diffs)
-	if len(diffs) != 2 || !strings.Contains(diffs[0], mac+": missing") || !strings.Contains(diffs[1], peer.ip+": wrong") {
-		t.Errorf("netctl shows %q, want the missing FDB entry of %s and the wrong neighbour %s", diffs, mac, peer.ip)
+	if len(diffs) != 3 || !strings.Contains(diffs[0], mac+": missing") || !strings.Contains(diffs[1], peer.ip+": wrong") ||
+		!strings.Contains(diffs[2], "bridge fdb "+mac+": missing") {
+		t.Errorf("netctl shows %q, want the missing FDB entry of %s, the wrong neighbour %s and the missing bridge entry of %s", diffs, mac, peer.ip, mac)
 	}
 
 	c.node(2).kill()
