@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/shoal/shoal/overlay"
 )
 
 // TestBedNames checks the names and addresses a bed derives from its name and subnet.
@@ -114,6 +117,14 @@ func TestBedPlumbing(t *testing.T) {
 		if err != nil || strings.TrimSpace(out) != "0" {
 			t.Errorf("bridge-nf-call-iptables in the underlay is %q (%v), want 0", strings.TrimSpace(out), err)
 		}
+	}
+	// The node's underlay link has GRO on, as a NIC's driver has by default.
+	var gro bool
+	if err := ns.WithNetNSPath(b.NodeNSPath(2), func(ns.NetNS) (err error) {
+		gro, err = overlay.GROEnabled(NodeLink)
+		return err
+	}); err != nil || !gro {
+		t.Errorf("node 2's %s has GRO off (%v)", NodeLink, err)
 	}
 	out, err = RunIn(ctx, b.NodeNSPath(2), "readlink", "/proc/self/ns/mnt")
 	if self, _ := os.Readlink("/proc/self/ns/mnt"); err != nil || strings.TrimSpace(out) != self {
