@@ -294,7 +294,7 @@ type OverlayKernelState struct {
 	// local_vtep is the node's own data-path address, as its agent has it.
 	LocalVtep string `protobuf:"bytes,14,opt,name=local_vtep,json=localVtep,proto3" json:"local_vtep,omitempty"`
 	// bridge_fdb are the bridge's forwarding entries on the device's port,
-	// without the port's own address and VLAN entries.
+	// without the entry of the device's own MAC and VLAN entries.
 	BridgeFdb     []*OverlayKernelState_BridgeEntry `protobuf:"bytes,15,rep,name=bridge_fdb,json=bridgeFdb,proto3" json:"bridge_fdb,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1790,11 +1790,12 @@ func (x *OverlayKernelState_NeighEntry) GetPermanent() bool {
 
 // BridgeEntry is one forwarding entry of the network's bridge on the
 // VXLAN device's port: frames to mac leave the bridge through the device.
-// static is false for an entry the bridge learnt.
+// kind is "static" (added, kept until deleted), "learnt" (from a frame,
+// aged out) or "local" (frames to mac go to the node itself).
 type OverlayKernelState_BridgeEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Mac           string                 `protobuf:"bytes,1,opt,name=mac,proto3" json:"mac,omitempty"`
-	Static        bool                   `protobuf:"varint,2,opt,name=static,proto3" json:"static,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1836,11 +1837,11 @@ func (x *OverlayKernelState_BridgeEntry) GetMac() string {
 	return ""
 }
 
-func (x *OverlayKernelState_BridgeEntry) GetStatic() bool {
+func (x *OverlayKernelState_BridgeEntry) GetKind() string {
 	if x != nil {
-		return x.Static
+		return x.Kind
 	}
-	return false
+	return ""
 }
 
 var File_api_dispatcher_proto protoreflect.FileDescriptor
@@ -1864,7 +1865,7 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"\x04mesh\x18\x03 \x01(\bR\x04mesh\x12\x19\n" +
 	"\bdns_name\x18\x04 \x01(\tR\adnsName\x12\x1f\n" +
 	"\vdns_network\x18\x05 \x01(\tR\n" +
-	"dnsNetwork\"\xd0\x05\n" +
+	"dnsNetwork\"\xd2\x05\n" +
 	"\x12OverlayKernelState\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x16\n" +
@@ -1893,10 +1894,10 @@ const file_api_dispatcher_proto_rawDesc = "" +
 	"NeighEntry\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x1c\n" +
-	"\tpermanent\x18\x03 \x01(\bR\tpermanent\x1a7\n" +
+	"\tpermanent\x18\x03 \x01(\bR\tpermanent\x1a9\n" +
 	"\vBridgeEntry\x12\x10\n" +
-	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x16\n" +
-	"\x06static\x18\x02 \x01(\bR\x06static\"\x88\x02\n" +
+	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kindJ\x04\b\x02\x10\x03\"\x88\x02\n" +
 	"\x16ReportDataplaneRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +

@@ -33,10 +33,11 @@ type neighRecord struct {
 }
 
 // bridgeRecord is one entry of the bridge's forwarding table on the VXLAN device's port: frames
-// to mac leave the bridge through the device, which sends them to the MAC's VTEP.
+// to mac leave the bridge through the device, which sends them to the MAC's VTEP (a local entry
+// keeps them on the node instead).
 type bridgeRecord struct {
-	mac    [6]byte
-	static bool // false: learnt, aged out by the kernel
+	mac  [6]byte
+	kind BridgeKind
 }
 
 // Status says how an entry compares with the desired state.
@@ -82,8 +83,8 @@ func (d bridgeDiff) mac() [6]byte {
 }
 
 // diffBridge compares the bridge's forwarding entries on the device's port by MAC: a wanted MAC
-// must have a static entry there (a learnt one is wrong: it would age out), and an entry of a MAC
-// not wanted is extra.
+// must have a static entry there (a learnt one is wrong: it would age out; a local one sends the
+// frames to the node), and an entry of a MAC not wanted is extra.
 func diffBridge(want, have []bridgeRecord) []bridgeDiff {
 	haveByMAC := make(map[[6]byte]*bridgeRecord, len(have))
 	for i := range have {
@@ -98,8 +99,8 @@ func diffBridge(want, have []bridgeRecord) []bridgeDiff {
 		switch {
 		case !ok:
 			d.status = StatusMissing
-		case !h.static:
-			d.status, d.detail = StatusWrong, "learnt, not static"
+		case h.kind != BridgeStatic:
+			d.status, d.detail = StatusWrong, fmt.Sprintf("%s, not %s", h.kind, BridgeStatic)
 		}
 		out = append(out, d)
 	}

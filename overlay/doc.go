@@ -36,12 +36,15 @@
 //
 // # Forwarding on the bridge
 //
-// Learning is off on the VXLAN device and on its bridge port, so neither learns a stale location
-// of a remote MAC. Instead the Manager programs both tables: the device's FDB (MAC → VTEP) and,
-// for the same MACs, a static entry in the bridge's forwarding table on the device's port. Without
-// the bridge entry, the bridge would flood every frame to a remote task to all its ports: every
-// local task would receive a copy (and, with hairpin on, the sender too), which costs each such
-// frame two or three deliveries and shows one task's traffic to its neighbours. A move between
-// remote nodes changes the FDB entry alone; a move here removes the bridge entry, and the bridge
-// learns the task on its local port.
+// Learning is off on the VXLAN device and on its bridge port: the Manager programs both tables,
+// the device's FDB (MAC → VTEP) and, for the same MACs, a static entry in the bridge's forwarding
+// table on the device's port. Without the bridge entry, the bridge would flood every frame to a
+// remote task to all its ports: every local task would receive a copy (and, with hairpin on, the
+// sender too), which costs each such frame two or three deliveries and shows one task's unicast
+// to its neighbours. A move between remote nodes changes the FDB entry alone. When a task moves
+// here, shoal-bridge puts its MAC on its own port as it attaches it, and the Update that makes the
+// endpoint local deletes the entry from the device's port if it is still there; until that
+// Update, a Sync with the older view puts it back on the device's port. Static entries are not
+// sticky: a frame a local task sends with a remote task's MAC as its source moves that MAC's
+// entry to the local task's port (as learning did before), until the next Sync.
 package overlay

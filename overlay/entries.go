@@ -4,6 +4,7 @@ package overlay
 // neighbour entries, and adding, replacing and deleting one at a time through netlink.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -47,9 +48,9 @@ func listNeighbours(h *netlink.Handle, linkIndex, family int) ([]netlink.Neigh, 
 // listFDB returns, from one dump of the AF_BRIDGE table for the device, the device's own FDB
 // destinations (flag self) and the bridge's forwarding entries on the device's port (no flag
 // self, the bridge as NDA_MASTER). Of the bridge's entries it leaves out the port's own address
-// (permanent, delivered to the bridge itself) and entries of a VLAN (shoal's bridges do not
-// filter VLANs; such an entry is not shoal's).
-func listFDB(h *netlink.Handle, linkIndex int) ([]fdbRecord, []bridgeRecord, error) {
+// ownMAC (the bridge's local entry for it) and entries of a VLAN: shoal's bridges do not filter
+// VLANs (shoal-bridge makes them so), and such an entry is not shoal's.
+func listFDB(h *netlink.Handle, linkIndex int, ownMAC net.HardwareAddr) ([]fdbRecord, []bridgeRecord, error) {
 	ns, err := listNeighbours(h, linkIndex, unix.AF_BRIDGE)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dump the FDB: %w", err)
@@ -61,8 +62,9 @@ func listFDB(h *netlink.Handle, linkIndex int) ([]fdbRecord, []bridgeRecord, err
 			continue
 		}
 		if n.Flags&netlink.NTF_SELF == 0 {
-			if n.MasterIndex != 0 && n.Vlan == 0 && n.State&netlink.NUD_PERMANENT == 0 {
-				r := bridgeRecord{static: n.State&netlink.NUD_NOARP != 0}
+			own := bytes.Equal(n.HardwareAddr, ownMAC) || (len(ownMAC) == 0 && n.State&netlink.NUD_PERMANENT != 0)
+			if n.MasterIndex != 0 && n.Vlan == 0 && !own {
+				r := bridgeRecord{kind: bridgeKindOf(n.State)}
 				copy(r.mac[:], n.HardwareAddr)
 				port = append(port, r)
 			}
@@ -144,6 +146,18 @@ func delFDB(h *netlink.Handle, linkIndex int, r fdbRecord) (bool, error) {
 		return false, fmt.Errorf("delete FDB entry %s dst %s: %w", n.HardwareAddr, r.dst, err)
 	}
 	return true, nil
+}
+
+// bridgeKindOf is the kind of a bridge forwarding entry in the kernel's state.
+func bridgeKindOf(state int) BridgeKind {
+	switch {
+	case state&netlink.NUD_PERMANENT != 0:
+		return BridgeLocal
+	case state&netlink.NUD_NOARP != 0:
+		return BridgeStatic
+	default:
+		return BridgeLearnt
+	}
 }
 
 // bridgeNeigh is the netlink message for the bridge's static forwarding entry of mac on the

@@ -59,9 +59,9 @@ type NeighEntry struct {
 // static one.
 type BridgeEntry struct {
 	MAC        net.HardwareAddr
-	Desired    bool // a remote endpoint has the MAC
-	Programmed bool // the bridge has an entry of the MAC on the device's port
-	Static     bool // the programmed entry is static (false: learnt)
+	Desired    bool       // a remote endpoint has the MAC
+	Programmed bool       // the bridge has an entry of the MAC on the device's port
+	Kind       BridgeKind // the programmed entry's; "" when it is missing
 	Status     Status
 	Detail     string // why the entry is wrong
 }
@@ -115,7 +115,7 @@ func (m *Manager) Inspect(d Desired) (Report, error) {
 			return Report{}, fmt.Errorf("inspect network %s: %w", d.Network.ID, err)
 		}
 		defer h.Close()
-		if p, err = planEntries(h, st.link.Index, w); err != nil {
+		if p, err = planEntries(h, st.link.Index, st.link.HardwareAddr, w); err != nil {
 			return Report{}, fmt.Errorf("inspect network %s: device %q: %w", d.Network.ID, w.device.name, err)
 		}
 	}
@@ -162,7 +162,7 @@ func fdbEntry(d fdbDiff) FDBEntry {
 func bridgeEntry(d bridgeDiff) BridgeEntry {
 	e := BridgeEntry{MAC: macOf(d.mac()), Desired: d.want != nil, Programmed: d.have != nil, Status: d.status, Detail: d.detail}
 	if d.have != nil {
-		e.Static = d.have.static
+		e.Kind = d.have.kind
 	}
 	return e
 }

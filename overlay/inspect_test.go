@@ -174,6 +174,9 @@ func neighStatuses(es []NeighEntry) []Status {
 	return s
 }
 
+// localMAC is a MAC no Desired of the tests has, for a hand-made local bridge entry.
+var localMAC = macOfIP(taskIP(98))
+
 func TestInspectReportsBridgeHandEdits(t *testing.T) {
 	bed := newTestbed(t, 2)
 	n0, n1 := bed.nodes[0], bed.nodes[1]
@@ -186,6 +189,8 @@ func TestInspectReportsBridgeHandEdits(t *testing.T) {
 		bridgeOp("make c's bridge entry learnt", c.mac, netlink.NUD_REACHABLE, netlink.NeighSet),
 		bridgeOp("add a bridge entry of no endpoint", strayMAC, netlink.NUD_NOARP, netlink.NeighSet),
 		bridgeOp("add a bridge entry for the local task", a.mac, netlink.NUD_NOARP, netlink.NeighSet),
+		// `bridge fdb add MAC dev DEVICE master` makes a local entry: frames to MAC go to the node.
+		bridgeOp("add a local bridge entry of no endpoint", localMAC, netlink.NUD_PERMANENT, netlink.NeighSet),
 	)
 	r := n0.inspect(want)
 	if r.Clean() {
@@ -193,19 +198,29 @@ func TestInspectReportsBridgeHandEdits(t *testing.T) {
 	}
 	wantBridge := []BridgeEntry{
 		{MAC: b.mac, Desired: true, Status: StatusMissing},
-		{MAC: c.mac, Desired: true, Programmed: true, Status: StatusWrong, Detail: "learnt, not static"},
-		{MAC: a.mac, Programmed: true, Static: true, Status: StatusExtra},
-		{MAC: strayMAC, Programmed: true, Static: true, Status: StatusExtra},
+		{MAC: c.mac, Desired: true, Programmed: true, Kind: BridgeLearnt, Status: StatusWrong, Detail: "learnt, not static"},
+		{MAC: a.mac, Programmed: true, Kind: BridgeStatic, Status: StatusExtra},
+		{MAC: strayMAC, Programmed: true, Kind: BridgeStatic, Status: StatusExtra},
+		{MAC: localMAC, Programmed: true, Kind: BridgeLocal, Status: StatusExtra},
 	}
 	slices.SortFunc(wantBridge, func(x, y BridgeEntry) int { return slices.Compare(x.MAC, y.MAC) })
 	if got, want := fmt.Sprint(r.Bridge), fmt.Sprint(wantBridge); got != want {
 		t.Errorf("Inspect bridge entries:\n got  %s\n want %s", got, want)
 	}
-	if got, want := n0.sync(want), (Changes{Added: 1, Replaced: 1, Removed: 2}); got != want {
+	if got, want := n0.sync(want), (Changes{Added: 1, Replaced: 1, Removed: 3}); got != want {
 		t.Errorf("Sync after the hand edits changed %+v, want %+v", got, want)
 	}
 	if r := n0.inspect(want); !r.Clean() {
 		t.Errorf("Inspect after the repairing Sync is not clean: %+v", r)
+	}
+	n0.checkEntries(t, want)
+	// A wanted MAC with a local entry is wrong too; Sync makes it static.
+	handEdit(t, n0, bridgeOp("make b's bridge entry local", b.mac, netlink.NUD_PERMANENT, netlink.NeighSet))
+	if r := n0.inspect(want); fmt.Sprint(r.Bridge[0]) != fmt.Sprint(BridgeEntry{MAC: b.mac, Desired: true, Programmed: true, Kind: BridgeLocal, Status: StatusWrong, Detail: "local, not static"}) {
+		t.Errorf("Inspect after b's entry was made local: %+v", r.Bridge)
+	}
+	if got, want := n0.sync(want), (Changes{Replaced: 1}); got != want {
+		t.Errorf("Sync after b's entry was made local changed %+v, want %+v", got, want)
 	}
 	n0.checkEntries(t, want)
 	if err := a.tcpExchange(b); err != nil {

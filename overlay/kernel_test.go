@@ -5,6 +5,7 @@ package overlay
 // and the bridge's forwarding entries on its port.
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -44,7 +45,7 @@ func (node *testNode) kernelEntries(t *testing.T, device string) (fdb, neigh []s
 }
 
 // dumpFDB dumps the AF_BRIDGE table of the device: its own entries (flag self) and the
-// bridge's entries on its port.
+// bridge's entries on its port, the bridge's entry of the device's own MAC left out.
 func (node *testNode) dumpFDB(t *testing.T, device string) []netlink.Neigh {
 	t.Helper()
 	var out []netlink.Neigh
@@ -53,9 +54,14 @@ func (node *testNode) dumpFDB(t *testing.T, device string) []netlink.Neigh {
 		if err != nil {
 			return err
 		}
-		out, err = netlink.NeighList(link.Attrs().Index, unix.AF_BRIDGE)
+		all, err := netlink.NeighList(link.Attrs().Index, unix.AF_BRIDGE)
 		if err != nil {
 			return fmt.Errorf("dump FDB: %w", err)
+		}
+		for _, n := range all {
+			if n.Flags&netlink.NTF_SELF != 0 || !bytes.Equal(n.HardwareAddr, link.Attrs().HardwareAddr) {
+				out = append(out, n)
+			}
 		}
 		return nil
 	})
@@ -94,16 +100,19 @@ func (node *testNode) expectedEntries(d Desired) (fdb, neigh []string) {
 }
 
 // kernelBridgeEntries returns the bridge's forwarding entries on the device's port (no flag
-// self), as "MAC static" or "MAC learnt", sorted; the port's own address (permanent) is left out.
+// self), as "MAC static", "MAC learnt" or "MAC local", sorted.
 func (node *testNode) kernelBridgeEntries(t *testing.T, device string) []string {
 	t.Helper()
 	var out []string
 	for _, n := range node.dumpFDB(t, device) {
-		if n.Flags&netlink.NTF_SELF != 0 || n.State&netlink.NUD_PERMANENT != 0 {
+		if n.Flags&netlink.NTF_SELF != 0 {
 			continue
 		}
 		kind := "learnt"
-		if n.State&netlink.NUD_NOARP != 0 {
+		switch {
+		case n.State&netlink.NUD_PERMANENT != 0:
+			kind = "local"
+		case n.State&netlink.NUD_NOARP != 0:
 			kind = "static"
 		}
 		out = append(out, fmt.Sprintf("%s %s", n.HardwareAddr, kind))

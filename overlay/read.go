@@ -17,16 +17,26 @@ type Kernel struct {
 	FDB        []KernelFDB   // sorted by MAC, then VTEP
 	Neighbours []KernelNeigh // sorted by IP
 	// Bridge are the bridge's forwarding entries on the device's port (frames to these MACs
-	// leave the bridge through the device), sorted by MAC; the port's own address and entries
-	// of a VLAN are left out.
+	// leave the bridge through the device, or, for a local entry, go to the node), sorted by
+	// MAC; the entry of the device's own MAC and entries of a VLAN are left out.
 	Bridge []KernelBridge
 }
 
 // KernelBridge is one forwarding entry of the bridge on the device's port.
 type KernelBridge struct {
-	MAC    net.HardwareAddr
-	Static bool // false: learnt, aged out by the kernel
+	MAC  net.HardwareAddr
+	Kind BridgeKind
 }
+
+// BridgeKind is how the bridge holds a forwarding entry.
+type BridgeKind string
+
+// The kinds of a bridge forwarding entry.
+const (
+	BridgeStatic BridgeKind = "static" // added (by the Manager or by hand), kept until deleted
+	BridgeLearnt BridgeKind = "learnt" // learnt from a frame, aged out by the kernel
+	BridgeLocal  BridgeKind = "local"  // the bridge's own address: frames to it go to the node
+)
 
 // KernelFDB is one FDB destination of the device: MAC (all zeros: broadcast replication) → VTEP.
 type KernelFDB struct {
@@ -63,7 +73,7 @@ func (m *Manager) Read(networkID string) (Kernel, error) {
 		return Kernel{}, fmt.Errorf("read network %s: %w", networkID, err)
 	}
 	defer h.Close()
-	fdb, bridge, err := listFDB(h, st.link.Index)
+	fdb, bridge, err := listFDB(h, st.link.Index, st.link.HardwareAddr)
 	if err != nil {
 		return Kernel{}, fmt.Errorf("read network %s: %w", networkID, err)
 	}
@@ -77,7 +87,7 @@ func (m *Manager) Read(networkID string) (Kernel, error) {
 		return a.VTEP.Compare(b.VTEP)
 	})
 	for _, r := range bridge {
-		k.Bridge = append(k.Bridge, KernelBridge{MAC: macOf(r.mac), Static: r.static})
+		k.Bridge = append(k.Bridge, KernelBridge{MAC: macOf(r.mac), Kind: r.kind})
 	}
 	slices.SortFunc(k.Bridge, func(a, b KernelBridge) int { return slices.Compare(a.MAC, b.MAC) })
 	neigh, err := listNeigh(h, st.link.Index)

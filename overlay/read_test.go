@@ -40,7 +40,7 @@ func TestReadReportsTheKernel(t *testing.T) {
 		t.Errorf("Read FDB %v neighbours %v, want %v and %v", fdb, neigh, wantFDB, wantNeigh)
 	}
 	// a's MAC is learnt on its own port, not the device's: only b's static entry is there.
-	if got, want := fmt.Sprint(k.Bridge), fmt.Sprint([]KernelBridge{{MAC: b.mac, Static: true}}); got != want {
+	if got, want := fmt.Sprint(k.Bridge), fmt.Sprint([]KernelBridge{{MAC: b.mac, Kind: BridgeStatic}}); got != want {
 		t.Errorf("Read bridge entries %s, want %s", got, want)
 	}
 	if _, err := n0.mgr.Read("bad/id"); err == nil {

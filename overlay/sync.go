@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/vishvananda/netlink"
 )
@@ -53,7 +54,7 @@ func (m *Manager) Sync(d Desired) (Changes, error) {
 		return ch, fmt.Errorf("sync network %s: %w", d.Network.ID, err)
 	}
 	defer h.Close()
-	p, err := planEntries(h, dev.Index, w)
+	p, err := planEntries(h, dev.Index, dev.HardwareAddr, w)
 	if err != nil {
 		return ch, fmt.Errorf("sync network %s: device %q: %w", d.Network.ID, w.device.name, err)
 	}
@@ -76,9 +77,10 @@ type entryPlan struct {
 	bridge []bridgeDiff
 }
 
-// planEntries dumps the device's entries and compares them with w's.
-func planEntries(h *netlink.Handle, linkIndex int, w wanted) (entryPlan, error) {
-	haveFDB, haveBridge, err := listFDB(h, linkIndex)
+// planEntries dumps the entries of the device (linkIndex, its MAC ownMAC) and compares them with
+// w's.
+func planEntries(h *netlink.Handle, linkIndex int, ownMAC net.HardwareAddr, w wanted) (entryPlan, error) {
+	haveFDB, haveBridge, err := listFDB(h, linkIndex, ownMAC)
 	if err != nil {
 		return entryPlan{}, err
 	}
@@ -90,9 +92,10 @@ func planEntries(h *netlink.Handle, linkIndex int, w wanted) (entryPlan, error) 
 }
 
 // apply makes the kernel as planned: extra entries go first, so that a unicast MAC holds one
-// destination when it is replaced, then wrong ones are replaced, then missing ones added. A
-// MAC's bridge entry is removed before its FDB destination and set after it, so that the device
-// knows where to send what the bridge hands it. It
+// destination when it is replaced, then wrong ones are replaced, then missing ones added. Bridge
+// entries are removed first and set after the FDB entries of the same pass; the order is
+// tidiness, not correctness: a frame the device gets for a MAC it has no destination for goes to
+// every peer in the all-zeros entries. It
 // counts into ch what it did and joins the errors of the entries it could not change.
 func (p entryPlan) apply(h *netlink.Handle, linkIndex int, ch *Changes, log *slog.Logger) error {
 	var errs []error
@@ -103,7 +106,7 @@ func (p entryPlan) apply(h *netlink.Handle, linkIndex int, ch *Changes, log *slo
 			if removed {
 				ch.Removed++
 			}
-			log.Debug("removed bridge entry", "mac", macOf(d.have.mac), "static", d.have.static, "already_gone", err == nil && !removed)
+			log.Debug("removed bridge entry", "mac", macOf(d.have.mac), "kind", d.have.kind, "already_gone", err == nil && !removed)
 		}
 	}
 	for _, d := range p.fdb {

@@ -258,17 +258,8 @@ func TestSyncKeepsRemoteUnicastOffLocalPorts(t *testing.T) {
 // learnt by the bridge on its local port already; the Sync leaves that entry alone (it is no
 // longer on the device's port) and the bridge keeps forwarding to the task.
 func TestSyncAfterMovedTaskTalked(t *testing.T) {
-	bed := newTestbed(t, 2)
-	n0, n1 := bed.nodes[0], bed.nodes[1]
-	a, moving := n0.addTask(taskIP(40)), n1.addTask(taskIP(41))
-	bed.syncAll(bed.desired(a, moving))
-	moving.remove()
-	moved, other := n0.addTask(moving.ip), n0.addTask(taskIP(42))
-	// Until the Sync, n0's bridge sends moved's MAC to the device; moved's own ping to a
-	// neighbour on n0 makes the bridge learn it on its local port.
-	if err := moved.ping(other.ip); err != nil {
-		t.Fatalf("the moved task talking on its new node: %v", err)
-	}
+	bed, a, moved, other := movedTaskThatTalked(t)
+	n0 := bed.nodes[0]
 	want := bed.desired(a, moved, other)
 	if got, wantCh := n0.sync(want), (Changes{Removed: 2}); got != wantCh {
 		t.Errorf("Sync after the move changed %+v, want %+v (FDB and neighbour entries; the bridge entry had moved to the task's port)", got, wantCh)
@@ -277,6 +268,23 @@ func TestSyncAfterMovedTaskTalked(t *testing.T) {
 	if err := a.tcpExchange(moved); err != nil {
 		t.Errorf("a to the moved task on the same node: %v", err)
 	}
+}
+
+// movedTaskThatTalked is a bed of two nodes, each Synced while a task on n1 ran: a on n0 and
+// the task, which then moved to n0 (moved) and pinged other, a new task on n0, before any Sync
+// or Update told n0. The bridge of n0 has learnt moved on its local port.
+func movedTaskThatTalked(t *testing.T) (bed *testbed, a, moved, other *testTask) {
+	t.Helper()
+	bed = newTestbed(t, 2)
+	n0, n1 := bed.nodes[0], bed.nodes[1]
+	a, moving := n0.addTask(taskIP(40)), n1.addTask(taskIP(41))
+	bed.syncAll(bed.desired(a, moving))
+	moving.remove()
+	moved, other = n0.addTask(moving.ip), n0.addTask(taskIP(42))
+	if err := moved.ping(other.ip); err != nil {
+		t.Fatalf("the moved task talking on its new node: %v", err)
+	}
+	return bed, a, moved, other
 }
 
 // rxPackets is the number of packets the task's eth0 has received.

@@ -186,8 +186,8 @@ func (p updatePlan) apply(linkIndex int, ch *Changes, log *slog.Logger) error {
 		countRemoved(ch, removed)
 		log.Debug("removed neighbour entry", "ip", r.ip, "mac", r.mac, "already_gone", !removed)
 	}
-	// A MAC's bridge entry goes before its FDB entry and comes after it, so that the bridge
-	// never hands the device a frame it has no destination for.
+	// A MAC's bridge entry goes before its FDB entry and comes after it (tidiness: a frame the
+	// device has no destination for goes to every peer in the all-zeros entries).
 	for _, mac := range p.delBridge {
 		removed, err := delBridge(h, linkIndex, mac)
 		if err != nil {

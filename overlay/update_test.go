@@ -400,3 +400,22 @@ func TestUpdateFollowsMovedEndpoint(t *testing.T) {
 		t.Errorf("after the move: TCP: %v", err)
 	}
 }
+
+// As TestSyncAfterMovedTaskTalked, through Update: the bridge entry of a task that moved here
+// and talked is on the task's own port, so Update's delete of it on the device's port finds
+// none and leaves the bridge forwarding to the task.
+func TestUpdateAfterMovedTaskTalked(t *testing.T) {
+	bed, a, moved, other := movedTaskThatTalked(t)
+	n0 := bed.nodes[0]
+	ch, err := n0.update(testNetworkID, EndpointUpdate{Set: []Endpoint{moved.endpoint(), other.endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Changes{Removed: 2}); ch != want {
+		t.Errorf("Update after the move changed %+v, want %+v (FDB and neighbour entries; the bridge entry had moved to the task's port)", ch, want)
+	}
+	n0.checkEntries(t, bed.desired(a, moved, other))
+	if err := a.tcpExchange(moved); err != nil {
+		t.Errorf("a to the moved task on the same node: %v", err)
+	}
+}

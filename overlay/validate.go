@@ -160,7 +160,7 @@ func (w *wanted) addEndpoints(eps []Endpoint, local netip.Addr) error {
 		w.neigh = append(w.neigh, neighRecord{ip: ep.ip, mac: append(net.HardwareAddr(nil), ep.mac[:]...), permanent: true})
 		if !macSeen {
 			w.fdb = append(w.fdb, fdbRecord{mac: ep.mac, dst: ep.vtep, permanent: true})
-			w.bridge = append(w.bridge, bridgeRecord{mac: ep.mac, static: true})
+			w.bridge = append(w.bridge, bridgeRecord{mac: ep.mac, kind: BridgeStatic})
 		}
 	}
 	return nil

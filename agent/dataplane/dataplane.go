@@ -415,7 +415,7 @@ func kernelState(networkID string, local netip.Addr, k overlay.Kernel) *api.Over
 		st.Neigh = append(st.Neigh, &api.OverlayKernelState_NeighEntry{Ip: e.IP.String(), Mac: e.MAC.String(), Permanent: e.Permanent})
 	}
 	for _, e := range k.Bridge {
-		st.BridgeFdb = append(st.BridgeFdb, &api.OverlayKernelState_BridgeEntry{Mac: e.MAC.String(), Static: e.Static})
+		st.BridgeFdb = append(st.BridgeFdb, &api.OverlayKernelState_BridgeEntry{Mac: e.MAC.String(), Kind: string(e.Kind)})
 	}
 	return st
 }

@@ -116,11 +116,11 @@ func TestDiffMesh(t *testing.T) {
 			"overlay fdb 00:00:00:00:00:00 (front): not wanted; kernel has 198.18.0.9",
 			"overlay fdb 02:42:0a:14:00:81 (front): want 198.18.0.2, kernel has 198.18.0.3",
 		}},
-		{"a bridge entry learnt, one not wanted", editedMesh(func(r *api.InspectMeshResponse) {
-			r.Overlay[0].BridgeFdb[0].Static = false
-			r.Overlay[0].BridgeFdb = append(r.Overlay[0].BridgeFdb, bridgeEntry("02:42:0a:14:00:63"))
+		{"a bridge entry learnt, a local one not wanted", editedMesh(func(r *api.InspectMeshResponse) {
+			r.Overlay[0].BridgeFdb[0].Kind = bridgeLearnt
+			r.Overlay[0].BridgeFdb = append(r.Overlay[0].BridgeFdb, &api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:14:00:63", Kind: bridgeLocal})
 		}), []string{
-			"overlay bridge fdb 02:42:0a:14:00:63 (front): not wanted; kernel has static",
+			"overlay bridge fdb 02:42:0a:14:00:63 (front): not wanted; kernel has local",
 			"overlay bridge fdb 02:42:0a:14:00:81 (front): want static, kernel has learnt",
 		}},
 		{"a bridge entry missing", editedMesh(func(r *api.InspectMeshResponse) { r.Overlay[0].BridgeFdb = nil }),

@@ -61,7 +61,7 @@ func overlayDevice(id string, vni uint32, local string, fdb []*api.OverlayKernel
 
 // bridgeEntry is the bridge's static entry of a remote MAC on the VXLAN port, as Sync leaves it.
 func bridgeEntry(mac string) *api.OverlayKernelState_BridgeEntry {
-	return &api.OverlayKernelState_BridgeEntry{Mac: mac, Static: true}
+	return &api.OverlayKernelState_BridgeEntry{Mac: mac, Kind: bridgeStatic}
 }
 
 func fdb(mac, dst string) *api.OverlayKernelState_FDBEntry {

@@ -28,15 +28,16 @@ const (
 	statusWrong   = "wrong"
 )
 
-// Kinds of a bridge forwarding entry, the values of its overlayEntry.
+// Kinds of a bridge forwarding entry, the values of its overlayEntry (as the agent reports them).
 const (
 	bridgeStatic = "static" // programmed by the overlay, kept until it is deleted
 	bridgeLearnt = "learnt" // learnt by the bridge from a frame, aged out by the kernel
+	bridgeLocal  = "local"  // the bridge's own address: frames to it go to the node
 )
 
 // overlayEntry is one FDB (Key a MAC, values VTEPs), neighbour (Key an IP, values MACs) or bridge
-// forwarding entry on the VXLAN port (Key a MAC, values bridgeStatic or bridgeLearnt), desired
-// and/or programmed.
+// forwarding entry on the VXLAN port (Key a MAC, values its kind: bridgeStatic, bridgeLearnt or
+// bridgeLocal), desired and/or programmed.
 type overlayEntry struct {
 	Key        string `json:"key"`
 	Desired    string `json:"desired,omitempty"`
@@ -193,24 +194,16 @@ func compareOverlay(r *api.InspectOverlayResponse) overlayView {
 	}
 	for mac := range wantFDB {
 		e := haveBridge[mac]
-		v.BridgeFDB = append(v.BridgeFDB, compareEntry(mac, bridgeStatic, bridgeKind(e), e != nil, true))
+		v.BridgeFDB = append(v.BridgeFDB, compareEntry(mac, bridgeStatic, e.GetKind(), e != nil, true))
 		delete(haveBridge, mac)
 	}
 	for mac, e := range haveBridge {
-		v.BridgeFDB = append(v.BridgeFDB, overlayEntry{Key: mac, Programmed: bridgeKind(e), Status: statusExtra})
+		v.BridgeFDB = append(v.BridgeFDB, overlayEntry{Key: mac, Programmed: e.GetKind(), Status: statusExtra})
 	}
 	sortEntries(v.FDB)
 	sortEntries(v.Neighbours)
 	sortEntries(v.BridgeFDB)
 	return v
-}
-
-// bridgeKind is bridgeStatic or bridgeLearnt, as e is.
-func bridgeKind(e *api.OverlayKernelState_BridgeEntry) string {
-	if e.GetStatic() {
-		return bridgeStatic
-	}
-	return bridgeLearnt
 }
 
 // compareEntry is one desired entry key → want against what the kernel has.

@@ -30,8 +30,8 @@ func inspectResponse(edit func(k *api.OverlayKernelState)) *api.InspectOverlayRe
 			{Ip: "10.0.0.7", Mac: "02:42:0a:00:00:07", Permanent: true},
 		},
 		BridgeFdb: []*api.OverlayKernelState_BridgeEntry{
-			{Mac: "02:42:0a:00:00:06", Static: true},
-			{Mac: "02:42:0a:00:00:07", Static: true},
+			{Mac: "02:42:0a:00:00:06", Kind: bridgeStatic},
+			{Mac: "02:42:0a:00:00:07", Kind: bridgeStatic},
 		},
 	}
 	if edit != nil {
@@ -95,11 +95,11 @@ func TestCompareOverlay(t *testing.T) {
 			k.BridgeFdb = k.BridgeFdb[:1]
 		}), []string{"bridge 02:42:0a:00:00:07:missing"}},
 		{"a bridge entry learnt", inspectResponse(func(k *api.OverlayKernelState) {
-			k.BridgeFdb[0].Static = false
+			k.BridgeFdb[0].Kind = bridgeLearnt
 		}), []string{"bridge 02:42:0a:00:00:06:wrong"}},
 		{"bridge entries of a MAC of no endpoint and of a local endpoint's MAC", inspectResponse(func(k *api.OverlayKernelState) {
 			k.BridgeFdb = append(k.BridgeFdb,
-				&api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:00:00:09", Static: true},
+				&api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:00:00:09", Kind: bridgeStatic},
 				&api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:00:00:05"})
 		}), []string{"bridge 02:42:0a:00:00:05:extra", "bridge 02:42:0a:00:00:09:extra"}},
 		{"bridge entries in another spelling of the MAC", inspectResponse(func(k *api.OverlayKernelState) {
@@ -128,10 +128,10 @@ func TestCompareOverlay(t *testing.T) {
 	if !slices.Equal(v.BridgeFDB, wantBridge) {
 		t.Errorf("bridge entries %+v, want %+v", v.BridgeFDB, wantBridge)
 	}
-	// A learnt entry is wrong, and says why; an extra one says what the kernel has.
+	// A learnt entry is wrong; an extra one says what the kernel has.
 	v = compareOverlay(inspectResponse(func(k *api.OverlayKernelState) {
-		k.BridgeFdb[1].Static = false
-		k.BridgeFdb = append(k.BridgeFdb, &api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:00:00:09"})
+		k.BridgeFdb[1].Kind = bridgeLearnt
+		k.BridgeFdb = append(k.BridgeFdb, &api.OverlayKernelState_BridgeEntry{Mac: "02:42:0a:00:00:09", Kind: bridgeLearnt})
 	}))
 	wantBridge = []overlayEntry{
 		{Key: "02:42:0a:00:00:06", Desired: bridgeStatic, Programmed: bridgeStatic, Status: statusOK},
@@ -173,7 +173,7 @@ func (f *overlayFake) ListNetworks(context.Context, *api.ListNetworksRequest) (*
 func TestOverlayCommands(t *testing.T) {
 	resp := inspectResponse(func(k *api.OverlayKernelState) {
 		k.Neigh = k.Neigh[:1]
-		k.BridgeFdb[1].Static = false
+		k.BridgeFdb[1].Kind = bridgeLearnt
 	})
 	resp.Network.Spec.Ipam = []*api.IPAMConfig{{Subnet: "10.0.0.0/24"}}
 	f := &overlayFake{fakeControl: newFake(), resp: resp}

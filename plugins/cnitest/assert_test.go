@@ -8,6 +8,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // defaultMTU is shoal-bridge's MTU when the configuration sets none.
@@ -106,9 +107,29 @@ func checkAttached(t *testing.T, n *network, sb *sandbox, hostVeth string, want 
 	if !info.Hairpin {
 		t.Errorf("host veth %s has hairpin off", hostVeth)
 	}
+	if !hasStaticBridgeEntry(t, veth, want.mac) {
+		t.Errorf("bridge %s has no static entry of the container's MAC %s on port %s", n.bridge, want.mac, hostVeth)
+	}
 	if got := bridgeRules(t, shoalChains[0], n.bridge); len(got) != 4 {
 		t.Errorf("filter SHOAL-FORWARD has %d rules of %s, want 4: %q", len(got), n.bridge, got)
 	}
+}
+
+// hasStaticBridgeEntry reports whether the bridge holds a static forwarding
+// entry of mac on port.
+func hasStaticBridgeEntry(t *testing.T, port netlink.Link, mac string) bool {
+	t.Helper()
+	entries, err := netlink.NeighList(port.Attrs().Index, unix.AF_BRIDGE)
+	if err != nil {
+		t.Errorf("bridge entries of %s: %v", port.Attrs().Name, err)
+		return false
+	}
+	for _, e := range entries {
+		if e.Flags&netlink.NTF_SELF == 0 && e.HardwareAddr.String() == mac && e.State&netlink.NUD_NOARP != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // hasAddr reports whether link holds cidr; call it in link's namespace. It

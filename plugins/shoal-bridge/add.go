@@ -90,7 +90,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			slog.Warn("delete veth pair after a failed ADD", "veth", hostName, "err", err)
 		}
 	})
-	hostIface, err := attachHostVeth(hostName, br, conf.hairpin)
+	contMAC, err := net.ParseMAC(contIface.Mac)
+	if err != nil {
+		return fmt.Errorf("container interface %q has MAC %q: %w", args.IfName, contIface.Mac, err)
+	}
+	hostIface, err := attachHostVeth(hostName, br, conf.hairpin, contMAC)
 	if err != nil {
 		return err
 	}

@@ -72,8 +72,13 @@ func createVeth(netns ns.NetNS, ifName, hostName string, mtu int, mac net.Hardwa
 
 // attachHostVeth enslaves the host end to the bridge and sets its hairpin
 // mode, so a container can reach itself through an address that the host
-// translates back to it.
-func attachHostVeth(hostName string, br *netlink.Bridge, hairpin bool) (*current.Interface, error) {
+// translates back to it. It then tells the bridge that contMAC is on that
+// port (a static entry, gone with the port): the container's MAC may have a
+// static entry on the network's VXLAN port from when the task ran on another
+// node (a task keeps its IP, so its MAC, when it moves), which would send the
+// frames of its neighbours here to its old node until the node's overlay
+// catches up, or until the container sent a frame and the bridge learnt it.
+func attachHostVeth(hostName string, br *netlink.Bridge, hairpin bool, contMAC net.HardwareAddr) (*current.Interface, error) {
 	link, err := netlinksafe.LinkByName(hostName)
 	if err != nil {
 		return nil, fmt.Errorf("look up host veth %q: %w", hostName, err)
@@ -83,6 +88,15 @@ func attachHostVeth(hostName string, br *netlink.Bridge, hairpin bool) (*current
 	}
 	if err := netlink.LinkSetHairpin(link, hairpin); err != nil {
 		return nil, fmt.Errorf("set hairpin %t on host veth %q: %w", hairpin, hostName, err)
+	}
+	if err := netlink.NeighSet(&netlink.Neigh{
+		LinkIndex:    link.Attrs().Index,
+		Family:       unix.AF_BRIDGE,
+		Flags:        netlink.NTF_MASTER,
+		State:        netlink.NUD_NOARP,
+		HardwareAddr: contMAC,
+	}); err != nil {
+		return nil, fmt.Errorf("put the container's MAC %s on bridge port %q: %w", contMAC, hostName, err)
 	}
 	return &current.Interface{Name: hostName, Mac: link.Attrs().HardwareAddr.String()}, nil
 }
