@@ -102,6 +102,11 @@ type Controller struct {
 	// programmed is what the mesh holds, by service, after the last pass that succeeded; nil
 	// when the next pass must program the whole mesh.
 	programmed *meshRecord
+	// localTasks are the addresses of the tasks running here, by task ID and network ID, for the
+	// DNS server's clients (a task on several networks resolves the names of all of them);
+	// clientsDirty says they changed since the server was last told.
+	localTasks   map[string]map[string]netip.Addr
+	clientsDirty bool
 }
 
 // New returns a controller; Run programs.
@@ -116,7 +121,7 @@ func New(cfg Config) *Controller {
 		endpoints: map[string]map[string]*api.Endpoint{}, dirty: map[string]bool{}, services: map[string]*api.ServiceView{},
 		serviceEPs: map[string]map[[2]string]*api.Endpoint{}, dirtyServices: map[string]bool{},
 		ipTasks: map[string]map[netip.Addr]map[string]bool{}, dirtyIPs: map[string]map[netip.Addr]bool{},
-		synced: map[string]bool{}, bridgeless: map[string]bool{}}
+		synced: map[string]bool{}, bridgeless: map[string]bool{}, localTasks: map[string]map[string]netip.Addr{}}
 }
 
 // SetNetworks records network definitions (an assignments message's).
@@ -143,6 +148,8 @@ func (c *Controller) ApplyEndpoints(complete bool, set []*api.Endpoint, removed 
 		clear(c.serviceEPs)
 		clear(c.ipTasks)
 		clear(c.dirtyIPs)
+		clear(c.localTasks)
+		c.clientsDirty = true
 		c.sweep, c.haveView = true, true
 		c.meshDirty = true
 	}
@@ -243,6 +250,7 @@ func (c *Controller) pass() {
 	repair := c.repairMesh
 	c.repairMesh = false
 	c.syncMeshLocked(repair)
+	c.setDNSClientsLocked()
 }
 
 // RemoveNetworks forgets networks the cluster removed and deletes their
@@ -501,6 +509,13 @@ func (c *Controller) indexEndpointLocked(ep *api.Endpoint) {
 	if ip, ok := endpointAddr(ep); ok {
 		c.ipTasks[network] = addToSet(c.ipTasks[network], ip, task)
 		c.markIPLocked(network, ip)
+		if ep.GetVtep() == c.cfg.LocalVTEP.String() {
+			if c.localTasks[task] == nil {
+				c.localTasks[task] = map[string]netip.Addr{}
+			}
+			c.localTasks[task][network] = ip
+			c.clientsDirty = true
+		}
 	} else {
 		c.cfg.Log.Warn("an endpoint that cannot be programmed", "network", network, "task", task, "ip", ep.GetIp())
 	}
@@ -527,6 +542,13 @@ func (c *Controller) forgetEndpointLocked(network, task string) {
 			delete(c.ipTasks[network], ip)
 		}
 		c.markIPLocked(network, ip)
+	}
+	if _, ok := c.localTasks[task][network]; ok {
+		delete(c.localTasks[task], network)
+		if len(c.localTasks[task]) == 0 {
+			delete(c.localTasks, task)
+		}
+		c.clientsDirty = true
 	}
 }
 

@@ -37,6 +37,7 @@ type DNSServer interface {
 	Records() map[string]map[string][]netip.Addr
 	Listening() []netip.AddrPort
 	Broken() bool
+	SetClients(clients map[netip.Addr][]string)
 }
 
 // Bridges is what the controller needs of the node's bridges: whether one exists, making one a
@@ -201,6 +202,33 @@ func (c *Controller) programMeshLocked(repair bool) (*meshRecord, error) {
 		return nil, err
 	}
 	return c.recordMeshLocked(st, services), nil
+}
+
+// setDNSClientsLocked tells the DNS server, when they changed, the other networks of each local
+// task on several networks, by the task's address on each; c.mu is held. Its cost follows the
+// node's own tasks.
+func (c *Controller) setDNSClientsLocked() {
+	if !c.clientsDirty || c.cfg.DNS == nil || !c.meshEnabled() {
+		return
+	}
+	c.clientsDirty = false
+	c.cfg.DNS.SetClients(DNSClients(c.localTasks))
+}
+
+// DNSClients maps the address of each task on several networks, on each of them, to the IDs of
+// its other networks (sorted): tasks maps task ID → network ID → the task's address there.
+func DNSClients(tasks map[string]map[string]netip.Addr) map[netip.Addr][]string {
+	out := map[netip.Addr][]string{}
+	for _, byNetwork := range tasks {
+		if len(byNetwork) < 2 {
+			continue
+		}
+		networks := slices.Sorted(maps.Keys(byNetwork))
+		for _, id := range networks {
+			out[byNetwork[id]] = slices.DeleteFunc(slices.Clone(networks), func(other string) bool { return other == id })
+		}
+	}
+	return out
 }
 
 // dnsZonesLocked are the DNS zones of the known networks; c.mu is held.

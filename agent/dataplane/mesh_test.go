@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -145,8 +146,26 @@ func (f *fakeBridges) ReadVIPs(name string) ([]netip.Addr, error) {
 
 // fakeDNS holds the zones it is given whole (Sync) or in pieces (Update).
 type fakeDNS struct {
-	mu    sync.Mutex
-	zones []dns.Zone
+	mu      sync.Mutex
+	zones   []dns.Zone
+	clients map[netip.Addr][]string
+}
+
+func (f *fakeDNS) SetClients(c map[netip.Addr][]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clients = c
+}
+
+// clientsText is the clients last set, "ip→[networks]" sorted by address.
+func (f *fakeDNS) clientsText() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, ip := range slices.SortedFunc(maps.Keys(f.clients), netip.Addr.Compare) {
+		out = append(out, fmt.Sprintf("%s→%v", ip, f.clients[ip]))
+	}
+	return strings.Join(out, " ")
 }
 
 func (f *fakeDNS) Sync(z []dns.Zone) error {
@@ -290,6 +309,19 @@ func TestControllerProgramsTheMesh(t *testing.T) {
 		return len(b) == 0 && !slices.ContainsFunc(rendered(), func(s string) bool { return strings.Contains(s, "api") })
 	})
 	waitFor(t, "a repair pass", func() bool { lb.mu.Lock(); defer lb.mu.Unlock(); return lb.repairs > 0 })
+
+	// A local task on both networks: the DNS server answers it the names of both on either
+	// network's listener. A remote task on both, or a local one on one network, is no client.
+	c.ApplyEndpoints(false, []*api.Endpoint{
+		{NetworkId: "net1aaaaaaaaaaaa", ServiceId: "s-cli", TaskId: "t3", Ip: "10.0.0.13", Vtep: "198.18.0.1", Mac: "02:42:0a:00:00:0d", Slot: 1},
+		{NetworkId: "net2bbbbbbbbbbbb", ServiceId: "s-cli", TaskId: "t3", Ip: "10.1.0.13", Vtep: "198.18.0.1", Mac: "02:42:0a:01:00:0d", Slot: 1},
+		{NetworkId: "net1aaaaaaaaaaaa", ServiceId: "s-cli", TaskId: "t4", Ip: "10.0.0.14", Vtep: "198.18.0.2", Mac: "02:42:0a:00:00:0e", Slot: 2},
+		{NetworkId: "net2bbbbbbbbbbbb", ServiceId: "s-cli", TaskId: "t4", Ip: "10.1.0.14", Vtep: "198.18.0.2", Mac: "02:42:0a:01:00:0e", Slot: 2},
+	}, nil)
+	wantClients := "10.0.0.13→[net2bbbbbbbbbbbb] 10.1.0.13→[net1aaaaaaaaaaaa]"
+	waitFor(t, "the two-network task as a DNS client", func() bool { return d.clientsText() == wantClients })
+	c.ApplyEndpoints(false, nil, []*api.EndpointKey{{NetworkId: "net2bbbbbbbbbbbb", TaskId: "t3"}})
+	waitFor(t, "no DNS clients once the task is on one network", func() bool { return d.clientsText() == "" })
 }
 
 // Without a complete view of the services the mesh is left alone: an agent restarted while no

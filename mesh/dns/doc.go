@@ -10,8 +10,10 @@
 // case-insensitively, with the TTL of Config.TTL (1 s by default, so answers follow changes).
 // Lists of task IPs rotate by one on every answer (DNS round-robin). A local name asked for AAAA
 // or another type gets NOERROR with no answers; a local name with no address gets NXDOMAIN. PTR
-// queries for a service's VIP or task IPs are answered locally. Every other name is forwarded to
-// Config.Upstreams and the answer relayed as it is; SERVFAIL when none answers.
+// queries for a service's VIP or task IPs are answered locally. A task on several networks (its
+// resolv.conf names each network's gateway, and its resolver asks the first) also gets the names
+// of its other networks, from any of their listeners (SetClients). Every other name is forwarded
+// to Config.Upstreams and the answer relayed as it is; SERVFAIL when none answers.
 //
 // The package takes plain values and imports only the standard library and
 // github.com/miekg/dns.
@@ -35,7 +37,9 @@
 //     too, and slower. Update costs what the services it names hold, however big the network:
 //     it is meant for every task that starts or stops. A query sees each Update whole or not
 //     at all. Update touches no listener, so it can be called from any namespace.
-//  4. Call Close when the node stops serving DNS.
+//  4. When the node's tasks on several networks change, call SetClients with each such task's
+//     addresses and its other networks.
+//  5. Call Close when the node stops serving DNS.
 //
 // Forwarded queries leave from the process's network namespace (the handlers run on ordinary
 // goroutines), which is why a loopback upstream such as systemd-resolved's 127.0.0.53 works

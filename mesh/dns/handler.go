@@ -6,6 +6,7 @@ package dns
 
 import (
 	"context"
+	"net"
 	"net/netip"
 
 	"github.com/miekg/dns"
@@ -21,7 +22,7 @@ func (s *Server) handler(listen netip.Addr) func(ctx context.Context, overUDP bo
 	return func(ctx context.Context, overUDP bool) dns.Handler {
 		return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 			zone := s.current.Load().byListen[listen]
-			resp, _ := s.respond(ctx, zone, req)
+			resp, _ := s.respond(ctx, zone, req, clientAddr(w.RemoteAddr()))
 			// A UDP answer must fit the client's buffer: one cut to size says so with the TC
 			// bit, and the client asks again over TCP. A TCP answer must fit in 64 KiB.
 			if overUDP {
@@ -36,9 +37,11 @@ func (s *Server) handler(listen netip.Addr) func(ctx context.Context, overUDP bo
 	}
 }
 
-// respond is the response to req for zone (nil: the listener no longer answers for any);
-// forwarded says whether the upstreams were asked.
-func (s *Server) respond(ctx context.Context, zone *zone, req *dns.Msg) (resp *dns.Msg, forwarded bool) {
+// respond is the response to req for zone (nil: the listener no longer answers for any), asked by
+// client (the zero Addr when unknown); forwarded says whether the upstreams were asked. A name the
+// zone does not hold is looked up in the zones of the client's other networks (SetClients) before
+// it is forwarded.
+func (s *Server) respond(ctx context.Context, zone *zone, req *dns.Msg, client netip.Addr) (resp *dns.Msg, forwarded bool) {
 	switch {
 	case zone == nil:
 		return reply(req, dns.RcodeRefused), false
@@ -47,7 +50,7 @@ func (s *Server) respond(ctx context.Context, zone *zone, req *dns.Msg) (resp *d
 	case len(req.Question) != 1:
 		return reply(req, dns.RcodeFormatError), false
 	}
-	if local, ok := zone.records.Load().resolve(req.Question[0], s.cfg.TTL); ok {
+	if local, ok := s.resolveFor(zone, client, req.Question[0]); ok {
 		resp = reply(req, local.rcode)
 		resp.Authoritative = true
 		resp.Answer = local.answer
@@ -64,6 +67,39 @@ func (s *Server) respond(ctx context.Context, zone *zone, req *dns.Msg) (resp *d
 	}
 	resp.Compress = true
 	return resp, true
+}
+
+// resolveFor answers q from zone, or else from the first zone of the client's other networks that
+// holds the name; ok is false when none does (the name is forwarded).
+func (s *Server) resolveFor(zone *zone, client netip.Addr, q dns.Question) (localAnswer, bool) {
+	if local, ok := zone.records.Load().resolve(q, s.cfg.TTL); ok {
+		return local, true
+	}
+	clients := s.clients.Load()
+	if clients == nil || !client.IsValid() {
+		return localAnswer{}, false
+	}
+	zones := s.current.Load().zones
+	for _, id := range (*clients)[client] {
+		if other := zones[id]; other != nil && other != zone {
+			if local, ok := other.records.Load().resolve(q, s.cfg.TTL); ok {
+				return local, true
+			}
+		}
+	}
+	return localAnswer{}, false
+}
+
+// clientAddr is the address a query came from; the zero Addr when it is not an IP address.
+func clientAddr(a net.Addr) netip.Addr {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	}
+	return ap.Addr().Unmap()
 }
 
 // reply is an empty response to req with rcode.

@@ -5,6 +5,7 @@ package dns
 // with a github.com/miekg/dns client, over UDP and TCP.
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -355,4 +356,58 @@ func TestSyncReopensABrokenListener(t *testing.T) {
 			t.Errorf("over %s after the Sync: web is %v, want %v", proto, got, webVIP)
 		}
 	}
+}
+
+// A task on two networks asks the first network's server for a name of the second: the server
+// answers it from the zone of the task's other network (SetClients) instead of forwarding it,
+// for that task's address only.
+func TestServeClientsOtherNetworks(t *testing.T) {
+	task, stranger := netip.MustParseAddr("198.18.53.77"), netip.MustParseAddr("198.18.53.78")
+	n := newTestNetns(t, gatewayA, gatewayB, task, stranger)
+	s := newTestServer(t, Config{})
+	otherVIP := netip.MustParseAddr("198.18.54.2")
+	other := Zone{Network: otherNetwork, Listen: gatewayB, Services: []Service{{Name: "api", VIP: otherVIP}}}
+	syncIn(t, n, s, testZone(gatewayA), other)
+	s.SetClients(map[netip.Addr][]string{task: {"no-such-network", otherNetwork}})
+	from := func(proto string, client netip.Addr, name string) *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		var resp *dns.Msg
+		var err error
+		inNetns(t, n, func() error {
+			c := &dns.Client{Net: proto, Dialer: &net.Dialer{LocalAddr: localAddr(proto, client)}}
+			resp, _, err = c.Exchange(m, netip.AddrPortFrom(gatewayA, 53).String())
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("query %s from %s over %s: %v", name, client, proto, err)
+		}
+		return resp
+	}
+	for _, proto := range protocols {
+		if got := answerAddrs(from(proto, task, "api.")); !slices.Equal(got, []netip.Addr{otherVIP}) {
+			t.Errorf("api from the two-network task at the first network's listener over %s: %v, want %v", proto, got, otherVIP)
+		}
+		// The listener's own zone comes first.
+		if got := answerAddrs(from(proto, task, "web.")); !slices.Equal(got, []netip.Addr{webVIP}) {
+			t.Errorf("web from the two-network task over %s: %v, want %v", proto, got, webVIP)
+		}
+		// Another address gets the listener's zone alone: api is forwarded (SERVFAIL, no upstream).
+		if resp := from(proto, stranger, "api."); resp.Rcode != dns.RcodeServerFailure {
+			t.Errorf("api from an address of no two-network task over %s: %s, want SERVFAIL", proto, dns.RcodeToString[resp.Rcode])
+		}
+	}
+	s.SetClients(nil)
+	if resp := from("udp", task, "api."); resp.Rcode != dns.RcodeServerFailure {
+		t.Errorf("api from the task after SetClients(nil): %s, want SERVFAIL", dns.RcodeToString[resp.Rcode])
+	}
+}
+
+// localAddr is client as the local address of a dialer over proto.
+func localAddr(proto string, client netip.Addr) net.Addr {
+	if proto == "tcp" {
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, 0))
+	}
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(client, 0))
 }

@@ -30,6 +30,8 @@ type Server struct {
 	cancel context.CancelFunc
 
 	current atomic.Pointer[records] // the generation queries are answered from
+	// clients maps a local task's address to the IDs of its other networks (SetClients).
+	clients atomic.Pointer[map[netip.Addr][]string]
 
 	mu        sync.Mutex // serializes Sync, Update and Close; guards the fields below
 	listeners map[netip.Addr]*listener
@@ -169,8 +171,20 @@ func (s *Server) Lookup(network, name string, qtype uint16) (Answer, error) {
 	}
 	req := new(dns.Msg)
 	req.SetQuestion(dns.Fqdn(name), qtype)
-	resp, forwarded := s.respond(s.ctx, zone, req)
+	resp, forwarded := s.respond(s.ctx, zone, req, netip.Addr{})
 	return answerOf(resp, forwarded), nil
+}
+
+// SetClients tells the server which other networks' names each local task may resolve. A task on
+// several networks has each network's server in its resolv.conf and asks the first, which would
+// forward a name of its second network upstream (and get NXDOMAIN, so the resolver asks no
+// further). clients maps a task's address, on any of its networks, to the IDs of the task's other
+// networks: a query from that address that the listener's zone does not answer is looked up in
+// those networks' zones, in the order given, before it is forwarded. Network IDs the server has no
+// zone for are skipped. The map replaces the previous one; the server keeps it, so the caller must
+// not change it afterwards.
+func (s *Server) SetClients(clients map[netip.Addr][]string) {
+	s.clients.Store(&clients)
 }
 
 // Records returns what the server answers locally: network ID → name (lower case, without the

@@ -77,6 +77,8 @@ func TestMesh(t *testing.T) {
 		testNoFailedRequests(t, c, cli, web, clientSvc, cl, vip)
 	})
 	t.Run("converges back and check reports changes", func(t *testing.T) { testMeshConverges(t, c, vip) })
+	// Last: it adds a second network, which the subtests above do not expect.
+	t.Run("DNS names of a task's second network", func(t *testing.T) { testMeshDNSTwoNetworks(t, c, cli, netName) })
 }
 
 // vipOf returns the service's VIP (its only network's).
@@ -262,6 +264,49 @@ func testMeshDNS(t *testing.T, c *cluster, cli *client.Client, web, clientSvc st
 	})
 	t.Logf("scaled-up slot: %s answered %s after its task was RUNNING", name, time.Since(running).Round(time.Millisecond))
 	c.waitPlaced(t, web, 4)
+}
+
+// testMeshDNSTwoNetworks checks that a task on two networks resolves a service of its second
+// network at its first network's DNS server, the first nameserver of its resolv.conf: that server
+// answers the name itself instead of forwarding it upstream.
+func testMeshDNSTwoNetworks(t *testing.T, c *cluster, cli *client.Client, netName string) {
+	net2, apiSvc, both := uniqueName("mesh2"), uniqueName("api"), uniqueName("both")
+	t.Cleanup(func() {
+		for _, s := range []string{apiSvc, both} {
+			removeServiceContainers(cli, s)
+		}
+	})
+	if out, err := c.shoalctl(1, "network", "create", "--subnet", fmt.Sprintf("198.19.%d.0/24", 200+testNet.Add(0)), net2); err != nil {
+		t.Fatalf("network create: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{
+		{"--name", apiSvc, "--network", net2},
+		{"--name", both, "--network", netName, "--network", net2},
+	} {
+		if out, err := c.shoalctl(1, append(append([]string{"service", "create"}, args...), echoImageV1)...); err != nil {
+			t.Fatalf("service create %v: %v\n%s", args, err, out)
+		}
+	}
+	var p placedTask
+	for _, placed := range c.waitPlaced(t, both, 1) {
+		p = placed
+	}
+	first := c.networkOf(t, p)
+	if first.GetSpec().GetAnnotations().GetName() != netName {
+		t.Fatalf("the task's first network is %s, want %s", first.GetSpec().GetAnnotations().GetName(), netName)
+	}
+	gateway := netip.MustParsePrefix(first.Spec.Ipam[0].Subnet).Addr().Next().String()
+	apiVIP := c.vipOf(t, apiSvc)
+	eventually(t, 30*time.Second, apiSvc+" at the first network's server", func() error {
+		got, err := queryFrom(p.netns, gateway, apiSvc)
+		if err != nil || !slices.Equal(got, []string{apiVIP}) {
+			return fmt.Errorf("%v (%v), want [%s]", got, err, apiVIP)
+		}
+		return nil
+	})
+	if got, err := lookupIn(t, cli, both, apiSvc); err != nil || !slices.Equal(got, []string{apiVIP}) {
+		t.Errorf("%s from inside the two-network container: %v (%v), want [%s]", apiSvc, got, err, apiVIP)
+	}
 }
 
 // networkOf returns the network the task is attached to.

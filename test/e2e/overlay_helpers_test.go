@@ -30,7 +30,7 @@ import (
 type placedTask struct {
 	task  *api.Task
 	node  int    // n of node-n
-	ip    string // without prefix length
+	ip    string // on its first network, without prefix length
 	netns string // the pin of its namespace in its node's state dir
 }
 
@@ -46,8 +46,8 @@ func (c *cluster) placedTasks(service string) (map[uint64]placedTask, error) {
 		if _, err := fmt.Sscanf(v.host[t.NodeId], "node-%d", &n); err != nil {
 			return nil, fmt.Errorf("task %s on host %q: %w", t.Id, v.host[t.NodeId], err)
 		}
-		if len(t.Networks) != 1 {
-			return nil, fmt.Errorf("task %s has attachments %v", t.Id, t.Networks)
+		if len(t.Networks) == 0 {
+			return nil, fmt.Errorf("task %s has no network attachment", t.Id)
 		}
 		p, err := netip.ParsePrefix(t.Networks[0].Address)
 		if err != nil {
