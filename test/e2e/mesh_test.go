@@ -35,8 +35,11 @@ const (
 func TestMesh(t *testing.T) {
 	cli := needDocker(t)
 	netName, web, hostWeb, clientSvc := uniqueName("mesh"), uniqueName("web"), uniqueName("hweb"), uniqueName("cli")
+	apiSvc, bothSvc := uniqueName("api"), uniqueName("both")
+	// Registered before the cluster, so it runs after the cluster stops: no agent is left to
+	// start a removed task's container again.
 	t.Cleanup(func() {
-		for _, s := range []string{web, hostWeb, clientSvc} {
+		for _, s := range []string{web, hostWeb, clientSvc, apiSvc, bothSvc} {
 			removeServiceContainers(cli, s)
 		}
 	})
@@ -78,7 +81,9 @@ func TestMesh(t *testing.T) {
 	})
 	t.Run("converges back and check reports changes", func(t *testing.T) { testMeshConverges(t, c, vip) })
 	// Last: it adds a second network, which the subtests above do not expect.
-	t.Run("DNS names of a task's second network", func(t *testing.T) { testMeshDNSTwoNetworks(t, c, cli, netName) })
+	t.Run("DNS names of a task's second network", func(t *testing.T) {
+		testMeshDNSTwoNetworks(t, c, cli, netName, apiSvc, bothSvc)
+	})
 }
 
 // vipOf returns the service's VIP (its only network's).
@@ -269,13 +274,8 @@ func testMeshDNS(t *testing.T, c *cluster, cli *client.Client, web, clientSvc st
 // testMeshDNSTwoNetworks checks that a task on two networks resolves a service of its second
 // network at its first network's DNS server, the first nameserver of its resolv.conf: that server
 // answers the name itself instead of forwarding it upstream.
-func testMeshDNSTwoNetworks(t *testing.T, c *cluster, cli *client.Client, netName string) {
-	net2, apiSvc, both := uniqueName("mesh2"), uniqueName("api"), uniqueName("both")
-	t.Cleanup(func() {
-		for _, s := range []string{apiSvc, both} {
-			removeServiceContainers(cli, s)
-		}
-	})
+func testMeshDNSTwoNetworks(t *testing.T, c *cluster, cli *client.Client, netName, apiSvc, both string) {
+	net2 := uniqueName("mesh2")
 	if out, err := c.shoalctl(1, "network", "create", "--subnet", fmt.Sprintf("198.19.%d.0/24", 200+testNet.Add(0)), net2); err != nil {
 		t.Fatalf("network create: %v\n%s", err, out)
 	}
