@@ -121,7 +121,7 @@ func (s *Server) ReleaseBinding(ctx context.Context, req *api.ReleaseBindingRequ
 		return nil, err
 	}
 	var ids []string
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		cur := tx.Service(svc.Id)
 		if cur == nil {
 			return status.Errorf(codes.NotFound, "service %s: no such service", serviceName(svc))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -189,4 +190,83 @@ func (e *testEnv) services(t *testing.T) []*api.Service {
 	var out []*api.Service
 	e.store.View(func(tx store.ReadTx) { out = tx.Services() })
 	return out
+}
+
+// laggingProposer is a follower's view of raft: transactions other managers commit wait in
+// behind until a read barrier (or this manager's own proposal, which raft applies after them).
+type laggingProposer struct {
+	mu     sync.Mutex
+	store  *store.MemoryStore
+	index  uint64
+	behind [][]byte
+}
+
+// committedElsewhere is a transaction another manager committed, not applied here yet.
+func (p *laggingProposer) committedElsewhere(payload []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.behind = append(p.behind, payload)
+}
+
+func (p *laggingProposer) catchUpLocked() {
+	for _, payload := range p.behind {
+		p.index++
+		p.store.Apply(p.index, payload)
+	}
+	p.behind = nil
+}
+
+func (p *laggingProposer) Propose(_ context.Context, payload []byte) (any, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.catchUpLocked()
+	p.index++
+	return p.store.Apply(p.index, payload), nil
+}
+
+func (p *laggingProposer) ReadBarrier(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.catchUpLocked()
+	return nil
+}
+
+// recordingProposer applies proposals at once and hands each payload on, as the leader's raft
+// would replicate it.
+type recordingProposer struct {
+	syncProposer
+	replicate func(payload []byte)
+}
+
+func (p *recordingProposer) Propose(ctx context.Context, payload []byte) (any, error) {
+	p.replicate(payload)
+	return p.syncProposer.Propose(ctx, payload)
+}
+
+// A client creates a network through one manager, then a service on it through another that has
+// not applied the network yet: the second manager catches up instead of refusing the service for
+// a network it does not know (read-your-writes through any manager).
+func TestWriteAfterWriteThroughALaggingManager(t *testing.T) {
+	leader, follower := newTestEnv(t), newTestEnv(t)
+	lag := &laggingProposer{store: follower.store, index: follower.store.AppliedIndex()}
+	follower.store.SetProposer(lag)
+	leader.store.SetProposer(&recordingProposer{syncProposer: syncProposer{store: leader.store, index: leader.store.AppliedIndex()},
+		replicate: lag.committedElsewhere})
+
+	nw := leader.createNetwork(t, networkSpec("front", "10.20.0.0/24"))
+	spec := validSpec("web")
+	spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: "front"}}
+	resp, err := follower.srv.CreateService(t.Context(), &api.CreateServiceRequest{Spec: spec})
+	if err != nil {
+		t.Fatalf("create a service on the network just made, through the lagging manager: %v", err)
+	}
+	if got := resp.Service.Spec.Task.Networks[0].Target; got != nw.Id {
+		t.Errorf("the service attaches to %q, want the network's ID %s", got, nw.Id)
+	}
+	// A refusal that stands after catching up is still a refusal.
+	spec = validSpec("api")
+	spec.Task.Networks = []*api.NetworkAttachmentConfig{{Target: "no-such-network"}}
+	if _, err := follower.srv.CreateService(t.Context(), &api.CreateServiceRequest{Spec: spec}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a service on a network no manager has: %v, want InvalidArgument", err)
+	}
 }

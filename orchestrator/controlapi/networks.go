@@ -41,7 +41,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *api.CreateNetworkReques
 	// A create racing another may read the VNI the other takes; the store
 	// refuses the second as a version conflict (see CheckNetworkConflicts)
 	// and Update runs this again on the newer state, with the next VNI.
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		vni, err := freeVNI(tx.Networks())
 		if err != nil {
 			return err
@@ -92,7 +92,7 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *api.RemoveNetworkReques
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		cur := tx.Network(nw.Id)
 		if cur == nil {
 			return nil // removed meanwhile: what was asked is done

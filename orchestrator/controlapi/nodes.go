@@ -75,7 +75,7 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 		wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 	}
-	err = s.store.Update(wctx, func(tx store.Tx) error {
+	err = s.update(wctx, func(tx store.Tx) error {
 		cur := tx.Node(n.Id)
 		if cur == nil {
 			return status.Errorf(codes.NotFound, "node %s: no such node", n.Id)
@@ -130,7 +130,7 @@ func (s *Server) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*a
 	if !req.Force && n.Status.GetState() == api.NodeState_NODE_STATE_READY {
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s is not down and can't be removed; stop it first or use --force", n.Id)
 	}
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		cur := tx.Node(n.Id)
 		if cur == nil {
 			return nil

@@ -119,7 +119,7 @@ func (s *Server) RotateJoinToken(ctx context.Context, req *api.RotateJoinTokenRe
 		return nil, status.Errorf(codes.InvalidArgument, "role: %d is not a node role (worker or manager)", req.Role)
 	}
 	var tokens *api.JoinTokens
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		cs := tx.Clusters()
 		if len(cs) == 0 {
 			return status.Error(codes.Unavailable, "the cluster is not initialised yet")
@@ -204,6 +204,28 @@ func pick[T interface{ GetId() string }](kind, ref string, objs []T, named func(
 		}
 	}
 	return zero, status.Errorf(codes.NotFound, "%s %s: no such %s", kind, ref, kind)
+}
+
+// update runs fn in a store transaction for a client's write. The manager answering may lag
+// behind the leader: an object the client has just made through another manager may not be
+// applied here yet, and fn would refuse the request for its absence. So a request fn refuses is
+// run once more after a read barrier (this manager then holds everything committed before it),
+// and a client sees its own writes through any manager. Only a refusal by fn is retried, not a
+// failed commit (which may have committed after all). fn may run more than once, as
+// store.Update may run it already; only the refused path pays for the barrier.
+func (s *Server) update(ctx context.Context, fn func(store.Tx) error) error {
+	var refused error
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		refused = fn(tx)
+		return refused
+	})
+	if err == nil || refused == nil || ctx.Err() != nil {
+		return err
+	}
+	if s.store.ViewLinearizable(ctx, func(store.ReadTx) {}) != nil {
+		return err
+	}
+	return s.store.Update(ctx, fn)
 }
 
 // toStatus turns store and raft errors into gRPC statuses; errors that are

@@ -29,7 +29,7 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 		return nil, err
 	}
 	svc := &api.Service{Id: api.NewID(), Spec: proto.Clone(req.Spec).(*api.ServiceSpec), SpecVersion: 1}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		if err := resolveNetworkTargets(tx, svc.Spec); err != nil {
 			return err
 		}
@@ -121,7 +121,7 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		updated *api.Service
 		changed bool
 	)
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		cur := tx.Service(svc.Id)
 		if cur == nil {
 			return status.Errorf(codes.NotFound, "service %s: no such service", svc.Id)
@@ -252,7 +252,7 @@ func (s *Server) RemoveService(ctx context.Context, req *api.RemoveServiceReques
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		cur := tx.Service(svc.Id)
 		if cur == nil {
 			return nil // removed meanwhile: what was asked is done
