@@ -181,6 +181,21 @@ func setBridge(h *netlink.Handle, linkIndex int, mac [6]byte) error {
 	return nil
 }
 
+// SetStaticBridgeEntry puts mac on bridge port portIndex of the calling thread's network
+// namespace as a static forwarding entry (`bridge fdb replace MAC dev PORT master static`),
+// moving it from any other port: shoal-bridge does so for a container's MAC as it attaches it.
+func SetStaticBridgeEntry(portIndex int, mac net.HardwareAddr) error {
+	var m [6]byte
+	if len(mac) != len(m) {
+		return fmt.Errorf("set bridge entry %s: not a 6-byte MAC", mac)
+	}
+	copy(m[:], mac)
+	if err := netlink.NeighSet(bridgeNeigh(portIndex, m)); err != nil {
+		return fmt.Errorf("set bridge entry %s: %w", mac, err)
+	}
+	return nil
+}
+
 // delBridge deletes the bridge's entry of mac if it is on the device's port; it reports false
 // when there was none there (gone already, or learnt on another port since: a task that moved
 // here, whose entry is then right).

@@ -105,7 +105,7 @@ func (m *Manager) Inspect(d Desired) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("inspect network %s: %w", d.Network.ID, err)
 	}
-	p := entryPlan{fdb: diffFDB(w.fdb, nil), neigh: diffNeigh(w.neigh, nil), bridge: diffBridge(w.bridge, nil)}
+	p := entryPlan{fdb: diffFDB(w.fdb, nil), neigh: diffNeigh(w.neigh, nil), bridge: diffBridge(w.bridgeEntries(), nil)}
 	if st == nil {
 		r.Device.Problems = []string{"missing"}
 	} else {

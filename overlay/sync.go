@@ -88,7 +88,7 @@ func planEntries(h *netlink.Handle, linkIndex int, ownMAC net.HardwareAddr, w wa
 	if err != nil {
 		return entryPlan{}, err
 	}
-	return entryPlan{fdb: diffFDB(w.fdb, haveFDB), neigh: diffNeigh(w.neigh, haveNeigh), bridge: diffBridge(w.bridge, haveBridge)}, nil
+	return entryPlan{fdb: diffFDB(w.fdb, haveFDB), neigh: diffNeigh(w.neigh, haveNeigh), bridge: diffBridge(w.bridgeEntries(), haveBridge)}, nil
 }
 
 // apply makes the kernel as planned: extra entries go first, so that a unicast MAC holds one

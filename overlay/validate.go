@@ -22,11 +22,10 @@ const (
 // checked endpoints and peers they come from (what the Manager remembers after a Sync).
 type wanted struct {
 	device    deviceSpec
-	fdb       []fdbRecord    // unicast MAC → VTEP for remote endpoints, then all-zeros MAC → peer
-	neigh     []neighRecord  // IP → MAC for remote endpoints
-	bridge    []bridgeRecord // a static bridge entry on the device's port per remote endpoint's MAC
-	endpoints []endpoint     // every endpoint, local ones too, in the order given
-	peers     []netip.Addr   // Desired.Peers once each, without the local VTEP
+	fdb       []fdbRecord   // unicast MAC → VTEP for remote endpoints, then all-zeros MAC → peer
+	neigh     []neighRecord // IP → MAC for remote endpoints
+	endpoints []endpoint    // every endpoint, local ones too, in the order given
+	peers     []netip.Addr  // Desired.Peers once each, without the local VTEP
 }
 
 // endpoint is a checked Endpoint: IPv4 addresses in their 4-byte form, the MAC as an array.
@@ -133,7 +132,7 @@ func validateDesired(d Desired, cfg Config) (wanted, error) {
 }
 
 // addEndpoints adds the endpoints and the entries of the remote ones. An IP may appear once; a
-// MAC may appear more than once only at one VTEP (it then gets one FDB entry and one bridge entry).
+// MAC may appear more than once only at one VTEP (it then gets one FDB entry).
 func (w *wanted) addEndpoints(eps []Endpoint, local netip.Addr) error {
 	ipAt := make(map[netip.Addr]int, len(eps))
 	macAt := make(map[[6]byte]int, len(eps))
@@ -160,10 +159,21 @@ func (w *wanted) addEndpoints(eps []Endpoint, local netip.Addr) error {
 		w.neigh = append(w.neigh, neighRecord{ip: ep.ip, mac: append(net.HardwareAddr(nil), ep.mac[:]...), permanent: true})
 		if !macSeen {
 			w.fdb = append(w.fdb, fdbRecord{mac: ep.mac, dst: ep.vtep, permanent: true})
-			w.bridge = append(w.bridge, bridgeRecord{mac: ep.mac, kind: BridgeStatic})
 		}
 	}
 	return nil
+}
+
+// bridgeEntries are the bridge entries the device's port must hold: a static one for the MAC of
+// every unicast FDB entry (every remote endpoint's MAC).
+func (w *wanted) bridgeEntries() []bridgeRecord {
+	out := make([]bridgeRecord, 0, len(w.fdb))
+	for _, r := range w.fdb {
+		if !r.flood() {
+			out = append(out, bridgeRecord{mac: r.mac, kind: BridgeStatic})
+		}
+	}
+	return out
 }
 
 // checkEndpoint checks one endpoint on its own; field gives the name of one of its fields in

@@ -89,13 +89,7 @@ func attachHostVeth(hostName string, br *netlink.Bridge, hairpin bool, contMAC n
 	if err := netlink.LinkSetHairpin(link, hairpin); err != nil {
 		return nil, fmt.Errorf("set hairpin %t on host veth %q: %w", hairpin, hostName, err)
 	}
-	if err := netlink.NeighSet(&netlink.Neigh{
-		LinkIndex:    link.Attrs().Index,
-		Family:       unix.AF_BRIDGE,
-		Flags:        netlink.NTF_MASTER,
-		State:        netlink.NUD_NOARP,
-		HardwareAddr: contMAC,
-	}); err != nil {
+	if err := overlay.SetStaticBridgeEntry(link.Attrs().Index, contMAC); err != nil {
 		return nil, fmt.Errorf("put the container's MAC %s on bridge port %q: %w", contMAC, hostName, err)
 	}
 	return &current.Interface{Name: hostName, Mac: link.Attrs().HardwareAddr.String()}, nil
