@@ -88,12 +88,19 @@ func (c *cluster) waitPlaced(t *testing.T, service string, want int) map[uint64]
 // askFrom asks the shoal-echo at addr who it is (GET / on port 8080), from inside the namespace
 // at netnsPath. The connection is dialled on the namespace's thread (an http.Client would dial
 // on a goroutine of its own, in whatever namespace that runs).
-func askFrom(netnsPath, addr string) (identity, error) { return askPort(netnsPath, addr, 8080) }
+func askFrom(netnsPath, addr string) (identity, error) {
+	return askWithin(netnsPath, addr, 8080, time.Second)
+}
 
 // askPort is askFrom at another port than shoal-echo's own.
 func askPort(netnsPath, addr string, port int) (identity, error) {
+	return askWithin(netnsPath, addr, port, time.Second)
+}
+
+// askWithin asks addr:port who it is, giving up on the TCP handshake after dialTimeout.
+func askWithin(netnsPath, addr string, port int, dialTimeout time.Duration) (identity, error) {
 	var id identity
-	conn, err := dialFrom(netnsPath, net.JoinHostPort(addr, strconv.Itoa(port)))
+	conn, err := dialWithin(netnsPath, net.JoinHostPort(addr, strconv.Itoa(port)), dialTimeout)
 	if err != nil {
 		return id, err
 	}
@@ -134,10 +141,15 @@ func pingFrom(netnsPath, addr string) error {
 
 // dialFrom opens a TCP connection from inside the namespace at netnsPath.
 func dialFrom(netnsPath, addr string) (net.Conn, error) {
+	return dialWithin(netnsPath, addr, time.Second)
+}
+
+// dialWithin is dialFrom giving up on the handshake after timeout.
+func dialWithin(netnsPath, addr string, timeout time.Duration) (net.Conn, error) {
 	var conn net.Conn
 	err := ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
 		var err error
-		conn, err = net.DialTimeout("tcp", addr, time.Second)
+		conn, err = net.DialTimeout("tcp", addr, timeout)
 		return err
 	})
 	return conn, err
@@ -149,6 +161,12 @@ type answer struct {
 	Task string
 	Err  string // why nobody answered
 }
+
+// pollDialTimeout bounds a poll's TCP handshake. A SYN sent while the address still led to
+// the task's old place is lost, and the kernel would resend it only after a second: a short
+// timeout and a fresh dial keep the time a poller first reaches a moved task within about
+// this much of when the path to it was there.
+const pollDialTimeout = 200 * time.Millisecond
 
 // poller asks an address who it is, from a client namespace, every interval until stopped.
 type poller struct {
@@ -164,7 +182,7 @@ func startPoller(from, addr string, interval time.Duration) *poller {
 	go func() {
 		defer close(p.done)
 		for {
-			id, err := askFrom(from, addr)
+			id, err := askWithin(from, addr, 8080, pollDialTimeout)
 			a := answer{At: time.Now()}
 			if err == nil {
 				a.Task = id.Task
@@ -197,6 +215,16 @@ func (p *poller) waitFor(task string, timeout time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// last is the latest answer, the zero answer before the first.
+func (p *poller) last() answer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.answers) == 0 {
+		return answer{}
+	}
+	return p.answers[len(p.answers)-1]
 }
 
 // finish stops the poller and returns what it saw.

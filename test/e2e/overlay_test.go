@@ -344,6 +344,18 @@ func testOverlayNodeFailure(t *testing.T, c *cluster, cli *client.Client, svcNam
 	if moved.ip != old.ip || moved.node == 4 {
 		t.Fatalf("slot %d moved to node %d at %s, want another node with %s", old.task.Slot, moved.node, moved.ip, old.ip)
 	}
+	// Every third-node client reaches the new task before node 4 returns, so that the polls
+	// after its return show whether its stale container ever answers again. A poll that was
+	// dialling node 4 when the address moved waits out its own timeout first.
+	for _, p := range []struct {
+		client placedTask
+		poll   *poller
+	}{{a, pa}, {b, pb}} {
+		if p.client.node != moved.node && !p.poll.waitFor(moved.task.Id, 30*time.Second) {
+			t.Errorf("the client on node %d did not reach the moved task %s at %s within 30 s (last poll: %s)",
+				p.client.node, moved.task.Id, old.ip, p.poll.last().Err)
+		}
+	}
 	c.heal(4)
 	c.start(4)
 	c.waitReady(5)
@@ -369,8 +381,12 @@ func testOverlayNodeFailure(t *testing.T, c *cluster, cli *client.Client, svcNam
 			continue // local to the new task: not a third node
 		}
 		checkOneResponder(t, old.ip, p.answers, old.task.Id, moved.task.Id)
-		t.Logf("node failure: slot %d moved from node 4 to node %d; the client on node %d saw %s",
-			old.task.Slot, moved.node, p.client.node, strings.Join(responders(p.answers), " → "))
+		reached := "never reached it"
+		if first, ok := firstAnswerBy(p.answers, moved.task.Id); ok {
+			reached = fmt.Sprintf("reached it %v after it was RUNNING", first.Sub(moved.task.Status.GetTimestamp().AsTime()).Round(time.Millisecond))
+		}
+		t.Logf("node failure: slot %d moved from node 4 to node %d; the client on node %d saw %s and %s",
+			old.task.Slot, moved.node, p.client.node, strings.Join(responders(p.answers), " → "), reached)
 	}
 	placed, err := c.placedTasks(svcName)
 	if err != nil {

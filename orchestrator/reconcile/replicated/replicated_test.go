@@ -73,6 +73,46 @@ func TestScaleDownRemovesWholeSlots(t *testing.T) {
 	}
 }
 
+// A slot whose task stopped for a delayed restart is vacant to a leader that did not hold it
+// (the hold left with the former leader). Scaling down keeps slots 1..replicas all the same:
+// the vacant low slot gets its replacement and the highest occupied slots go, as they would
+// have had the leader not moved.
+func TestScaleDownKeepsAVacantLowSlot(t *testing.T) {
+	h := newHarness(t, nil)
+	h.update(t, func(tx store.Tx) error {
+		svc := service("web", 2, &api.RestartPolicy{Delay: durationpb.New(time.Hour)})
+		if err := tx.Create(svc); err != nil {
+			return err
+		}
+		for _, slot := range []uint64{1, 3, 4} {
+			if err := tx.Create(reconcile.NewTask(svc, slot, "", time.Now())); err != nil {
+				return err
+			}
+		}
+		failed := reconcile.NewTask(svc, 2, "", time.Now())
+		reconcile.SetStatus(failed, api.TaskState_TASK_STATE_FAILED, "exit 1", time.Now())
+		failed.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
+		return tx.Create(failed)
+	})
+	h.start(t)
+	h.waitSlots(t, "web", seq(1, 2))
+	h.settle(t)
+	for _, task := range h.tasks("web") {
+		if task.Slot > 2 && task.DesiredState != api.TaskState_TASK_STATE_REMOVE {
+			t.Errorf("task %s of slot %d desired %v, want REMOVE", task.Id, task.Slot, task.DesiredState)
+		}
+	}
+	var got []uint64
+	for _, task := range h.tasks("web") {
+		if reconcile.MeantToRun(task) {
+			got = append(got, task.Slot)
+		}
+	}
+	if slices.Sort(got); !slices.Equal(got, seq(1, 2)) {
+		t.Errorf("slots %v meant to run after settling, want 1..2", got)
+	}
+}
+
 func TestNodeLossMovesTasks(t *testing.T) {
 	for _, tc := range []struct {
 		name string

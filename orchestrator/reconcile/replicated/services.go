@@ -91,8 +91,18 @@ func (p *pass) reconcile(id string) error {
 	var err error
 	switch n := uint64(len(occupied)); {
 	case n > replicas:
-		err = p.scaleDown(slots, occupied[replicas:])
-		occupied = occupied[:replicas]
+		// The slots kept are 1..replicas, whether or not each is occupied at this moment:
+		// a slot is vacant only between its task stopping and its replacement being
+		// created (a delayed restart whose hold left with a former leader, for one), and
+		// that replacement is as much the service's after the scale as before. Keeping the lowest occupied slots instead would make
+		// which slots survive, and so which pinned addresses the service keeps, depend on
+		// whether the leader had moved.
+		keep := slices.DeleteFunc(slices.Clone(occupied), func(num uint64) bool { return num > replicas })
+		err = p.scaleDown(slots, occupied[len(keep):])
+		if err == nil && uint64(len(keep)) < replicas {
+			err = p.scaleUp(svc, keep, replicas-uint64(len(keep)))
+		}
+		occupied = keep
 	case n < replicas:
 		err = p.scaleUp(svc, occupied, replicas-n)
 	}
