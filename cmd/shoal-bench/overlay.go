@@ -66,8 +66,10 @@ const benchScheme = "shoal-bench-"
 // overlayResults are the figures of one run.
 type overlayResults struct {
 	vxlan, bridge []float64 // Gbit/s per round
-	convergence   map[int][]moveRound
-	mtu           int
+	// The same paths built with the kernel alone (overlay_kernel.go), in the same rounds.
+	kernelVXLAN, kernelBridge []float64
+	convergence               map[int][]moveRound
+	mtu                       int
 }
 
 // moveRound is one convergence measurement: m tasks moved at once.
@@ -276,6 +278,10 @@ func benchThroughput(ctx context.Context, o overlayOptions, bed *testbed.Bed, bi
 	if res.mtu, err = linkMTU(pin(a), "eth0"); err != nil {
 		return err
 	}
+	k, err := buildKernelReference(wctx, bed, res.mtu)
+	if err != nil {
+		return fmt.Errorf("kernel reference: %w", err)
+	}
 	for r := 0; r < o.rounds; r++ {
 		v, err := tcpThroughput(pin(a), pin(b), ipOf(b), o.seconds)
 		if err != nil {
@@ -285,8 +291,18 @@ func benchThroughput(ctx context.Context, o overlayOptions, bed *testbed.Bed, bi
 		if err != nil {
 			return fmt.Errorf("within a node: %w", err)
 		}
-		fmt.Printf("overlay: round %d: VXLAN %.2f Gbit/s, bridge %.2f Gbit/s (ratio %.2f)\n", r+1, v, l, v/l)
+		kv, err := tcpThroughput(k.a, k.b, k.ipB, o.seconds)
+		if err != nil {
+			return fmt.Errorf("kernel reference, across nodes: %w", err)
+		}
+		kl, err := tcpThroughput(k.a, k.c, k.ipC, o.seconds)
+		if err != nil {
+			return fmt.Errorf("kernel reference, within a node: %w", err)
+		}
+		fmt.Printf("overlay: round %d: VXLAN %.2f Gbit/s, bridge %.2f Gbit/s (ratio %.2f); kernel alone %.2f, %.2f (ratio %.2f)\n",
+			r+1, v, l, v/l, kv, kl, kv/kl)
 		res.vxlan, res.bridge = append(res.vxlan, v), append(res.bridge, l)
+		res.kernelVXLAN, res.kernelBridge = append(res.kernelVXLAN, kv), append(res.kernelBridge, kl)
 	}
 	_, _ = ctl.RemoveService(ctx, &api.RemoveServiceRequest{ServiceId: svc.Id})
 	return nil
@@ -395,8 +411,8 @@ func benchConvergence(ctx context.Context, o overlayOptions, bed *testbed.Bed, b
 	bridge := "shl" + netID[:10]
 	for n := 4; n <= 6; n++ {
 		for _, args := range [][]string{{"link", "add", bridge, "type", "bridge"}, {"link", "set", bridge, "up"}} {
-			if out, err := testbed.RunIn(wctx, bed.NodeNSPath(n), append([]string{"ip"}, args...)...); err != nil {
-				return fmt.Errorf("%w: %s", err, out)
+			if err := runIn(wctx, bed.NodeNSPath(n), append([]string{"ip"}, args...)...); err != nil {
+				return err
 			}
 		}
 	}
@@ -585,15 +601,20 @@ func renderOverlay(o overlayOptions, res overlayResults) string {
 	fmt.Fprintf(&b, "*Throughput*: two nodes running `--executor docker`, a service of 3 echo tasks (two on one node).\n")
 	fmt.Fprintf(&b, "One TCP stream for %s from a task's namespace to a task on the other node (VXLAN, through\n", o.seconds)
 	fmt.Fprintf(&b, "both nodes' bridges and the underlay) and to the task on its own node (the bridge alone); tasks'\n")
-	fmt.Fprintf(&b, "MTU %d (the underlay's 1500 less VXLAN's 50).\n\n", res.mtu)
-	fmt.Fprintf(&b, "| round | VXLAN (Gbit/s) | bridge (Gbit/s) | ratio |\n|---:|---:|---:|---:|\n")
-	var sv, sb float64
+	fmt.Fprintf(&b, "MTU %d (the underlay's 1500 less VXLAN's 50). *Kernel alone*: in the same rounds, with the same\n", res.mtu)
+	fmt.Fprintf(&b, "sender and receiver, the same two paths built on two more bed nodes with ip(8) and bridge(8) only\n")
+	fmt.Fprintf(&b, "(a bridge and a VXLAN device per node, static forwarding and neighbour entries, no shoald, no\n")
+	fmt.Fprintf(&b, "netfilter on bridged frames): the ratio this machine's kernel gives before shoal adds anything.\n\n")
+	fmt.Fprintf(&b, "| round | VXLAN (Gbit/s) | bridge (Gbit/s) | ratio | kernel alone: VXLAN | bridge | ratio |\n")
+	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|\n")
 	for i := range res.vxlan {
-		fmt.Fprintf(&b, "| %d | %.2f | %.2f | %.2f |\n", i+1, res.vxlan[i], res.bridge[i], res.vxlan[i]/res.bridge[i])
-		sv += res.vxlan[i]
-		sb += res.bridge[i]
+		fmt.Fprintf(&b, "| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", i+1, res.vxlan[i], res.bridge[i], res.vxlan[i]/res.bridge[i],
+			res.kernelVXLAN[i], res.kernelBridge[i], res.kernelVXLAN[i]/res.kernelBridge[i])
 	}
-	fmt.Fprintf(&b, "\nOn average VXLAN %.2f Gbit/s, bridge %.2f Gbit/s: ratio %.2f (target at least 0.8).\n\n", sv/float64(len(res.vxlan)), sb/float64(len(res.bridge)), sv/sb)
+	sv, sb, kv, kb := sum(res.vxlan), sum(res.bridge), sum(res.kernelVXLAN), sum(res.kernelBridge)
+	rounds := float64(len(res.vxlan))
+	fmt.Fprintf(&b, "\nOn average VXLAN %.2f Gbit/s, bridge %.2f Gbit/s: ratio %.2f (target at least 0.8). Kernel alone:\n", sv/rounds, sb/rounds, sv/sb)
+	fmt.Fprintf(&b, "VXLAN %.2f Gbit/s, bridge %.2f Gbit/s, ratio %.2f.\n\n", kv/rounds, kb/rounds, kv/kb)
 	fmt.Fprintf(&b, "*Convergence*: three nodes running `--executor sim`, each with the network's bridge made by hand\n")
 	fmt.Fprintf(&b, "(sim tasks have no namespaces, so their endpoints are programmed like real ones but nothing else\n")
 	fmt.Fprintf(&b, "is made). M tasks run on node 6, every kernel forwarding to them; node 6 is drained; the time runs\n")
@@ -609,4 +630,13 @@ func renderOverlay(o overlayOptions, res overlayResults) string {
 	fmt.Fprintf(&b, "\nMeasured %s on %s, with `go run ./cmd/shoal-bench overlay --rounds %d --duration %s`.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), o.rounds, o.seconds)
 	return b.String()
+}
+
+// sum adds xs up.
+func sum(xs []float64) float64 {
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
