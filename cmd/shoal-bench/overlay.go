@@ -602,9 +602,10 @@ func renderOverlay(o overlayOptions, res overlayResults) string {
 	fmt.Fprintf(&b, "One TCP stream for %s from a task's namespace to a task on the other node (VXLAN, through\n", o.seconds)
 	fmt.Fprintf(&b, "both nodes' bridges and the underlay) and to the task on its own node (the bridge alone); tasks'\n")
 	fmt.Fprintf(&b, "MTU %d (the underlay's 1500 less VXLAN's 50). *Kernel alone*: in the same rounds, with the same\n", res.mtu)
-	fmt.Fprintf(&b, "sender and receiver, the same two paths built on two more bed nodes with ip(8) and bridge(8) only\n")
-	fmt.Fprintf(&b, "(a bridge and a VXLAN device per node, static forwarding and neighbour entries, no shoald, no\n")
-	fmt.Fprintf(&b, "netfilter on bridged frames): the ratio this machine's kernel gives before shoal adds anything.\n\n")
+	fmt.Fprintf(&b, "sender and receiver, the same two paths built in five more bed namespaces (two nodes, three tasks)\n")
+	fmt.Fprintf(&b, "with ip(8) and bridge(8) only (a bridge and a VXLAN device per node, static forwarding and neighbour\n")
+	fmt.Fprintf(&b, "entries, no shoald, no netfilter on bridged frames): the ratio this machine's kernel gives before\n")
+	fmt.Fprintf(&b, "shoal adds anything.\n\n")
 	fmt.Fprintf(&b, "| round | VXLAN (Gbit/s) | bridge (Gbit/s) | ratio | kernel alone: VXLAN | bridge | ratio |\n")
 	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|\n")
 	for i := range res.vxlan {

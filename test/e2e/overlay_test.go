@@ -352,8 +352,9 @@ func testOverlayNodeFailure(t *testing.T, c *cluster, cli *client.Client, svcNam
 		poll   *poller
 	}{{a, pa}, {b, pb}} {
 		if p.client.node != moved.node && !p.poll.waitFor(moved.task.Id, 30*time.Second) {
-			t.Errorf("the client on node %d did not reach the moved task %s at %s within 30 s (last poll: %s)",
-				p.client.node, moved.task.Id, old.ip, p.poll.last().Err)
+			last := p.poll.last()
+			t.Errorf("the client on node %d did not reach the moved task %s at %s within 30 s (last poll: answered by %q, error %q)",
+				p.client.node, moved.task.Id, old.ip, last.Task, last.Err)
 		}
 	}
 	c.heal(4)

@@ -2,6 +2,7 @@ package replicated
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,41 +76,57 @@ func TestScaleDownRemovesWholeSlots(t *testing.T) {
 
 // A slot whose task stopped for a delayed restart is vacant to a leader that did not hold it
 // (the hold left with the former leader). Scaling down keeps slots 1..replicas all the same:
-// the vacant low slot gets its replacement and the highest occupied slots go, as they would
-// have had the leader not moved.
+// the vacant low slot gets its replacement and the occupied slots above go, as they would have
+// had the leader not moved — whether more slots are occupied than wanted or as many, and when
+// the removals take more than one transaction.
 func TestScaleDownKeepsAVacantLowSlot(t *testing.T) {
-	h := newHarness(t, nil)
-	h.update(t, func(tx store.Tx) error {
-		svc := service("web", 2, &api.RestartPolicy{Delay: durationpb.New(time.Hour)})
-		if err := tx.Create(svc); err != nil {
-			return err
-		}
-		for _, slot := range []uint64{1, 3, 4} {
-			if err := tx.Create(reconcile.NewTask(svc, slot, "", time.Now())); err != nil {
-				return err
+	for _, tc := range []struct {
+		name     string
+		occupied []uint64
+		// templateBytes, when set, makes the template this large, so that a transaction
+		// holds only a few task writes.
+		templateBytes int
+	}{
+		{"more occupied than replicas", []uint64{1, 3, 4}, 0},
+		{"as many occupied as replicas", []uint64{1, 3}, 0},
+		// Four task writes per transaction: the first removes slots 7 to 4 and leaves as
+		// many occupied (1 and 3) as replicas.
+		{"removals over several transactions", []uint64{1, 3, 4, 5, 6, 7}, reconcile.MaxBytesPerUpdate/4 - 4096},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			svc := service("web", 2, &api.RestartPolicy{Delay: durationpb.New(time.Hour)})
+			if tc.templateBytes > 0 {
+				svc.Spec.Task.GetContainer().Env = []string{"PAD=" + strings.Repeat("x", tc.templateBytes)}
 			}
-		}
-		failed := reconcile.NewTask(svc, 2, "", time.Now())
-		reconcile.SetStatus(failed, api.TaskState_TASK_STATE_FAILED, "exit 1", time.Now())
-		failed.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
-		return tx.Create(failed)
-	})
-	h.start(t)
-	h.waitSlots(t, "web", seq(1, 2))
-	h.settle(t)
-	for _, task := range h.tasks("web") {
-		if task.Slot > 2 && task.DesiredState != api.TaskState_TASK_STATE_REMOVE {
-			t.Errorf("task %s of slot %d desired %v, want REMOVE", task.Id, task.Slot, task.DesiredState)
-		}
-	}
-	var got []uint64
-	for _, task := range h.tasks("web") {
-		if reconcile.MeantToRun(task) {
-			got = append(got, task.Slot)
-		}
-	}
-	if slices.Sort(got); !slices.Equal(got, seq(1, 2)) {
-		t.Errorf("slots %v meant to run after settling, want 1..2", got)
+			h.update(t, func(tx store.Tx) error { return tx.Create(svc) })
+			for _, slot := range tc.occupied {
+				h.update(t, func(tx store.Tx) error { return tx.Create(reconcile.NewTask(svc, slot, "", time.Now())) })
+			}
+			h.update(t, func(tx store.Tx) error {
+				failed := reconcile.NewTask(svc, 2, "", time.Now())
+				reconcile.SetStatus(failed, api.TaskState_TASK_STATE_FAILED, "exit 1", time.Now())
+				failed.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
+				return tx.Create(failed)
+			})
+			h.start(t)
+			h.waitSlots(t, "web", seq(1, 2))
+			h.settle(t)
+			for _, task := range h.tasks("web") {
+				if task.Slot > 2 && task.DesiredState != api.TaskState_TASK_STATE_REMOVE {
+					t.Errorf("task %s of slot %d desired %v, want REMOVE", task.Id, task.Slot, task.DesiredState)
+				}
+			}
+			var got []uint64
+			for _, task := range h.tasks("web") {
+				if reconcile.MeantToRun(task) {
+					got = append(got, task.Slot)
+				}
+			}
+			if slices.Sort(got); !slices.Equal(got, seq(1, 2)) {
+				t.Errorf("slots %v meant to run after settling, want 1..2", got)
+			}
+		})
 	}
 }
 

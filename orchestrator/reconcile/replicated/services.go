@@ -88,24 +88,21 @@ func (p *pass) reconcile(id string) error {
 	}
 	slices.Sort(occupied)
 	replicas := svc.GetSpec().GetReplicated().GetReplicas()
+	// The service's slots are 1..replicas: every occupied slot above is removed (highest
+	// first) and every free one up to it gets a task, whatever the counts. A low slot is
+	// free while its task has stopped and no replacement exists yet — a delayed restart
+	// whose hold left with a former leader, for one — and keeping the lowest occupied
+	// slots instead would make which slots, and so which pinned addresses, a service keeps
+	// depend on whether the leader had moved.
+	keep := slices.DeleteFunc(slices.Clone(occupied), func(num uint64) bool { return num > replicas })
 	var err error
-	switch n := uint64(len(occupied)); {
-	case n > replicas:
-		// The slots kept are 1..replicas, whether or not each is occupied at this moment:
-		// a slot is vacant only between its task stopping and its replacement being
-		// created (a delayed restart whose hold left with a former leader, for one), and
-		// that replacement is as much the service's after the scale as before. Keeping the lowest occupied slots instead would make
-		// which slots survive, and so which pinned addresses the service keeps, depend on
-		// whether the leader had moved.
-		keep := slices.DeleteFunc(slices.Clone(occupied), func(num uint64) bool { return num > replicas })
-		err = p.scaleDown(slots, occupied[len(keep):])
-		if err == nil && uint64(len(keep)) < replicas {
-			err = p.scaleUp(svc, keep, replicas-uint64(len(keep)))
-		}
-		occupied = keep
-	case n < replicas:
-		err = p.scaleUp(svc, occupied, replicas-n)
+	if excess := occupied[len(keep):]; len(excess) > 0 {
+		err = p.scaleDown(slots, excess)
 	}
+	if err == nil && uint64(len(keep)) < replicas {
+		err = p.scaleUp(svc, keep, replicas-uint64(len(keep)))
+	}
+	occupied = keep
 	if err != nil {
 		return err
 	}
