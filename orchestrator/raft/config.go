@@ -73,6 +73,9 @@ type Config struct {
 	// shorten them. Defaults: 1s and 3s.
 	pingInterval    time.Duration
 	reachableWindow time.Duration
+	// beforeWrite, if set, runs before each write of the Ready loop with
+	// the node's raft ID; tests use it to make some disks slow.
+	beforeWrite func(raftID uint64)
 }
 
 const (

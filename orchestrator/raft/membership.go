@@ -13,6 +13,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	raftpb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal/shoal/api"
@@ -114,7 +116,33 @@ func (n *Node) joinResponse(id uint64) *api.JoinRaftResponse {
 // succeeds. On a follower the request is forwarded to the leader, whose
 // view of reachability decides.
 func (n *Node) RemoveMember(ctx context.Context, raftID uint64) error {
-	return n.removeMember(ctx, raftID, false)
+	return n.removeMemberRetrying(ctx, raftID)
+}
+
+// removeMemberRetrying removes id, trying again while leadership is moving:
+// the leader this node knows may have stepped down, or the member it hands
+// off to may not lead yet. A removal is idempotent, so a try whose answer
+// was lost is safe to repeat. Other refusals end it at once.
+func (n *Node) removeMemberRetrying(ctx context.Context, id uint64) error {
+	backoff := n.cfg.TickInterval
+	for {
+		err := n.removeMember(ctx, id, false)
+		if err == nil || !leadershipMoving(err) {
+			return err
+		}
+		n.log.Debug("removal not possible yet; retrying", "raft_id", hexID(id), "err", err)
+		select {
+		case <-time.After(backoff):
+			backoff = min(2*backoff, time.Second)
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-n.done:
+			if id == n.raftID.Load() && errors.Is(n.Err(), ErrMemberRemoved) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 func (n *Node) removeMember(ctx context.Context, id uint64, forwarded bool) error {
@@ -192,10 +220,17 @@ func (n *Node) checkRemovable(id uint64) error {
 	return nil
 }
 
+// leadershipMoving tells whether err says the request reached no leader:
+// this node knows none, or the member it was sent to does not lead (any
+// more, or yet), which a member answers with Unavailable.
+func leadershipMoving(err error) bool {
+	return errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || status.Code(err) == codes.Unavailable
+}
+
 // Leave removes this node from the group (through the leader; a leader hands
 // off first), then stops it: Err is ErrMemberRemoved afterwards.
 func (n *Node) Leave(ctx context.Context) error {
-	if err := n.removeMember(ctx, n.raftID.Load(), false); err != nil {
+	if err := n.removeMemberRetrying(ctx, n.raftID.Load()); err != nil {
 		return fmt.Errorf("leave raft group: %w", err)
 	}
 	// The removal is committed; stop now rather than wait to apply it.

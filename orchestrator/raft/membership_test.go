@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -157,6 +159,36 @@ func TestLeave(t *testing.T) {
 	}
 	if got := c.node(last).Members(); len(got) != 1 {
 		t.Fatalf("last member lists %d members, want 1", len(got))
+	}
+}
+
+// TestLeaderLeavesOnSlowDisk: a leader that leaves asks the member it
+// handed off to for its removal as soon as it sees that member lead. When
+// the other members' disks are slow, that member's first append reaches the
+// old leader long before the new leader's own write ends; the request must
+// still succeed.
+func TestLeaderLeavesOnSlowDisk(t *testing.T) {
+	cfg := testConfig()
+	var fast atomic.Uint64 // the raft ID whose disk is fast
+	cfg.beforeWrite = func(id uint64) {
+		if f := fast.Load(); f != 0 && f != id {
+			time.Sleep(5 * cfg.TickInterval)
+		}
+	}
+	for round := range 3 {
+		fast.Store(0)
+		c := newTestCluster(t, 3, cfg)
+		leader := c.waitLeader()
+		c.mustPropose(leader, fmt.Sprintf("round-%d", round))
+		c.waitConverged(1)
+		fast.Store(c.node(leader).Status().RaftID)
+		if err := c.node(leader).Leave(ctxT(t)); err != nil {
+			t.Fatalf("round %d: leader leaves: %v", round, err)
+		}
+		if err := c.waitStopped(leader); !errors.Is(err, ErrMemberRemoved) {
+			t.Fatalf("round %d: old leader stopped with %v after leaving, want ErrMemberRemoved", round, err)
+		}
+		c.stopAll()
 	}
 }
 

@@ -186,6 +186,13 @@ func (n *Node) report(r peerReport) {
 func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
 	n.checkConfChangeAppended(rd.Entries)
+	// A change of leader is published before anything is sent, so no
+	// member learns from this node's messages that it leads before this
+	// node's own callers do (a request forwarded to a new leader at once
+	// would otherwise be refused as sent to a follower).
+	if rd.SoftState != nil {
+		n.publishLeadership()
+	}
 
 	// A leader sends before it persists, so followers write to their disks
 	// while it writes to its own (raft thesis §10.2.1). That is safe: a
@@ -203,6 +210,9 @@ func (n *Node) handleReady() error {
 
 	// 1+2. Persist the snapshot, entries and hard state in one fsynced
 	// transaction.
+	if n.cfg.beforeWrite != nil {
+		n.cfg.beforeWrite(n.raftID.Load())
+	}
 	if err := n.disk.save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 		return err
 	}
@@ -262,6 +272,17 @@ func (n *Node) checkConfChangeAppended(ents []*raftpb.Entry) {
 		}
 	}
 	n.waits.trigger(id, applyResult{err: ErrConfChangeInProgress})
+}
+
+// publishLeadership updates who leads, and the term, on the status board;
+// the rest waits for publishStatus at the end of the Ready.
+func (n *Node) publishLeadership() {
+	bs := n.rn.BasicStatus()
+	st := n.board.get()
+	st.Term = bs.HardState.GetTerm()
+	st.LeaderID = bs.Lead
+	st.IsLeader = bs.RaftState == raft.StateLeader
+	n.board.set(st)
 }
 
 // publishStatus makes the raft state visible to other goroutines.
