@@ -73,8 +73,9 @@ type Config struct {
 	// shorten them. Defaults: 1s and 3s.
 	pingInterval    time.Duration
 	reachableWindow time.Duration
-	// beforeWrite, if set, runs before each write of the Ready loop with
-	// the node's raft ID; tests use it to make some disks slow.
+	// beforeWrite, if set, runs with the node's raft ID before each
+	// Ready's write (also one with nothing to write); tests use it to make
+	// some members slow between sending and publishing.
 	beforeWrite func(raftID uint64)
 }
 

@@ -37,8 +37,8 @@
 //
 //  0. A change of leader is published to the node's callers (IsLeader,
 //     LeadershipChanges) before anything is sent, so no member hears of a
-//     new leader before that leader serves as one.
-//     A leader sends its messages first (appends, heartbeats, snapshots
+//     new leader before that leader's own callers see it lead. Then a
+//     leader sends its messages (appends, heartbeats, snapshots
 //     promise nothing about its own disk), so followers write while it
 //     writes; it counts its own copy of an entry only after step 2.
 //  1. A snapshot from the leader, and

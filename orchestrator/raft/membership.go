@@ -114,7 +114,8 @@ func (n *Node) joinResponse(id uint64) *api.JoinRaftResponse {
 // quorum of the new configuration. Only one membership change runs at a
 // time (ErrConfChangeInProgress). Removing an ID that was removed already
 // succeeds. On a follower the request is forwarded to the leader, whose
-// view of reachability decides.
+// view of reachability decides. While leadership moves (no leader, or the
+// member asked does not lead) it tries again until ctx ends.
 func (n *Node) RemoveMember(ctx context.Context, raftID uint64) error {
 	return n.removeMemberRetrying(ctx, raftID)
 }
@@ -124,10 +125,15 @@ func (n *Node) RemoveMember(ctx context.Context, raftID uint64) error {
 // off to may not lead yet. A removal is idempotent, so a try whose answer
 // was lost is safe to repeat. Other refusals end it at once.
 func (n *Node) removeMemberRetrying(ctx context.Context, id uint64) error {
+	// Removing itself, the node may stop on the removal between two tries.
+	removedSelf := func() bool { return id == n.raftID.Load() && errors.Is(n.Err(), ErrMemberRemoved) }
 	backoff := n.cfg.TickInterval
 	for {
 		err := n.removeMember(ctx, id, false)
-		if err == nil || !leadershipMoving(err) {
+		if err == nil || removedSelf() {
+			return nil
+		}
+		if !leadershipMoving(err) {
 			return err
 		}
 		n.log.Debug("removal not possible yet; retrying", "raft_id", hexID(id), "err", err)
@@ -137,10 +143,10 @@ func (n *Node) removeMemberRetrying(ctx context.Context, id uint64) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 		case <-n.done:
-			if id == n.raftID.Load() && errors.Is(n.Err(), ErrMemberRemoved) {
+			if removedSelf() {
 				return nil
 			}
-			return err
+			return errors.Join(n.stoppedErr(), err)
 		}
 	}
 }
@@ -228,7 +234,8 @@ func leadershipMoving(err error) bool {
 }
 
 // Leave removes this node from the group (through the leader; a leader hands
-// off first), then stops it: Err is ErrMemberRemoved afterwards.
+// off first), then stops it: Err is ErrMemberRemoved afterwards. Like
+// RemoveMember it tries again while leadership moves, until ctx ends.
 func (n *Node) Leave(ctx context.Context) error {
 	if err := n.removeMemberRetrying(ctx, n.raftID.Load()); err != nil {
 		return fmt.Errorf("leave raft group: %w", err)
@@ -314,6 +321,12 @@ func (n *Node) transferTarget(ctx context.Context) (uint64, error) {
 // proposeConfChange proposes cc on the leader and waits until it is applied
 // here.
 func (n *Node) proposeConfChange(ctx context.Context, cc *raftpb.ConfChange) error {
+	// A new leader turns a membership change into an empty entry until it
+	// has applied the entries it inherited; a read barrier returns once an
+	// entry of its own term is committed and applied, so none is pending.
+	if err := n.ReadBarrier(ctx); err != nil {
+		return err
+	}
 	id, ch := n.waits.register()
 	cc.Id = new(id)
 	var proposeErr error

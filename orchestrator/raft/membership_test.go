@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -165,8 +166,9 @@ func TestLeave(t *testing.T) {
 // TestLeaderLeavesOnSlowDisk: a leader that leaves asks the member it
 // handed off to for its removal as soon as it sees that member lead. When
 // the other members' disks are slow, that member's first append reaches the
-// old leader long before the new leader's own write ends; the request must
-// still succeed.
+// old leader long before the new leader's own write ends, and the new
+// leader has not applied what it inherited (the entry proposed just before
+// the leave); the request must still succeed.
 func TestLeaderLeavesOnSlowDisk(t *testing.T) {
 	cfg := testConfig()
 	var fast atomic.Uint64 // the raft ID whose disk is fast
@@ -179,9 +181,8 @@ func TestLeaderLeavesOnSlowDisk(t *testing.T) {
 		fast.Store(0)
 		c := newTestCluster(t, 3, cfg)
 		leader := c.waitLeader()
-		c.mustPropose(leader, fmt.Sprintf("round-%d", round))
-		c.waitConverged(1)
 		fast.Store(c.node(leader).Status().RaftID)
+		c.mustPropose(leader, fmt.Sprintf("round-%d", round))
 		if err := c.node(leader).Leave(ctxT(t)); err != nil {
 			t.Fatalf("round %d: leader leaves: %v", round, err)
 		}
@@ -189,6 +190,57 @@ func TestLeaderLeavesOnSlowDisk(t *testing.T) {
 			t.Fatalf("round %d: old leader stopped with %v after leaving, want ErrMemberRemoved", round, err)
 		}
 		c.stopAll()
+	}
+}
+
+// TestMembershipChangeThroughANewLeader: a member that has just become
+// leader, and does not know yet that the entries it inherited are committed,
+// takes a membership change at once (it waits until raft would accept one)
+// instead of refusing it as another change in progress.
+func TestMembershipChangeThroughANewLeader(t *testing.T) {
+	cfg := testConfig()
+	var slow atomic.Uint64 // the raft ID whose disk is slow
+	cfg.beforeWrite = func(id uint64) {
+		if id == slow.Load() {
+			time.Sleep(5 * cfg.TickInterval)
+		}
+	}
+	c := newTestCluster(t, 3, cfg)
+	a := c.waitLeader()
+	b, lag := (a+1)%3, (a+2)%3
+	c.mustPropose(a, "one")
+	c.waitConverged(1)
+	aID, bID, lagID := c.node(a).Status().RaftID, c.node(b).Status().RaftID, c.node(lag).Status().RaftID
+
+	// The lagging member gets nothing from the leader; b gets the next
+	// entry but never a commit index that covers it.
+	next := c.node(a).Status().Commit + 1
+	c.setDrop(func(from, to uint64, m *raftpb.Message) bool {
+		if from != aID || m == nil {
+			return false
+		}
+		switch m.GetType() {
+		case raftpb.MsgApp, raftpb.MsgHeartbeat, raftpb.MsgSnap:
+			return to == lagID || (to == bID && m.GetCommit() >= next)
+		}
+		return false
+	})
+	c.mustPropose(a, "two")
+	slow.Store(bID)
+	if err := c.node(a).TransferLeadership(ctxT(t)); err != nil {
+		t.Fatalf("hand leadership to %d: %v", b, err)
+	}
+	eventually(t, "the new leader to lead", func() bool { return c.node(b).IsLeader() })
+	if st := c.node(b).Status(); st.Applied >= next {
+		t.Fatalf("the new leader applied %d already; the test needs it behind %d", st.Applied, next)
+	}
+	if err := c.node(b).RemoveMember(ctxT(t), lagID); err != nil {
+		t.Fatalf("remove a member through a leader that has not applied what it inherited: %v", err)
+	}
+	c.heal()
+	slow.Store(0)
+	if got := len(c.node(b).Members()); got != 2 {
+		t.Fatalf("%d members after the removal, want 2", got)
 	}
 }
 

@@ -101,7 +101,12 @@ func (s *service) Leave(ctx context.Context, req *api.LeaveRaftRequest) (*api.Le
 	if req.GetRaftId() == 0 {
 		return nil, status.Error(codes.InvalidArgument, "raft_id: zero")
 	}
-	if err := s.n.removeMember(ctx, req.GetRaftId(), isForwarded(ctx)); err != nil {
+	remove := s.n.removeMemberRetrying
+	if isForwarded(ctx) {
+		// The member that forwarded it retries; this one answers once.
+		remove = func(ctx context.Context, id uint64) error { return s.n.removeMember(ctx, id, true) }
+	}
+	if err := remove(ctx, req.GetRaftId()); err != nil {
 		return nil, toStatus(err)
 	}
 	return &api.LeaveRaftResponse{}, nil

@@ -1,7 +1,8 @@
 package raft
 
 // This file owns what the node tells about itself without entering the Ready
-// loop: the Status the loop publishes after every Ready, the applied index
+// loop: the Status the loop publishes after every Ready (a change of leader
+// also at the start of the Ready that brings it), the applied index
 // that readers wait on, and leadership-change subscriptions.
 
 import (
@@ -11,7 +12,8 @@ import (
 	"github.com/shoal/shoal/api"
 )
 
-// Status is a point-in-time view of the node's raft state.
+// Status is a point-in-time view of the node's raft state. Term, LeaderID
+// and IsLeader may be a Ready ahead of Applied and Commit.
 type Status struct {
 	RaftID   uint64
 	Term     uint64
