@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -60,7 +61,7 @@ func (c *controller) settle(ctx context.Context) (w workload, done bool, result 
 			// Remove detaches again; the exit is still the result.
 			c.e.log.Warn("release the network of an exited task", "task", id, "err", err)
 		}
-		return w, true, exitResult(w.task)
+		return w, true, exitResult(c.e.awaitOOMMark(readCtx, w.task))
 	case ctx.Err() != nil:
 		return w, true, ctx.Err()
 	}
@@ -97,6 +98,43 @@ func (c *controller) waitEither(ctx context.Context, w workload) error {
 		return nil // removed: settle sees it
 	}
 	return fmt.Errorf("docker: wait for task %s: %w", c.task.GetId(), err)
+}
+
+// oomMarkWait bounds how long Wait looks again for the engine's
+// out-of-memory mark on a container that was killed (exit code 137) under a
+// memory limit: the engine takes the kernel's OOM event apart from the exit
+// and may mark the container after the exit is visible (seen once in
+// twenty-odd runs on a loaded machine).
+const (
+	oomMarkWait = time.Second
+	oomMarkPoll = 50 * time.Millisecond
+)
+
+// awaitOOMMark returns c, or c inspected again once the engine has marked
+// it killed for memory. Only a killed container with a memory limit and no
+// mark yet is looked at again, for at most oomMarkWait.
+func (e *Executor) awaitOOMMark(ctx context.Context, c *container.InspectResponse) *container.InspectResponse {
+	if c.State.OOMKilled || c.State.ExitCode != 137 || c.HostConfig == nil || c.HostConfig.Memory == 0 {
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, oomMarkWait)
+	defer cancel()
+	tick := time.NewTicker(oomMarkPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return c
+		case <-tick.C:
+		}
+		res, err := e.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			return c
+		}
+		if res.Container.State != nil && res.Container.State.OOMKilled {
+			return &res.Container
+		}
+	}
 }
 
 // exitResult is Wait's result for the exited container c.
