@@ -20,6 +20,11 @@ import (
 	"github.com/shoal/shoal/api"
 )
 
+// errConfChangeNotTaken is what a membership change proposal gets when raft
+// turned it into an empty entry (an earlier change may be unapplied); it is
+// proposed again.
+var errConfChangeNotTaken = errors.New("raft did not take the membership change yet")
+
 // errAlreadyMember is returned when a node joins again with another address
 // while it is still a member.
 var errAlreadyMember = errors.New("node is already a member with another address")
@@ -115,7 +120,9 @@ func (n *Node) joinResponse(id uint64) *api.JoinRaftResponse {
 // time (ErrConfChangeInProgress). Removing an ID that was removed already
 // succeeds. On a follower the request is forwarded to the leader, whose
 // view of reachability decides. While leadership moves (no leader, or the
-// member asked does not lead) it tries again until ctx ends.
+// member asked does not lead) it tries again, for up to three election
+// timeouts (an election and a hand-off take one or two), then returns the
+// last answer.
 func (n *Node) RemoveMember(ctx context.Context, raftID uint64) error {
 	return n.removeMemberRetrying(ctx, raftID)
 }
@@ -128,12 +135,13 @@ func (n *Node) removeMemberRetrying(ctx context.Context, id uint64) error {
 	// Removing itself, the node may stop on the removal between two tries.
 	removedSelf := func() bool { return id == n.raftID.Load() && errors.Is(n.Err(), ErrMemberRemoved) }
 	backoff := n.cfg.TickInterval
+	giveUp := time.Now().Add(3 * n.cfg.electionTimeout())
 	for {
 		err := n.removeMember(ctx, id, false)
 		if err == nil || removedSelf() {
 			return nil
 		}
-		if !leadershipMoving(err) {
+		if !leadershipMoving(err) || time.Now().After(giveUp) {
 			return err
 		}
 		n.log.Debug("removal not possible yet; retrying", "raft_id", hexID(id), "err", err)
@@ -235,7 +243,7 @@ func leadershipMoving(err error) bool {
 
 // Leave removes this node from the group (through the leader; a leader hands
 // off first), then stops it: Err is ErrMemberRemoved afterwards. Like
-// RemoveMember it tries again while leadership moves, until ctx ends.
+// RemoveMember it tries again for a while when leadership moves.
 func (n *Node) Leave(ctx context.Context) error {
 	if err := n.removeMemberRetrying(ctx, n.raftID.Load()); err != nil {
 		return fmt.Errorf("leave raft group: %w", err)
@@ -319,14 +327,27 @@ func (n *Node) transferTarget(ctx context.Context) (uint64, error) {
 }
 
 // proposeConfChange proposes cc on the leader and waits until it is applied
-// here.
+// here. Raft turns a membership change into an empty entry while an earlier
+// one may still be unapplied, which is also the case on a new leader until
+// it has applied the entries it inherited; a change raft did not take is
+// proposed again a tick later, until ctx ends.
 func (n *Node) proposeConfChange(ctx context.Context, cc *raftpb.ConfChange) error {
-	// A new leader turns a membership change into an empty entry until it
-	// has applied the entries it inherited; a read barrier returns once an
-	// entry of its own term is committed and applied, so none is pending.
-	if err := n.ReadBarrier(ctx); err != nil {
-		return err
+	for {
+		err := n.proposeConfChangeOnce(ctx, cc)
+		if !errors.Is(err, errConfChangeNotTaken) {
+			return err
+		}
+		select {
+		case <-time.After(n.cfg.TickInterval):
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrConfChangeInProgress, ctx.Err())
+		case <-n.done:
+			return n.stoppedErr()
+		}
 	}
+}
+
+func (n *Node) proposeConfChangeOnce(ctx context.Context, cc *raftpb.ConfChange) error {
 	id, ch := n.waits.register()
 	cc.Id = new(id)
 	var proposeErr error

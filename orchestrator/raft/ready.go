@@ -271,7 +271,7 @@ func (n *Node) checkConfChangeAppended(ents []*raftpb.Entry) {
 			return
 		}
 	}
-	n.waits.trigger(id, applyResult{err: ErrConfChangeInProgress})
+	n.waits.trigger(id, applyResult{err: errConfChangeNotTaken})
 }
 
 // publishLeadership updates who leads, and the term, on the status board;

@@ -13,7 +13,9 @@ import (
 )
 
 // Status is a point-in-time view of the node's raft state. Term, LeaderID
-// and IsLeader may be a Ready ahead of Applied and Commit.
+// and IsLeader may be a Ready ahead of Applied and Commit, and of the disk:
+// a lone voter publishes its new term and leadership before the Ready that
+// holds them is written (what it proposes commits only after that write).
 type Status struct {
 	RaftID   uint64
 	Term     uint64

@@ -78,6 +78,32 @@ func TestAwaitOOMMark(t *testing.T) {
 	}
 }
 
+// TestMayGainOOMMark: only a container this executor did not stop is
+// looked at again, and only one killed under a memory limit.
+func TestMayGainOOMMark(t *testing.T) {
+	task := echoTask(1)
+	for _, tt := range []struct {
+		name    string
+		c       *container.InspectResponse
+		stopped bool
+		want    bool
+	}{
+		{"killed under a limit", exitedContainer("a", 137, 32<<20), false, true},
+		{"stopped by this executor", exitedContainer("a", 137, 32<<20), true, false},
+		{"exited by itself", exitedContainer("a", 2, 32<<20), false, false},
+		{"no limit", exitedContainer("a", 137, 0), false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &Executor{tasks: map[string]*taskState{}}
+			e.taskState(task.GetId()).stopped = tt.stopped
+			c := &controller{e: e, task: task}
+			if got := c.mayGainOOMMark(workload{task: tt.c}); got != tt.want {
+				t.Errorf("mayGainOOMMark = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func exitedContainer(id string, code int, memory int64) *container.InspectResponse {
 	return &container.InspectResponse{
 		ID:         id,

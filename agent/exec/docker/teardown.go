@@ -95,6 +95,7 @@ func (c *controller) fail(ctx context.Context, st *taskState, w workload, cause 
 // halt stops the task's container and releases its network; st is locked.
 func (e *Executor) halt(ctx context.Context, st *taskState, w workload) error {
 	if running(w.task) {
+		st.stopped = true
 		if err := e.stopContainer(ctx, w.task.ID); err != nil {
 			return err
 		}

@@ -29,6 +29,12 @@ var ErrOutOfMemory = errors.New("killed: out of memory")
 func (c *controller) Wait(ctx context.Context) error {
 	for {
 		w, done, err := c.settle(ctx)
+		if done && c.mayGainOOMMark(w) {
+			// Outside the task's lock: a stop or removal need not wait.
+			readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			return exitResult(c.e.awaitOOMMark(readCtx, w.task))
+		}
 		if done {
 			return err
 		}
@@ -61,7 +67,7 @@ func (c *controller) settle(ctx context.Context) (w workload, done bool, result 
 			// Remove detaches again; the exit is still the result.
 			c.e.log.Warn("release the network of an exited task", "task", id, "err", err)
 		}
-		return w, true, exitResult(c.e.awaitOOMMark(readCtx, w.task))
+		return w, true, exitResult(w.task)
 	case ctx.Err() != nil:
 		return w, true, ctx.Err()
 	}
@@ -110,11 +116,30 @@ const (
 	oomMarkPoll = 50 * time.Millisecond
 )
 
+// mayGainOOMMark says the task's container in w has exited killed under a
+// memory limit, without the engine's mark yet, and not because this
+// executor stopped it (then it was killed, if at all, at the end of its
+// grace period).
+func (c *controller) mayGainOOMMark(w workload) bool {
+	if w.task == nil || running(w.task) || !killedUnderMemoryLimit(w.task) {
+		return false
+	}
+	st := c.e.lockTask(c.task.GetId())
+	defer st.mu.Unlock()
+	return !st.stopped
+}
+
+// killedUnderMemoryLimit says c was killed (exit code 137) under a memory
+// limit and the engine has not marked it killed for memory (yet).
+func killedUnderMemoryLimit(c *container.InspectResponse) bool {
+	return !c.State.OOMKilled && c.State.ExitCode == 137 && c.HostConfig != nil && c.HostConfig.Memory > 0
+}
+
 // awaitOOMMark returns c, or c inspected again once the engine has marked
-// it killed for memory. Only a killed container with a memory limit and no
-// mark yet is looked at again, for at most oomMarkWait.
+// it killed for memory. Only a container killedUnderMemoryLimit is looked
+// at again, for at most oomMarkWait.
 func (e *Executor) awaitOOMMark(ctx context.Context, c *container.InspectResponse) *container.InspectResponse {
-	if c.State.OOMKilled || c.State.ExitCode != 137 || c.HostConfig == nil || c.HostConfig.Memory == 0 {
+	if !killedUnderMemoryLimit(c) {
 		return c
 	}
 	ctx, cancel := context.WithTimeout(ctx, oomMarkWait)

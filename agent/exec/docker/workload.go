@@ -30,6 +30,7 @@ type taskState struct {
 	mu       sync.Mutex
 	verified bool // this executor attached or checked the networks
 	released bool // the networks are detached and the sandbox stopped
+	stopped  bool // this executor asked the engine to stop the task's container
 }
 
 // taskState returns the state of task id, made on first use.
