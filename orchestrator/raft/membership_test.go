@@ -167,8 +167,8 @@ func TestLeave(t *testing.T) {
 // handed off to for its removal as soon as it sees that member lead. When
 // the other members' disks are slow, that member's first append reaches the
 // old leader long before the new leader's own write ends, and the new
-// leader has not applied what it inherited (the entry proposed just before
-// the leave); the request must still succeed.
+// leader may not have applied what it inherited (the entry proposed just
+// before the leave); the request must still succeed.
 func TestLeaderLeavesOnSlowDisk(t *testing.T) {
 	cfg := testConfig()
 	var fast atomic.Uint64 // the raft ID whose disk is fast

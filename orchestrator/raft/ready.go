@@ -253,9 +253,10 @@ func (n *Node) handleReady() error {
 	return n.maybeSnapshot()
 }
 
-// checkConfChangeAppended fails the membership change proposed since the
-// last Ready if raft did not append it: raft turns a conf change into an
-// empty entry while a previous one is not applied yet.
+// checkConfChangeAppended tells the proposer of the membership change
+// proposed since the last Ready if raft did not append it (raft turns a
+// conf change into an empty entry while a previous one may be unapplied);
+// proposeConfChange proposes it again.
 func (n *Node) checkConfChangeAppended(ents []*raftpb.Entry) {
 	id := n.pendingCC
 	if id == 0 {
@@ -277,23 +278,19 @@ func (n *Node) checkConfChangeAppended(ents []*raftpb.Entry) {
 // publishLeadership updates who leads, and the term, on the status board;
 // the rest waits for publishStatus at the end of the Ready.
 func (n *Node) publishLeadership() {
-	bs := n.rn.BasicStatus()
-	st := n.board.get()
-	st.Term = bs.HardState.GetTerm()
-	st.LeaderID = bs.Lead
-	st.IsLeader = bs.RaftState == raft.StateLeader
-	n.board.set(st)
+	n.board.set(withLeadership(n.board.get(), n.rn.BasicStatus()))
 }
 
 // publishStatus makes the raft state visible to other goroutines.
 func (n *Node) publishStatus() {
 	bs := n.rn.BasicStatus()
-	n.board.set(Status{
-		RaftID:   bs.ID,
-		Term:     bs.HardState.GetTerm(),
-		LeaderID: bs.Lead,
-		Applied:  n.applied,
-		Commit:   bs.HardState.GetCommit(),
-		IsLeader: bs.RaftState == raft.StateLeader,
-	})
+	n.board.set(withLeadership(Status{RaftID: bs.ID, Applied: n.applied, Commit: bs.HardState.GetCommit()}, bs))
+}
+
+// withLeadership is st with the term and who leads taken from bs.
+func withLeadership(st Status, bs raft.BasicStatus) Status {
+	st.Term = bs.HardState.GetTerm()
+	st.LeaderID = bs.Lead
+	st.IsLeader = bs.RaftState == raft.StateLeader
+	return st
 }

@@ -109,8 +109,8 @@ func (c *controller) waitEither(ctx context.Context, w workload) error {
 // oomMarkWait bounds how long Wait looks again for the engine's
 // out-of-memory mark on a container that was killed (exit code 137) under a
 // memory limit: the engine takes the kernel's OOM event apart from the exit
-// and may mark the container after the exit is visible (seen once in
-// twenty-odd runs on a loaded machine).
+// and may mark the container after the exit is visible (TestOutOfMemory
+// saw the exit without the mark once, under make test's load).
 const (
 	oomMarkWait = time.Second
 	oomMarkPoll = 50 * time.Millisecond
