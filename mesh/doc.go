@@ -30,7 +30,9 @@
 // # What a VIP does
 //
 // A VIP balances every port and protocol: a connection to VIP:p goes to one backend's address at
-// port p, destination NAT only, so the backend sees the client's own address. A VIP without
+// port p, destination NAT only, so the backend sees the client's own address — but for a client
+// that is the node itself (its connection leaves from the SNAT address, which comes back to this
+// node) and a task whose VIP picked the task itself (masqueraded to the bridge's address). A VIP without
 // backends refuses connections (TCP reset, ICMP port unreachable otherwise) and is never
 // delivered to the node's own sockets.
 package mesh

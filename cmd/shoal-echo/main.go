@@ -10,8 +10,8 @@
 // closes its listeners and connections and exits 0.
 //
 // Hidden flags make it misbehave for the executor's tests: -alloc N holds N
-// MiB, -exit N exits at once with code N, -ignore-sigterm logs SIGTERM and
-// carries on.
+// MiB (after -alloc-after D), -exit N exits at once with code N,
+// -ignore-sigterm logs SIGTERM and carries on.
 package main
 
 import (
@@ -41,12 +41,13 @@ type config struct {
 
 	// Test hooks, left out of the usage text.
 	allocMiB      int
+	allocAfter    time.Duration
 	exitCode      int // <0: do not exit by itself
 	ignoreSIGTERM bool
 }
 
 // hiddenFlags are the test hooks.
-var hiddenFlags = map[string]bool{"alloc": true, "exit": true, "ignore-sigterm": true}
+var hiddenFlags = map[string]bool{"alloc": true, "alloc-after": true, "exit": true, "ignore-sigterm": true}
 
 // parseConfig reads args (without the program name); getenv supplies the
 // ports' env defaults.
@@ -58,6 +59,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tcpAddr, "tcp", envOr(getenv, "SHOAL_ECHO_TCP_ADDR", ":9000"), "TCP echo listen address (env SHOAL_ECHO_TCP_ADDR)")
 	fs.StringVar(&c.lookup, "lookup", "", "resolve this name (as the container's resolv.conf says), print its IPv4 addresses as JSON and exit")
 	fs.IntVar(&c.allocMiB, "alloc", 0, "allocate and hold this many MiB at start")
+	fs.DurationVar(&c.allocAfter, "alloc-after", 0, "wait this long before -alloc")
 	fs.IntVar(&c.exitCode, "exit", -1, "exit at once with this code")
 	fs.BoolVar(&c.ignoreSIGTERM, "ignore-sigterm", false, "log SIGTERM and keep running")
 	fs.Usage = func() {
@@ -76,6 +78,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case c.allocMiB < 0:
 		return config{}, fmt.Errorf("-alloc: %d MiB is negative", c.allocMiB)
+	case c.allocAfter < 0:
+		return config{}, fmt.Errorf("-alloc-after: %v is negative", c.allocAfter)
 	case c.exitCode > 255:
 		return config{}, fmt.Errorf("-exit: %d is not an exit code (0-255)", c.exitCode)
 	}
@@ -134,6 +138,7 @@ func lookup(w io.Writer, name string) error {
 
 func run(c config, log *slog.Logger) error {
 	if c.allocMiB > 0 {
+		time.Sleep(c.allocAfter)
 		mem := allocate(c.allocMiB)
 		defer runtime.KeepAlive(mem)
 		log.Info("holding memory", "mib", c.allocMiB)

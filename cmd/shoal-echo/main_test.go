@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var testIdentity = Identity{Hostname: "web.3", Slot: "3", IP: "198.18.0.13", Task: "t1", Service: "web"}
@@ -141,8 +142,9 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"defaults and env", nil, config{httpAddr: ":18080", tcpAddr: ":9000", exitCode: -1}, ""},
 		{"flags win", []string{"-http", ":1", "-tcp", ":2"}, config{httpAddr: ":1", tcpAddr: ":2", exitCode: -1}, ""},
-		{"hooks", []string{"-alloc", "64", "-exit", "3", "-ignore-sigterm"},
-			config{httpAddr: ":18080", tcpAddr: ":9000", allocMiB: 64, exitCode: 3, ignoreSIGTERM: true}, ""},
+		{"hooks", []string{"-alloc", "64", "-alloc-after", "1s", "-exit", "3", "-ignore-sigterm"},
+			config{httpAddr: ":18080", tcpAddr: ":9000", allocMiB: 64, allocAfter: time.Second, exitCode: 3, ignoreSIGTERM: true}, ""},
+		{"negative alloc delay", []string{"-alloc", "1", "-alloc-after", "-1s"}, config{}, "-alloc-after"},
 		{"negative alloc", []string{"-alloc", "-1"}, config{}, "-alloc"},
 		{"bad exit code", []string{"-exit", "300"}, config{}, "-exit"},
 		{"arguments", []string{"client", "x:1"}, config{}, "unexpected arguments"},

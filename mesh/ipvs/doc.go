@@ -28,6 +28,10 @@
 // Sync sets net.ipv4.vs.conntrack (so that the nat chain can SNAT IPVS connections and bridged
 // replies are un-NATed) and net.ipv4.vs.expire_nodest_conn.
 //
+// Unlike mesh/nft, it does not yet translate the source of the two clients whose answer would
+// not come back: a process of the node itself reaching a VIP whose backend is on another node,
+// and a task whose VIP picked the task itself.
+//
 // The caller's duties are those of mesh.Balancer (see package mesh). Use mesh/backend to choose
 // this backend only where Available reports IPVS.
 package ipvs

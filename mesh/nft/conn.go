@@ -100,7 +100,7 @@ func (bt *batch) write(c *nftables.Conn, table *nftables.Table) error {
 	for _, s := range setSpecs(table) {
 		sets[s.Name] = s
 	}
-	order := []string{setVIPs, setVIPAddrs, setVIPBackends, setPorts, setPortBackends}
+	order := []string{setVIPs, setVIPAddrs, setVIPBackends, setPorts, setPortBackends, setHairpin}
 	if bt.rebuild {
 		// Adding the table first makes the delete succeed whether or not it exists.
 		c.AddTable(table)

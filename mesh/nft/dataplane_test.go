@@ -64,9 +64,33 @@ func TestDataplaneVIPBalancesOverEveryBackend(t *testing.T) {
 		}
 	}
 
-	// A client in the node's own namespace goes through the output chain.
-	if got := dial(t, bed.node, bedVIP, bedPort, 3); len(got) != 3 {
-		t.Errorf("the node reached the VIP %d times, want 3", len(got))
+	// A client in the node's own namespace goes through the output chain and leaves from the
+	// SNAT address, the node's own (its source would otherwise be the VIP, which every node
+	// holds: a backend on another node would answer its own node).
+	if got := countBackends(t, dial(t, bed.node, bedVIP, bedPort, 3), bedGateway.Addr()); len(got) == 0 {
+		t.Error("the node did not reach the VIP")
+	}
+}
+
+// A backend that reaches its own VIP and is picked itself gets the connection from the bridge's
+// address (it would drop a packet from its own); picked another, it keeps its own address.
+func TestDataplaneVIPHairpinMasquerades(t *testing.T) {
+	bed := newTestbed(t)
+	b := newTestBalancer(t, Config{})
+	syncIn(t, bed.node, b, bedState())
+	self := 0
+	for _, a := range dial(t, bed.backends[0], bedVIP, bedPort, 60) {
+		want := bedBackendIP[0]
+		if a.backend == "backend-0" {
+			self++
+			want = bedGateway.Addr()
+		}
+		if a.peer != want {
+			t.Errorf("%s saw backend-0's connection come from %s, want %s", a.backend, a.peer, want)
+		}
+	}
+	if self == 0 {
+		t.Error("backend-0 never reached itself through the VIP in 60 connections")
 	}
 }
 

@@ -85,6 +85,10 @@ func describeExpr(e expr.Any) string {
 		return fmt.Sprintf("immediate reg 0 %s", describeVerdict(e.Kind, e.Chain))
 	case *expr.Counter:
 		return "counter"
+	case *expr.Masq:
+		if !e.Random && !e.FullyRandom && !e.Persistent && !e.ToPorts {
+			return "masq"
+		}
 	case *expr.Byteorder:
 		op := "hton"
 		if e.Op == expr.ByteorderNtoh {

@@ -87,8 +87,10 @@ func (m *tableModel) addPicks(r rules, prefix string, users map[int]int) {
 func (b *Balancer) vipObjects(v mesh.VIP, hint *objects) *objects {
 	v.Backends = slices.Clone(v.Backends)
 	data := make([]string, len(v.Backends))
+	hairpin := make(map[string]bool, len(v.Backends))
 	for i, be := range v.Backends {
 		data[i] = string(addrBytes(be))
+		hairpin[data[i]] = true
 	}
 	return &objects{
 		chain:    true,
@@ -96,6 +98,7 @@ func (b *Balancer) vipObjects(v mesh.VIP, hint *objects) *objects {
 		verdict:  describeVerdictElem(vipChain(v.Addr)),
 		listed:   true,
 		backends: assignSlots(hint.slots(), data),
+		hairpin:  hairpin,
 		input:    &v,
 	}
 }

@@ -10,11 +10,14 @@
 //	map vip-backends  ipv4_addr . slot : ipv4_addr        (VIP, slot) → backend
 //	map ports         inet_proto . inet_service : verdict (protocol, published) → goto port-<p>-<n>
 //	map port-backends inet_proto . inet_service . slot : ipv4_addr . inet_service
+//	set hairpin       ipv4_addr . ipv4_addr               every VIP backend, twice
 //
 //	chain prerouting, output (nat, dstnat)
+//	        [output, with State.SNAT: ip daddr @vip-addrs  meta mark set mark | SNATMark]
 //	        ip daddr vmap @vips
 //	        fib daddr type local meta l4proto . th dport vmap @ports
 //	chain postrouting (nat, srcnat)
+//	        ip saddr . ip daddr @hairpin  masquerade
 //	        meta mark & SNATMark == SNATMark  meta mark set mark & ~SNATMark  snat to State.SNAT
 //	chain input (filter)
 //	        ct state new, to a VIP or with the reject mark: reject (TCP reset, else ICMP port
@@ -30,6 +33,13 @@
 // of backends, so the backend maps are looked up from a few rules, not one per service (see
 // rules.go for why that matters). With Config.Selection mesh.Hash the slot is a jhash of the
 // client's address instead of a random number: a client keeps its backend.
+//
+// A VIP's backend sees the client's own address, with two exceptions that would otherwise not
+// get an answer. A connection of the node's own processes (output) leaves from State.SNAT, the
+// node's data-path address: its source would be the VIP or the bridge's gateway, which every
+// node holds, so a backend on another node would answer its own node. A task that reaches its
+// own VIP and is picked itself gets the connection masqueraded to its bridge's address: it would
+// drop a packet from its own.
 //
 // # Changes
 //

@@ -245,6 +245,8 @@ func exprOfName(name string) expr.Any {
 		return &expr.Ct{}
 	case "counter":
 		return &expr.Counter{}
+	case "masq":
+		return &expr.Masq{}
 	}
 	return nil
 }

@@ -91,6 +91,7 @@ func objectDifference(kind, key string, g, w *objects, format func(string) strin
 		add(g.verdict != w.verdict, func(o *objects) string { return "map element " + orMissing(o.verdict) })
 		add(g.listed != w.listed, func(o *objects) string { return fmt.Sprintf("in %s %t", setVIPAddrs, o.listed) })
 		add(!maps.Equal(g.backends, w.backends), func(o *objects) string { return o.backendSummary(format) })
+		add(!maps.Equal(g.hairpin, w.hairpin), func(o *objects) string { return o.hairpinSummary(format) })
 		d.Want, d.Got = strings.Join(want, "; "), strings.Join(got, "; ")
 	}
 	return d, true
@@ -122,6 +123,18 @@ func (o *objects) backendSummary(format func(string) string) string {
 		parts = append(parts, p)
 	}
 	return "backends " + strings.Join(parts, " ")
+}
+
+// hairpinSummary lists the addresses of the elements in the hairpin set, in order.
+func (o *objects) hairpinSummary(format func(string) string) string {
+	if len(o.hairpin) == 0 {
+		return "nothing in " + setHairpin
+	}
+	var parts []string
+	for _, be := range slices.Sorted(maps.Keys(o.hairpin)) {
+		parts = append(parts, format(be))
+	}
+	return "in " + setHairpin + " " + strings.Join(parts, " ")
 }
 
 func describeRules(rs []rule) string {

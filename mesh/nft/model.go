@@ -30,6 +30,9 @@ type tableModel struct {
 	foreign []string
 	vips    map[netip.Addr]*objects
 	ports   map[portKey]*objects
+	// strayHairpin are hairpin elements read from the kernel (backend addresses) that the read
+	// has not yet given to the VIP whose backend they are (read only).
+	strayHairpin []string
 }
 
 // objects is what the table holds for one VIP or one published port.
@@ -38,6 +41,8 @@ type objects struct {
 	rules   []rule // the rules of its chain
 	verdict string // its element in the vips or ports verdict map ("goto vip-…"); "" when missing
 	listed  bool   // VIPs only: its element in vip-addrs
+	// hairpin are its elements in the hairpin set (VIPs only), by backend address (as bytes).
+	hairpin map[string]bool
 	// backends are its elements in vip-backends or port-backends: slot → data (address, or
 	// address and port, as bytes).
 	backends map[uint32]string
@@ -59,14 +64,14 @@ func newTableModel() *tableModel {
 
 func (o *objects) equal(p *objects) bool {
 	return o.chain == p.chain && rulesEqual(o.rules, p.rules) && o.verdict == p.verdict &&
-		o.listed == p.listed && maps.Equal(o.backends, p.backends)
+		o.listed == p.listed && maps.Equal(o.backends, p.backends) && maps.Equal(o.hairpin, p.hairpin)
 }
 
 // vip returns the objects of a, creating an empty entry.
 func (m *tableModel) vip(a netip.Addr) *objects {
 	o := m.vips[a]
 	if o == nil {
-		o = &objects{backends: map[uint32]string{}}
+		o = &objects{backends: map[uint32]string{}, hairpin: map[string]bool{}}
 		m.vips[a] = o
 	}
 	return o
@@ -99,6 +104,8 @@ func setSpecs(table *nftables.Table) []*nftables.Set {
 		{Table: table, Name: setPortBackends, IsMap: true, Concatenation: true,
 			KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService, slot),
 			DataType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)},
+		{Table: table, Name: setHairpin, Concatenation: true,
+			KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)},
 	}
 }
 

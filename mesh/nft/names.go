@@ -28,6 +28,7 @@ const (
 	setVIPBackends  = "vip-backends"  // VIP . slot → backend address
 	setPorts        = "ports"         // protocol . published port → goto its chain
 	setPortBackends = "port-backends" // protocol . published port . slot → backend address . port
+	setHairpin      = "hairpin"       // backend address . the same address, for every VIP backend
 
 	vipChainPrefix  = "vip-"
 	portChainPrefix = "port-"

@@ -49,12 +49,13 @@ type objectNames struct {
 	chain      string // its chain
 	verdictMap string // vips or ports
 	addrSet    string // vip-addrs for a VIP, "" for a port
+	hairpinSet string // hairpin for a VIP, "" for a port
 	backendMap string // vip-backends or port-backends
 	key        []byte // its key in verdictMap and addrSet, and the prefix of its backends
 }
 
 func vipNames(a netip.Addr) objectNames {
-	return objectNames{chain: vipChain(a), verdictMap: setVIPs, addrSet: setVIPAddrs, backendMap: setVIPBackends, key: addrBytes(a)}
+	return objectNames{chain: vipChain(a), verdictMap: setVIPs, addrSet: setVIPAddrs, hairpinSet: setHairpin, backendMap: setVIPBackends, key: addrBytes(a)}
 }
 
 func portNames(k portKey) objectNames {
@@ -194,6 +195,11 @@ func (bt *batch) object(n objectNames, g, w *objects) {
 			bt.delElems[n.backendMap] = append(bt.delElems[n.backendMap], nftables.SetElement{Key: slotBytes(n.key, slot)})
 		}
 	}
+	for _, be := range slices.Sorted(maps.Keys(g.hairpin)) {
+		if !w.hairpin[be] {
+			bt.delElems[n.hairpinSet] = append(bt.delElems[n.hairpinSet], nftables.SetElement{Key: hairpinKey(be)})
+		}
+	}
 	switch {
 	case g.chain && !w.chain:
 		bt.flush = append(bt.flush, n.chain)
@@ -224,7 +230,15 @@ func (bt *batch) object(n objectNames, g, w *objects) {
 			})
 		}
 	}
+	for _, be := range slices.Sorted(maps.Keys(w.hairpin)) {
+		if !g.hairpin[be] {
+			bt.addElems[n.hairpinSet] = append(bt.addElems[n.hairpinSet], nftables.SetElement{Key: hairpinKey(be)})
+		}
+	}
 }
+
+// hairpinKey is the hairpin set's key for a backend address (as bytes): the address twice.
+func hairpinKey(addr string) []byte { return []byte(addr + addr) }
 
 // rebuildBatch recreates the table from want.
 func rebuildBatch(want *tableModel) *batch {

@@ -99,12 +99,14 @@ func TestPlanOfOneBackendChangeTouchesOnlyItsElements(t *testing.T) {
 	s.VIPs[20].Backends = []netip.Addr{backendIP(20, 0), backendIP(20, 7), backendIP(20, 2)}
 	bt := plan(applied, b.desired(s, applied))
 	slot1 := string(slotBytes(addrBytes(s.VIPs[20].Addr), 1))
-	want := map[string][]string{setVIPBackends: {slot1}}
-	if got := elemKeys(bt.delElems); !reflect.DeepEqual(got, want) {
-		t.Errorf("deleted elements %q, want %q", got, want)
+	hairpin := func(a netip.Addr) string { return string(hairpinKey(string(addrBytes(a)))) }
+	wantDel := map[string][]string{setVIPBackends: {slot1}, setHairpin: {hairpin(backendIP(20, 1))}}
+	wantAdd := map[string][]string{setVIPBackends: {slot1}, setHairpin: {hairpin(backendIP(20, 7))}}
+	if got := elemKeys(bt.delElems); !reflect.DeepEqual(got, wantDel) {
+		t.Errorf("deleted elements %q, want %q", got, wantDel)
 	}
-	if got := elemKeys(bt.addElems); !reflect.DeepEqual(got, want) {
-		t.Errorf("added elements %q, want %q", got, want)
+	if got := elemKeys(bt.addElems); !reflect.DeepEqual(got, wantAdd) {
+		t.Errorf("added elements %q, want %q", got, wantAdd)
 	}
 	if len(bt.flush)+len(bt.delChains)+len(bt.addChains)+len(bt.rules) != 0 || bt.changes != (mesh.Changes{Updated: 1}) {
 		t.Errorf("batch %+v, want elements only and 1 updated", bt)

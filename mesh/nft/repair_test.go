@@ -4,12 +4,14 @@ package nft
 // network namespace.
 
 import (
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/google/nftables"
 	"github.com/shoal/shoal/mesh"
 )
 
@@ -88,6 +90,60 @@ func TestRepairAfterHandEdits(t *testing.T) {
 			t.Errorf("chain %s: rule handles %v then %v; want only %s's replaced", chain, handles, after[chain], edited)
 		}
 	}
+}
+
+// A VIP's backend missing from the hairpin set is a difference of that VIP; an element of no
+// VIP's backend is foreign, and the table is rebuilt.
+func TestRepairOfTheHairpinSet(t *testing.T) {
+	n := nodeNetns(t)
+	b := newTestBalancer(t, Config{})
+	s := testState(3, 2)
+	syncIn(t, n, b, s)
+	missing := string(addrBytes(s.VIPs[2].Backends[1]))
+	editHairpin(t, n, b.Table(), false, missing)
+
+	diffs := inspect(t, n, b, s)
+	if len(diffs) != 1 || diffs[0].Kind != "vip" || diffs[0].Key != s.VIPs[2].Addr.String() ||
+		strings.Contains(diffs[0].Got, s.VIPs[2].Backends[1].String()) || !strings.Contains(diffs[0].Want, s.VIPs[2].Backends[1].String()) {
+		t.Fatalf("Inspect = %q, want VIP %s missing %s in %s", diffs, s.VIPs[2].Addr, s.VIPs[2].Backends[1], setHairpin)
+	}
+	t.Logf("Inspect: %s", diffs[0])
+	if ch := repair(t, n, b, s); ch != (mesh.Changes{Updated: 1}) {
+		t.Errorf("Repair changed %+v, want 1 updated", ch)
+	}
+	requireClean(t, n, b, s)
+
+	editHairpin(t, n, b.Table(), true, string(addrBytes(netip.MustParseAddr("198.18.99.9"))))
+	if diffs := inspect(t, n, b, s); len(diffs) != 1 || diffs[0].Kind != "table" || !strings.Contains(diffs[0].Key, setHairpin) {
+		t.Fatalf("Inspect = %q, want the stray element named", diffs)
+	}
+	if ch := repair(t, n, b, s); !ch.Rebuilt {
+		t.Errorf("Repair changed %+v, want a rebuild", ch)
+	}
+	requireClean(t, n, b, s)
+}
+
+// editHairpin adds or deletes the hairpin element of addr (as bytes), behind the Balancer's back.
+func editHairpin(t *testing.T, n ns.NetNS, table string, add bool, addr string) {
+	t.Helper()
+	inNetns(t, n, func() error {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		set := &nftables.Set{Table: &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}, Name: setHairpin,
+			KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)}
+		elems := []nftables.SetElement{{Key: hairpinKey(addr)}}
+		if add {
+			err = c.SetAddElements(set, elems)
+		} else {
+			err = c.SetDeleteElements(set, elems)
+		}
+		if err != nil {
+			return err
+		}
+		return c.Flush()
+	})
 }
 
 func TestRepairRemovesWhatTheStateLacks(t *testing.T) {

@@ -257,8 +257,22 @@ func (r rules) dispatch() []rule {
 	}
 }
 
-// snat is the rule of the postrouting chain: a connection an ingress port marked leaves with the
-// node's SNAT address as source, and the mark bit is cleared.
+// output are the rules of the output chain: with an SNAT address, a connection the node's own
+// process makes to a VIP is marked for SNAT first; then the rules of dispatch. Such a connection
+// leaves with the VIP, or the bridge's gateway, as its source, and every node holds both: a
+// backend on another node would answer its own node. From the node's data-path address, the
+// answer comes back to this node's conntrack.
+func (r rules) output(snat netip.Addr) []rule {
+	if !snat.IsValid() {
+		return r.dispatch()
+	}
+	mark := append([]expr.Any{loadDaddr(regKey), &expr.Lookup{SourceRegister: regKey, SetName: setVIPAddrs}},
+		setMarkBit(r.cfg.SNATMark)...)
+	return append([]rule{newRule("", mark...)}, r.dispatch()...)
+}
+
+// snat is the rule of the postrouting chain: a connection an ingress port or the output chain
+// marked leaves with the node's SNAT address as source, and the mark bit is cleared.
 func (r rules) snat(addr netip.Addr) []rule {
 	if !addr.IsValid() {
 		return nil
@@ -270,6 +284,19 @@ func (r rules) snat(addr netip.Addr) []rule {
 		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: ipv4Family, RegAddrMin: regKey},
 	)
 	return []rule{newRule("", exprs...)}
+}
+
+// hairpin is the first rule of the postrouting chain: a connection whose VIP picked the client
+// itself leaves masqueraded to the address of the bridge it goes out on. The task would drop a
+// packet from its own address; from the node's, its answer comes back through the node, where
+// conntrack undoes both translations.
+func (r rules) hairpin() rule {
+	return newRule("",
+		&expr.Payload{DestRegister: regKey, Base: expr.PayloadBaseNetworkHeader, Offset: offSaddr, Len: 4},
+		loadDaddr(regSlot1),
+		&expr.Lookup{SourceRegister: regKey, SetName: setHairpin},
+		&expr.Masq{},
+	)
 }
 
 // snatOf returns the address the postrouting rules SNAT to; invalid when there is none.
@@ -329,10 +356,11 @@ func (r rules) baseChains(table *nftables.Table, snat netip.Addr) map[string]bas
 		c := &nftables.Chain{Name: name, Table: table, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept}
 		return baseChain{chain: c, hook: describeHook(c), rules: rs}
 	}
+	postrouting := append([]rule{r.hairpin()}, r.snat(snat)...)
 	return map[string]baseChain{
 		chainPrerouting:  mk(chainPrerouting, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, r.dispatch()),
-		chainOutput:      mk(chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest, r.dispatch()),
-		chainPostrouting: mk(chainPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource, r.snat(snat)),
+		chainOutput:      mk(chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest, r.output(snat)),
+		chainPostrouting: mk(chainPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource, postrouting),
 		chainInput:       mk(chainInput, nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter, r.reject()),
 	}
 }

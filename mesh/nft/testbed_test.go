@@ -9,8 +9,8 @@ package nft
 //	                                        ├── veth ── backend-2 198.18.40.4, TCP :80
 //	                                        └── veth ── client    198.18.40.10
 //
-// as a shoal node has it: tasks on the network's bridge, the VIPs on the bridge, forwarding and
-// bridge-nf-call-iptables on. Each backend answers a connection with its name and the address
+// as a shoal node has it: tasks on the network's bridge (hairpin on its ports), the VIPs on the
+// bridge, forwarding and bridge-nf-call-iptables on. Each backend answers a connection with its name and the address
 // it saw the connection come from.
 
 import (
@@ -225,6 +225,10 @@ func addVeth(name, peer string, peerNS ns.NetNS, master string, addr netip.Prefi
 		}
 		if err := netlink.LinkSetMaster(link, br); err != nil {
 			return fmt.Errorf("enslave %s to %s: %w", name, master, err)
+		}
+		// As shoal-bridge sets its ports: a frame may go back out the port it came in on.
+		if err := netlink.LinkSetHairpin(link, true); err != nil {
+			return fmt.Errorf("set hairpin on %s: %w", name, err)
 		}
 	}
 	if addr.IsValid() {

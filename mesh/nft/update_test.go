@@ -189,7 +189,8 @@ func TestUpdateGivesTheTableSyncGives(t *testing.T) {
 }
 
 // One endpoint change touches one VIP's objects: the models given to plan hold that VIP alone,
-// and the batch deletes one element and adds one, as Sync's does.
+// and the batch deletes one element and adds one in the backends map and in the hairpin set, as
+// Sync's does.
 func TestUpdateOfOneBackendTouchesOneVIP(t *testing.T) {
 	b := modelBalancer(t)
 	s := testState(50, 3)
@@ -202,8 +203,8 @@ func TestUpdateOfOneBackendTouchesOneVIP(t *testing.T) {
 		}
 	}
 	bt := plan(c.got, c.want)
-	if messages, elements := bt.messages(); messages != 2 || elements != 2 || bt.changes != (mesh.Changes{Updated: 1}) {
-		t.Errorf("the batch has %d messages and %d elements and changes %+v, want 2, 2 and 1 updated", messages, elements, bt.changes)
+	if messages, elements := bt.messages(); messages != 4 || elements != 4 || bt.changes != (mesh.Changes{Updated: 1}) {
+		t.Errorf("the batch has %d messages and %d elements and changes %+v, want 4, 4 and 1 updated", messages, elements, bt.changes)
 	}
 }
 

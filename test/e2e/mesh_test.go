@@ -74,6 +74,10 @@ func TestMesh(t *testing.T) {
 	c.waitMeshClean(t, 1, 2, 3, 4)
 
 	t.Run("VIP balances over every replica", func(t *testing.T) { testVIPBalances(t, cl, vip, webTasks) })
+	t.Run("a node's own process reaches every replica", func(t *testing.T) { testVIPFromNodes(t, c, vip, webTasks) })
+	t.Run("a task reaches itself through its service's VIP", func(t *testing.T) {
+		testVIPHairpin(t, cl, c.vipOf(t, clientSvc))
+	})
 	t.Run("DNS names from inside containers", func(t *testing.T) { testMeshDNS(t, c, cli, web, clientSvc, cl, vip) })
 	t.Run("published ports", func(t *testing.T) { testPublishedPorts(t, c, hostWeb) })
 	t.Run("rolling update and drain lose no request", func(t *testing.T) {
@@ -167,6 +171,40 @@ func testVIPBalances(t *testing.T, cl placedTask, vip string, tasks map[uint64]p
 		t.Errorf("answered by %d tasks, want the %d replicas: %v", len(count), len(tasks), count)
 	}
 	t.Logf("1,000 requests through the VIP from node %d: %v", cl.node, count)
+}
+
+// testVIPFromNodes asks the VIP from each node's own namespace, as a process of the node (not
+// of a task) would, until every replica has answered each node: a backend on another node too.
+func testVIPFromNodes(t *testing.T, c *cluster, vip string, tasks map[uint64]placedTask) {
+	for n := 1; n <= 4; n++ {
+		seen := map[string]bool{}
+		for i := 0; i < 200 && len(seen) < len(tasks); i++ {
+			id, err := askFrom(c.mustBed().NodeNSPath(n), vip)
+			if err != nil {
+				t.Fatalf("node-%d: request %d to the VIP %s: %v", n, i, vip, err)
+			}
+			seen[id.Task] = true
+		}
+		for _, p := range tasks {
+			if !seen[p.task.Id] {
+				t.Errorf("node-%d: slot %d (node %d) never answered in 200 requests through the VIP", n, p.task.Slot, p.node)
+			}
+		}
+	}
+}
+
+// testVIPHairpin asks a one-replica service's VIP from that replica's own namespace: the
+// connection comes back to the task that made it.
+func testVIPHairpin(t *testing.T, cl placedTask, vip string) {
+	for i := 0; i < 20; i++ {
+		id, err := askFrom(cl.netns, vip)
+		if err != nil {
+			t.Fatalf("request %d from the task to its own service's VIP %s: %v", i, vip, err)
+		}
+		if id.Task != cl.task.Id {
+			t.Fatalf("request %d: answered by %s, want the only replica %s", i, id.Task, cl.task.Id)
+		}
+	}
 }
 
 // lookupIn resolves name inside the service's container, with the container's own resolver.

@@ -58,10 +58,15 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// TestOutOfMemory runs a task that allocates past its memory limit.
+// TestOutOfMemory runs a task that allocates past its memory limit. It
+// allocates a second after its start: the engine watches a container's
+// memory cgroup for OOM kills only from just after the start (containerd's
+// runc shim adds it to its OOM monitor once the start has returned), so a
+// kill before that comes without the engine's mark (see oomMarkWait). Without
+// the wait it failed 1 run in 40 with eight busy loops beside it.
 func TestOutOfMemory(t *testing.T) {
 	e := newTestExecutor(t, &fakeNetworks{}, PullMissing)
-	task := echoTask(1, "-alloc", "256")
+	task := echoTask(1, "-alloc", "256", "-alloc-after", "1s")
 	task.Spec.Resources = &api.ResourceRequirements{Limits: &api.Resources{MemoryBytes: 32 << 20}}
 	ctl := startTask(t, e, task)
 	err := ctl.Wait(context.Background())

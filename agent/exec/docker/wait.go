@@ -109,8 +109,13 @@ func (c *controller) waitEither(ctx context.Context, w workload) error {
 // oomMarkWait bounds how long Wait looks again for the engine's
 // out-of-memory mark on a container that was killed (exit code 137) under a
 // memory limit: the engine takes the kernel's OOM event apart from the exit
-// and may mark the container after the exit is visible (TestOutOfMemory
-// saw the exit without the mark once, under make test's load).
+// and may mark the container after the exit is visible.
+//
+// The engine cannot mark a kill it never heard of: containerd's runc shim
+// adds a container's memory cgroup to its OOM monitor only after the start
+// has returned, so a task killed for memory in its first moments (under
+// load, up to some hundreds of milliseconds) exits with code 137 and no
+// cause. Wait reports what the engine knows; it does not guess.
 const (
 	oomMarkWait = time.Second
 	oomMarkPoll = 50 * time.Millisecond
