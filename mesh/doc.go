@@ -17,7 +17,7 @@
 //  3. Call Sync with the whole State when the whole view is new (an agent's start, a new
 //     stream): every VIP with the RUNNING task IPs of its service on that network (any node),
 //     every published port with its backends (any node for Ingress, this node's tasks for
-//     Host), and SNAT when an Ingress port exists. On a change of some services or their tasks,
+//     Host), and SNAT, the node's data-path address (required when an Ingress port exists). On a change of some services or their tasks,
 //     call Update with those services' VIPs and ports, and the ones they no longer have: its cost
 //     follows the change, not the number of services. When Update fails (ErrNoState after a
 //     failure, a refused input), Sync the whole State.
@@ -30,9 +30,10 @@
 // # What a VIP does
 //
 // A VIP balances every port and protocol: a connection to VIP:p goes to one backend's address at
-// port p, destination NAT only, so the backend sees the client's own address — but for a client
-// that is the node itself (its connection leaves from the SNAT address, which comes back to this
-// node) and a task whose VIP picked the task itself (masqueraded to the bridge's address). A VIP without
+// port p, destination NAT only, so the backend sees the client's own address. The nftables
+// backend makes two exceptions, for clients whose answer would not come back otherwise: the node
+// itself (its connection leaves from the SNAT address) and a task whose VIP picked the task
+// itself (masqueraded to the bridge's address). A VIP without
 // backends refuses connections (TCP reset, ICMP port unreachable otherwise) and is never
 // delivered to the node's own sockets.
 package mesh

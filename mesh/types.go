@@ -145,8 +145,9 @@ func (k PortKey) String() string {
 type State struct {
 	VIPs  []VIP
 	Ports []Port
-	// SNAT is this node's address used as source toward ingress backends; required if any port
-	// is published in Ingress mode, ignored otherwise.
+	// SNAT is this node's own address (its data-path address), used as source toward the
+	// backends of ingress ports and, by the nftables backend, of the node's own connections to
+	// VIPs; required if any port is published in Ingress mode.
 	SNAT netip.Addr
 }
 
@@ -171,7 +172,8 @@ func (u Update) Empty() bool {
 type Changes struct {
 	Added int // VIPs and ports that were programmed anew
 	// Updated counts the VIPs and ports whose programming was corrected or replaced, and the
-	// shared rules replaced (the SNAT rule after a change of State.SNAT, a rule edited by hand).
+	// shared rules and sets replaced (the SNAT rules after a change of State.SNAT, a rule or set
+	// element edited by hand).
 	Updated int
 	Removed int // VIPs and ports taken out
 	Rebuilt bool
@@ -198,7 +200,8 @@ func (d Difference) String() string {
 }
 
 // Balancer programs one node's service load balancing. Every method works in the network
-// namespace of the calling thread; calls from several goroutines are serialized.
+// namespace of the calling thread (the nftables backend: of its first call, whose sockets it
+// keeps), which must be the node's each time; calls from several goroutines are serialized.
 type Balancer interface {
 	// Backend names the implementation: "nftables" or "ipvs".
 	Backend() string

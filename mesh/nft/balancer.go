@@ -102,31 +102,36 @@ func (b *Balancer) Remove() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.forget()
-	err := withConn(bufferSizes{send: baseBuffer, receive: baseBuffer}, func(c *nftables.Conn) error {
+	err := b.sockets.withConn(bufferSizes{send: baseBuffer, receive: baseBuffer}, func(c *nftables.Conn) error {
 		t := b.table()
 		c.AddTable(t) // so that the delete succeeds when the table is already gone
 		c.DelTable(t)
 		return c.Flush()
 	})
+	b.sockets.close()
 	if err != nil {
 		return fmt.Errorf("delete table ip %s: %w", b.cfg.Table, err)
 	}
 	return nil
 }
 
-// read reads the table; its sockets are opened here, in the calling thread's namespace.
+// read reads the table.
 func (b *Balancer) read() (*tableModel, error) {
-	nl, err := dialDump()
+	nl, err := b.sockets.withDump()
 	if err != nil {
 		return nil, err
 	}
-	defer nl.Close()
 	var got *tableModel
-	err = withConn(bufferSizes{send: baseBuffer, receive: baseBuffer}, func(c *nftables.Conn) error {
+	err = b.sockets.withConn(bufferSizes{send: baseBuffer, receive: baseBuffer}, func(c *nftables.Conn) error {
 		var err error
 		got, err = b.readTable(c, nl)
 		return err
 	})
+	if err != nil {
+		// A dump cut short leaves replies behind: the next read gets a fresh socket.
+		b.sockets.dump.Close()
+		b.sockets.dump = nil
+	}
 	return got, err
 }
 
@@ -160,7 +165,7 @@ func (b *Balancer) apply(bt *batch) (mesh.Changes, error) {
 // send sends bt in one batch.
 func (b *Balancer) send(bt *batch) error {
 	t := b.table()
-	return withConn(bt.bufferSizes(), func(c *nftables.Conn) error {
+	return b.sockets.withConn(bt.bufferSizes(), func(c *nftables.Conn) error {
 		if err := bt.write(c, t); err != nil {
 			return err
 		}

@@ -82,6 +82,8 @@ type Balancer struct {
 	// index is the State applied was built for, which Update checks and changes; nil exactly
 	// when applied is.
 	index *mesh.Index
+	// sockets are the netlink sockets the Balancer keeps open between calls (conn.go).
+	sockets sockets
 }
 
 var _ mesh.Balancer = (*Balancer)(nil)

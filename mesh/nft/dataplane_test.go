@@ -29,8 +29,9 @@ func bedState() mesh.State {
 			}},
 			{Service: "svc-idle", Name: "idle", Protocol: mesh.TCP, Published: 8082, Mode: mesh.Ingress},
 		},
-		// The node's address on the network: backends on any node reach it, replies come back.
-		SNAT: bedGateway.Addr(),
+		// The node's own address, not the bridge's (which every node holds): backends reach it
+		// through their gateway, and replies come back.
+		SNAT: bedNodeOut.Addr(),
 	}
 }
 
@@ -67,7 +68,7 @@ func TestDataplaneVIPBalancesOverEveryBackend(t *testing.T) {
 	// A client in the node's own namespace goes through the output chain and leaves from the
 	// SNAT address, the node's own (its source would otherwise be the VIP, which every node
 	// holds: a backend on another node would answer its own node).
-	if got := countBackends(t, dial(t, bed.node, bedVIP, bedPort, 3), bedGateway.Addr()); len(got) == 0 {
+	if got := countBackends(t, dial(t, bed.node, bedVIP, bedPort, 3), bedNodeOut.Addr()); len(got) == 0 {
 		t.Error("the node did not reach the VIP")
 	}
 }
@@ -125,13 +126,13 @@ func TestDataplaneIngressPortSNATsAndHostPortKeepsTheClient(t *testing.T) {
 	syncIn(t, bed.node, b, bedState())
 
 	// Ingress: answered on the node's own address, backends see the node's SNAT address.
-	counts := countBackends(t, dial(t, bed.outside, bedNodeOut.Addr(), 8080, 60), bedGateway.Addr())
+	counts := countBackends(t, dial(t, bed.outside, bedNodeOut.Addr(), 8080, 60), bedNodeOut.Addr())
 	t.Logf("60 connections to the ingress port: %v", counts)
 	if len(counts) != len(bedBackendIP) {
 		t.Errorf("ingress port answered by %d backends, want %d", len(counts), len(bedBackendIP))
 	}
 	// From the node itself, on its own address; loopback is not taken over.
-	countBackends(t, dial(t, bed.node, bedNodeOut.Addr(), 8080, 3), bedGateway.Addr())
+	countBackends(t, dial(t, bed.node, bedNodeOut.Addr(), 8080, 3), bedNodeOut.Addr())
 	inNetns(t, bed.node, func() error {
 		_, err := dialOnce(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 8080))
 		if !errors.Is(err, syscall.ECONNREFUSED) {

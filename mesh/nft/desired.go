@@ -24,10 +24,18 @@ func (b *Balancer) desired(s mesh.State, hint *tableModel) *tableModel {
 		m.sets[set.Name] = describeSet(set)
 	}
 	m.vips = make(map[netip.Addr]*objects, len(s.VIPs))
+	backends := 0
+	for _, v := range s.VIPs {
+		backends += len(v.Backends)
+	}
+	m.hairpin, m.counted = make(map[addr4]int, backends), true
 	users := map[int]int{}
 	for _, v := range s.VIPs {
 		m.vips[v.Addr] = b.vipFor(v, hint.vipObjects(v.Addr))
 		users[len(v.Backends)]++
+		for _, be := range v.Backends {
+			m.hairpin[be.As4()]++
+		}
 	}
 	m.addPicks(b.rules, pickVIPPrefix, users)
 	users = map[int]int{}
@@ -87,10 +95,8 @@ func (m *tableModel) addPicks(r rules, prefix string, users map[int]int) {
 func (b *Balancer) vipObjects(v mesh.VIP, hint *objects) *objects {
 	v.Backends = slices.Clone(v.Backends)
 	data := make([]string, len(v.Backends))
-	hairpin := make(map[string]bool, len(v.Backends))
 	for i, be := range v.Backends {
 		data[i] = string(addrBytes(be))
-		hairpin[data[i]] = true
 	}
 	return &objects{
 		chain:    true,
@@ -98,7 +104,6 @@ func (b *Balancer) vipObjects(v mesh.VIP, hint *objects) *objects {
 		verdict:  describeVerdictElem(vipChain(v.Addr)),
 		listed:   true,
 		backends: assignSlots(hint.slots(), data),
-		hairpin:  hairpin,
 		input:    &v,
 	}
 }

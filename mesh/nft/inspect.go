@@ -47,11 +47,27 @@ func differences(table string, got, want *tableModel) []mesh.Difference {
 			tableDiff("chain "+name, describePick(w), describePick(g))
 		}
 	}
+	// A hairpin element that differs because a VIP's backends do is told with the VIP.
+	var vipDiffs []mesh.Difference
+	explained := map[addr4]bool{}
 	for _, a := range slices.SortedFunc(maps.Keys(union(got.vips, want.vips)), netip.Addr.Compare) {
 		if d, ok := objectDifference("vip", a.String(), got.vips[a], want.vips[a], formatAddr); ok {
-			diffs = append(diffs, d)
+			vipDiffs = append(vipDiffs, d)
+			for _, o := range []*objects{got.vips[a], want.vips[a]} {
+				if o != nil {
+					for _, be := range o.backends {
+						explained[addr4Of(be)] = true
+					}
+				}
+			}
 		}
 	}
+	for _, a := range slices.SortedFunc(maps.Keys(union(got.hairpin, want.hairpin)), compareAddr4) {
+		if g, w := got.hairpin[a] > 0, want.hairpin[a] > 0; got.exists && g != w && !explained[a] {
+			tableDiff("set "+setHairpin+" element "+formatAddr(string(a[:])), presence(w), presence(g))
+		}
+	}
+	diffs = append(diffs, vipDiffs...)
 	for _, k := range slices.SortedFunc(maps.Keys(union(got.ports, want.ports)), comparePortKeys) {
 		if d, ok := objectDifference("port", k.String(), got.ports[k], want.ports[k], formatBackend); ok {
 			diffs = append(diffs, d)
@@ -91,7 +107,6 @@ func objectDifference(kind, key string, g, w *objects, format func(string) strin
 		add(g.verdict != w.verdict, func(o *objects) string { return "map element " + orMissing(o.verdict) })
 		add(g.listed != w.listed, func(o *objects) string { return fmt.Sprintf("in %s %t", setVIPAddrs, o.listed) })
 		add(!maps.Equal(g.backends, w.backends), func(o *objects) string { return o.backendSummary(format) })
-		add(!maps.Equal(g.hairpin, w.hairpin), func(o *objects) string { return o.hairpinSummary(format) })
 		d.Want, d.Got = strings.Join(want, "; "), strings.Join(got, "; ")
 	}
 	return d, true
@@ -125,16 +140,11 @@ func (o *objects) backendSummary(format func(string) string) string {
 	return "backends " + strings.Join(parts, " ")
 }
 
-// hairpinSummary lists the addresses of the elements in the hairpin set, in order.
-func (o *objects) hairpinSummary(format func(string) string) string {
-	if len(o.hairpin) == 0 {
-		return "nothing in " + setHairpin
+func presence(present bool) string {
+	if present {
+		return "present"
 	}
-	var parts []string
-	for _, be := range slices.Sorted(maps.Keys(o.hairpin)) {
-		parts = append(parts, format(be))
-	}
-	return "in " + setHairpin + " " + strings.Join(parts, " ")
+	return "absent"
 }
 
 func describeRules(rs []rule) string {

@@ -30,9 +30,23 @@ type tableModel struct {
 	foreign []string
 	vips    map[netip.Addr]*objects
 	ports   map[portKey]*objects
-	// strayHairpin are hairpin elements read from the kernel (backend addresses) that the read
-	// has not yet given to the VIP whose backend they are (read only).
-	strayHairpin []string
+	// hairpin are the elements of the hairpin set, by backend address: in a desired table, the
+	// number of VIPs that list the address as a backend (the element goes when the last of them
+	// drops it); in a table read, 1.
+	hairpin map[addr4]int
+	// counted says hairpin counts every VIP of the table (a table desired has): between two
+	// such tables only the backends of VIPs that differ can differ.
+	counted bool
+}
+
+// addr4 is an IPv4 address as the hairpin set's elements hold it, twice.
+type addr4 [4]byte
+
+// addr4Of returns the address of a backend map element's data (4 bytes).
+func addr4Of(data string) addr4 {
+	var a addr4
+	copy(a[:], data)
+	return a
 }
 
 // objects is what the table holds for one VIP or one published port.
@@ -41,8 +55,6 @@ type objects struct {
 	rules   []rule // the rules of its chain
 	verdict string // its element in the vips or ports verdict map ("goto vip-…"); "" when missing
 	listed  bool   // VIPs only: its element in vip-addrs
-	// hairpin are its elements in the hairpin set (VIPs only), by backend address (as bytes).
-	hairpin map[string]bool
 	// backends are its elements in vip-backends or port-backends: slot → data (address, or
 	// address and port, as bytes).
 	backends map[uint32]string
@@ -59,19 +71,20 @@ func newTableModel() *tableModel {
 		pickUsers: map[string]int{},
 		vips:      map[netip.Addr]*objects{},
 		ports:     map[portKey]*objects{},
+		hairpin:   map[addr4]int{},
 	}
 }
 
 func (o *objects) equal(p *objects) bool {
 	return o.chain == p.chain && rulesEqual(o.rules, p.rules) && o.verdict == p.verdict &&
-		o.listed == p.listed && maps.Equal(o.backends, p.backends) && maps.Equal(o.hairpin, p.hairpin)
+		o.listed == p.listed && maps.Equal(o.backends, p.backends)
 }
 
 // vip returns the objects of a, creating an empty entry.
 func (m *tableModel) vip(a netip.Addr) *objects {
 	o := m.vips[a]
 	if o == nil {
-		o = &objects{backends: map[uint32]string{}, hairpin: map[string]bool{}}
+		o = &objects{backends: map[uint32]string{}}
 		m.vips[a] = o
 	}
 	return o

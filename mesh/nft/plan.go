@@ -7,6 +7,7 @@ package nft
 // rebuilds the whole table instead.
 
 import (
+	"bytes"
 	"maps"
 	"net/netip"
 	"slices"
@@ -49,13 +50,12 @@ type objectNames struct {
 	chain      string // its chain
 	verdictMap string // vips or ports
 	addrSet    string // vip-addrs for a VIP, "" for a port
-	hairpinSet string // hairpin for a VIP, "" for a port
 	backendMap string // vip-backends or port-backends
 	key        []byte // its key in verdictMap and addrSet, and the prefix of its backends
 }
 
 func vipNames(a netip.Addr) objectNames {
-	return objectNames{chain: vipChain(a), verdictMap: setVIPs, addrSet: setVIPAddrs, hairpinSet: setHairpin, backendMap: setVIPBackends, key: addrBytes(a)}
+	return objectNames{chain: vipChain(a), verdictMap: setVIPs, addrSet: setVIPAddrs, backendMap: setVIPBackends, key: addrBytes(a)}
 }
 
 func portNames(k portKey) objectNames {
@@ -89,6 +89,7 @@ func plan(got, want *tableModel) *batch {
 	for _, k := range bt.ports {
 		bt.object(portNames(k), got.ports[k], want.ports[k])
 	}
+	bt.hairpin(got, want)
 	bt.picks(got.picks, want.picks)
 	return bt
 }
@@ -195,11 +196,6 @@ func (bt *batch) object(n objectNames, g, w *objects) {
 			bt.delElems[n.backendMap] = append(bt.delElems[n.backendMap], nftables.SetElement{Key: slotBytes(n.key, slot)})
 		}
 	}
-	for _, be := range slices.Sorted(maps.Keys(g.hairpin)) {
-		if !w.hairpin[be] {
-			bt.delElems[n.hairpinSet] = append(bt.delElems[n.hairpinSet], nftables.SetElement{Key: hairpinKey(be)})
-		}
-	}
 	switch {
 	case g.chain && !w.chain:
 		bt.flush = append(bt.flush, n.chain)
@@ -230,15 +226,70 @@ func (bt *batch) object(n objectNames, g, w *objects) {
 			})
 		}
 	}
-	for _, be := range slices.Sorted(maps.Keys(w.hairpin)) {
-		if !g.hairpin[be] {
-			bt.addElems[n.hairpinSet] = append(bt.addElems[n.hairpinSet], nftables.SetElement{Key: hairpinKey(be)})
+}
+
+// hairpin adds what turns the hairpin set's elements of got into want's. A difference no VIP's
+// change explains (an element deleted or added by hand) counts as one update, of the set.
+func (bt *batch) hairpin(got, want *tableModel) {
+	g, w := got.hairpin, want.hairpin
+	var gone, added []addr4
+	if got.counted && want.counted {
+		// A Sync: only the backends of the VIPs it changes can differ.
+		seen := map[addr4]bool{}
+		for _, a := range bt.vips {
+			for _, o := range []*objects{got.vips[a], want.vips[a]} {
+				if o == nil {
+					continue
+				}
+				for _, d := range o.backends {
+					be := addr4Of(d)
+					if seen[be] {
+						continue
+					}
+					seen[be] = true
+					switch gn, wn := g[be] > 0, w[be] > 0; {
+					case gn && !wn:
+						gone = append(gone, be)
+					case wn && !gn:
+						added = append(added, be)
+					}
+				}
+			}
 		}
+	} else {
+		for a := range g {
+			if w[a] == 0 {
+				gone = append(gone, a)
+			}
+		}
+		for a := range w {
+			if g[a] == 0 {
+				added = append(added, a)
+			}
+		}
+	}
+	slices.SortFunc(gone, compareAddr4)
+	slices.SortFunc(added, compareAddr4)
+	for _, a := range gone {
+		bt.delElems[setHairpin] = append(bt.delElems[setHairpin], nftables.SetElement{Key: hairpinKey(a)})
+	}
+	for _, a := range added {
+		bt.addElems[setHairpin] = append(bt.addElems[setHairpin], nftables.SetElement{Key: hairpinKey(a)})
+	}
+	if len(gone)+len(added) > 0 && len(bt.vips) == 0 {
+		bt.changes.Updated++
 	}
 }
 
-// hairpinKey is the hairpin set's key for a backend address (as bytes): the address twice.
-func hairpinKey(addr string) []byte { return []byte(addr + addr) }
+// hairpinKey is the hairpin set's key for a backend address: the address twice.
+func hairpinKey(a addr4) []byte {
+	k := make([]byte, 8)
+	copy(k, a[:])
+	copy(k[4:], a[:])
+	return k
+}
+
+func compareAddr4(a, b addr4) int { return bytes.Compare(a[:], b[:]) }
 
 // rebuildBatch recreates the table from want.
 func rebuildBatch(want *tableModel) *batch {
@@ -250,6 +301,7 @@ func rebuildBatch(want *tableModel) *batch {
 	for _, k := range slices.SortedFunc(maps.Keys(want.ports), comparePortKeys) {
 		bt.object(portNames(k), empty, want.ports[k])
 	}
+	bt.hairpin(newTableModel(), want)
 	bt.picks(nil, want.picks)
 	bt.changes = mesh.Changes{Added: len(want.vips) + len(want.ports), Rebuilt: true}
 	return bt

@@ -99,7 +99,7 @@ func TestPlanOfOneBackendChangeTouchesOnlyItsElements(t *testing.T) {
 	s.VIPs[20].Backends = []netip.Addr{backendIP(20, 0), backendIP(20, 7), backendIP(20, 2)}
 	bt := plan(applied, b.desired(s, applied))
 	slot1 := string(slotBytes(addrBytes(s.VIPs[20].Addr), 1))
-	hairpin := func(a netip.Addr) string { return string(hairpinKey(string(addrBytes(a)))) }
+	hairpin := func(a netip.Addr) string { return string(hairpinKey(a.As4())) }
 	wantDel := map[string][]string{setVIPBackends: {slot1}, setHairpin: {hairpin(backendIP(20, 1))}}
 	wantAdd := map[string][]string{setVIPBackends: {slot1}, setHairpin: {hairpin(backendIP(20, 7))}}
 	if got := elemKeys(bt.delElems); !reflect.DeepEqual(got, wantDel) {

@@ -50,27 +50,7 @@ func (b *Balancer) readTable(c *nftables.Conn, nl *netlink.Conn) (*tableModel, e
 			return nil, err
 		}
 	}
-	m.placeHairpin()
 	return m, nil
-}
-
-// placeHairpin gives each hairpin element read to the VIP that has its address as a backend,
-// once every set is read; an element of no VIP's backend is foreign.
-func (m *tableModel) placeHairpin() {
-	owner := map[string]*objects{}
-	for _, o := range m.vips {
-		for _, be := range o.backends {
-			owner[be] = o
-		}
-	}
-	for _, be := range m.strayHairpin {
-		if o := owner[be]; o != nil {
-			o.hairpin[be] = true
-		} else {
-			m.foreign = append(m.foreign, fmt.Sprintf("element %x of set %s (no VIP has the backend)", hairpinKey(be), setHairpin))
-		}
-	}
-	m.strayHairpin = nil
 }
 
 // readChain puts one chain and its rules into m.
@@ -138,7 +118,7 @@ func readElement(set string, e element, m *tableModel) error {
 		if len(e.key) != 8 || string(e.key[:4]) != string(e.key[4:]) {
 			return fmt.Errorf("a hairpin key is an address twice, not %x", e.key)
 		}
-		m.strayHairpin = append(m.strayHairpin, string(e.key[:4]))
+		m.hairpin[addr4Of(string(e.key[:4]))] = 1
 	case setVIPBackends:
 		prefix, slot, err := parseSlotKey(e.key, 4)
 		if err != nil {

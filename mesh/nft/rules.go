@@ -286,8 +286,9 @@ func (r rules) snat(addr netip.Addr) []rule {
 	return []rule{newRule("", exprs...)}
 }
 
-// hairpin is the first rule of the postrouting chain: a connection whose VIP picked the client
-// itself leaves masqueraded to the address of the bridge it goes out on. The task would drop a
+// hairpin is the last rule of the postrouting chain: a connection whose VIP picked the client
+// itself leaves masqueraded to the address of the bridge it goes out on (one the SNAT rule took
+// before, an ingress connection, already has another source). The task would drop a
 // packet from its own address; from the node's, its answer comes back through the node, where
 // conntrack undoes both translations.
 func (r rules) hairpin() rule {
@@ -322,8 +323,8 @@ func snatOf(rs []rule) netip.Addr {
 // reject are the rules of the input chain: a new connection that reaches the node's own
 // sockets while addressed to a VIP, or marked by a chain without backends, is refused — with a
 // TCP reset for TCP, an ICMP port unreachable otherwise. Only new connections: the replies to
-// the node's own connections to a VIP (which leave with the VIP as source) and the resets this
-// chain sends to them are addressed to the VIP too.
+// the node's own connections to a VIP (whose source is the VIP until the SNAT, and again once
+// the answer is un-NATed) and the resets this chain sends to them are addressed to the VIP too.
 func (r rules) reject() []rule {
 	toVIP := append(ctStateNew(), loadDaddr(regKey), &expr.Lookup{SourceRegister: regKey, SetName: setVIPAddrs})
 	marked := append(ctStateNew(), matchMarkBit(r.cfg.RejectMark)...)
@@ -356,7 +357,7 @@ func (r rules) baseChains(table *nftables.Table, snat netip.Addr) map[string]bas
 		c := &nftables.Chain{Name: name, Table: table, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept}
 		return baseChain{chain: c, hook: describeHook(c), rules: rs}
 	}
-	postrouting := append([]rule{r.hairpin()}, r.snat(snat)...)
+	postrouting := append(r.snat(snat), r.hairpin())
 	return map[string]baseChain{
 		chainPrerouting:  mk(chainPrerouting, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, r.dispatch()),
 		chainOutput:      mk(chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest, r.output(snat)),

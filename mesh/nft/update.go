@@ -63,6 +63,8 @@ func (b *Balancer) rebuildWith(u mesh.Update, refused error) (mesh.Changes, erro
 type change struct {
 	got, want *tableModel
 	pickUsers map[pick]int
+	// hairpinUsers is by how much the number of VIPs listing each backend address changes.
+	hairpinUsers map[addr4]int
 }
 
 // pick names a pick chain: its prefix and backend count.
@@ -76,7 +78,7 @@ func (p pick) chain() string { return pickChain(p.prefix, p.n) }
 // touched returns the change u makes to the applied table; u was checked.
 func (b *Balancer) touched(u mesh.Update) change {
 	applied := b.applied
-	c := change{got: applied.frame(), want: applied.frame(), pickUsers: map[pick]int{}}
+	c := change{got: applied.frame(), want: applied.frame(), pickUsers: map[pick]int{}, hairpinUsers: map[addr4]int{}}
 	for _, a := range u.RemovedVIPs {
 		if o := applied.vips[a]; o != nil {
 			c.got.vips[a] = o
@@ -101,6 +103,15 @@ func (b *Balancer) touched(u mesh.Update) change {
 			c.got.ports[k] = old
 		}
 		c.want.ports[k] = b.portFor(p, old)
+	}
+	c.countHairpinUsers()
+	for a, delta := range c.hairpinUsers {
+		if n := applied.hairpin[a]; n > 0 {
+			c.got.hairpin[a] = n
+		}
+		if n := applied.hairpin[a] + delta; n > 0 {
+			c.want.hairpin[a] = n
+		}
 	}
 	c.countPickUsers()
 	for p, delta := range c.pickUsers {
@@ -137,6 +148,21 @@ func (c *change) countPickUsers() {
 	}
 }
 
+// countHairpinUsers counts, for each backend address of c's VIPs, before or after, how many more
+// VIPs list it after.
+func (c *change) countHairpinUsers() {
+	for _, o := range c.got.vips {
+		for _, a := range o.backends {
+			c.hairpinUsers[addr4Of(a)]--
+		}
+	}
+	for _, o := range c.want.vips {
+		for _, a := range o.backends {
+			c.hairpinUsers[addr4Of(a)]++
+		}
+	}
+}
+
 // frame returns a model with m's frame — existence, hooked chains and sets, shared with m — and
 // no objects.
 func (m *tableModel) frame() *tableModel {
@@ -155,6 +181,11 @@ func (m *tableModel) commit(c change) {
 		delete(m.ports, k)
 	}
 	maps.Copy(m.ports, c.want.ports)
+	for a, delta := range c.hairpinUsers {
+		if m.hairpin[a] += delta; m.hairpin[a] <= 0 {
+			delete(m.hairpin, a)
+		}
+	}
 	for p, delta := range c.pickUsers {
 		name := p.chain()
 		if m.pickUsers[name] += delta; m.pickUsers[name] > 0 {

@@ -369,3 +369,32 @@ func TestUpdateAfterSyncAndRepair(t *testing.T) {
 	requireClean(t, n, b, s)
 	requireBookkeeping(t, n, b, s)
 }
+
+// A backend two VIPs list keeps its hairpin element until the last of them drops it, and the
+// applied table then is the one a Sync of the same State builds.
+func TestUpdateKeepsTheHairpinElementOfASharedBackend(t *testing.T) {
+	b := modelBalancer(t)
+	s := testState(2, 2)
+	shared := s.VIPs[0].Backends[0]
+	s.VIPs[1].Backends = []netip.Addr{shared, s.VIPs[1].Backends[1]}
+	b.applied, b.index = b.desired(s, nil), mesh.NewIndex(s)
+	key := string(hairpinKey(shared.As4()))
+	for i, wantDeleted := range []bool{false, true} {
+		v := s.VIPs[i]
+		v.Backends = slices.DeleteFunc(slices.Clone(v.Backends), func(a netip.Addr) bool { return a == shared })
+		u := mesh.Update{VIPs: []mesh.VIP{v}}
+		if err := b.index.Check(u); err != nil {
+			t.Fatal(err)
+		}
+		c := b.touched(u)
+		bt := plan(c.got, c.want)
+		if deleted := slices.Contains(elemKeys(bt.delElems)[setHairpin], key); deleted != wantDeleted {
+			t.Errorf("VIP %d drops %s: its hairpin element deleted %t, want %t", i, shared, deleted, wantDeleted)
+		}
+		b.applied.commit(c)
+		b.index.Apply(u)
+		if again := plan(b.applied, b.desired(b.index.State(), b.applied)); !again.empty() {
+			t.Errorf("after VIP %d dropped %s, a Sync of the same State would still change %+v", i, shared, again.changes)
+		}
+	}
+}
