@@ -49,19 +49,14 @@ func differences(table string, got, want *tableModel) []mesh.Difference {
 	}
 	// A hairpin element that differs because a VIP's backends do is told with the VIP.
 	var vipDiffs []mesh.Difference
-	explained := map[addr4]bool{}
+	var differing []netip.Addr
 	for _, a := range slices.SortedFunc(maps.Keys(union(got.vips, want.vips)), netip.Addr.Compare) {
 		if d, ok := objectDifference("vip", a.String(), got.vips[a], want.vips[a], formatAddr); ok {
 			vipDiffs = append(vipDiffs, d)
-			for _, o := range []*objects{got.vips[a], want.vips[a]} {
-				if o != nil {
-					for _, be := range o.backends {
-						explained[addr4Of(be)] = true
-					}
-				}
-			}
+			differing = append(differing, a)
 		}
 	}
+	explained := explainedHairpin(got, want, differing)
 	for _, a := range slices.SortedFunc(maps.Keys(union(got.hairpin, want.hairpin)), compareAddr4) {
 		if g, w := got.hairpin[a] > 0, want.hairpin[a] > 0; got.exists && g != w && !explained[a] {
 			tableDiff("set "+setHairpin+" element "+formatAddr(string(a[:])), presence(w), presence(g))

@@ -229,7 +229,8 @@ func (bt *batch) object(n objectNames, g, w *objects) {
 }
 
 // hairpin adds what turns the hairpin set's elements of got into want's. A difference no VIP's
-// change explains (an element deleted or added by hand) counts as one update, of the set.
+// change of backends explains (an element deleted or added by hand) counts as one update, of
+// the set.
 func (bt *batch) hairpin(got, want *tableModel) {
 	g, w := got.hairpin, want.hairpin
 	var gone, added []addr4
@@ -276,9 +277,50 @@ func (bt *batch) hairpin(got, want *tableModel) {
 	for _, a := range added {
 		bt.addElems[setHairpin] = append(bt.addElems[setHairpin], nftables.SetElement{Key: hairpinKey(a)})
 	}
-	if len(gone)+len(added) > 0 && len(bt.vips) == 0 {
-		bt.changes.Updated++
+	if len(gone)+len(added) > 0 {
+		explained := explainedHairpin(got, want, bt.vips)
+		for _, a := range append(gone, added...) {
+			if !explained[a] {
+				bt.changes.Updated++ // the set, edited by hand
+				break
+			}
+		}
 	}
+}
+
+// explainedHairpin returns the backend addresses whose hairpin element the change of the VIPs
+// vips from got to want accounts for: those one of the two lists as a backend of a VIP and the
+// other does not.
+func explainedHairpin(got, want *tableModel, vips []netip.Addr) map[addr4]bool {
+	explained := map[addr4]bool{}
+	for _, a := range vips {
+		var g, w map[uint32]string
+		if o := got.vips[a]; o != nil {
+			g = o.backends
+		}
+		if o := want.vips[a]; o != nil {
+			w = o.backends
+		}
+		in := func(m map[uint32]string, d string) bool {
+			for _, x := range m {
+				if x == d {
+					return true
+				}
+			}
+			return false
+		}
+		for _, d := range g {
+			if !in(w, d) {
+				explained[addr4Of(d)] = true
+			}
+		}
+		for _, d := range w {
+			if !in(g, d) {
+				explained[addr4Of(d)] = true
+			}
+		}
+	}
+	return explained
 }
 
 // hairpinKey is the hairpin set's key for a backend address: the address twice.

@@ -117,6 +117,39 @@ func TestRepairOfTheHairpinSet(t *testing.T) {
 	requireClean(t, n, b, s)
 }
 
+// A hand edit of the hairpin set beside one of a VIP's backends: Inspect names both, and Repair
+// counts both (the VIP and the set).
+func TestRepairOfTheHairpinSetBesideAVIP(t *testing.T) {
+	n := nodeNetns(t)
+	b := newTestBalancer(t, Config{})
+	s := testState(3, 2)
+	syncIn(t, n, b, s)
+	v := s.VIPs[1]
+	// The VIP loses its slot-0 backend; the element of its other backend goes too, by hand.
+	inNetns(t, n, func() error {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		set := &nftables.Set{Table: &nftables.Table{Name: b.Table(), Family: nftables.TableFamilyIPv4}, Name: setVIPBackends}
+		if err := c.SetDeleteElements(set, []nftables.SetElement{{Key: slotBytes(addrBytes(v.Addr), 0)}}); err != nil {
+			return err
+		}
+		return c.Flush()
+	})
+	other := b.applied.vips[v.Addr].backends[1]
+	editHairpin(t, n, b.Table(), false, addr4Of(other))
+
+	diffs := inspect(t, n, b, s)
+	if len(diffs) != 2 || diffs[0].Kind != "table" || diffs[0].Key != "set hairpin element "+formatAddr(other) || diffs[1].Kind != "vip" {
+		t.Fatalf("Inspect = %q, want the hairpin element of %s and VIP %s", diffs, formatAddr(other), v.Addr)
+	}
+	if ch := repair(t, n, b, s); ch != (mesh.Changes{Updated: 2}) {
+		t.Errorf("Repair changed %+v, want the VIP and the set updated", ch)
+	}
+	requireClean(t, n, b, s)
+}
+
 // editHairpin adds or deletes the hairpin element of addr, behind the Balancer's back.
 func editHairpin(t *testing.T, n ns.NetNS, table string, add bool, addr addr4) {
 	t.Helper()
