@@ -129,8 +129,7 @@ func (b *Balancer) read() (*tableModel, error) {
 	})
 	if err != nil {
 		// A dump cut short leaves replies behind: the next read gets a fresh socket.
-		b.sockets.dump.Close()
-		b.sockets.dump = nil
+		b.sockets.closeDump()
 	}
 	return got, err
 }

@@ -140,14 +140,18 @@ func (s *sockets) closeConn() {
 	}
 }
 
-// close closes both sockets.
-func (s *sockets) close() {
-	s.closeConn()
-	s.sizes = bufferSizes{}
+func (s *sockets) closeDump() {
 	if s.dump != nil {
 		s.dump.Close()
 		s.dump = nil
 	}
+}
+
+// close closes both sockets.
+func (s *sockets) close() {
+	s.closeConn()
+	s.sizes = bufferSizes{}
+	s.closeDump()
 }
 
 // write queues the batch on c in the kernel's order; c.Flush sends it.

@@ -109,14 +109,34 @@ func deletePortBackend(t *testing.T, n ns.NetNS, table string) {
 	if _, ok := nft(t, n, "delete", "element", "ip", table, setPortBackends, "{ tcp . 8080 . 0x00000001 }"); ok {
 		return
 	}
+	editElements(t, n, table, setPortBackends, false, slotBytes(portKeyBytes(portKey{proto: mesh.TCP, port: 8080}), 1))
+}
+
+// editElements adds or deletes elements of the set (not a map) or deletes elements of the map
+// with the keys, by hand, through the library.
+func editElements(t *testing.T, n ns.NetNS, table, set string, add bool, keys ...[]byte) {
+	t.Helper()
 	inNetns(t, n, func() error {
 		c, err := nftables.New()
 		if err != nil {
 			return err
 		}
-		tbl := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
-		key := slotBytes(portKeyBytes(portKey{proto: mesh.TCP, port: 8080}), 1)
-		if err := c.SetDeleteElements(&nftables.Set{Table: tbl, Name: setPortBackends}, []nftables.SetElement{{Key: key}}); err != nil {
+		s := &nftables.Set{Table: &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}, Name: set}
+		for _, spec := range setSpecs(s.Table) {
+			if spec.Name == set {
+				s = spec
+			}
+		}
+		var elems []nftables.SetElement
+		for _, k := range keys {
+			elems = append(elems, nftables.SetElement{Key: k})
+		}
+		if add {
+			err = c.SetAddElements(s, elems)
+		} else {
+			err = c.SetDeleteElements(s, elems)
+		}
+		if err != nil {
 			return err
 		}
 		return c.Flush()

@@ -294,28 +294,14 @@ func (bt *batch) hairpin(got, want *tableModel) {
 func explainedHairpin(got, want *tableModel, vips []netip.Addr) map[addr4]bool {
 	explained := map[addr4]bool{}
 	for _, a := range vips {
-		var g, w map[uint32]string
-		if o := got.vips[a]; o != nil {
-			g = o.backends
-		}
-		if o := want.vips[a]; o != nil {
-			w = o.backends
-		}
-		in := func(m map[uint32]string, d string) bool {
-			for _, x := range m {
-				if x == d {
-					return true
-				}
-			}
-			return false
-		}
-		for _, d := range g {
-			if !in(w, d) {
-				explained[addr4Of(d)] = true
+		listed := map[string]int{} // +1 listed by got, +2 by want
+		for i, o := range []*objects{got.vips[a], want.vips[a]} {
+			for _, d := range o.slots() {
+				listed[d] += i + 1
 			}
 		}
-		for _, d := range w {
-			if !in(g, d) {
+		for d, by := range listed {
+			if by != 3 {
 				explained[addr4Of(d)] = true
 			}
 		}

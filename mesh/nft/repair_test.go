@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/google/nftables"
 	"github.com/shoal/shoal/mesh"
 )
 
@@ -126,17 +125,7 @@ func TestRepairOfTheHairpinSetBesideAVIP(t *testing.T) {
 	syncIn(t, n, b, s)
 	v := s.VIPs[1]
 	// The VIP loses its slot-0 backend; the element of its other backend goes too, by hand.
-	inNetns(t, n, func() error {
-		c, err := nftables.New()
-		if err != nil {
-			return err
-		}
-		set := &nftables.Set{Table: &nftables.Table{Name: b.Table(), Family: nftables.TableFamilyIPv4}, Name: setVIPBackends}
-		if err := c.SetDeleteElements(set, []nftables.SetElement{{Key: slotBytes(addrBytes(v.Addr), 0)}}); err != nil {
-			return err
-		}
-		return c.Flush()
-	})
+	editElements(t, n, b.Table(), setVIPBackends, false, slotBytes(addrBytes(v.Addr), 0))
 	other := b.applied.vips[v.Addr].backends[1]
 	editHairpin(t, n, b.Table(), false, addr4Of(other))
 
@@ -153,24 +142,7 @@ func TestRepairOfTheHairpinSetBesideAVIP(t *testing.T) {
 // editHairpin adds or deletes the hairpin element of addr, behind the Balancer's back.
 func editHairpin(t *testing.T, n ns.NetNS, table string, add bool, addr addr4) {
 	t.Helper()
-	inNetns(t, n, func() error {
-		c, err := nftables.New()
-		if err != nil {
-			return err
-		}
-		set := &nftables.Set{Table: &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}, Name: setHairpin,
-			KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)}
-		elems := []nftables.SetElement{{Key: hairpinKey(addr)}}
-		if add {
-			err = c.SetAddElements(set, elems)
-		} else {
-			err = c.SetDeleteElements(set, elems)
-		}
-		if err != nil {
-			return err
-		}
-		return c.Flush()
-	})
+	editElements(t, n, table, setHairpin, add, hairpinKey(addr))
 }
 
 func TestRepairRemovesWhatTheStateLacks(t *testing.T) {
